@@ -1,0 +1,250 @@
+//! The `Accounts` boundary (DESIGN.md §3) and the account source of a single
+//! node: users from the config file and quick-start users from the command line.
+//! The replicated store implements the same trait later.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use argon2::Argon2;
+use async_trait::async_trait;
+use ipnet::IpNet;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Permissions {
+    pub list: bool,
+    pub read: bool,
+    pub write: bool,
+    pub delete: bool,
+    pub rename: bool,
+    pub mkdir: bool,
+}
+
+impl Permissions {
+    pub fn all() -> Self {
+        Self {
+            list: true,
+            read: true,
+            write: true,
+            delete: true,
+            rename: true,
+            mkdir: true,
+        }
+    }
+
+    /// Parses names such as `["list", "read"]`; unknown names are an error so
+    /// a typo in the config never silently grants or removes a right.
+    pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Self, String> {
+        let mut p = Self::default();
+        for name in names {
+            match name.as_ref() {
+                "list" => p.list = true,
+                "read" => p.read = true,
+                "write" => p.write = true,
+                "delete" => p.delete = true,
+                "rename" => p.rename = true,
+                "mkdir" => p.mkdir = true,
+                "all" => p = Self::all(),
+                other => return Err(format!("unknown permission {other:?} (expected list, read, write, delete, rename, mkdir or all)")),
+            }
+        }
+        Ok(p)
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct User {
+    pub name: String,
+    pub home: PathBuf,
+    pub permissions: Permissions,
+    /// Source networks allowed to log in; empty means any.
+    pub allow: Vec<IpNet>,
+    /// Concurrent sessions; 0 means unlimited.
+    pub max_sessions: usize,
+    /// Bytes per second; 0 means unlimited.
+    pub upload_rate: u64,
+    pub download_rate: u64,
+}
+
+#[derive(Clone)]
+pub struct Account {
+    pub user: User,
+    /// argon2id PHC string.
+    pub password_hash: String,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// Unknown user or wrong password: deliberately indistinguishable.
+    #[error("login incorrect")]
+    BadCredentials,
+    #[error("user {user} may not log in from {peer}")]
+    SourceNotAllowed { user: String, peer: IpAddr },
+}
+
+#[async_trait]
+pub trait Accounts: Send + Sync {
+    async fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<User, AuthError>;
+}
+
+/// Accounts held in memory, from the config file and `--user`.
+pub struct StaticAccounts {
+    accounts: HashMap<String, Account>,
+    /// Verified against for unknown users so timing does not reveal which
+    /// user names exist.
+    decoy_hash: String,
+}
+
+impl StaticAccounts {
+    pub fn new(accounts: Vec<Account>) -> Self {
+        let decoy_hash = hash_password("wharf-decoy-password").unwrap_or_default();
+        Self {
+            accounts: accounts
+                .into_iter()
+                .map(|a| (a.user.name.clone(), a))
+                .collect(),
+            decoy_hash,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.accounts.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.accounts.is_empty()
+    }
+}
+
+#[async_trait]
+impl Accounts for StaticAccounts {
+    async fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<User, AuthError> {
+        let account = self.accounts.get(name).cloned();
+        let hash = account
+            .as_ref()
+            .map(|a| a.password_hash.clone())
+            .unwrap_or_else(|| self.decoy_hash.clone());
+        let password = password.to_owned();
+        // argon2 costs tens of milliseconds of CPU: keep it off the reactor.
+        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+            .await
+            .unwrap_or(false);
+        let account = match account {
+            Some(a) if ok => a,
+            _ => return Err(AuthError::BadCredentials),
+        };
+        let user = account.user;
+        if !user.allow.is_empty() && !user.allow.iter().any(|net| net.contains(&peer)) {
+            return Err(AuthError::SourceNotAllowed {
+                user: user.name,
+                peer,
+            });
+        }
+        Ok(user)
+    }
+}
+
+pub fn verify_password(phc: &str, password: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// An argon2id PHC string with a random salt.
+pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let salt = SaltString::generate(&mut OsRng);
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account(name: &str, password: &str, allow: Vec<IpNet>) -> Account {
+        Account {
+            user: User {
+                name: name.into(),
+                home: "/tmp".into(),
+                permissions: Permissions::all(),
+                allow,
+                max_sessions: 0,
+                upload_rate: 0,
+                download_rate: 0,
+            },
+            password_hash: hash_password(password).unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn right_password_logs_in_and_wrong_or_unknown_does_not() {
+        let accounts = StaticAccounts::new(vec![account("alice", "s3cret", vec![])]);
+        let peer = "127.0.0.1".parse().unwrap();
+        assert_eq!(
+            accounts
+                .authenticate("alice", "s3cret", peer)
+                .await
+                .unwrap()
+                .name,
+            "alice"
+        );
+        assert_eq!(
+            accounts
+                .authenticate("alice", "wrong", peer)
+                .await
+                .unwrap_err(),
+            AuthError::BadCredentials
+        );
+        assert_eq!(
+            accounts
+                .authenticate("bob", "s3cret", peer)
+                .await
+                .unwrap_err(),
+            AuthError::BadCredentials
+        );
+    }
+
+    #[tokio::test]
+    async fn allow_list_refuses_other_sources() {
+        let accounts = StaticAccounts::new(vec![account(
+            "p",
+            "pw",
+            vec!["10.0.0.0/8".parse().unwrap()],
+        )]);
+        assert!(accounts
+            .authenticate("p", "pw", "10.1.2.3".parse().unwrap())
+            .await
+            .is_ok());
+        assert!(matches!(
+            accounts
+                .authenticate("p", "pw", "127.0.0.1".parse().unwrap())
+                .await,
+            Err(AuthError::SourceNotAllowed { .. })
+        ));
+    }
+
+    #[test]
+    fn unknown_permission_name_is_rejected() {
+        assert!(Permissions::from_names(&["read", "wirte"]).is_err());
+        assert_eq!(
+            Permissions::from_names(&["all"]).unwrap(),
+            Permissions::all()
+        );
+    }
+}

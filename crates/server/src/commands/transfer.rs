@@ -1,0 +1,260 @@
+//! Commands that move bytes over a data connection: RETR STOR APPE STOU LIST
+//! NLST MLSD, and REST which prepares them.
+
+use std::time::SystemTime;
+
+use wharf_ftp::command::{ProtectionLevel, TransferType};
+use wharf_ftp::listing::{list_line, mlsx_line};
+use wharf_ftp::{EntryKind, Reply, VirtualPath};
+
+use super::{permitted, resolve};
+use crate::fs::{FsError, WriteMode};
+use crate::replies;
+use crate::session::transfer::{Payload, TransferJob};
+use crate::session::{Outcome, PendingTransfer, Session};
+use crate::xferlog::Direction;
+
+pub fn rest(s: &mut Session, offset: u64) -> Reply {
+    s.rest = offset;
+    Reply::new(
+        350,
+        format!("Restarting at {offset}. Send STOR or RETR to initiate transfer."),
+    )
+}
+
+/// Checks shared by every data transfer; returns the data set-up to use.
+fn prepare(s: &mut Session) -> Result<crate::session::data::DataSetup, Reply> {
+    let policy = &s.shared.config.policy;
+    if policy.require_prot_p && s.prot != ProtectionLevel::Private {
+        return Err(Reply::new(
+            521,
+            "Data connections must be encrypted: send PBSZ 0 and PROT P first.",
+        ));
+    }
+    s.data
+        .take()
+        .ok_or_else(|| Reply::new(425, "Use PASV, EPSV, PORT or EPRT first."))
+}
+
+fn pending(
+    s: &Session,
+    payload: Payload,
+    setup: crate::session::data::DataSetup,
+    opening: String,
+    path: &VirtualPath,
+    direction: Direction,
+    logged: bool,
+) -> Outcome {
+    let user = s.user();
+    let rate = match (user, direction) {
+        (Some(u), Direction::Incoming) => u.upload_rate,
+        (Some(u), Direction::Outgoing) => u.download_rate,
+        (None, _) => 0,
+    };
+    let mode = if s.transfer_type == TransferType::Ascii {
+        "ASCII"
+    } else {
+        "BINARY"
+    };
+    Outcome::Transfer(Box::new(PendingTransfer {
+        job: TransferJob {
+            payload,
+            setup,
+            opening: Reply::new(
+                150,
+                format!("Opening {mode} mode data connection for {opening}."),
+            ),
+            rate,
+        },
+        path: path.as_string(),
+        direction,
+        logged,
+    }))
+}
+
+pub async fn retr(s: &mut Session, arg: &str) -> Outcome {
+    let offset = std::mem::take(&mut s.rest);
+    let path = match resolve(s, arg) {
+        Ok(p) => p,
+        Err(r) => return r.into(),
+    };
+    let fs = match permitted(s, |p| p.read) {
+        Ok(l) => l.fs.clone(),
+        Err(r) => return r.into(),
+    };
+    let setup = match prepare(s) {
+        Ok(d) => d,
+        Err(r) => return r.into(),
+    };
+    let size = match fs.metadata(&path).await {
+        Ok(e) if matches!(e.kind, EntryKind::Dir) => {
+            return Reply::new(550, "Is a directory.").into()
+        }
+        Ok(e) => e.size,
+        Err(e) => return replies::fs_error(&e).into(),
+    };
+    let reader = match fs.open_read(&path, offset).await {
+        Ok(r) => r,
+        Err(e) => return replies::fs_error(&e).into(),
+    };
+    let ascii = s.transfer_type == TransferType::Ascii;
+    let what = format!("{} ({} bytes)", path, size.saturating_sub(offset));
+    pending(
+        s,
+        Payload::Download { reader, ascii },
+        setup,
+        what,
+        &path,
+        Direction::Outgoing,
+        true,
+    )
+}
+
+pub async fn stor(s: &mut Session, arg: &str, append: bool) -> Outcome {
+    let offset = std::mem::take(&mut s.rest);
+    let path = match resolve(s, arg) {
+        Ok(p) => p,
+        Err(r) => return r.into(),
+    };
+    let fs = match permitted(s, |p| p.write) {
+        Ok(l) => l.fs.clone(),
+        Err(r) => return r.into(),
+    };
+    let setup = match prepare(s) {
+        Ok(d) => d,
+        Err(r) => return r.into(),
+    };
+    let mode = match (append, offset) {
+        (true, _) => WriteMode::Append,
+        (false, 0) => WriteMode::Truncate,
+        (false, n) => WriteMode::At(n),
+    };
+    let writer = match fs.open_write(&path, mode).await {
+        Ok(w) => w,
+        Err(e) => return replies::fs_error(&e).into(),
+    };
+    let ascii = s.transfer_type == TransferType::Ascii;
+    let what = path.to_string();
+    pending(
+        s,
+        Payload::Upload { writer, ascii },
+        setup,
+        what,
+        &path,
+        Direction::Incoming,
+        true,
+    )
+}
+
+pub async fn stou(s: &mut Session, hint: Option<&str>) -> Outcome {
+    s.rest = 0;
+    let fs = match permitted(s, |p| p.write) {
+        Ok(l) => l.fs.clone(),
+        Err(r) => return r.into(),
+    };
+    let base = hint
+        .and_then(|h| s.cwd.resolve(h).ok())
+        .and_then(|p| p.file_name().map(str::to_owned))
+        .unwrap_or_else(|| "wharf".to_owned());
+    let setup = match prepare(s) {
+        Ok(d) => d,
+        Err(r) => return r.into(),
+    };
+    for attempt in 0..100u32 {
+        let name = if attempt == 0 && hint.is_some() {
+            base.clone()
+        } else {
+            format!("{base}.{}", unique_suffix(attempt))
+        };
+        let Ok(path) = s.cwd.join(&name) else {
+            return Reply::new(553, "Cannot build a unique file name from that hint.").into();
+        };
+        match fs.open_write(&path, WriteMode::CreateNew).await {
+            Ok(writer) => {
+                let ascii = s.transfer_type == TransferType::Ascii;
+                let mut outcome = pending(
+                    s,
+                    Payload::Upload { writer, ascii },
+                    setup,
+                    name.clone(),
+                    &path,
+                    Direction::Incoming,
+                    true,
+                );
+                if let Outcome::Transfer(p) = &mut outcome {
+                    // RFC 1123 4.1.2.9: the reply names the file created.
+                    p.job.opening = Reply::new(150, format!("FILE: {name}"));
+                }
+                return outcome;
+            }
+            Err(FsError::AlreadyExists) => continue,
+            Err(e) => return replies::fs_error(&e).into(),
+        }
+    }
+    Reply::new(450, "Could not find a unique file name; try again.").into()
+}
+
+fn unique_suffix(attempt: u32) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{:x}{attempt}", nanos ^ rand::random::<u32>())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum ListingKind {
+    List,
+    Nlst,
+    Mlsd,
+}
+
+pub async fn listing(s: &mut Session, arg: Option<&str>, kind: ListingKind) -> Outcome {
+    s.rest = 0;
+    let path = match resolve(s, arg.unwrap_or("")) {
+        Ok(p) => p,
+        Err(r) => return r.into(),
+    };
+    let fs = match permitted(s, |p| p.list) {
+        Ok(l) => l.fs.clone(),
+        Err(r) => return r.into(),
+    };
+    let entries = match fs.metadata(&path).await {
+        Ok(e) if matches!(e.kind, EntryKind::Dir) => match fs.list(&path).await {
+            Ok(entries) => entries,
+            Err(e) => return replies::fs_error(&e).into(),
+        },
+        // MLSD is for directories only (RFC 3659 7.2); LIST and NLST of a file
+        // show that file.
+        Ok(_) if kind == ListingKind::Mlsd => {
+            return Reply::new(501, "MLSD needs a directory; use MLST for a file.").into()
+        }
+        Ok(e) => vec![e],
+        Err(e) => return replies::fs_error(&e).into(),
+    };
+    let setup = match prepare(s) {
+        Ok(d) => d,
+        Err(r) => return r.into(),
+    };
+    let now = SystemTime::now();
+    let mut out = String::new();
+    for e in &entries {
+        let line = match kind {
+            ListingKind::List => list_line(e, now),
+            ListingKind::Nlst => e.name.replace(['\r', '\n'], " "),
+            ListingKind::Mlsd => mlsx_line(e, &s.facts, None),
+        };
+        out.push_str(&line);
+        out.push_str("\r\n");
+    }
+    let what = format!("listing of {path}");
+    pending(
+        s,
+        Payload::Listing(out.into_bytes()),
+        setup,
+        what,
+        &path,
+        Direction::Outgoing,
+        false,
+    )
+}

@@ -1,0 +1,98 @@
+//! The `FileSystem` boundary (DESIGN.md §3): a user-rooted namespace. Paths come
+//! in already normalised (`VirtualPath`); implementations keep them confined.
+
+mod local;
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use tokio::io::AsyncRead;
+use wharf_ftp::{Entry, VirtualPath};
+
+pub use local::LocalFs;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FsError {
+    #[error("no such file or directory")]
+    NotFound,
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("not a directory")]
+    NotADirectory,
+    #[error("is a directory")]
+    IsADirectory,
+    #[error("directory not empty")]
+    NotEmpty,
+    #[error("permission denied")]
+    PermissionDenied,
+    /// The path leaves the user's root (e.g. through a symlink).
+    #[error("path is outside the home directory")]
+    OutsideRoot,
+    #[error("no space left on device")]
+    NoSpace,
+    #[error("invalid offset")]
+    InvalidOffset,
+    #[error("I/O error: {0}")]
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for FsError {
+    fn from(e: std::io::Error) -> Self {
+        use std::io::ErrorKind::*;
+        match e.kind() {
+            NotFound => FsError::NotFound,
+            AlreadyExists => FsError::AlreadyExists,
+            PermissionDenied => FsError::PermissionDenied,
+            NotADirectory => FsError::NotADirectory,
+            IsADirectory => FsError::IsADirectory,
+            DirectoryNotEmpty => FsError::NotEmpty,
+            StorageFull => FsError::NoSpace,
+            _ => match e.raw_os_error() {
+                Some(libc::ELOOP) => FsError::OutsideRoot,
+                Some(libc::ENOSPC) | Some(libc::EDQUOT) => FsError::NoSpace,
+                _ => FsError::Io(e),
+            },
+        }
+    }
+}
+
+/// How an upload opens its target.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteMode {
+    /// STOR: create or truncate.
+    Truncate,
+    /// APPE: create or append.
+    Append,
+    /// REST n + STOR: keep the first n bytes, write from there.
+    At(u64),
+    /// STOU: the name must not exist yet.
+    CreateNew,
+}
+
+/// An upload in progress. Nothing is promised about its bytes until `commit`
+/// returns: that is the point where an implementation makes them durable.
+#[async_trait]
+pub trait FileWriter: Send {
+    async fn write(&mut self, buf: &[u8]) -> Result<(), FsError>;
+    /// Makes everything written durable; returns the file's final size.
+    async fn commit(self: Box<Self>) -> Result<u64, FsError>;
+}
+
+pub type FileReader = Box<dyn AsyncRead + Send + Unpin>;
+
+#[async_trait]
+pub trait FileSystem: Send + Sync {
+    async fn metadata(&self, path: &VirtualPath) -> Result<Entry, FsError>;
+    async fn list(&self, dir: &VirtualPath) -> Result<Vec<Entry>, FsError>;
+    async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<FileReader, FsError>;
+    async fn open_write(
+        &self,
+        path: &VirtualPath,
+        mode: WriteMode,
+    ) -> Result<Box<dyn FileWriter>, FsError>;
+    async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), FsError>;
+    async fn delete(&self, path: &VirtualPath) -> Result<(), FsError>;
+    async fn mkdir(&self, path: &VirtualPath) -> Result<(), FsError>;
+    async fn rmdir(&self, path: &VirtualPath) -> Result<(), FsError>;
+    async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<(), FsError>;
+}

@@ -1,0 +1,194 @@
+//! Connection admission and brute-force protection: global and per-IP
+//! connection caps, per-user session caps, and temporary bans of source
+//! addresses after repeated login failures (vsftpd `max_login_fails`, fail2ban).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::config::Limits;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Refusal {
+    TooManyConnections,
+    TooManyFromAddress,
+    Banned { remaining: Duration },
+}
+
+#[derive(Default)]
+struct State {
+    connections: usize,
+    per_ip: HashMap<IpAddr, usize>,
+    per_user: HashMap<String, usize>,
+    failures: HashMap<IpAddr, (u32, Instant)>,
+    bans: HashMap<IpAddr, Instant>,
+}
+
+pub struct Guard {
+    limits: Limits,
+    state: Mutex<State>,
+}
+
+/// Held while a connection is open; releases its slot on drop.
+pub struct ConnectionSlot {
+    guard: Arc<Guard>,
+    ip: IpAddr,
+}
+
+/// Held while a user is logged in; releases the session count on drop.
+pub struct UserSlot {
+    guard: Arc<Guard>,
+    user: String,
+}
+
+impl Guard {
+    pub fn new(limits: Limits) -> Arc<Self> {
+        Arc::new(Self {
+            limits,
+            state: Mutex::new(State::default()),
+        })
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave it inconsistent in a way
+        // that matters more than refusing every connection would.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, Refusal> {
+        let mut s = self.state();
+        if let Some(until) = s.bans.get(&ip).copied() {
+            let now = Instant::now();
+            if until > now {
+                return Err(Refusal::Banned {
+                    remaining: until - now,
+                });
+            }
+            s.bans.remove(&ip);
+        }
+        if s.connections >= self.limits.max_connections {
+            return Err(Refusal::TooManyConnections);
+        }
+        let n = s.per_ip.entry(ip).or_insert(0);
+        if *n >= self.limits.max_per_ip {
+            return Err(Refusal::TooManyFromAddress);
+        }
+        *n += 1;
+        s.connections += 1;
+        Ok(ConnectionSlot {
+            guard: self.clone(),
+            ip,
+        })
+    }
+
+    /// Records a failed login; returns true when this failure banned the address.
+    pub fn login_failed(&self, ip: IpAddr) -> bool {
+        let mut s = self.state();
+        let now = Instant::now();
+        let window = self.limits.ban_duration;
+        let entry = s.failures.entry(ip).or_insert((0, now));
+        if now.duration_since(entry.1) > window {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+        if self.limits.max_login_failures > 0 && entry.0 >= self.limits.max_login_failures {
+            s.failures.remove(&ip);
+            s.bans.insert(ip, now + self.limits.ban_duration);
+            return true;
+        }
+        false
+    }
+
+    pub fn login_succeeded(&self, ip: IpAddr) {
+        self.state().failures.remove(&ip);
+    }
+
+    /// Takes a session slot for `user`, refusing past `max` (0 = unlimited).
+    pub fn user_session(self: &Arc<Self>, user: &str, max: usize) -> Option<UserSlot> {
+        let mut s = self.state();
+        let n = s.per_user.entry(user.to_owned()).or_insert(0);
+        if max > 0 && *n >= max {
+            return None;
+        }
+        *n += 1;
+        Some(UserSlot {
+            guard: self.clone(),
+            user: user.to_owned(),
+        })
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        let mut s = self.guard.state();
+        s.connections = s.connections.saturating_sub(1);
+        if let Some(n) = s.per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                s.per_ip.remove(&self.ip);
+            }
+        }
+    }
+}
+
+impl Drop for UserSlot {
+    fn drop(&mut self) {
+        let mut s = self.guard.state();
+        if let Some(n) = s.per_user.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                s.per_user.remove(&self.user);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits {
+            max_connections: 3,
+            max_per_ip: 2,
+            max_login_failures: 3,
+            ..Limits::default()
+        }
+    }
+
+    #[test]
+    fn per_ip_and_global_caps_are_enforced_and_released() {
+        let g = Guard::new(limits());
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        let s1 = g.admit(a).unwrap();
+        let _s2 = g.admit(a).unwrap();
+        assert_eq!(g.admit(a).err(), Some(Refusal::TooManyFromAddress));
+        let _s3 = g.admit(b).unwrap();
+        assert_eq!(g.admit(b).err(), Some(Refusal::TooManyConnections));
+        drop(s1);
+        assert!(g.admit(b).is_ok());
+    }
+
+    #[test]
+    fn repeated_failures_ban_the_address_and_success_resets() {
+        let g = Guard::new(limits());
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(!g.login_failed(a));
+        g.login_succeeded(a);
+        assert!(!g.login_failed(a));
+        assert!(!g.login_failed(a));
+        assert!(g.login_failed(a));
+        assert!(matches!(g.admit(a), Err(Refusal::Banned { .. })));
+    }
+
+    #[test]
+    fn user_session_cap() {
+        let g = Guard::new(limits());
+        let s = g.user_session("u", 1).unwrap();
+        assert!(g.user_session("u", 1).is_none());
+        drop(s);
+        assert!(g.user_session("u", 1).is_some());
+    }
+}

@@ -1,0 +1,33 @@
+//! The Wharf FTPS engine: listeners, control sessions, data channels, limits
+//! and the transfer log. It reaches accounts, TLS material and files only
+//! through the boundaries in `accounts`, `wharf_tls` and `fs` (DESIGN.md §3).
+
+pub mod accounts;
+mod commands;
+pub mod config;
+pub mod fs;
+mod guard;
+mod listener;
+mod replies;
+mod session;
+mod throttle;
+pub mod xferlog;
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+pub use accounts::{Accounts, User};
+pub use config::{EngineConfig, Limits, PortRange, TlsPolicy};
+pub use listener::{Engine, EngineError, Listening};
+
+/// What every session shares.
+pub struct Shared {
+    pub config: EngineConfig,
+    pub tls: wharf_tls::TlsConfigs,
+    pub accounts: Arc<dyn Accounts>,
+    guard: Arc<guard::Guard>,
+    xferlog: xferlog::TransferLog,
+    /// Flips to true on SIGTERM: sessions finish their transfer, then close.
+    shutdown: watch::Receiver<bool>,
+}

@@ -1,0 +1,232 @@
+//! Accepting control connections on the explicit and implicit listeners, and
+//! the graceful drain on shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tracing::Instrument;
+use wharf_ftp::Reply;
+use wharf_tls::SessionBinding;
+
+use crate::guard::{Guard, Refusal};
+use crate::session::control::{ControlConnection, ControlStream};
+use crate::session::Session;
+use crate::{Accounts, EngineConfig, Shared};
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open the transfer log: {0}")]
+    TransferLog(std::io::Error),
+}
+
+/// Addresses actually bound (useful when port 0 was asked for).
+#[derive(Clone, Copy, Debug)]
+pub struct Listening {
+    pub explicit: Option<SocketAddr>,
+    pub implicit: Option<SocketAddr>,
+}
+
+pub struct Engine {
+    shared: Arc<Shared>,
+    explicit: Option<TcpListener>,
+    implicit: Option<TcpListener>,
+    shutdown_tx: watch::Sender<bool>,
+}
+
+impl Engine {
+    /// Binds the listeners; nothing is accepted until `run`.
+    pub async fn bind(
+        config: EngineConfig,
+        tls: wharf_tls::TlsConfigs,
+        accounts: Arc<dyn Accounts>,
+    ) -> Result<Self, EngineError> {
+        let explicit = bind(config.listen).await?;
+        let implicit = bind(config.implicit_listen).await?;
+        let xferlog = crate::xferlog::TransferLog::open(config.xferlog.as_deref())
+            .await
+            .map_err(EngineError::TransferLog)?;
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let guard = Guard::new(config.limits.clone());
+        Ok(Self {
+            shared: Arc::new(Shared {
+                config,
+                tls,
+                accounts,
+                guard,
+                xferlog,
+                shutdown,
+            }),
+            explicit,
+            implicit,
+            shutdown_tx,
+        })
+    }
+
+    pub fn listening(&self) -> Listening {
+        Listening {
+            explicit: self.explicit.as_ref().and_then(|l| l.local_addr().ok()),
+            implicit: self.implicit.as_ref().and_then(|l| l.local_addr().ok()),
+        }
+    }
+
+    /// Serves until `stop` resolves, then drains: no new connections, idle
+    /// sessions get `421`, running transfers get up to `shutdown_grace`.
+    pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
+        let mut sessions = JoinSet::new();
+        let Engine {
+            shared,
+            explicit,
+            implicit,
+            shutdown_tx,
+        } = self;
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                accepted = accept(explicit.as_ref()) => {
+                    spawn_session(&shared, &mut sessions, accepted, false);
+                }
+                accepted = accept(implicit.as_ref()) => {
+                    spawn_session(&shared, &mut sessions, accepted, true);
+                }
+                Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+                _ = &mut stop => break,
+            }
+        }
+        drop(explicit);
+        drop(implicit);
+        let open = sessions.len();
+        tracing::info!(open, grace = ?shared.config.shutdown_grace,
+            "shutting down: listeners closed, waiting for running transfers");
+        let _ = shutdown_tx.send(true);
+        let drained = tokio::time::timeout(shared.config.shutdown_grace, async {
+            while sessions.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                left = sessions.len(),
+                "grace period over: closing remaining sessions"
+            );
+            sessions.shutdown().await;
+        }
+        tracing::info!("shutdown complete");
+    }
+}
+
+fn spawn_session(
+    shared: &Arc<Shared>,
+    sessions: &mut JoinSet<()>,
+    accepted: std::io::Result<(TcpStream, SocketAddr)>,
+    implicit: bool,
+) {
+    let (tcp, peer) = match accepted {
+        Ok(a) => a,
+        Err(e) => {
+            // EMFILE and friends: keep serving, but do not spin.
+            tracing::warn!("accept failed: {e}");
+            return;
+        }
+    };
+    let shared = shared.clone();
+    let id = Session::next_id();
+    let span = Session::span(id, peer);
+    sessions.spawn(
+        async move {
+            let _ = tcp.set_nodelay(true);
+            serve_connection(shared, tcp, peer, implicit).await;
+        }
+        .instrument(span),
+    );
+}
+
+async fn bind(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, EngineError> {
+    match addr {
+        None => Ok(None),
+        Some(addr) => TcpListener::bind(addr)
+            .await
+            .map(Some)
+            .map_err(|source| EngineError::Bind { addr, source }),
+    }
+}
+
+async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => {
+            let r = l.accept().await;
+            if r.is_err() {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            r
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, implicit: bool) {
+    let ip = crate::session::data::canonical(peer.ip());
+    let local = match tcp.local_addr() {
+        Ok(a) => a,
+        Err(_) => return,
+    };
+    let limits = shared.config.limits.clone();
+    let slot = match shared.guard.admit(ip) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            let text = match refusal {
+                Refusal::TooManyConnections => "Too many connections; try again later.".to_owned(),
+                Refusal::TooManyFromAddress => "Too many connections from your address.".to_owned(),
+                Refusal::Banned { remaining } => {
+                    format!(
+                        "Your address is temporarily banned ({} s left).",
+                        remaining.as_secs()
+                    )
+                }
+            };
+            tracing::info!("refused connection: {text}");
+            if !implicit {
+                let mut plain = ControlConnection::new(
+                    ControlStream::Plain(tcp),
+                    limits.max_line,
+                    limits.tls_handshake_timeout,
+                );
+                let _ = plain.send(&Reply::new(421, text)).await;
+                plain.close().await;
+            }
+            return;
+        }
+    };
+    let binding = SessionBinding::random();
+    let stream = if implicit {
+        let acceptor = TlsAcceptor::from(shared.tls.control.clone());
+        let handshake = acceptor.accept_with(tcp, |c| binding.install(c));
+        match tokio::time::timeout(limits.tls_handshake_timeout, handshake).await {
+            Ok(Ok(tls)) => ControlStream::Tls(Box::new(tls)),
+            Ok(Err(e)) => {
+                tracing::info!("implicit TLS handshake failed: {e}");
+                return;
+            }
+            Err(_) => {
+                tracing::info!("implicit TLS handshake timed out");
+                return;
+            }
+        }
+    } else {
+        ControlStream::Plain(tcp)
+    };
+    tracing::debug!(implicit, "connection accepted");
+    let control = ControlConnection::new(stream, limits.max_line, limits.data_timeout);
+    Session::new(shared, control, peer, local, binding, implicit, slot)
+        .run()
+        .await;
+    tracing::debug!("connection closed");
+}

@@ -1,0 +1,181 @@
+//! Data connections: the passive listener (PASV/EPSV), active connects
+//! (PORT/EPRT), and the TLS layer with its session-reuse check.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio_rustls::server::TlsStream;
+use tokio_rustls::TlsAcceptor;
+use wharf_tls::SessionBinding;
+
+use crate::config::PortRange;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("the client did not open the data connection in time")]
+    Timeout,
+    #[error("cannot open the data connection: {0}")]
+    Io(#[from] io::Error),
+    #[error("TLS handshake on the data connection failed: {0}")]
+    Handshake(io::Error),
+    #[error("TLS session of data connection not resumed")]
+    NotResumed,
+}
+
+/// Where the next data connection comes from.
+pub enum DataSetup {
+    Passive(PassiveListener),
+    Active { target: SocketAddr, local: IpAddr },
+}
+
+pub struct PassiveListener {
+    listener: TcpListener,
+    expected_peer: IpAddr,
+}
+
+impl PassiveListener {
+    /// Binds a port from `range` on `local`, starting at a random port so that
+    /// concurrent sessions rarely collide.
+    pub async fn bind(local: IpAddr, range: PortRange, expected_peer: IpAddr) -> io::Result<Self> {
+        let len = range.len();
+        let start = rand::thread_rng().gen_range(0..len);
+        let mut last_err = None;
+        for i in 0..len.min(256) {
+            let port = range.first as u32 + (start + i) % len;
+            match TcpListener::bind(SocketAddr::new(local, port as u16)).await {
+                Ok(listener) => {
+                    return Ok(Self {
+                        listener,
+                        expected_peer,
+                    })
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| io::Error::other("passive port range exhausted")))
+    }
+
+    pub fn port(&self) -> io::Result<u16> {
+        Ok(self.listener.local_addr()?.port())
+    }
+
+    /// Accepts the client's data connection. Connections from any address other
+    /// than the control connection's peer are refused (FTP bounce / data theft,
+    /// vsftpd's `pasv_promiscuous=NO`).
+    async fn accept(self) -> io::Result<TcpStream> {
+        loop {
+            let (stream, peer) = self.listener.accept().await?;
+            if canonical(peer.ip()) == canonical(self.expected_peer) {
+                return Ok(stream);
+            }
+            tracing::warn!(%peer, expected = %self.expected_peer,
+                "refused a passive data connection from a foreign address");
+        }
+    }
+}
+
+/// IPv4-mapped IPv6 addresses compare equal to their IPv4 form.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+impl DataSetup {
+    /// The TCP connection, before any TLS.
+    pub async fn connect(self, timeout: Duration) -> Result<TcpStream, DataError> {
+        let fut = async {
+            match self {
+                DataSetup::Passive(listener) => listener.accept().await,
+                DataSetup::Active { target, local } => {
+                    let socket = match target {
+                        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+                        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+                    };
+                    if canonical(local).is_ipv4() == target.is_ipv4() {
+                        socket.bind(SocketAddr::new(canonical(local), 0))?;
+                    }
+                    socket.connect(target).await
+                }
+            }
+        };
+        let stream = tokio::time::timeout(timeout, fut)
+            .await
+            .map_err(|_| DataError::Timeout)??;
+        let _ = stream.set_nodelay(true);
+        Ok(stream)
+    }
+}
+
+pub enum DataStream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// Runs the server side of the data connection's TLS handshake. With
+/// `require_reuse`, the client must resume a session carrying `binding`.
+pub async fn secure(
+    tcp: TcpStream,
+    acceptor: TlsAcceptor,
+    binding: &SessionBinding,
+    require_reuse: bool,
+    timeout: Duration,
+) -> Result<DataStream, DataError> {
+    let tls = tokio::time::timeout(timeout, acceptor.accept_with(tcp, |c| binding.install(c)))
+        .await
+        .map_err(|_| DataError::Timeout)?
+        .map_err(DataError::Handshake)?;
+    let resumed = binding.is_resumed_by(tls.get_ref().1);
+    tracing::debug!(resumed, "data connection TLS established");
+    if require_reuse && !resumed {
+        return Err(DataError::NotResumed);
+    }
+    Ok(DataStream::Tls(Box::new(tls)))
+}
+
+impl AsyncRead for DataStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            DataStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            DataStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for DataStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            DataStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            DataStream::Tls(s) => Pin::new(s).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            DataStream::Plain(s) => Pin::new(s).poll_flush(cx),
+            DataStream::Tls(s) => Pin::new(s).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            DataStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            DataStream::Tls(s) => Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}

@@ -1,0 +1,283 @@
+//! One transfer on a data connection, run as its own task beside the control
+//! loop so that ABOR, STAT and NOOP keep working while bytes move.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+use wharf_ftp::ascii::{FromNetwork, ToNetwork};
+use wharf_ftp::Reply;
+use wharf_tls::SessionBinding;
+
+use super::data::{secure, DataError, DataSetup, DataStream};
+use crate::fs::{FileReader, FileWriter};
+use crate::replies;
+use crate::throttle::Throttle;
+
+const CHUNK: usize = 256 * 1024;
+
+pub enum Payload {
+    Download {
+        reader: FileReader,
+        ascii: bool,
+    },
+    Upload {
+        writer: Box<dyn FileWriter>,
+        ascii: bool,
+    },
+    Listing(Vec<u8>),
+}
+
+pub struct TransferJob {
+    pub payload: Payload,
+    pub setup: DataSetup,
+    /// The `150` reply, sent once the data connection is open.
+    pub opening: Reply,
+    pub rate: u64,
+}
+
+/// How the data connection must be protected.
+#[derive(Clone)]
+pub struct DataProtection {
+    pub acceptor: TlsAcceptor,
+    pub binding: SessionBinding,
+    pub require_reuse: bool,
+}
+
+pub struct TransferLimits {
+    pub connect_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub handshake_timeout: Duration,
+}
+
+pub enum TransferEvent {
+    Opened(Reply),
+    Finished(TransferOutcome),
+}
+
+pub struct TransferOutcome {
+    pub reply: Reply,
+    pub bytes: u64,
+    pub complete: bool,
+}
+
+enum PumpError {
+    Network(std::io::Error),
+    Idle,
+    Storage(crate::fs::FsError),
+}
+
+pub async fn run(
+    job: TransferJob,
+    protection: Option<DataProtection>,
+    limits: TransferLimits,
+    progress: Arc<AtomicU64>,
+    events: mpsc::Sender<TransferEvent>,
+) {
+    let outcome = match open(job.setup, protection, &limits).await {
+        Err(e) => TransferOutcome {
+            reply: data_error_reply(&e),
+            bytes: 0,
+            complete: false,
+        },
+        Ok(stream) => {
+            let _ = events.send(TransferEvent::Opened(job.opening)).await;
+            pump(stream, job.payload, job.rate, &limits, &progress).await
+        }
+    };
+    let _ = events.send(TransferEvent::Finished(outcome)).await;
+}
+
+async fn open(
+    setup: DataSetup,
+    protection: Option<DataProtection>,
+    limits: &TransferLimits,
+) -> Result<DataStream, DataError> {
+    let tcp = setup.connect(limits.connect_timeout).await?;
+    match protection {
+        None => Ok(DataStream::Plain(tcp)),
+        Some(p) => {
+            secure(
+                tcp,
+                p.acceptor,
+                &p.binding,
+                p.require_reuse,
+                limits.handshake_timeout,
+            )
+            .await
+        }
+    }
+}
+
+fn data_error_reply(e: &DataError) -> Reply {
+    match e {
+        DataError::NotResumed => Reply::new(
+            425,
+            "Unable to build data connection: TLS session of data connection not resumed.",
+        ),
+        DataError::Handshake(err) => Reply::new(
+            425,
+            format!("Unable to build data connection: TLS handshake failed ({err})."),
+        ),
+        other => Reply::new(425, format!("Unable to build data connection: {other}.")),
+    }
+}
+
+async fn pump(
+    mut stream: DataStream,
+    payload: Payload,
+    rate: u64,
+    limits: &TransferLimits,
+    progress: &AtomicU64,
+) -> TransferOutcome {
+    let mut throttle = Throttle::new(rate);
+    let result = match payload {
+        Payload::Listing(bytes) => {
+            send_all(
+                &mut stream,
+                &mut &bytes[..],
+                None,
+                &mut throttle,
+                limits,
+                progress,
+            )
+            .await
+        }
+        Payload::Download { mut reader, ascii } => {
+            let mut conv = ascii.then(ToNetwork::new);
+            send_all(
+                &mut stream,
+                &mut reader,
+                conv.as_mut(),
+                &mut throttle,
+                limits,
+                progress,
+            )
+            .await
+        }
+        Payload::Upload { writer, ascii } => {
+            receive_all(&mut stream, writer, ascii, &mut throttle, limits, progress).await
+        }
+    };
+    let bytes = progress.load(Ordering::Relaxed);
+    match result {
+        Ok(()) => TransferOutcome {
+            reply: Reply::new(226, format!("Transfer complete ({bytes} bytes).")),
+            bytes,
+            complete: true,
+        },
+        Err(PumpError::Idle) => TransferOutcome {
+            reply: Reply::new(426, "Data connection timed out; transfer aborted."),
+            bytes,
+            complete: false,
+        },
+        Err(PumpError::Network(e)) => TransferOutcome {
+            reply: Reply::new(
+                426,
+                format!("Data connection closed; transfer aborted ({e})."),
+            ),
+            bytes,
+            complete: false,
+        },
+        Err(PumpError::Storage(e)) => TransferOutcome {
+            reply: replies::fs_error(&e),
+            bytes,
+            complete: false,
+        },
+    }
+}
+
+async fn send_all<R: AsyncRead + Unpin + ?Sized>(
+    stream: &mut DataStream,
+    source: &mut R,
+    mut conv: Option<&mut ToNetwork>,
+    throttle: &mut Throttle,
+    limits: &TransferLimits,
+    progress: &AtomicU64,
+) -> Result<(), PumpError> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut converted = Vec::new();
+    loop {
+        let n = source
+            .read(&mut buf)
+            .await
+            .map_err(|e| PumpError::Storage(e.into()))?;
+        if n == 0 {
+            break;
+        }
+        let out = match conv.as_deref_mut() {
+            Some(c) => {
+                converted.clear();
+                c.convert(&buf[..n], &mut converted);
+                &converted[..]
+            }
+            None => &buf[..n],
+        };
+        with_idle_limit(limits.idle_timeout, stream.write_all(out)).await?;
+        progress.fetch_add(out.len() as u64, Ordering::Relaxed);
+        throttle.consume(out.len()).await;
+    }
+    // close_notify, then FIN: the client knows the file is complete.
+    with_idle_limit(limits.idle_timeout, stream.shutdown()).await
+}
+
+async fn receive_all(
+    stream: &mut DataStream,
+    mut writer: Box<dyn FileWriter>,
+    ascii: bool,
+    throttle: &mut Throttle,
+    limits: &TransferLimits,
+    progress: &AtomicU64,
+) -> Result<(), PumpError> {
+    let mut buf = vec![0u8; CHUNK];
+    let mut conv = ascii.then(FromNetwork::new);
+    let mut converted = Vec::new();
+    loop {
+        let n = match tokio::time::timeout(limits.idle_timeout, stream.read(&mut buf)).await {
+            Err(_) => return Err(PumpError::Idle),
+            Ok(Ok(n)) => n,
+            // A client that closes TCP without TLS close_notify still sent the
+            // whole file as far as it knows; vsftpd accepts this by default
+            // (strict_ssl_read_eof=NO) and so do we.
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                tracing::debug!("data connection closed without TLS close_notify");
+                0
+            }
+            Ok(Err(e)) => return Err(PumpError::Network(e)),
+        };
+        if n == 0 {
+            break;
+        }
+        progress.fetch_add(n as u64, Ordering::Relaxed);
+        let data = match conv.as_mut() {
+            Some(c) => {
+                converted.clear();
+                c.convert(&buf[..n], &mut converted);
+                &converted[..]
+            }
+            None => &buf[..n],
+        };
+        writer.write(data).await.map_err(PumpError::Storage)?;
+        throttle.consume(n).await;
+    }
+    if let Some(c) = conv.as_mut() {
+        converted.clear();
+        c.finish(&mut converted);
+        writer.write(&converted).await.map_err(PumpError::Storage)?;
+    }
+    writer.commit().await.map_err(PumpError::Storage)?;
+    Ok(())
+}
+
+async fn with_idle_limit<F>(limit: Duration, fut: F) -> Result<(), PumpError>
+where
+    F: std::future::Future<Output = std::io::Result<()>>,
+{
+    match tokio::time::timeout(limit, fut).await {
+        Err(_) => Err(PumpError::Idle),
+        Ok(r) => r.map_err(PumpError::Network),
+    }
+}

@@ -1,0 +1,101 @@
+//! The command line. Every `serve` flag can also come from `WHARF_<FLAG>` in
+//! the environment or from the TOML config file; the command line wins, then
+//! the environment, then the file, then the built-in default.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wharf",
+    version,
+    about = "Wharf: a clustered, highly available FTPS server"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Commands {
+    /// Run the FTPS server.
+    Serve(Box<ServeArgs>),
+    /// Print an argon2id hash of a password for a `[[user]]` entry in the config file.
+    HashPassword {
+        /// Read the password from standard input instead of prompting.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Args, Debug, Default)]
+pub struct ServeArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "WHARF_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory for the generated certificate, home directories of quick-start users and logs.
+    #[arg(long, env = "WHARF_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Explicit FTPS control address (AUTH TLS); standard port 21. "off" disables it.
+    #[arg(long, env = "WHARF_LISTEN")]
+    pub listen: Option<String>,
+    /// Implicit FTPS control address (TLS from the first byte); standard port 990. "off" disables it.
+    #[arg(long, env = "WHARF_IMPLICIT_LISTEN")]
+    pub implicit_listen: Option<String>,
+    /// Passive data port range, LO-HI.
+    #[arg(long, env = "WHARF_PASV_PORTS")]
+    pub pasv_ports: Option<String>,
+    /// Address advertised in PASV replies (the public address behind NAT).
+    #[arg(long, env = "WHARF_PASV_ADDRESS")]
+    pub pasv_address: Option<String>,
+    /// PEM certificate chain (leaf first, then intermediates).
+    #[arg(long, env = "WHARF_CERT", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key for --cert.
+    #[arg(long, env = "WHARF_KEY", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Quick-start account NAME:PASSWORD (repeatable); home is DATA_DIR/home/NAME.
+    #[arg(long = "user", env = "WHARF_USER")]
+    pub users: Vec<String>,
+    #[arg(long, env = "WHARF_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Seconds a logged-in control connection may stay silent.
+    #[arg(long, env = "WHARF_IDLE_TIMEOUT")]
+    pub idle_timeout: Option<u64>,
+    /// Seconds a data connection may take to open or stay stalled.
+    #[arg(long, env = "WHARF_DATA_TIMEOUT")]
+    pub data_timeout: Option<u64>,
+    #[arg(long, env = "WHARF_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    #[arg(long, env = "WHARF_MAX_PER_IP")]
+    pub max_per_ip: Option<usize>,
+    /// Relax: allow USER/PASS before AUTH TLS (passwords cross the network in clear).
+    #[arg(long, env = "WHARF_ALLOW_PLAIN_LOGIN")]
+    pub allow_plain_login: bool,
+    /// Relax: allow unencrypted data connections (PROT C).
+    #[arg(long, env = "WHARF_ALLOW_PLAIN_DATA")]
+    pub allow_plain_data: bool,
+    /// Relax: accept data connections that do not resume the control TLS session.
+    #[arg(long, env = "WHARF_NO_REQUIRE_SSL_REUSE")]
+    pub no_require_ssl_reuse: bool,
+    /// Refuse active mode (PORT/EPRT).
+    #[arg(long, env = "WHARF_NO_ACTIVE")]
+    pub no_active: bool,
+    /// xferlog-format transfer log (default DATA_DIR/xferlog).
+    #[arg(long, env = "WHARF_XFERLOG")]
+    pub xferlog: Option<PathBuf>,
+    /// Seconds SIGTERM waits for running transfers.
+    #[arg(long, env = "WHARF_SHUTDOWN_GRACE")]
+    pub shutdown_grace: Option<u64>,
+    /// Print the effective configuration and exit.
+    #[arg(long)]
+    pub check_config: bool,
+}

@@ -1,0 +1,283 @@
+//! The config file and its merge with the command line into the engine's
+//! configuration and the account list.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use ipnet::IpNet;
+use serde::Deserialize;
+use wharf_server::accounts::{hash_password, Account, Permissions, User};
+use wharf_server::{EngineConfig, Limits, PortRange, TlsPolicy};
+
+use crate::cli::{LogFormat, ServeArgs};
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub data_dir: Option<PathBuf>,
+    pub listen: Option<String>,
+    pub implicit_listen: Option<String>,
+    pub pasv_ports: Option<String>,
+    pub pasv_address: Option<String>,
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    pub xferlog: Option<PathBuf>,
+    pub shutdown_grace: Option<u64>,
+    #[serde(default)]
+    pub policy: FilePolicy,
+    #[serde(default)]
+    pub limits: FileLimits,
+    #[serde(default, rename = "user")]
+    pub users: Vec<FileUser>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct FilePolicy {
+    pub require_tls_login: Option<bool>,
+    pub require_prot_p: Option<bool>,
+    pub require_ssl_reuse: Option<bool>,
+    pub allow_active: Option<bool>,
+}
+
+#[derive(Deserialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    pub max_connections: Option<usize>,
+    pub max_per_ip: Option<usize>,
+    pub idle_timeout: Option<u64>,
+    pub data_timeout: Option<u64>,
+    pub login_timeout: Option<u64>,
+    pub max_login_failures: Option<u32>,
+    pub ban_seconds: Option<u64>,
+    pub login_failure_delay_ms: Option<u64>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct FileUser {
+    pub name: String,
+    pub password_hash: String,
+    pub home: PathBuf,
+    #[serde(default = "all_permissions")]
+    pub permissions: Vec<String>,
+    #[serde(default)]
+    pub allow: Vec<IpNet>,
+    #[serde(default)]
+    pub max_sessions: usize,
+    #[serde(default)]
+    pub upload_rate: u64,
+    #[serde(default)]
+    pub download_rate: u64,
+}
+
+fn all_permissions() -> Vec<String> {
+    vec!["all".into()]
+}
+
+pub struct Settings {
+    pub engine: EngineConfig,
+    pub data_dir: PathBuf,
+    pub cert: Option<(PathBuf, PathBuf)>,
+    pub log_format: LogFormat,
+    pub accounts: Vec<Account>,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read config file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid config file {}", path.display()))
+    }
+}
+
+fn parse_listen(value: Option<&str>, default: &str) -> Result<Option<SocketAddr>> {
+    let v = value.unwrap_or(default);
+    if v.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    v.parse()
+        .map(Some)
+        .with_context(|| format!("{v:?} is not an address like 127.0.0.1:2121 (or \"off\")"))
+}
+
+impl Settings {
+    pub fn from_args(args: &ServeArgs) -> Result<Self> {
+        let file = match &args.config {
+            Some(p) => FileConfig::load(p)?,
+            None => FileConfig::default(),
+        };
+        let data_dir = args
+            .data_dir
+            .clone()
+            .or(file.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("wharf-data"));
+        let listen = parse_listen(
+            args.listen.as_deref().or(file.listen.as_deref()),
+            "127.0.0.1:2121",
+        )?;
+        let implicit_listen = parse_listen(
+            args.implicit_listen
+                .as_deref()
+                .or(file.implicit_listen.as_deref()),
+            "127.0.0.1:2990",
+        )?;
+        if listen.is_none() && implicit_listen.is_none() {
+            bail!("both listeners are off: nothing to serve");
+        }
+        let passive_ports = PortRange::parse(
+            args.pasv_ports
+                .as_deref()
+                .or(file.pasv_ports.as_deref())
+                .unwrap_or("50000-50999"),
+        )
+        .map_err(anyhow::Error::msg)?;
+        let passive_address = match args
+            .pasv_address
+            .as_deref()
+            .or(file.pasv_address.as_deref())
+        {
+            None => None,
+            Some(a) => Some(resolve_host(a)?),
+        };
+        let defaults = TlsPolicy::default();
+        let fp = &file.policy;
+        let policy = TlsPolicy {
+            require_tls_login: !args.allow_plain_login
+                && fp.require_tls_login.unwrap_or(defaults.require_tls_login),
+            require_prot_p: !args.allow_plain_data
+                && fp.require_prot_p.unwrap_or(defaults.require_prot_p),
+            require_ssl_reuse: !args.no_require_ssl_reuse
+                && fp.require_ssl_reuse.unwrap_or(defaults.require_ssl_reuse),
+            allow_active: !args.no_active && fp.allow_active.unwrap_or(defaults.allow_active),
+        };
+        let d = Limits::default();
+        let fl = &file.limits;
+        let secs = Duration::from_secs;
+        let limits = Limits {
+            max_connections: args
+                .max_connections
+                .or(fl.max_connections)
+                .unwrap_or(d.max_connections),
+            max_per_ip: args.max_per_ip.or(fl.max_per_ip).unwrap_or(d.max_per_ip),
+            idle_timeout: args
+                .idle_timeout
+                .or(fl.idle_timeout)
+                .map(secs)
+                .unwrap_or(d.idle_timeout),
+            data_timeout: args
+                .data_timeout
+                .or(fl.data_timeout)
+                .map(secs)
+                .unwrap_or(d.data_timeout),
+            login_timeout: fl.login_timeout.map(secs).unwrap_or(d.login_timeout),
+            max_login_failures: fl.max_login_failures.unwrap_or(d.max_login_failures),
+            ban_duration: fl.ban_seconds.map(secs).unwrap_or(d.ban_duration),
+            login_failure_delay: fl
+                .login_failure_delay_ms
+                .map(Duration::from_millis)
+                .unwrap_or(d.login_failure_delay),
+            ..d
+        };
+        let cert = match (
+            args.cert.clone().or(file.cert.clone()),
+            args.key.clone().or(file.key.clone()),
+        ) {
+            (Some(c), Some(k)) => Some((c, k)),
+            (None, None) => None,
+            _ => bail!("--cert and --key go together"),
+        };
+        let xferlog = args
+            .xferlog
+            .clone()
+            .or(file.xferlog.clone())
+            .unwrap_or_else(|| data_dir.join("xferlog"));
+        let mut accounts = Vec::new();
+        for u in &file.users {
+            accounts.push(file_account(u)?);
+        }
+        for spec in &args.users {
+            accounts.push(quick_start_account(spec, &data_dir)?);
+        }
+        Ok(Self {
+            engine: EngineConfig {
+                listen,
+                implicit_listen,
+                passive_ports,
+                passive_address,
+                policy,
+                limits,
+                xferlog: Some(xferlog),
+                shutdown_grace: secs(args.shutdown_grace.or(file.shutdown_grace).unwrap_or(30)),
+            },
+            data_dir,
+            cert,
+            log_format: args
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Human),
+            accounts,
+        })
+    }
+}
+
+fn resolve_host(host: &str) -> Result<IpAddr> {
+    if let Ok(ip) = host.parse() {
+        return Ok(ip);
+    }
+    use std::net::ToSocketAddrs;
+    (host, 0)
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve passive address {host:?}"))?
+        .find(|a| a.is_ipv4())
+        .map(|a| a.ip())
+        .with_context(|| format!("passive address {host:?} has no IPv4 address"))
+}
+
+fn file_account(u: &FileUser) -> Result<Account> {
+    if argon2::PasswordHash::new(&u.password_hash).is_err() {
+        bail!(
+            "user {:?}: password_hash is not a PHC string; create one with `wharf hash-password`",
+            u.name
+        );
+    }
+    let permissions = Permissions::from_names(&u.permissions)
+        .map_err(|e| anyhow::anyhow!("user {:?}: {e}", u.name))?;
+    Ok(Account {
+        user: User {
+            name: u.name.clone(),
+            home: u.home.clone(),
+            permissions,
+            allow: u.allow.clone(),
+            max_sessions: u.max_sessions,
+            upload_rate: u.upload_rate,
+            download_rate: u.download_rate,
+        },
+        password_hash: u.password_hash.clone(),
+    })
+}
+
+fn quick_start_account(spec: &str, data_dir: &Path) -> Result<Account> {
+    let Some((name, password)) = spec.split_once(':') else {
+        bail!("--user {spec:?} must be NAME:PASSWORD");
+    };
+    if name.is_empty() || name.contains(['/', '\\', '\0']) || name == "." || name == ".." {
+        bail!("--user {name:?}: not a usable user name");
+    }
+    Ok(Account {
+        user: User {
+            name: name.to_owned(),
+            home: data_dir.join("home").join(name),
+            permissions: Permissions::all(),
+            allow: Vec::new(),
+            max_sessions: 0,
+            upload_rate: 0,
+            download_rate: 0,
+        },
+        password_hash: hash_password(password)
+            .map_err(|e| anyhow::anyhow!("cannot hash the password of {name}: {e}"))?,
+    })
+}
