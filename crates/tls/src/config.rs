@@ -9,7 +9,8 @@ use std::sync::Arc;
 use rustls::server::ServerSessionMemoryCache;
 use rustls::ServerConfig;
 
-use crate::ServerIdentity;
+use crate::binding::ResumptionWitness;
+use crate::{ServerIdentity, SessionBinding};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -48,5 +49,23 @@ impl TlsConfigs {
             control: Arc::new(control),
             data: Arc::new(data),
         })
+    }
+
+    /// The configuration for one data connection of the control session that
+    /// owns `binding`, and the witness that tells afterwards whether the client
+    /// resumed that session.
+    pub fn for_data_connection(
+        &self,
+        binding: &SessionBinding,
+    ) -> (Arc<ServerConfig>, Arc<ResumptionWitness>) {
+        let mut config = (*self.data).clone();
+        let witness = ResumptionWitness::new(
+            binding.clone(),
+            config.ticketer.clone(),
+            config.session_storage.clone(),
+        );
+        config.ticketer = witness.clone();
+        config.session_storage = witness.clone();
+        (Arc::new(config), witness)
     }
 }

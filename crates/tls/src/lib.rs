@@ -6,7 +6,7 @@ mod binding;
 mod config;
 mod identity;
 
-pub use binding::SessionBinding;
+pub use binding::{ResumptionWitness, SessionBinding};
 pub use config::{TlsConfigs, TlsError};
 pub use identity::{IdentityError, ServerIdentity};
 pub use tokio_rustls;

@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
-use wharf_tls::SessionBinding;
+use wharf_tls::{SessionBinding, TlsConfigs};
 
 use crate::config::PortRange;
 
@@ -123,16 +123,18 @@ pub enum DataStream {
 /// `require_reuse`, the client must resume a session carrying `binding`.
 pub async fn secure(
     tcp: TcpStream,
-    acceptor: TlsAcceptor,
+    configs: &TlsConfigs,
     binding: &SessionBinding,
     require_reuse: bool,
     timeout: Duration,
 ) -> Result<DataStream, DataError> {
+    let (config, witness) = configs.for_data_connection(binding);
+    let acceptor = TlsAcceptor::from(config);
     let tls = tokio::time::timeout(timeout, acceptor.accept_with(tcp, |c| binding.install(c)))
         .await
-        .map_err(|_| DataError::Timeout)?
+        .map_err(|_| DataError::Handshake(io::Error::new(io::ErrorKind::TimedOut, "timed out")))?
         .map_err(DataError::Handshake)?;
-    let resumed = binding.is_resumed_by(tls.get_ref().1);
+    let resumed = witness.resumed_by(tls.get_ref().1);
     tracing::debug!(resumed, "data connection TLS established");
     if require_reuse && !resumed {
         return Err(DataError::NotResumed);

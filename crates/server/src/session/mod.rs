@@ -338,7 +338,7 @@ impl Session {
         let limits = &self.shared.config.limits;
         let protection =
             (self.prot == ProtectionLevel::Private).then(|| transfer::DataProtection {
-                acceptor: tokio_rustls::TlsAcceptor::from(self.shared.tls.data.clone()),
+                configs: self.shared.tls.clone(),
                 binding: self.binding.clone(),
                 require_reuse: self.shared.config.policy.require_ssl_reuse,
             });

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 use wharf_ftp::ascii::{FromNetwork, ToNetwork};
 use wharf_ftp::Reply;
 use wharf_tls::SessionBinding;
@@ -42,7 +41,7 @@ pub struct TransferJob {
 /// How the data connection must be protected.
 #[derive(Clone)]
 pub struct DataProtection {
-    pub acceptor: TlsAcceptor,
+    pub configs: wharf_tls::TlsConfigs,
     pub binding: SessionBinding,
     pub require_reuse: bool,
 }
@@ -77,39 +76,41 @@ pub async fn run(
     progress: Arc<AtomicU64>,
     events: mpsc::Sender<TransferEvent>,
 ) {
-    let outcome = match open(job.setup, protection, &limits).await {
+    let outcome = match open(job, protection, &limits, &events).await {
         Err(e) => TransferOutcome {
             reply: data_error_reply(&e),
             bytes: 0,
             complete: false,
         },
-        Ok(stream) => {
-            let _ = events.send(TransferEvent::Opened(job.opening)).await;
-            pump(stream, job.payload, job.rate, &limits, &progress).await
-        }
+        Ok((stream, payload, rate)) => pump(stream, payload, rate, &limits, &progress).await,
     };
     let _ = events.send(TransferEvent::Finished(outcome)).await;
 }
 
+/// TCP first, then `150`, then TLS: most clients (ftplib, FileZilla) start
+/// the data connection's handshake only after they have read the `150`.
 async fn open(
-    setup: DataSetup,
+    job: TransferJob,
     protection: Option<DataProtection>,
     limits: &TransferLimits,
-) -> Result<DataStream, DataError> {
-    let tcp = setup.connect(limits.connect_timeout).await?;
-    match protection {
-        None => Ok(DataStream::Plain(tcp)),
+    events: &mpsc::Sender<TransferEvent>,
+) -> Result<(DataStream, Payload, u64), DataError> {
+    let tcp = job.setup.connect(limits.connect_timeout).await?;
+    let _ = events.send(TransferEvent::Opened(job.opening)).await;
+    let stream = match protection {
+        None => DataStream::Plain(tcp),
         Some(p) => {
             secure(
                 tcp,
-                p.acceptor,
+                &p.configs,
                 &p.binding,
                 p.require_reuse,
                 limits.handshake_timeout,
             )
-            .await
+            .await?
         }
-    }
+    };
+    Ok((stream, job.payload, job.rate))
 }
 
 fn data_error_reply(e: &DataError) -> Reply {
@@ -268,6 +269,9 @@ async fn receive_all(
         c.finish(&mut converted);
         writer.write(&converted).await.map_err(PumpError::Storage)?;
     }
+    // Answer the client's close_notify with ours (Python's `unwrap()` waits
+    // for it); a client that already went away is no error at this point.
+    let _ = with_idle_limit(limits.idle_timeout, stream.shutdown()).await;
     writer.commit().await.map_err(PumpError::Storage)?;
     Ok(())
 }
