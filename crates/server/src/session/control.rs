@@ -96,6 +96,9 @@ pub enum Incoming {
     Line(Vec<u8>),
     /// The line exceeded the limit; its bytes up to the next newline are dropped.
     TooLong,
+    /// A TLS ClientHello arrived where plain FTP was expected: the client
+    /// speaks implicit FTPS to the explicit port.
+    TlsHandshake,
     Closed,
 }
 
@@ -140,6 +143,9 @@ impl ControlConnection {
                     return Ok(Incoming::TooLong);
                 }
                 return Ok(Incoming::Line(line));
+            }
+            if self.buf.starts_with(&[0x16, 0x03]) && !self.stream.is_tls() {
+                return Ok(Incoming::TlsHandshake);
             }
             if self.buf.len() > self.max_line {
                 self.buf.clear();

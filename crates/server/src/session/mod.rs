@@ -215,6 +215,15 @@ impl Session {
             };
             match line {
                 Incoming::Closed => break,
+                Incoming::TlsHandshake => {
+                    tracing::info!("client started TLS on the explicit port; it needs the implicit port or AUTH TLS");
+                    let reply = Reply::new(
+                        500,
+                        "This is the explicit FTPS port: send AUTH TLS first, or connect to the implicit FTPS port.",
+                    );
+                    let _ = self.control.send(&reply).await;
+                    break;
+                }
                 Incoming::TooLong => {
                     self.bad_lines += 1;
                     let reply = Reply::new(500, "Command line too long.");
