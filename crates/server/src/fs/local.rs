@@ -236,3 +236,151 @@ impl FileWriter for LocalWriter {
         Ok(file.metadata().await?.len())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        home: PathBuf,
+        outside: PathBuf,
+        fs: LocalFs,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let outside = dir.path().join("outside");
+        std::fs::create_dir_all(&home).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("secret"), b"secret").unwrap();
+        let fs = LocalFs::new(&home).unwrap();
+        Fixture {
+            _dir: dir,
+            home,
+            outside,
+            fs,
+        }
+    }
+
+    fn vp(s: &str) -> VirtualPath {
+        VirtualPath::root().resolve(s).unwrap()
+    }
+
+    async fn write(
+        fs: &LocalFs,
+        path: &str,
+        mode: WriteMode,
+        bytes: &[u8],
+    ) -> Result<u64, FsError> {
+        let mut w = fs.open_write(&vp(path), mode).await?;
+        w.write(bytes).await?;
+        w.commit().await
+    }
+
+    #[tokio::test]
+    async fn symlink_to_outside_is_neither_read_nor_listed_nor_written_through() {
+        let f = fixture();
+        std::os::unix::fs::symlink(&f.outside, f.home.join("escape")).unwrap();
+        std::os::unix::fs::symlink(f.outside.join("secret"), f.home.join("secret-link")).unwrap();
+        assert!(matches!(
+            f.fs.open_read(&vp("/escape/secret"), 0).await,
+            Err(FsError::OutsideRoot)
+        ));
+        assert!(matches!(
+            f.fs.open_read(&vp("/secret-link"), 0).await,
+            Err(FsError::OutsideRoot)
+        ));
+        assert!(matches!(
+            f.fs.list(&vp("/escape")).await,
+            Err(FsError::OutsideRoot)
+        ));
+        assert!(write(&f.fs, "/escape/new", WriteMode::Truncate, b"x")
+            .await
+            .is_err());
+        assert!(write(&f.fs, "/secret-link", WriteMode::Truncate, b"x")
+            .await
+            .is_err());
+        assert!(f.fs.delete(&vp("/escape/secret")).await.is_err());
+        assert_eq!(std::fs::read(f.outside.join("secret")).unwrap(), b"secret");
+        assert!(!f.outside.join("new").exists());
+        let names: Vec<_> =
+            f.fs.list(&VirtualPath::root())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|e| e.name)
+                .collect();
+        assert!(
+            names.is_empty(),
+            "links leading outside must not be listed: {names:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn dangling_symlink_is_not_followed_when_creating() {
+        let f = fixture();
+        std::os::unix::fs::symlink(f.outside.join("created"), f.home.join("dangling")).unwrap();
+        assert!(write(&f.fs, "/dangling", WriteMode::Truncate, b"x")
+            .await
+            .is_err());
+        assert!(!f.outside.join("created").exists());
+    }
+
+    #[tokio::test]
+    async fn resume_at_offset_keeps_prefix_and_drops_stale_tail() {
+        let f = fixture();
+        write(&f.fs, "/a", WriteMode::Truncate, b"0123456789")
+            .await
+            .unwrap();
+        assert_eq!(
+            write(&f.fs, "/a", WriteMode::At(4), b"xy").await.unwrap(),
+            6
+        );
+        assert_eq!(std::fs::read(f.home.join("a")).unwrap(), b"0123xy");
+        assert!(matches!(
+            write(&f.fs, "/a", WriteMode::At(100), b"z").await,
+            Err(FsError::InvalidOffset)
+        ));
+        assert_eq!(
+            write(&f.fs, "/a", WriteMode::Append, b"!").await.unwrap(),
+            7
+        );
+    }
+
+    #[tokio::test]
+    async fn read_from_offset_returns_the_tail() {
+        let f = fixture();
+        write(&f.fs, "/b", WriteMode::Truncate, b"hello world")
+            .await
+            .unwrap();
+        let mut r = f.fs.open_read(&vp("/b"), 6).await.unwrap();
+        let mut s = String::new();
+        r.read_to_string(&mut s).await.unwrap();
+        assert_eq!(s, "world");
+    }
+
+    #[tokio::test]
+    async fn create_new_refuses_existing_names() {
+        let f = fixture();
+        write(&f.fs, "/c", WriteMode::CreateNew, b"1")
+            .await
+            .unwrap();
+        assert!(matches!(
+            write(&f.fs, "/c", WriteMode::CreateNew, b"2").await,
+            Err(FsError::AlreadyExists)
+        ));
+    }
+
+    #[tokio::test]
+    async fn directory_cannot_be_moved_into_itself_and_root_is_not_removable() {
+        let f = fixture();
+        f.fs.mkdir(&vp("/d")).await.unwrap();
+        assert!(f.fs.rename(&vp("/d"), &vp("/d/e")).await.is_err());
+        assert!(f.fs.rmdir(&VirtualPath::root()).await.is_err());
+        f.fs.rename(&vp("/d"), &vp("/e")).await.unwrap();
+        assert!(f.home.join("e").is_dir());
+    }
+}
