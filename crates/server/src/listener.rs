@@ -14,7 +14,8 @@ use wharf_ftp::Reply;
 use wharf_tls::SessionBinding;
 
 use crate::guard::{Guard, Refusal};
-use crate::session::control::{ControlConnection, ControlStream};
+use crate::session::control::ControlConnection;
+use crate::session::stream::FtpStream;
 use crate::session::Session;
 use crate::{Accounts, EngineConfig, Shared};
 
@@ -195,7 +196,7 @@ async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
             tracing::info!("refused connection: {text}");
             if !implicit {
                 let mut plain = ControlConnection::new(
-                    ControlStream::Plain(tcp),
+                    FtpStream::Plain(tcp),
                     limits.max_line,
                     limits.tls_handshake_timeout,
                 );
@@ -210,7 +211,7 @@ async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
         let acceptor = TlsAcceptor::from(shared.tls.control.clone());
         let handshake = acceptor.accept_with(tcp, |c| binding.install(c));
         match tokio::time::timeout(limits.tls_handshake_timeout, handshake).await {
-            Ok(Ok(tls)) => ControlStream::Tls(Box::new(tls)),
+            Ok(Ok(tls)) => FtpStream::Tls(Box::new(tls)),
             Ok(Err(e)) => {
                 tracing::info!("implicit TLS handshake failed: {e}");
                 return;
@@ -221,7 +222,7 @@ async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
             }
         }
     } else {
-        ControlStream::Plain(tcp)
+        FtpStream::Plain(tcp)
     };
     tracing::debug!(implicit, "connection accepted");
     let control = ControlConnection::new(stream, limits.max_line, limits.data_timeout);

@@ -13,7 +13,7 @@ pub fn user(s: &mut Session, name: String) -> Reply {
     if s.login.is_some() {
         return Reply::new(530, "Already logged in; send REIN to change user.");
     }
-    if s.shared.config.policy.require_tls_login && !s.control.stream().is_tls() {
+    if s.shared.config.policy.require_tls_login && !s.control.is_tls() {
         return Reply::new(
             530,
             "Non-anonymous sessions must use encryption: send AUTH TLS before USER.",
@@ -102,7 +102,7 @@ pub fn host(s: &mut Session, name: String) -> Reply {
 }
 
 pub fn auth(s: &mut Session, mechanism: AuthMechanism) -> Outcome {
-    if s.control.stream().is_tls() {
+    if s.control.is_tls() {
         return Reply::new(503, "The control connection is already protected.").into();
     }
     if mechanism == AuthMechanism::Ssl {
@@ -117,7 +117,7 @@ pub fn auth(s: &mut Session, mechanism: AuthMechanism) -> Outcome {
 }
 
 pub fn pbsz(s: &mut Session, _size: u64) -> Reply {
-    if !s.control.stream().is_tls() {
+    if !s.control.is_tls() {
         return Reply::new(
             503,
             "PBSZ needs a protected control connection: send AUTH TLS first.",
@@ -128,7 +128,7 @@ pub fn pbsz(s: &mut Session, _size: u64) -> Reply {
 }
 
 pub fn prot(s: &mut Session, level: ProtectionLevel) -> Reply {
-    if !s.control.stream().is_tls() {
+    if !s.control.is_tls() {
         return Reply::new(
             503,
             "PROT needs a protected control connection: send AUTH TLS first.",

@@ -84,7 +84,7 @@ pub fn status(s: &Session) -> Reply {
         Some(u) => lines.push(format!("Logged in as {}", u.name)),
         None => lines.push("Not logged in".to_owned()),
     }
-    lines.push(match s.control.stream().tls_description() {
+    lines.push(match s.control.tls_description() {
         Some(tls) => format!("Control connection protected with {tls}"),
         None => "Control connection not protected".to_owned(),
     });

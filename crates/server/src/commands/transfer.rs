@@ -8,9 +8,10 @@ use wharf_ftp::listing::{list_line, mlsx_line};
 use wharf_ftp::{EntryKind, Reply, VirtualPath};
 
 use super::{permitted, resolve};
+use crate::fs::FileSystem;
 use crate::fs::{FsError, WriteMode};
 use crate::replies;
-use crate::session::transfer::{Payload, TransferJob};
+use crate::session::transfer::{Payload, TransferJob, UploadTarget};
 use crate::session::{Outcome, PendingTransfer, Session};
 use crate::xferlog::Direction;
 
@@ -129,15 +130,22 @@ pub async fn stor(s: &mut Session, arg: &str, append: bool) -> Outcome {
         (false, 0) => WriteMode::Truncate,
         (false, n) => WriteMode::At(n),
     };
-    let writer = match fs.open_write(&path, mode).await {
-        Ok(w) => w,
-        Err(e) => return replies::fs_error(&e).into(),
-    };
+    // Refuse what will certainly fail before the client opens a data
+    // connection; the file itself is opened once the connection is verified.
+    let resume_at = if append { 0 } else { offset };
+    if let Err(r) = check_upload_target(fs.as_ref(), &path, resume_at).await {
+        return r.into();
+    }
     let ascii = s.transfer_type == TransferType::Ascii;
     let what = path.to_string();
+    let target = UploadTarget::Deferred {
+        fs,
+        path: path.clone(),
+        mode,
+    };
     pending(
         s,
-        Payload::Upload { writer, ascii },
+        Payload::Upload { target, ascii },
         setup,
         what,
         &path,
@@ -174,7 +182,10 @@ pub async fn stou(s: &mut Session, hint: Option<&str>) -> Outcome {
                 let ascii = s.transfer_type == TransferType::Ascii;
                 let mut outcome = pending(
                     s,
-                    Payload::Upload { writer, ascii },
+                    Payload::Upload {
+                        target: UploadTarget::Opened(writer),
+                        ascii,
+                    },
                     setup,
                     name.clone(),
                     &path,
@@ -257,4 +268,24 @@ pub async fn listing(s: &mut Session, arg: Option<&str>, kind: ListingKind) -> O
         Direction::Outgoing,
         false,
     )
+}
+
+async fn check_upload_target(
+    fs: &dyn FileSystem,
+    path: &VirtualPath,
+    offset: u64,
+) -> Result<(), Reply> {
+    let parent = path.parent().ok_or_else(replies::permission_denied)?;
+    match fs.metadata(&parent).await {
+        Ok(e) if matches!(e.kind, EntryKind::Dir) => {}
+        Ok(_) => return Err(Reply::new(550, "Not a directory.")),
+        Err(e) => return Err(replies::fs_error(&e)),
+    }
+    match fs.metadata(path).await {
+        Ok(e) if matches!(e.kind, EntryKind::Dir) => Err(Reply::new(550, "Is a directory.")),
+        Ok(e) if offset > e.size => Err(replies::fs_error(&FsError::InvalidOffset)),
+        Err(FsError::NotFound) if offset > 0 => Err(replies::fs_error(&FsError::InvalidOffset)),
+        Ok(_) | Err(FsError::NotFound) => Ok(()),
+        Err(e) => Err(replies::fs_error(&e)),
+    }
 }

@@ -1,94 +1,14 @@
 //! The control connection: a plain or TLS stream, framed into command lines.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::TlsAcceptor;
 use wharf_ftp::Reply;
 use wharf_tls::SessionBinding;
 
-/// Plain until AUTH TLS, then TLS; or TLS from the start on the implicit port.
-pub enum ControlStream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
-    /// Only between taking the plain stream for a handshake and putting the TLS
-    /// one back; every operation on it fails.
-    Detached,
-}
-
-impl ControlStream {
-    pub fn is_tls(&self) -> bool {
-        matches!(self, ControlStream::Tls(_))
-    }
-
-    /// Negotiated TLS version and cipher suite, for logs and STAT.
-    pub fn tls_description(&self) -> Option<String> {
-        match self {
-            ControlStream::Tls(s) => {
-                let conn = s.get_ref().1;
-                Some(format!(
-                    "{:?} {:?}",
-                    conn.protocol_version()?,
-                    conn.negotiated_cipher_suite()?.suite()
-                ))
-            }
-            _ => None,
-        }
-    }
-}
-
-fn detached() -> io::Error {
-    io::Error::new(io::ErrorKind::NotConnected, "control stream detached")
-}
-
-impl AsyncRead for ControlStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ControlStream::Plain(s) => Pin::new(s).poll_read(cx, buf),
-            ControlStream::Tls(s) => Pin::new(s).poll_read(cx, buf),
-            ControlStream::Detached => Poll::Ready(Err(detached())),
-        }
-    }
-}
-
-impl AsyncWrite for ControlStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        match self.get_mut() {
-            ControlStream::Plain(s) => Pin::new(s).poll_write(cx, buf),
-            ControlStream::Tls(s) => Pin::new(s).poll_write(cx, buf),
-            ControlStream::Detached => Poll::Ready(Err(detached())),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ControlStream::Plain(s) => Pin::new(s).poll_flush(cx),
-            ControlStream::Tls(s) => Pin::new(s).poll_flush(cx),
-            ControlStream::Detached => Poll::Ready(Err(detached())),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self.get_mut() {
-            ControlStream::Plain(s) => Pin::new(s).poll_shutdown(cx),
-            ControlStream::Tls(s) => Pin::new(s).poll_shutdown(cx),
-            ControlStream::Detached => Poll::Ready(Err(detached())),
-        }
-    }
-}
+use super::stream::FtpStream;
 
 /// What reading the next line produced.
 #[derive(Debug)]
@@ -103,7 +23,8 @@ pub enum Incoming {
 }
 
 pub struct ControlConnection {
-    stream: ControlStream,
+    /// `None` only while the plain stream is handed to the TLS handshake.
+    stream: Option<FtpStream>,
     buf: Vec<u8>,
     max_line: usize,
     /// Dropping the rest of an over-long line.
@@ -112,9 +33,9 @@ pub struct ControlConnection {
 }
 
 impl ControlConnection {
-    pub fn new(stream: ControlStream, max_line: usize, write_timeout: Duration) -> Self {
+    pub fn new(stream: FtpStream, max_line: usize, write_timeout: Duration) -> Self {
         Self {
-            stream,
+            stream: Some(stream),
             buf: Vec::with_capacity(256),
             max_line,
             discarding: false,
@@ -122,8 +43,18 @@ impl ControlConnection {
         }
     }
 
-    pub fn stream(&self) -> &ControlStream {
-        &self.stream
+    pub fn is_tls(&self) -> bool {
+        self.stream.as_ref().is_some_and(FtpStream::is_tls)
+    }
+
+    pub fn tls_description(&self) -> Option<String> {
+        self.stream.as_ref()?.tls_description()
+    }
+
+    fn stream(&mut self) -> io::Result<&mut FtpStream> {
+        self.stream
+            .as_mut()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "control stream detached"))
     }
 
     /// Cancel-safe: partial lines stay in `self.buf` between calls, so the
@@ -144,7 +75,7 @@ impl ControlConnection {
                 }
                 return Ok(Incoming::Line(line));
             }
-            if self.buf.starts_with(&[0x16, 0x03]) && !self.stream.is_tls() {
+            if self.buf.starts_with(&[0x16, 0x03]) && !self.is_tls() {
                 return Ok(Incoming::TlsHandshake);
             }
             if self.buf.len() > self.max_line {
@@ -157,7 +88,10 @@ impl ControlConnection {
             if self.buf.capacity() - self.buf.len() < 512 {
                 self.buf.reserve(4096);
             }
-            if self.stream.read_buf(&mut self.buf).await? == 0 {
+            let stream = self.stream.as_mut().ok_or_else(|| {
+                io::Error::new(io::ErrorKind::NotConnected, "control stream detached")
+            })?;
+            if stream.read_buf(&mut self.buf).await? == 0 {
                 return Ok(Incoming::Closed);
             }
         }
@@ -165,9 +99,11 @@ impl ControlConnection {
 
     pub async fn send(&mut self, reply: &Reply) -> io::Result<()> {
         let bytes = reply.encode();
-        tokio::time::timeout(self.write_timeout, async {
-            self.stream.write_all(&bytes).await?;
-            self.stream.flush().await
+        let write_timeout = self.write_timeout;
+        let stream = self.stream()?;
+        tokio::time::timeout(write_timeout, async {
+            stream.write_all(&bytes).await?;
+            stream.flush().await
         })
         .await
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client does not read replies"))?
@@ -182,10 +118,12 @@ impl ControlConnection {
         binding: &SessionBinding,
         timeout: Duration,
     ) -> io::Result<()> {
-        let ControlStream::Plain(tcp) =
-            std::mem::replace(&mut self.stream, ControlStream::Detached)
-        else {
-            return Err(io::Error::other("control connection is already protected"));
+        let tcp = match self.stream.take() {
+            Some(FtpStream::Plain(tcp)) => tcp,
+            other => {
+                self.stream = other;
+                return Err(io::Error::other("control connection is already protected"));
+            }
         };
         if !self.buf.is_empty() {
             tracing::warn!(
@@ -197,11 +135,13 @@ impl ControlConnection {
         let tls = tokio::time::timeout(timeout, acceptor.accept_with(tcp, |c| binding.install(c)))
             .await
             .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out"))??;
-        self.stream = ControlStream::Tls(Box::new(tls));
+        self.stream = Some(FtpStream::Tls(Box::new(tls)));
         Ok(())
     }
 
     pub async fn close(&mut self) {
-        let _ = tokio::time::timeout(Duration::from_secs(2), self.stream.shutdown()).await;
+        if let Some(stream) = self.stream.as_mut() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
+        }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod control;
 pub mod data;
+pub mod stream;
 pub mod transfer;
 
 use std::collections::VecDeque;
@@ -323,7 +324,7 @@ impl Session {
                 match self.control.upgrade(acceptor, &self.binding, timeout).await {
                     Ok(()) => {
                         tracing::info!(
-                            tls = self.control.stream().tls_description().unwrap_or_default(),
+                            tls = self.control.tls_description().unwrap_or_default(),
                             "control connection protected"
                         );
                         true

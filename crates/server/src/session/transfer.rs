@@ -8,26 +8,41 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use wharf_ftp::ascii::{FromNetwork, ToNetwork};
-use wharf_ftp::Reply;
+use wharf_ftp::{Reply, VirtualPath};
 use wharf_tls::SessionBinding;
 
 use super::data::{secure, DataError, DataSetup, DataStream};
-use crate::fs::{FileReader, FileWriter};
+use crate::fs::{FileReader, FileSystem, FileWriter, FsError, WriteMode};
 use crate::replies;
 use crate::throttle::Throttle;
 
 const CHUNK: usize = 256 * 1024;
 
 pub enum Payload {
-    Download {
-        reader: FileReader,
-        ascii: bool,
-    },
-    Upload {
-        writer: Box<dyn FileWriter>,
-        ascii: bool,
-    },
+    Download { reader: FileReader, ascii: bool },
+    Upload { target: UploadTarget, ascii: bool },
     Listing(Vec<u8>),
+}
+
+/// Where an upload goes. An existing file is opened (and so truncated) only
+/// once the data connection is up and verified: a refused data connection
+/// must not destroy the file the client meant to replace.
+pub enum UploadTarget {
+    Opened(Box<dyn FileWriter>),
+    Deferred {
+        fs: Arc<dyn FileSystem>,
+        path: VirtualPath,
+        mode: WriteMode,
+    },
+}
+
+impl UploadTarget {
+    async fn open(self) -> Result<Box<dyn FileWriter>, FsError> {
+        match self {
+            UploadTarget::Opened(w) => Ok(w),
+            UploadTarget::Deferred { fs, path, mode } => fs.open_write(&path, mode).await,
+        }
+    }
 }
 
 pub struct TransferJob {
@@ -159,9 +174,12 @@ async fn pump(
             )
             .await
         }
-        Payload::Upload { writer, ascii } => {
-            receive_all(&mut stream, writer, ascii, &mut throttle, limits, progress).await
-        }
+        Payload::Upload { target, ascii } => match target.open().await {
+            Ok(writer) => {
+                receive_all(&mut stream, writer, ascii, &mut throttle, limits, progress).await
+            }
+            Err(e) => Err(PumpError::Storage(e)),
+        },
     };
     let bytes = progress.load(Ordering::Relaxed);
     match result {
