@@ -1,0 +1,255 @@
+//! The TLS policies and their relax switches: TLS before USER, PROT P before data, and
+//! data connections that must resume the control session — plus accounts from a config
+//! file (argon2id hash, permissions).
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::fs;
+use std::time::Duration;
+
+use support::*;
+
+fn policy(wharf: &Wharf, scenario: &str, extra: &[&str]) {
+    let mut cmd = wharf.python("policy.py");
+    cmd.args(extra).arg(scenario);
+    let output = run(&mut cmd);
+    assert_success(&output, &format!("policy.py {scenario}"));
+}
+
+#[test]
+fn user_before_auth_tls_is_refused_with_530() {
+    let wharf = Wharf::start_default();
+    let mut control = wharf.control();
+    let reply = control.cmd(&format!("USER {}", wharf.user));
+    assert_eq!(reply.code, 530, "USER before AUTH TLS: {reply}");
+    let reply = control.cmd(&format!("PASS {}", wharf.password));
+    assert!(
+        reply.code == 503 || reply.code == 530,
+        "PASS after a refused USER must not log in: {reply}"
+    );
+    let reply = control.cmd("PWD");
+    assert!(
+        reply.code == 530 || reply.code == 503,
+        "not logged in: {reply}"
+    );
+    // TLS is still on offer on the same connection.
+    let reply = control.cmd("AUTH TLS");
+    assert_eq!(reply.code, 234, "AUTH TLS after the refusal: {reply}");
+}
+
+#[test]
+fn plain_login_is_allowed_with_allow_plain_login() {
+    let wharf = Wharf::start(WharfOptions::default().arg("--allow-plain-login"));
+    let mut control = wharf.control();
+    assert_eq!(control.cmd(&format!("USER {}", wharf.user)).code, 331);
+    assert_eq!(control.cmd(&format!("PASS {}", wharf.password)).code, 230);
+    let reply = control.cmd("PWD");
+    assert_eq!(reply.code, 257, "{reply}");
+    let log = wharf.stderr().to_lowercase();
+    assert!(
+        log.contains("plain") || log.contains("relax"),
+        "the relaxed policy is logged\n{}",
+        wharf.logs()
+    );
+}
+
+#[test]
+fn data_transfer_after_prot_c_is_refused_by_default() {
+    let wharf = Wharf::start_default();
+    policy(&wharf, "prot_c_refused", &[]);
+}
+
+#[test]
+fn data_transfer_without_prot_p_is_refused_by_default() {
+    let wharf = Wharf::start_default();
+    policy(&wharf, "no_prot_refused", &[]);
+}
+
+#[test]
+fn prot_c_data_transfers_work_with_allow_plain_data() {
+    let wharf = Wharf::start(WharfOptions::default().arg("--allow-plain-data"));
+    let home = wharf.user_home();
+    let local = wharf.client_dir().join("clear.bin");
+    let back = wharf.client_dir().join("clear-back.bin");
+    write_random_file(&local, 1024 * 1024);
+    let mut cmd = wharf.batch(
+        "reuse",
+        &[
+            format!("put {} clear.bin", local.display()),
+            format!("get clear.bin {}", back.display()),
+        ],
+    );
+    cmd.args(["--prot", "c"]);
+    let output = run(&mut cmd);
+    assert_success(&output, "PROT C transfers with --allow-plain-data");
+    assert_same_file(&local, &home.join("clear.bin"));
+    assert_same_file(&local, &back);
+}
+
+#[test]
+fn data_connection_that_does_not_resume_the_control_session_gets_425() {
+    let wharf = Wharf::start_default();
+    policy(&wharf, "fresh_session_refused", &[]);
+}
+
+/// Operators diagnose "login works, listing fails" from the log: the refusal must be
+/// logged at the default level with its cause (a client that does not resume TLS).
+#[test]
+fn data_connection_refused_for_missing_resumption_is_logged_with_its_cause() {
+    let wharf = Wharf::start_default();
+    policy(&wharf, "fresh_session_refused", &[]);
+    let log = wharf.stderr().to_lowercase();
+    assert!(
+        log.contains("resum") || log.contains("reuse"),
+        "the refusal is logged with its cause\n{}",
+        wharf.logs()
+    );
+}
+
+#[test]
+fn data_connection_without_resumption_is_accepted_with_no_require_ssl_reuse() {
+    let wharf = Wharf::start(WharfOptions::default().arg("--no-require-ssl-reuse"));
+    policy(&wharf, "fresh_session_allowed", &[]);
+}
+
+#[test]
+fn data_connections_resuming_a_tls_1_2_control_session_are_accepted() {
+    let wharf = Wharf::start_default();
+    policy(&wharf, "reuse_accepted", &["--tls-version", "1.2"]);
+}
+
+#[test]
+fn data_connections_resuming_a_tls_1_3_control_session_are_accepted() {
+    let wharf = Wharf::start_default();
+    policy(&wharf, "reuse_accepted", &["--tls-version", "1.3"]);
+}
+
+#[test]
+fn relaxed_policies_can_come_from_the_config_file() {
+    let wharf = Wharf::start(WharfOptions::default().config(
+        "[policy]\nrequire_tls_login = false\nrequire_prot_p = false\nrequire_ssl_reuse = false\n",
+    ));
+    let mut control = wharf.control();
+    assert_eq!(control.cmd(&format!("USER {}", wharf.user)).code, 331);
+    assert_eq!(control.cmd(&format!("PASS {}", wharf.password)).code, 230);
+    policy(&wharf, "fresh_session_allowed", &[]);
+}
+
+#[test]
+fn no_active_refuses_port_and_eprt() {
+    let wharf = Wharf::start(WharfOptions::default().arg("--no-active"));
+    let output = run(&mut wharf.batch(
+        "reuse",
+        &[
+            "raw PORT 127,0,0,1,200,10".into(),
+            "raw EPRT |1|127.0.0.1|51210|".into(),
+        ],
+    ));
+    assert_success(&output, "raw PORT/EPRT");
+    for fields in tagged(&output, "RAW") {
+        assert!(
+            fields[0].starts_with('5'),
+            "PORT/EPRT must be refused with --no-active: {fields:?}"
+        );
+    }
+    // Passive mode still works.
+    assert_success(
+        &run(&mut wharf.batch("reuse", &["nlst".into()])),
+        "passive NLST",
+    );
+}
+
+fn hash_password(password: &str) -> String {
+    let output = run_with_input(
+        std::process::Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .args(["hash-password", "--password-stdin"]),
+        format!("{password}\n").as_bytes(),
+        Duration::from_secs(60),
+    );
+    assert_success(&output, "wharf hash-password");
+    let hash = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    assert!(
+        hash.starts_with("$argon2id$"),
+        "an argon2id PHC string: {hash:?}"
+    );
+    hash
+}
+
+#[test]
+fn config_file_accounts_log_in_with_argon2_hashes_and_get_their_permissions() {
+    let bob_hash = hash_password("bob-Secret-9");
+    let carol_hash = hash_password("carol-Secret-9");
+    let scratch = tempfile::tempdir().unwrap();
+    let bob_home = scratch.path().join("bob-home");
+    let carol_home = scratch.path().join("carol-home");
+    fs::create_dir_all(&bob_home).unwrap();
+    fs::create_dir_all(&carol_home).unwrap();
+    fs::write(carol_home.join("readme.txt"), b"read only").unwrap();
+    let config = format!(
+        r#"
+[[user]]
+name = "bob"
+password_hash = "{bob_hash}"
+home = "{}"
+permissions = ["list", "read", "write", "delete", "rename", "mkdir"]
+
+[[user]]
+name = "carol"
+password_hash = "{carol_hash}"
+home = "{}"
+permissions = ["list", "read"]
+"#,
+        bob_home.display(),
+        carol_home.display()
+    );
+    let wharf = Wharf::start(WharfOptions::default().config(config));
+    let local = wharf.client_dir().join("bob.bin");
+    write_random_file(&local, 100_000);
+
+    let mut cmd = python("ftps_batch.py");
+    cmd.args(["--port", &wharf.explicit_port.to_string()])
+        .args(["--user", "bob", "--password", "bob-Secret-9"])
+        .args(["--step", &format!("put {} bob.bin", local.display())]);
+    assert_success(&run(&mut cmd), "bob uploads");
+    assert_same_file(&local, &bob_home.join("bob.bin"));
+
+    let back = wharf.client_dir().join("carol.txt");
+    let mut cmd = python("ftps_batch.py");
+    cmd.args(["--port", &wharf.explicit_port.to_string()])
+        .args(["--user", "carol", "--password", "carol-Secret-9"])
+        .args(["--step", &format!("get readme.txt {}", back.display())])
+        .args(["--step", "raw DELE readme.txt", "--step", "raw MKD newdir"])
+        .args(["--step", &format!("put {} nope.bin", local.display())]);
+    let output = run(&mut cmd);
+    assert_eq!(fs::read(&back).unwrap(), b"read only", "carol can read");
+    for fields in tagged(&output, "RAW") {
+        assert!(
+            fields[0].starts_with("550"),
+            "carol may not change anything: {fields:?}"
+        );
+    }
+    assert!(
+        !output.status.success(),
+        "carol's STOR is refused\n{}",
+        describe(&output)
+    );
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("550"),
+        "{}",
+        describe(&output)
+    );
+    assert!(carol_home.join("readme.txt").exists() && !carol_home.join("nope.bin").exists());
+    assert!(!carol_home.join("newdir").exists());
+
+    let mut cmd = python("ftps_batch.py");
+    cmd.args(["--port", &wharf.explicit_port.to_string()])
+        .args(["--user", "bob", "--password", "wrong-password"]);
+    let output = run(&mut cmd);
+    assert!(!output.status.success(), "a wrong password is refused");
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("530"),
+        "{}",
+        describe(&output)
+    );
+}

@@ -1,0 +1,597 @@
+//! Harness shared by the end-to-end tests: a real `wharf` process per test, the external
+//! clients that talk to it, and helpers that keep every test bounded in time.
+//!
+//! Each test file includes this module with `#[path = "support/mod.rs"] mod support;`.
+//! Not every test file uses every helper, hence the `dead_code`/`unused_imports` allowance.
+#![allow(dead_code, unused_imports)]
+
+pub mod control;
+pub mod process;
+
+use std::fs::{self, File};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+pub use control::{Control, Reply};
+pub use process::{
+    assert_success, describe, require_tool, run, run_for, run_with_input, run_with_timeout,
+    RunOutcome,
+};
+
+/// The quick-start account every server gets unless a test asks otherwise.
+pub const USER: &str = "alice";
+pub const PASSWORD: &str = "wonder-Land-42";
+
+/// How long a server may take from spawn to answering `220`.
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+/// Width of the passive port range each server instance gets.
+const PASV_RANGE_WIDTH: u16 = 40;
+
+/// How to start one `wharf serve` process.
+#[derive(Clone, Debug)]
+pub struct WharfOptions {
+    users: Vec<(String, String)>,
+    args: Vec<String>,
+    config: Option<String>,
+}
+
+impl Default for WharfOptions {
+    fn default() -> Self {
+        WharfOptions {
+            users: vec![(USER.to_string(), PASSWORD.to_string())],
+            args: Vec::new(),
+            config: None,
+        }
+    }
+}
+
+impl WharfOptions {
+    /// Adds one command-line argument after the harness's own (e.g. `--no-require-ssl-reuse`).
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Adds several command-line arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Adds another `--user NAME:PASSWORD` quick-start account.
+    pub fn user(mut self, name: &str, password: &str) -> Self {
+        self.users.push((name.to_string(), password.to_string()));
+        self
+    }
+
+    /// Writes `toml` to a file in the test's temporary directory and passes `--config FILE`.
+    pub fn config(mut self, toml: impl Into<String>) -> Self {
+        self.config = Some(toml.into());
+        self
+    }
+}
+
+/// A running `wharf serve` process with its own data directory and ports.
+///
+/// Dropping it kills the process; when the test is panicking, the server's captured
+/// stdout and stderr are printed first so the failure can be read from the test output.
+pub struct Wharf {
+    pub explicit_port: u16,
+    pub implicit_port: u16,
+    pub pasv_ports: (u16, u16),
+    pub data_dir: PathBuf,
+    pub user: String,
+    pub password: String,
+    root: tempfile::TempDir,
+    child: Child,
+    stdout_log: PathBuf,
+    stderr_log: PathBuf,
+}
+
+impl Wharf {
+    /// Spawns the binary under test and waits until its explicit port greets with `220`.
+    pub fn start(options: WharfOptions) -> Wharf {
+        let root = tempfile::Builder::new()
+            .prefix("wharf-e2e-")
+            .tempdir()
+            .expect("create a temporary directory for the server");
+        let data_dir = root.path().join("data");
+        fs::create_dir_all(&data_dir).expect("create the data directory");
+        fs::create_dir_all(root.path().join("client")).expect("create the client directory");
+
+        let explicit_port = free_port();
+        let implicit_port = free_port();
+        let pasv_low = rand::thread_rng().gen_range(40000..=(44999 - PASV_RANGE_WIDTH));
+        let pasv_ports = (pasv_low, pasv_low + PASV_RANGE_WIDTH - 1);
+
+        let stdout_log = root.path().join("wharf.stdout.log");
+        let stderr_log = root.path().join("wharf.stderr.log");
+
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{explicit_port}"))
+            .arg("--implicit-listen")
+            .arg(format!("127.0.0.1:{implicit_port}"))
+            .arg("--pasv-ports")
+            .arg(format!("{}-{}", pasv_ports.0, pasv_ports.1));
+        for (name, password) in &options.users {
+            cmd.arg("--user").arg(format!("{name}:{password}"));
+        }
+        if let Some(toml) = &options.config {
+            let path = root.path().join("wharf.toml");
+            fs::write(&path, toml).expect("write the configuration file");
+            cmd.arg("--config").arg(path);
+        }
+        cmd.args(&options.args);
+        // The environment must not leak settings into the server under test.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("WHARF_") {
+                cmd.env_remove(key);
+            }
+        }
+        // `WHARF_E2E_LOG=debug cargo test …` raises the server's log level.
+        let log_filter = std::env::var("WHARF_E2E_LOG").unwrap_or_else(|_| "info".to_string());
+        cmd.env("WHARF_LOG", log_filter)
+            .current_dir(root.path())
+            .stdin(Stdio::null())
+            .stdout(File::create(&stdout_log).expect("create the stdout log"))
+            .stderr(File::create(&stderr_log).expect("create the stderr log"));
+        let child = cmd.spawn().expect("spawn the wharf binary");
+
+        let (user, password) = options.users.first().cloned().unwrap_or_default();
+        let mut wharf = Wharf {
+            explicit_port,
+            implicit_port,
+            pasv_ports,
+            data_dir,
+            user,
+            password,
+            root,
+            child,
+            stdout_log,
+            stderr_log,
+        };
+        wharf.wait_until_ready();
+        wharf
+    }
+
+    /// Starts a server with the default options: one account, default policies.
+    pub fn start_default() -> Wharf {
+        Wharf::start(WharfOptions::default())
+    }
+
+    fn wait_until_ready(&mut self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "wharf exited during start-up with {status}\n{}",
+                    self.logs()
+                );
+            }
+            if greets_with_220(self.explicit_port) {
+                break;
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "wharf did not answer 220 on 127.0.0.1:{} within {:?}\n{}",
+                    self.explicit_port,
+                    READY_TIMEOUT,
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // The implicit listener has no plain greeting; it is ready once it accepts.
+        while TcpStream::connect(("127.0.0.1", self.implicit_port)).is_err() {
+            if Instant::now() > deadline {
+                panic!(
+                    "wharf did not accept on the implicit port {} within {:?}\n{}",
+                    self.implicit_port,
+                    READY_TIMEOUT,
+                    self.logs()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// `DATA_DIR/home/<user>`, where quick-start accounts live.
+    pub fn home(&self, user: &str) -> PathBuf {
+        self.data_dir.join("home").join(user)
+    }
+
+    /// The first account's home, created if the server has not done so yet, so tests can
+    /// put files there before the first login.
+    pub fn user_home(&self) -> PathBuf {
+        let home = self.home(&self.user);
+        fs::create_dir_all(&home).expect("create the user's home");
+        home
+    }
+
+    /// A scratch directory for client-side files (outside the data directory).
+    pub fn client_dir(&self) -> PathBuf {
+        self.root.path().join("client")
+    }
+
+    /// The test's temporary directory; the data directory is `root()/data`.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// Panics unless the process is still running and a fresh connection gets `220`.
+    pub fn assert_alive(&mut self) {
+        if let Ok(Some(status)) = self.child.try_wait() {
+            panic!("wharf is no longer running: {status}\n{}", self.logs());
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !greets_with_220(self.explicit_port) {
+            assert!(
+                Instant::now() < deadline,
+                "wharf is running but a new connection got no 220 within 10 s\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// The server's stderr so far (where its tracing output goes).
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(&self.stderr_log).unwrap_or_default()
+    }
+
+    /// The server's stdout and stderr, trimmed to their last lines.
+    pub fn logs(&self) -> String {
+        let stdout = fs::read_to_string(&self.stdout_log).unwrap_or_default();
+        let stderr = fs::read_to_string(&self.stderr_log).unwrap_or_default();
+        format!(
+            "----- wharf stdout ({}) -----\n{}\n----- wharf stderr ({}) -----\n{}\n-----",
+            self.stdout_log.display(),
+            tail_lines(&stdout, 200),
+            self.stderr_log.display(),
+            tail_lines(&stderr, 400)
+        )
+    }
+
+    /// Arguments every script in `tests/clients` understands.
+    pub fn client_args(&self) -> Vec<String> {
+        vec![
+            "--port".into(),
+            self.explicit_port.to_string(),
+            "--implicit-port".into(),
+            self.implicit_port.to_string(),
+            "--user".into(),
+            self.user.clone(),
+            "--password".into(),
+            self.password.clone(),
+        ]
+    }
+
+    /// `python3 tests/clients/<script> --port … --user … --password …`.
+    pub fn python(&self, script: &str) -> Command {
+        let mut cmd = python(script);
+        cmd.args(self.client_args());
+        cmd
+    }
+
+    /// A session with `tests/clients/ftps_batch.py`: one login, then `steps` in order.
+    pub fn batch(&self, tls: &str, steps: &[String]) -> Command {
+        let mut cmd = self.python("ftps_batch.py");
+        cmd.arg("--tls").arg(tls);
+        for step in steps {
+            cmd.arg("--step").arg(step);
+        }
+        cmd
+    }
+
+    /// `ftp://127.0.0.1:<explicit>/<path>` for curl.
+    pub fn explicit_url(&self, path: &str) -> String {
+        format!("ftp://127.0.0.1:{}/{}", self.explicit_port, path)
+    }
+
+    /// `ftps://127.0.0.1:<implicit>/<path>` for curl.
+    pub fn implicit_url(&self, path: &str) -> String {
+        format!("ftps://127.0.0.1:{}/{}", self.implicit_port, path)
+    }
+
+    /// curl with the options every test uses: TLS required, certificate not verified,
+    /// bounded connect and total time.
+    pub fn curl(&self) -> Command {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "--silent",
+            "--show-error",
+            "--insecure",
+            "--ssl-reqd",
+            "--connect-timeout",
+            "10",
+            "--max-time",
+            "600",
+            "--user",
+        ])
+        .arg(format!("{}:{}", self.user, self.password));
+        cmd
+    }
+
+    /// lftp running `commands` after an `open` of the explicit port, with FTPS forced on
+    /// control and data connections.
+    pub fn lftp(&self, commands: &[&str]) -> Command {
+        let url = format!("ftp://127.0.0.1:{}", self.explicit_port);
+        self.lftp_with(&url, &[], commands)
+    }
+
+    /// lftp opening `url` after the standard settings plus `settings`, then running
+    /// `commands`. The script goes through a file so no shell quoting is involved.
+    pub fn lftp_with(&self, url: &str, settings: &[&str], commands: &[&str]) -> Command {
+        require_tool("lftp");
+        let mut script = String::new();
+        let standard = [
+            "set ftp:ssl-force true",
+            "set ftp:ssl-protect-data true",
+            "set ftp:ssl-protect-list true",
+            "set ssl:verify-certificate no",
+            "set ssl:check-hostname no",
+            "set cmd:fail-exit yes",
+            "set net:max-retries 2",
+            "set net:timeout 30",
+            "set net:reconnect-interval-base 1",
+            "set xfer:clobber on",
+        ];
+        for line in standard.iter().chain(settings) {
+            script.push_str(line);
+            script.push('\n');
+        }
+        script.push_str(&format!("open -u {},{} {url}\n", self.user, self.password));
+        for command in commands {
+            script.push_str(command);
+            script.push('\n');
+        }
+        let path = self
+            .root
+            .path()
+            .join(format!("lftp-{}.script", rand::random::<u32>()));
+        fs::write(&path, script).expect("write the lftp script");
+        let mut cmd = Command::new("lftp");
+        cmd.arg("-f").arg(path);
+        cmd
+    }
+
+    /// Connects a raw control connection to the explicit port and checks the greeting.
+    pub fn control(&self) -> Control {
+        let (control, greeting) = Control::connect(self.explicit_port);
+        assert_eq!(greeting.code, 220, "greeting: {greeting}");
+        control
+    }
+}
+
+impl Drop for Wharf {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("{}", self.logs());
+        }
+    }
+}
+
+/// Whether a fresh connection to `port` is greeted with a line starting with `220`.
+fn greets_with_220(port: u16) -> bool {
+    let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut line = String::new();
+    let ok = BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with("220");
+    let _ = stream.shutdown(Shutdown::Both);
+    ok
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .expect("bind 127.0.0.1:0")
+}
+
+/// `tests/` in the source tree.
+pub fn tests_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests")
+}
+
+/// `python3 tests/clients/<script>` with byte-code caching off (keeps the tree clean)
+/// and unbuffered output (so a killed script still shows what it did).
+pub fn python(script: &str) -> Command {
+    require_tool("python3");
+    let mut cmd = Command::new("python3");
+    cmd.arg(tests_dir().join("clients").join(script))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1");
+    cmd
+}
+
+/// Hex SHA-256 of a file's content.
+pub fn sha256_file(path: &Path) -> String {
+    let mut file = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    hex::encode(hasher.finalize())
+}
+
+/// Hex SHA-256 of bytes.
+pub fn sha256_bytes(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Writes `size` random bytes to `path` (from the kernel, fast even in debug builds).
+pub fn write_random_file(path: &Path, size: u64) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).expect("create the parent directory");
+    }
+    let mut out = File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    let mut random = File::open("/dev/urandom").expect("open /dev/urandom");
+    let copied = io::copy(&mut (&mut random).take(size), &mut out).expect("write random bytes");
+    assert_eq!(copied, size);
+    out.flush().expect("flush the random file");
+}
+
+/// Asserts two files have the same length and SHA-256, naming both on failure.
+pub fn assert_same_file(expected: &Path, actual: &Path) {
+    let expected_len = fs::metadata(expected).map(|m| m.len());
+    let actual_len = fs::metadata(actual).map(|m| m.len());
+    assert!(
+        actual_len.is_ok(),
+        "{} does not exist (expected a copy of {})",
+        actual.display(),
+        expected.display()
+    );
+    assert_eq!(
+        expected_len.ok(),
+        actual_len.ok(),
+        "sizes differ: {} vs {}",
+        expected.display(),
+        actual.display()
+    );
+    assert_eq!(
+        sha256_file(expected),
+        sha256_file(actual),
+        "SHA-256 differs: {} vs {}",
+        expected.display(),
+        actual.display()
+    );
+}
+
+/// Polls `path`'s size until it stays the same for `quiet`, at most `limit`. Used after a
+/// client was killed mid-transfer, while the server may still be writing what it received.
+pub fn wait_for_stable_size(path: &Path, quiet: Duration, limit: Duration) -> u64 {
+    let deadline = Instant::now() + limit;
+    let size = || fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let mut last = size();
+    let mut since = Instant::now();
+    while Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = size();
+        if now != last {
+            last = now;
+            since = Instant::now();
+        } else if since.elapsed() >= quiet {
+            break;
+        }
+    }
+    last
+}
+
+/// The last `n` lines of `text`.
+pub fn tail_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    let mut out = String::new();
+    if start > 0 {
+        out.push_str(&format!("[… {start} earlier lines …]\n"));
+    }
+    out.push_str(&lines[start..].join("\n"));
+    out
+}
+
+/// A normal client session (login, upload, download, SHA-256 comparison) run on a thread
+/// while a test abuses the server; `finish` panics if any round failed.
+pub struct NormalSession {
+    handle: std::thread::JoinHandle<Result<(), String>>,
+}
+
+impl NormalSession {
+    /// Runs `rounds` upload/download round trips of a `size`-byte file, one login each.
+    pub fn start(wharf: &Wharf, rounds: usize, size: u64) -> NormalSession {
+        let dir = wharf
+            .client_dir()
+            .join(format!("normal-{}", rand::random::<u32>()));
+        fs::create_dir_all(&dir).expect("create the normal session's directory");
+        let home = wharf.user_home();
+        let batch_base = wharf.batch("reuse", &[]);
+        let program = batch_base.get_program().to_owned();
+        let args: Vec<_> = batch_base.get_args().map(|a| a.to_owned()).collect();
+        let handle = std::thread::spawn(move || {
+            for round in 0..rounds {
+                let local = dir.join(format!("up-{round}.bin"));
+                let back = dir.join(format!("down-{round}.bin"));
+                let remote = format!("normal-{}-{round}.bin", rand::random::<u32>());
+                write_random_file(&local, size);
+                let mut cmd = Command::new(&program);
+                cmd.args(&args)
+                    .env("PYTHONDONTWRITEBYTECODE", "1")
+                    .env("PYTHONUNBUFFERED", "1")
+                    .arg("--step")
+                    .arg(format!("put {} {remote}", local.display()))
+                    .arg("--step")
+                    .arg(format!("get {remote} {}", back.display()));
+                let outcome = run_with_timeout(&mut cmd, Duration::from_secs(120));
+                if !outcome.output.status.success() {
+                    return Err(format!(
+                        "normal session round {round} failed\n{}",
+                        describe(&outcome.output)
+                    ));
+                }
+                let sent = sha256_file(&local);
+                let stored = home.join(&remote);
+                if !stored.exists() || sha256_file(&stored) != sent {
+                    return Err(format!(
+                        "round {round}: the server's copy {} differs from what was sent",
+                        stored.display()
+                    ));
+                }
+                if sha256_file(&back) != sent {
+                    return Err(format!("round {round}: the downloaded copy differs"));
+                }
+            }
+            Ok(())
+        });
+        NormalSession { handle }
+    }
+
+    /// Waits for the session and panics with its failure, if any.
+    pub fn finish(self) {
+        match self.handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(message)) => panic!("{message}"),
+            Err(_) => panic!("the normal session thread panicked"),
+        }
+    }
+}
+
+/// The fields of every stdout line `ftps_batch.py` tagged with `tag` (`NLST`, `LIST`, …).
+pub fn tagged(output: &std::process::Output, tag: &str) -> Vec<Vec<String>> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            (fields.next() == Some(tag)).then(|| fields.map(str::to_string).collect())
+        })
+        .collect()
+}
