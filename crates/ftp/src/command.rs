@@ -208,9 +208,6 @@ impl Command {
             bytes.pop();
         }
         let text = std::str::from_utf8(&bytes).map_err(|_| ParseError::InvalidUtf8)?;
-        if text.contains('\0') {
-            return Err(ParseError::NulByte);
-        }
         let text = text.trim_start_matches(' ');
         if text.trim().is_empty() {
             return Err(ParseError::Empty);
@@ -219,6 +216,11 @@ impl Command {
             Some((verb, arg)) => (verb, Some(arg).filter(|a| !a.is_empty())),
             None => (text, None),
         };
+        // A NUL in the verb is a syntax error; one in an argument reaches the
+        // command, where a path refuses it (550) like any other bad name.
+        if verb.contains('\0') {
+            return Err(ParseError::NulByte);
+        }
         parse_verb(verb, arg)
     }
 

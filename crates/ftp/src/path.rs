@@ -2,8 +2,9 @@
 //! the user's home directory.
 //!
 //! Normalisation happens purely on strings, before anything touches the
-//! disk, so `..` can never climb above the root (chroot semantics) whatever
-//! the client sends. The server maps a `VirtualPath` onto its storage by
+//! disk, so `..` can never climb above the root whatever the client sends:
+//! a path that tries is refused (`PathError::AboveRoot`, a `550` for the
+//! client) rather than silently clamped, so the attempt is visible. The server maps a `VirtualPath` onto its storage by
 //! joining [`VirtualPath::components`] under the user's home; it must still
 //! guard against symlinks pointing outside, which no string rule can see.
 
@@ -26,6 +27,8 @@ pub enum PathError {
     ComponentTooLong,
     #[error("invalid file name")]
     InvalidName,
+    #[error("path leads above the home directory")]
+    AboveRoot,
 }
 
 /// An absolute, normalised path. Components are never empty, `.` or `..`
@@ -43,7 +46,7 @@ impl VirtualPath {
 
     /// Resolves a client-supplied path against `self` (the working
     /// directory). Absolute arguments start from the root; `.` is skipped,
-    /// `..` pops but never above the root, repeated `/` collapse. An empty
+    /// `..` pops, and popping past the root is an error; repeated `/` collapse. An empty
     /// argument yields `self`. Names made only of spaces, or like `....` or
     /// `%2e%2e`, are ordinary names.
     pub fn resolve(&self, arg: &str) -> Result<VirtualPath, PathError> {
@@ -62,7 +65,9 @@ impl VirtualPath {
             match part {
                 "" | "." => {}
                 ".." => {
-                    components.pop();
+                    if components.pop().is_none() {
+                        return Err(PathError::AboveRoot);
+                    }
                 }
                 name => {
                     if name.len() > MAX_COMPONENT_BYTES {
@@ -203,12 +208,16 @@ mod tests {
     }
 
     #[test]
-    fn parent_traversal_stops_at_root() {
-        assert_eq!(at("../../etc/passwd").as_string(), "/etc/passwd");
-        assert_eq!(at("/../..").as_string(), "/");
+    fn parent_traversal_above_root_is_refused() {
+        let root = VirtualPath::root();
+        assert_eq!(root.resolve("../../etc/passwd"), Err(PathError::AboveRoot));
+        assert_eq!(root.resolve("/../.."), Err(PathError::AboveRoot));
+        assert_eq!(root.resolve(".."), Err(PathError::AboveRoot));
         let cwd = at("/x");
         assert_eq!(cwd.resolve("a/../../b").unwrap().as_string(), "/b");
-        assert_eq!(cwd.resolve("../../../../..").unwrap(), VirtualPath::root());
+        assert_eq!(cwd.resolve("..").unwrap(), VirtualPath::root());
+        assert_eq!(cwd.resolve("../../../../.."), Err(PathError::AboveRoot));
+        assert_eq!(cwd.resolve("/x/../../y"), Err(PathError::AboveRoot));
     }
 
     #[test]

@@ -26,7 +26,11 @@ pub fn fs_error(e: &FsError) -> Reply {
 
 pub fn path_error(e: &PathError) -> Reply {
     match e {
-        PathError::NulByte => Reply::new(501, "Path contains a NUL byte."),
+        PathError::NulByte => Reply::new(550, "Permission denied: path contains a NUL byte."),
+        PathError::AboveRoot => Reply::new(
+            550,
+            "Permission denied: path leads above your home directory.",
+        ),
         PathError::TooLong | PathError::ComponentTooLong => Reply::new(550, "Path too long."),
         PathError::InvalidName => Reply::new(553, "File name not allowed."),
     }

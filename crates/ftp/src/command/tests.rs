@@ -72,7 +72,11 @@ fn invalid_utf8_and_nul_are_rejected() {
         Command::parse(b"RETR \xc3\x28"),
         Err(ParseError::InvalidUtf8)
     );
-    assert_eq!(Command::parse(b"RETR a\0b"), Err(ParseError::NulByte));
+    assert_eq!(Command::parse(b"RE\0TR a"), Err(ParseError::NulByte));
+    assert_eq!(
+        Command::parse(b"RETR a\0b"),
+        Ok(Command::Retr("a\0b".into()))
+    );
     assert_eq!(
         Command::parse("RETR f\u{e9}.txt".as_bytes()),
         Ok(Command::Retr("f\u{e9}.txt".into()))

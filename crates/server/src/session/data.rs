@@ -131,6 +131,11 @@ pub async fn secure(
     let resumed = witness.resumed_by(tls.get_ref().1);
     tracing::debug!(resumed, "data connection TLS established");
     if require_reuse && !resumed {
+        tracing::info!(
+            "data connection refused: its TLS session does not resume the control connection's \
+             (the client must reuse TLS sessions, as FileZilla, lftp and curl do; \
+             legacy clients need --no-require-ssl-reuse)"
+        );
         return Err(DataError::NotResumed);
     }
     Ok(DataStream::Tls(Box::new(tls)))

@@ -304,6 +304,9 @@ impl Session {
             }
         };
         tracing::debug!(command = command.verb(), "command");
+        // The limit is on consecutive malformed lines: a client that sends an
+        // odd bad line among good ones is not cut off.
+        self.bad_lines = 0;
         let outcome = crate::commands::apply(self, command).await;
         self.carry_out(outcome).await
     }
