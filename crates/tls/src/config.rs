@@ -4,18 +4,25 @@
 //! aws-lc-rs provider, session tickets and a session-ID cache for resumption,
 //! no 0-RTT (FTP commands are not replay-safe).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
-use rustls::server::ServerSessionMemoryCache;
+use rustls::server::{ProducesTickets, ServerSessionMemoryCache};
 use rustls::ServerConfig;
 
 use crate::binding::ResumptionWitness;
-use crate::{ServerIdentity, SessionBinding};
+use crate::resolver::{CertificateError, DEFAULT_NAME};
+use crate::ticketer::{unix_now, TicketKeyError};
+use crate::{CertificateSet, ServerIdentity, SessionBinding, TicketKey, TicketKeyRing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     #[error("TLS configuration rejected: {0}")]
     Rustls(#[from] rustls::Error),
+    #[error("server certificate unusable: {0}")]
+    Certificate(#[from] CertificateError),
+    #[error("cannot make a session ticket key: {0}")]
+    TicketKey(#[from] TicketKeyError),
 }
 
 /// The two configurations a listener needs. They share the ticketer and the
@@ -33,15 +40,46 @@ pub struct TlsConfigs {
 /// How many TLS 1.2 sessions each node remembers for session-ID resumption.
 const SESSION_CACHE_SIZE: usize = 8192;
 
+/// How long clients may keep a ticket from a standalone node: six hours, as
+/// rustls' own ticketer.
+const STANDALONE_TICKET_LIFETIME_SECS: u32 = 6 * 3600;
+
+/// How long a standalone node's ticket key lives. It is made at start-up and
+/// never rotated, so it must outlive the process; a cluster replaces it with
+/// rotated keys from the `ticket_keys` table.
+const STANDALONE_TICKET_KEY_LIFETIME_SECS: u64 = 100 * 365 * 24 * 3600;
+
 impl TlsConfigs {
+    /// Configurations for a single node serving `identity`, with a ticket key
+    /// of its own so sessions resume even without a cluster.
     pub fn new(identity: &ServerIdentity) -> Result<Self, TlsError> {
+        let certs = CertificateSet::new();
+        certs.replace(HashMap::from([(
+            DEFAULT_NAME.to_string(),
+            identity.certified_key()?,
+        )]));
+        let tickets = TicketKeyRing::new(STANDALONE_TICKET_LIFETIME_SECS);
+        tickets.replace_keys(vec![TicketKey::generate(
+            unix_now(),
+            0,
+            STANDALONE_TICKET_KEY_LIFETIME_SECS,
+        )?]);
+        Self::from_parts(certs, tickets)
+    }
+
+    /// Configurations that take certificates from `certs` and encrypt tickets
+    /// with `tickets`; both may change underneath while the listener runs.
+    pub fn from_parts(
+        certs: Arc<CertificateSet>,
+        tickets: Arc<dyn ProducesTickets>,
+    ) -> Result<Self, TlsError> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let mut control = ServerConfig::builder_with_provider(provider)
             .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
             .with_no_client_auth()
-            .with_single_cert(identity.chain.clone(), identity.key.clone_key())?;
+            .with_cert_resolver(certs);
         control.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
-        control.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()?;
+        control.ticketer = tickets;
         control.max_early_data_size = 0;
         let mut data = control.clone();
         data.send_tls13_tickets = 0;
@@ -67,5 +105,164 @@ impl TlsConfigs {
         config.ticketer = witness.clone();
         config.session_storage = witness.clone();
         (Arc::new(config), witness)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use rustls::{HandshakeKind, ProtocolVersion};
+
+    use super::*;
+    use crate::test_support::{self_signed, Handshake};
+
+    const HOST: &str = "ftp.example.com";
+
+    /// One cluster node: its own ring instance and session cache, holding
+    /// `keys`, with "now" read from `clock`.
+    fn node(keys: &[TicketKey], clock: &Arc<AtomicU64>) -> TlsConfigs {
+        let certs = CertificateSet::new();
+        certs.replace(HashMap::from([(
+            DEFAULT_NAME.to_string(),
+            self_signed(&[HOST]),
+        )]));
+        let clock = clock.clone();
+        let ring = TicketKeyRing::with_clock(3600, move || clock.load(Ordering::Relaxed));
+        ring.replace_keys(keys.to_vec());
+        TlsConfigs::from_parts(certs, ring).unwrap()
+    }
+
+    fn key() -> TicketKey {
+        TicketKey::generate(unix_now() - 10, 0, 3600).unwrap()
+    }
+
+    fn clock() -> Arc<AtomicU64> {
+        Arc::new(AtomicU64::new(unix_now()))
+    }
+
+    /// Connects once to `first` and then to `second`, returning the kind of
+    /// the second handshake.
+    fn second_handshake(
+        client: &Handshake,
+        first: &TlsConfigs,
+        second: &TlsConfigs,
+    ) -> HandshakeKind {
+        let initial = client.run(&first.control, HOST);
+        assert_eq!(initial.kind(), HandshakeKind::Full);
+        client.run(&second.control, HOST).kind()
+    }
+
+    #[test]
+    fn tls13_ticket_from_one_node_resumes_on_another() {
+        let keys = [key()];
+        let (a, b) = (node(&keys, &clock()), node(&keys, &clock()));
+        let client = Handshake::new();
+        assert_eq!(
+            client.run(&a.control, HOST).version(),
+            ProtocolVersion::TLSv1_3
+        );
+        let resumed = client.run(&b.control, HOST);
+        assert_eq!(resumed.kind(), HandshakeKind::Resumed);
+        assert_eq!(resumed.version(), ProtocolVersion::TLSv1_3);
+    }
+
+    #[test]
+    fn tls12_ticket_from_one_node_resumes_on_another() {
+        let keys = [key()];
+        let (a, b) = (node(&keys, &clock()), node(&keys, &clock()));
+        let client = Handshake::tls12();
+        assert_eq!(
+            client.run(&a.control, HOST).version(),
+            ProtocolVersion::TLSv1_2
+        );
+        let resumed = client.run(&b.control, HOST);
+        assert_eq!(resumed.kind(), HandshakeKind::Resumed);
+        assert_eq!(resumed.version(), ProtocolVersion::TLSv1_2);
+    }
+
+    #[test]
+    fn nodes_with_disjoint_keys_fall_back_to_a_full_handshake() {
+        let (a, b) = (node(&[key()], &clock()), node(&[key()], &clock()));
+        assert_eq!(
+            second_handshake(&Handshake::new(), &a, &b),
+            HandshakeKind::Full
+        );
+        assert_eq!(
+            second_handshake(&Handshake::tls12(), &a, &b),
+            HandshakeKind::Full
+        );
+    }
+
+    #[test]
+    fn ticket_of_an_expired_key_no_longer_resumes() {
+        let keys = [key()];
+        let later = clock();
+        let (a, b) = (node(&keys, &clock()), node(&keys, &later));
+        later.store(keys[0].expires, Ordering::Relaxed);
+        assert_eq!(
+            second_handshake(&Handshake::new(), &a, &b),
+            HandshakeKind::Full
+        );
+        assert_eq!(
+            second_handshake(&Handshake::tls12(), &a, &b),
+            HandshakeKind::Full
+        );
+    }
+
+    #[test]
+    fn ticket_of_a_key_not_yet_active_here_still_resumes() {
+        // Node A's clock runs two minutes ahead and already uses the new key.
+        let old = key();
+        let new = TicketKey::generate(unix_now(), 60, 3600).unwrap();
+        let ahead = Arc::new(AtomicU64::new(unix_now() + 120));
+        let a = node(&[old.clone(), new.clone()], &ahead);
+        let b = node(&[old, new], &clock());
+        assert_eq!(
+            second_handshake(&Handshake::new(), &a, &b),
+            HandshakeKind::Resumed
+        );
+    }
+
+    #[test]
+    fn data_connection_on_another_node_proves_the_same_client() {
+        for client in [Handshake::new(), Handshake::tls12()] {
+            let keys = [key()];
+            let (a, b) = (node(&keys, &clock()), node(&keys, &clock()));
+            let binding = SessionBinding::random();
+            client.run_bound(&a.control, HOST, &binding);
+
+            let (config, witness) = b.for_data_connection(&binding);
+            let data = client.run(&config, HOST);
+            assert_eq!(data.kind(), HandshakeKind::Resumed);
+            assert!(witness.resumed_by(&data.server));
+
+            let (config, witness) = b.for_data_connection(&SessionBinding::random());
+            let stranger = client.run(&config, HOST);
+            assert!(!witness.resumed_by(&stranger.server));
+        }
+    }
+
+    #[test]
+    fn standalone_node_resumes_its_own_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let identity = ServerIdentity::self_signed_in(dir.path(), &[HOST.into()]).unwrap();
+        let configs = TlsConfigs::new(&identity).unwrap();
+        for client in [Handshake::new(), Handshake::tls12()] {
+            let first = client.run(&configs.control, HOST);
+            assert_eq!(first.server_leaf(), identity.chain[0].to_vec());
+            assert_eq!(
+                client.run(&configs.control, HOST).kind(),
+                HandshakeKind::Resumed
+            );
+        }
+    }
+
+    #[test]
+    fn data_config_sends_no_tls13_tickets() {
+        let configs = node(&[key()], &clock());
+        let client = Handshake::new();
+        client.run(&configs.data, HOST);
+        assert_eq!(client.run(&configs.data, HOST).kind(), HandshakeKind::Full);
     }
 }

@@ -6,10 +6,14 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
 use sha2::{Digest, Sha256};
+
+use crate::resolver::{certified_key_der, CertificateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum IdentityError {
@@ -87,6 +91,12 @@ impl ServerIdentity {
         let mut identity = Self::from_pem_files(&cert_path, &key_path)?;
         identity.source = format!("self-signed {}", cert_path.display());
         Ok(identity)
+    }
+
+    /// The identity as rustls serves it, after checking that the key belongs
+    /// to the leaf certificate.
+    pub fn certified_key(&self) -> Result<Arc<CertifiedKey>, CertificateError> {
+        certified_key_der(self.chain.clone(), self.key.clone_key())
     }
 
     /// SHA-256 of the leaf certificate, colon-separated hex as browsers show it.

@@ -1,12 +1,23 @@
 //! TLS for Wharf: server identity (certificate chain and key), the rustls
-//! configuration used on control and data connections, and the session binding
-//! that ties a data connection's TLS session to its control connection.
+//! configuration used on control and data connections, the session binding
+//! that ties a data connection's TLS session to its control connection, and
+//! the cluster-wide pieces: shared ticket keys, certificates by SNI swapped at
+//! run time, and the internal CA.
 
 mod binding;
+mod ca;
 mod config;
+mod der;
 mod identity;
+mod resolver;
+#[cfg(test)]
+mod test_support;
+mod ticketer;
 
 pub use binding::{ResumptionWitness, SessionBinding};
+pub use ca::{CaError, ClusterCa, IssuedCert, LeafUsage};
 pub use config::{TlsConfigs, TlsError};
 pub use identity::{IdentityError, ServerIdentity};
+pub use resolver::{certified_key, CertificateError, CertificateSet, DEFAULT_NAME};
+pub use ticketer::{TicketKey, TicketKeyError, TicketKeyRing};
 pub use tokio_rustls;

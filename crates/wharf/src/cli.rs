@@ -21,11 +21,79 @@ pub struct Cli {
 pub enum Commands {
     /// Run the FTPS server.
     Serve(Box<ServeArgs>),
+    /// Manage accounts (stored in the cluster; any node accepts changes).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect and change cluster membership.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// Print an argon2id hash of a password for a `[[user]]` entry in the config file.
     HashPassword {
         /// Read the password from standard input instead of prompting.
         #[arg(long)]
         password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Add an account.
+    Add {
+        name: String,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        /// Home directory; a relative path is taken under each node's data dir (default home/NAME).
+        #[arg(long)]
+        home: Option<String>,
+        /// Only list and download.
+        #[arg(long)]
+        read_only: bool,
+        /// Source network allowed to log in (repeatable; default any).
+        #[arg(long = "allow")]
+        allow: Vec<String>,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// List accounts.
+    List {
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// Change an account's password.
+    Passwd {
+        name: String,
+        #[arg(long)]
+        password_stdin: bool,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// Remove an account.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClusterCommand {
+    /// Members, roles, leader, term and log indexes.
+    Status {
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// Print the join token new nodes pass with --join-token.
+    Token {
+        /// Data directory of a node on this host.
+        #[arg(long, env = "WHARF_DATA_DIR", default_value = "wharf-data")]
+        data_dir: PathBuf,
+    },
+    /// Remove a node from the cluster.
+    Remove {
+        node_id: u64,
+        #[command(flatten)]
+        target: crate::admin::Target,
     },
 }
 
@@ -62,6 +130,21 @@ pub struct ServeArgs {
     /// PEM private key for --cert.
     #[arg(long, env = "WHARF_KEY", requires = "cert")]
     pub key: Option<PathBuf>,
+    /// Cluster address for Raft and the admin API.
+    #[arg(long, env = "WHARF_CLUSTER_LISTEN")]
+    pub cluster_listen: Option<String>,
+    /// Address other nodes use to reach this one (default: --cluster-listen).
+    #[arg(long, env = "WHARF_CLUSTER_ADVERTISE")]
+    pub cluster_advertise: Option<String>,
+    /// Join the cluster of the node at this cluster address.
+    #[arg(long, env = "WHARF_JOIN", requires = "join_token")]
+    pub join: Option<String>,
+    /// Join token printed by `wharf cluster token` on a member.
+    #[arg(long, env = "WHARF_JOIN_TOKEN")]
+    pub join_token: Option<String>,
+    /// Raft log entries between snapshots; older entries are purged after one.
+    #[arg(long, env = "WHARF_RAFT_SNAPSHOT_LOGS")]
+    pub raft_snapshot_logs: Option<u64>,
     /// Quick-start account NAME:PASSWORD (repeatable); home is DATA_DIR/home/NAME.
     #[arg(long = "user", env = "WHARF_USER")]
     pub users: Vec<String>,

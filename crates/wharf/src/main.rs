@@ -1,7 +1,9 @@
 //! `wharf`: the command-line entry point.
 
+mod admin;
 mod cli;
 mod settings;
+mod store_accounts;
 
 use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
@@ -9,11 +11,11 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use wharf_server::accounts::{hash_password, StaticAccounts};
+use wharf_server::accounts::{hash_password, Account, Permissions};
 use wharf_server::Engine;
 use wharf_tls::{ServerIdentity, TlsConfigs};
 
-use cli::{Cli, Commands, LogFormat};
+use cli::{Cli, ClusterCommand, Commands, LogFormat, UserCommand};
 use settings::Settings;
 
 fn main() -> Result<()> {
@@ -26,12 +28,10 @@ fn main() -> Result<()> {
                 print_summary(&settings, None);
                 return Ok(());
             }
-            tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()
-                .context("cannot start the async runtime")?
-                .block_on(serve(settings))
+            runtime()?.block_on(serve(settings))
         }
+        Commands::User(command) => runtime()?.block_on(user_command(command)),
+        Commands::Cluster(command) => runtime()?.block_on(cluster_command(command)),
         Commands::HashPassword { password_stdin } => {
             let password = read_password(password_stdin)?;
             println!(
@@ -41,6 +41,13 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 fn read_password(from_stdin: bool) -> Result<String> {
@@ -55,7 +62,8 @@ fn read_password(from_stdin: bool) -> Result<String> {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = EnvFilter::try_from_env("WHARF_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_env("WHARF_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -81,18 +89,23 @@ async fn serve(settings: Settings) -> Result<()> {
         )?,
     };
     let tls = TlsConfigs::new(&identity)?;
-    for account in &settings.accounts {
-        std::fs::create_dir_all(&account.user.home).with_context(|| {
-            format!(
-                "cannot create home directory {}",
-                account.user.home.display()
-            )
-        })?;
+    let cluster = wharf_cluster::start(wharf_cluster::ClusterConfig {
+        data_dir: settings.data_dir.join("cluster"),
+        listen: settings.cluster_listen,
+        advertise: settings.cluster_advertise.clone(),
+        join: settings.join.clone(),
+        snapshot_logs: settings.raft_snapshot_logs,
+    })
+    .await?;
+    let node = cluster.handle.clone();
+    tracing::info!(node_id = node.node_id, cluster = %cluster.local_addr, "cluster member started");
+    if settings.join.is_none() {
+        bootstrap(&node, &settings.accounts).await?;
     }
-    let accounts = Arc::new(StaticAccounts::new(settings.accounts.clone()));
-    if accounts.is_empty() {
-        tracing::warn!("no accounts configured: nobody can log in (add --user NAME:PASSWORD or [[user]] entries)");
-    }
+    let accounts = Arc::new(store_accounts::StoreAccounts::new(
+        node.reader.clone(),
+        &settings.data_dir,
+    ));
     let engine = Engine::bind(settings.engine.clone(), tls, accounts).await?;
     print_summary(&settings, Some((&engine, &identity)));
     engine.run(shutdown_signal()).await;
@@ -132,6 +145,205 @@ fn print_summary(settings: &Settings, running: Option<(&Engine, &ServerIdentity)
     if !p.allow_active {
         tracing::info!("active mode (PORT/EPRT) disabled");
     }
+}
+
+/// On the node that bootstraps a cluster (and on every restart of it): wait
+/// for a leader, make sure the tokens exist, import `--user` and `[[user]]`
+/// accounts that the cluster does not know yet.
+async fn bootstrap(node: &wharf_cluster::ClusterHandle, accounts: &[Account]) -> Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while node.raft.current_leader().await.is_none() {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "no cluster leader after 30 s: are a majority of the members up?"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    node.ensure_tokens().await?;
+    for account in accounts {
+        let user = &account.user;
+        let record = wharf_store::records::UserRecord {
+            name: user.name.clone(),
+            password_hash: account.password_hash.clone(),
+            home: user.home.display().to_string(),
+            permissions: permission_names(&user.permissions),
+            allow: user.allow.iter().map(|n| n.to_string()).collect(),
+            max_sessions: user.max_sessions as u64,
+            upload_rate: user.upload_rate,
+            download_rate: user.download_rate,
+            enabled: true,
+        };
+        let result = node
+            .write(wharf_store::Command::PutUser {
+                user: record,
+                create_only: true,
+            })
+            .await?;
+        if result == wharf_store::CommandResult::Done {
+            tracing::info!(user = %user.name, "imported account into the cluster");
+        }
+    }
+    Ok(())
+}
+
+fn permission_names(p: &Permissions) -> Vec<String> {
+    [
+        (p.list, "list"),
+        (p.read, "read"),
+        (p.write, "write"),
+        (p.delete, "delete"),
+        (p.rename, "rename"),
+        (p.mkdir, "mkdir"),
+    ]
+    .into_iter()
+    .filter(|(on, _)| *on)
+    .map(|(_, name)| name.to_owned())
+    .collect()
+}
+
+async fn user_command(command: UserCommand) -> Result<()> {
+    use admin::{expect_done, Admin};
+    match command {
+        UserCommand::Add {
+            name,
+            password_stdin,
+            home,
+            read_only,
+            allow,
+            target,
+        } => {
+            for net in &allow {
+                net.parse::<ipnet::IpNet>()
+                    .with_context(|| format!("--allow {net:?} is not a CIDR network"))?;
+            }
+            let password = read_password(password_stdin)?;
+            let hash = hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let permissions = if read_only {
+                vec!["list".to_owned(), "read".to_owned()]
+            } else {
+                vec!["all".to_owned()]
+            };
+            let user = wharf_store::records::UserRecord {
+                home: home.unwrap_or_else(|| format!("home/{name}")),
+                name: name.clone(),
+                password_hash: hash,
+                permissions,
+                allow,
+                max_sessions: 0,
+                upload_rate: 0,
+                download_rate: 0,
+                enabled: true,
+            };
+            let mut admin = Admin::connect(&target).await?;
+            expect_done(
+                admin
+                    .write(wharf_store::Command::PutUser {
+                        user,
+                        create_only: true,
+                    })
+                    .await?,
+                &format!("user {name}"),
+            )?;
+            println!("added user {name}");
+        }
+        UserCommand::List { target } => {
+            for u in Admin::connect(&target).await?.users().await? {
+                println!(
+                    "{}\thome={}\tpermissions={}\tallow={}{}",
+                    u.name,
+                    u.home,
+                    u.permissions.join(","),
+                    if u.allow.is_empty() {
+                        "any".to_owned()
+                    } else {
+                        u.allow.join(",")
+                    },
+                    if u.enabled { "" } else { "\tdisabled" }
+                );
+            }
+        }
+        UserCommand::Passwd {
+            name,
+            password_stdin,
+            target,
+        } => {
+            let password = read_password(password_stdin)?;
+            let password_hash = hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut admin = Admin::connect(&target).await?;
+            expect_done(
+                admin
+                    .write(wharf_store::Command::SetPassword {
+                        name: name.clone(),
+                        password_hash,
+                    })
+                    .await?,
+                &format!("user {name}"),
+            )?;
+            println!("password of {name} changed");
+        }
+        UserCommand::Remove { name, target } => {
+            let mut admin = Admin::connect(&target).await?;
+            expect_done(
+                admin
+                    .write(wharf_store::Command::RemoveUser { name: name.clone() })
+                    .await?,
+                &format!("user {name}"),
+            )?;
+            println!("removed user {name}");
+        }
+    }
+    Ok(())
+}
+
+async fn cluster_command(command: ClusterCommand) -> Result<()> {
+    match command {
+        ClusterCommand::Token { data_dir } => {
+            let path = data_dir
+                .join("cluster")
+                .join(wharf_cluster::JOIN_TOKEN_FILE);
+            let token = std::fs::read_to_string(&path).with_context(|| {
+                format!(
+                    "cannot read {}: is a node running with --data-dir {}?",
+                    path.display(),
+                    data_dir.display()
+                )
+            })?;
+            println!("{}", token.trim());
+        }
+        ClusterCommand::Status { target } => {
+            let s = admin::Admin::connect(&target).await?.status().await?;
+            println!(
+                "node {} ({}), term {}, leader {}, last log {}, applied {}",
+                s.node_id,
+                s.state,
+                s.term,
+                s.leader_id.map_or("none".to_owned(), |l| l.to_string()),
+                s.last_log_index.map_or("-".to_owned(), |i| i.to_string()),
+                s.last_applied_index
+                    .map_or("-".to_owned(), |i| i.to_string()),
+            );
+            for m in s.members {
+                let lag = match (s.last_log_index, m.matched_index) {
+                    (Some(last), Some(matched)) => {
+                        format!("\tlag {}", last.saturating_sub(matched))
+                    }
+                    _ => String::new(),
+                };
+                println!(
+                    "  node {}\t{}\t{}{}",
+                    m.node_id, m.cluster_addr, m.role, lag
+                );
+            }
+        }
+        ClusterCommand::Remove { node_id, target } => {
+            admin::Admin::connect(&target)
+                .await?
+                .remove_node(node_id)
+                .await?;
+            println!("removed node {node_id}");
+        }
+    }
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -26,6 +26,9 @@ pub struct FileConfig {
     pub log_format: Option<LogFormat>,
     pub xferlog: Option<PathBuf>,
     pub shutdown_grace: Option<u64>,
+    pub cluster_listen: Option<String>,
+    pub cluster_advertise: Option<String>,
+    pub raft_snapshot_logs: Option<u64>,
     #[serde(default)]
     pub policy: FilePolicy,
     #[serde(default)]
@@ -80,6 +83,10 @@ fn all_permissions() -> Vec<String> {
 
 pub struct Settings {
     pub engine: EngineConfig,
+    pub cluster_listen: SocketAddr,
+    pub cluster_advertise: Option<String>,
+    pub join: Option<(String, String)>,
+    pub raft_snapshot_logs: u64,
     pub data_dir: PathBuf,
     pub cert: Option<(PathBuf, PathBuf)>,
     pub log_format: LogFormat,
@@ -200,9 +207,31 @@ impl Settings {
             accounts.push(file_account(u)?);
         }
         for spec in &args.users {
-            accounts.push(quick_start_account(spec, &data_dir)?);
+            accounts.push(quick_start_account(spec)?);
         }
+        let cluster_listen = args
+            .cluster_listen
+            .as_deref()
+            .or(file.cluster_listen.as_deref())
+            .unwrap_or("127.0.0.1:7000");
+        let cluster_listen: SocketAddr = cluster_listen
+            .parse()
+            .with_context(|| format!("--cluster-listen {cluster_listen:?} is not HOST:PORT"))?;
+        let join = match (&args.join, &args.join_token) {
+            (Some(a), Some(t)) => Some((a.clone(), t.clone())),
+            _ => None,
+        };
         Ok(Self {
+            cluster_listen,
+            cluster_advertise: args
+                .cluster_advertise
+                .clone()
+                .or(file.cluster_advertise.clone()),
+            join,
+            raft_snapshot_logs: args
+                .raft_snapshot_logs
+                .or(file.raft_snapshot_logs)
+                .unwrap_or(1000),
             engine: EngineConfig {
                 listen,
                 implicit_listen,
@@ -260,7 +289,7 @@ fn file_account(u: &FileUser) -> Result<Account> {
     })
 }
 
-fn quick_start_account(spec: &str, data_dir: &Path) -> Result<Account> {
+fn quick_start_account(spec: &str) -> Result<Account> {
     let Some((name, password)) = spec.split_once(':') else {
         bail!("--user {spec:?} must be NAME:PASSWORD");
     };
@@ -270,7 +299,7 @@ fn quick_start_account(spec: &str, data_dir: &Path) -> Result<Account> {
     Ok(Account {
         user: User {
             name: name.to_owned(),
-            home: data_dir.join("home").join(name),
+            home: PathBuf::from("home").join(name),
             permissions: Permissions::all(),
             allow: Vec::new(),
             max_sessions: 0,

@@ -1,0 +1,18 @@
+//! Wharf's cluster layer: the Raft transport and cluster services over gRPC
+//! (tonic + prost, messages in `proto/`), membership and the write path.
+
+mod convert;
+mod network;
+mod node;
+mod service;
+
+pub mod pb {
+    //! Generated from `proto/wharf/cluster/v1/*.proto`.
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("wharf.cluster.v1");
+}
+
+pub use node::{
+    start, ClusterConfig, ClusterError, ClusterHandle, RunningCluster, WriteError,
+    ADMIN_TOKEN_FILE, CLUSTER_ADDR_FILE, JOIN_TOKEN_FILE,
+};

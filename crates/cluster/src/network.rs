@@ -1,0 +1,129 @@
+//! openraft's network side: one lazily connected gRPC client per peer.
+
+use std::time::Duration;
+
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use tonic::transport::{Channel, Endpoint};
+use wharf_store::{ClusterNode, NodeId, TypeConfig};
+
+use crate::convert;
+use crate::pb::raft_client::RaftClient;
+
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Creates connections to peers as openraft asks for them.
+#[derive(Clone, Default)]
+pub struct PeerNetwork;
+
+impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
+    type Network = PeerConnection;
+
+    async fn new_client(&mut self, target: NodeId, node: &ClusterNode) -> PeerConnection {
+        PeerConnection {
+            target,
+            node: node.clone(),
+            client: None,
+        }
+    }
+}
+
+pub struct PeerConnection {
+    target: NodeId,
+    node: ClusterNode,
+    client: Option<RaftClient<Channel>>,
+}
+
+type RpcError<E = openraft::error::Infallible> =
+    RPCError<NodeId, ClusterNode, RaftError<NodeId, E>>;
+
+pub fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true))
+}
+
+impl PeerConnection {
+    async fn client<E: std::error::Error>(&mut self) -> Result<RaftClient<Channel>, RpcError<E>> {
+        if let Some(c) = &self.client {
+            return Ok(c.clone());
+        }
+        let endpoint = endpoint(&self.node.cluster_addr)
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
+        let client = RaftClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+        self.client = Some(client.clone());
+        Ok(client)
+    }
+
+    /// A failed call drops the channel so the next one reconnects.
+    fn failed<E: std::error::Error>(&mut self, status: tonic::Status) -> RpcError<E> {
+        self.client = None;
+        RPCError::Network(NetworkError::new(&status))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerConnection {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
+        let request =
+            convert::append_to_pb(&rpc).map_err(|s| RPCError::Network(NetworkError::new(&s)))?;
+        let mut client = self.client().await?;
+        let mut req = tonic::Request::new(request);
+        req.set_timeout(option.hard_ttl());
+        match client.append_entries(req).await {
+            Ok(resp) => convert::append_response_from_pb(resp.get_ref())
+                .map_err(|s| RPCError::Network(NetworkError::new(&s))),
+            Err(status) => Err(self.failed(status)),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<InstallSnapshotResponse<NodeId>, RpcError<InstallSnapshotError>> {
+        let mut client = self.client().await?;
+        let mut req = tonic::Request::new(convert::snapshot_to_pb(&rpc));
+        req.set_timeout(option.hard_ttl());
+        match client.install_snapshot(req).await {
+            Ok(resp) => convert::snapshot_response_from_pb(resp.get_ref())
+                .map_err(|s| RPCError::Network(NetworkError::new(&s))),
+            Err(status) => match crate::service::snapshot_mismatch_from_status(&status) {
+                Some(mismatch) => Err(RPCError::RemoteError(RemoteError::new_with_node(
+                    self.target,
+                    self.node.clone(),
+                    RaftError::APIError(InstallSnapshotError::SnapshotMismatch(mismatch)),
+                ))),
+                None => Err(self.failed(status)),
+            },
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RpcError> {
+        let mut client = self.client().await?;
+        let mut req = tonic::Request::new(convert::vote_request_to_pb(&rpc));
+        req.set_timeout(option.hard_ttl());
+        match client.request_vote(req).await {
+            Ok(resp) => convert::vote_response_from_pb(resp.get_ref())
+                .map_err(|s| RPCError::Network(NetworkError::new(&s))),
+            Err(status) => Err(self.failed(status)),
+        }
+    }
+}

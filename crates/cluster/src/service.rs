@@ -1,0 +1,162 @@
+//! The gRPC services a node serves to its peers: the Raft RPCs, and the
+//! cluster service (write forwarding, join, status, removal).
+
+use std::sync::Arc;
+
+use openraft::error::{InstallSnapshotError, RaftError, SnapshotMismatch};
+use tonic::{Code, Request, Response, Status};
+use wharf_store::NodeId;
+
+use crate::convert;
+use crate::node::ClusterHandle;
+use crate::pb;
+
+pub struct RaftService {
+    pub node: Arc<ClusterHandle>,
+}
+
+fn raft_error<E: std::error::Error>(e: RaftError<NodeId, E>) -> Status {
+    Status::unavailable(format!("raft: {e}"))
+}
+
+/// A snapshot chunk that does not continue the stream the follower holds is
+/// reported with the mismatch in the status details, so the leader restarts
+/// the stream instead of retrying the same chunk.
+fn snapshot_error(e: RaftError<NodeId, InstallSnapshotError>) -> Status {
+    match e {
+        RaftError::APIError(InstallSnapshotError::SnapshotMismatch(m)) => {
+            let details = serde_json::to_vec(&m).unwrap_or_default();
+            Status::with_details(
+                Code::FailedPrecondition,
+                format!("snapshot mismatch: {m}"),
+                details.into(),
+            )
+        }
+        other => raft_error(other),
+    }
+}
+
+pub fn snapshot_mismatch_from_status(status: &Status) -> Option<SnapshotMismatch> {
+    if status.code() != Code::FailedPrecondition {
+        return None;
+    }
+    serde_json::from_slice(status.details()).ok()
+}
+
+#[tonic::async_trait]
+impl pb::raft_server::Raft for RaftService {
+    async fn append_entries(
+        &self,
+        request: Request<pb::AppendEntriesRequest>,
+    ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
+        let req = convert::append_from_pb(request.get_ref())?;
+        let resp = self
+            .node
+            .raft
+            .append_entries(req)
+            .await
+            .map_err(raft_error)?;
+        Ok(Response::new(convert::append_response_to_pb(&resp)))
+    }
+
+    async fn request_vote(
+        &self,
+        request: Request<pb::VoteRequest>,
+    ) -> Result<Response<pb::VoteResponse>, Status> {
+        let req = convert::vote_request_from_pb(request.get_ref())?;
+        let resp = self.node.raft.vote(req).await.map_err(raft_error)?;
+        Ok(Response::new(convert::vote_response_to_pb(&resp)))
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<pb::InstallSnapshotRequest>,
+    ) -> Result<Response<pb::InstallSnapshotResponse>, Status> {
+        let req = convert::snapshot_from_pb(request.into_inner())?;
+        let resp = self
+            .node
+            .raft
+            .install_snapshot(req)
+            .await
+            .map_err(snapshot_error)?;
+        Ok(Response::new(convert::snapshot_response_to_pb(&resp)))
+    }
+}
+
+pub struct ClusterService {
+    pub node: Arc<ClusterHandle>,
+}
+
+#[tonic::async_trait]
+impl pb::cluster_server::Cluster for ClusterService {
+    async fn forward(
+        &self,
+        request: Request<pb::ForwardRequest>,
+    ) -> Result<Response<pb::ForwardReply>, Status> {
+        self.node.check_admin(request.metadata())?;
+        let from_peer = request.metadata().contains_key(crate::node::FORWARDED);
+        let command = wharf_store::decode_value(&request.get_ref().command)
+            .map_err(|e| Status::invalid_argument(format!("bad command: {e}")))?;
+        // A peer's forward is answered by the leader alone (no second hop);
+        // an operator's call goes through the usual write path.
+        let (result, log_index) = if from_peer {
+            self.node.write_as_leader(command).await?
+        } else {
+            self.node
+                .write_indexed(command)
+                .await
+                .map_err(|e| Status::unavailable(e.to_string()))?
+        };
+        let result =
+            wharf_store::encode_value(&result).map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(pb::ForwardReply { result, log_index }))
+    }
+
+    async fn join(
+        &self,
+        request: Request<pb::JoinRequest>,
+    ) -> Result<Response<pb::JoinReply>, Status> {
+        let req = request.into_inner();
+        let node_id = self.node.admit(&req.token, req.cluster_addr).await?;
+        Ok(Response::new(pb::JoinReply { node_id }))
+    }
+
+    async fn status(
+        &self,
+        request: Request<pb::Empty>,
+    ) -> Result<Response<pb::StatusReply>, Status> {
+        self.node.check_admin(request.metadata())?;
+        Ok(Response::new(self.node.status()))
+    }
+
+    async fn list_users(
+        &self,
+        request: Request<pb::Empty>,
+    ) -> Result<Response<pb::UserList>, Status> {
+        self.node.check_admin(request.metadata())?;
+        let users = self
+            .node
+            .reader
+            .users()
+            .map_err(|e| Status::internal(e.to_string()))?
+            .into_iter()
+            .map(|u| pb::UserSummary {
+                name: u.name,
+                home: u.home,
+                permissions: u.permissions,
+                allow: u.allow,
+                enabled: u.enabled,
+            })
+            .collect();
+        Ok(Response::new(pb::UserList { users }))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<pb::RemoveNodeRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        self.node.check_admin(request.metadata())?;
+        self.node.remove(request.get_ref().node_id).await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+}

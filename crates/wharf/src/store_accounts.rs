@@ -1,0 +1,94 @@
+//! Accounts served from the replicated `users` table: a user added through
+//! any node can log in on every node as soon as that node has applied it.
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use ipnet::IpNet;
+use wharf_server::accounts::{verify_password, AuthError, Permissions, User};
+use wharf_server::Accounts;
+use wharf_store::records::UserRecord;
+use wharf_store::StateReader;
+
+pub struct StoreAccounts {
+    reader: StateReader,
+    /// Relative home directories are taken from here, so every node keeps a
+    /// user's files under its own data directory.
+    data_dir: PathBuf,
+    decoy_hash: String,
+}
+
+impl StoreAccounts {
+    pub fn new(reader: StateReader, data_dir: &Path) -> Self {
+        Self {
+            reader,
+            data_dir: data_dir.to_owned(),
+            decoy_hash: wharf_server::accounts::hash_password("wharf-decoy").unwrap_or_default(),
+        }
+    }
+
+    fn to_user(&self, r: UserRecord) -> Result<User, String> {
+        let home = PathBuf::from(&r.home);
+        Ok(User {
+            home: if home.is_absolute() {
+                home
+            } else {
+                self.data_dir.join(home)
+            },
+            permissions: Permissions::from_names(&r.permissions)?,
+            allow: r
+                .allow
+                .iter()
+                .map(|s| {
+                    s.parse::<IpNet>()
+                        .map_err(|e| format!("allow entry {s:?}: {e}"))
+                })
+                .collect::<Result<_, _>>()?,
+            max_sessions: r.max_sessions as usize,
+            upload_rate: r.upload_rate,
+            download_rate: r.download_rate,
+            name: r.name,
+        })
+    }
+}
+
+#[async_trait]
+impl Accounts for StoreAccounts {
+    async fn authenticate(
+        &self,
+        name: &str,
+        password: &str,
+        peer: IpAddr,
+    ) -> Result<User, AuthError> {
+        let record = match self.reader.user(name) {
+            Ok(r) => r.filter(|r| r.enabled),
+            Err(e) => {
+                tracing::error!("cannot read the users table: {e}");
+                None
+            }
+        };
+        let hash = record
+            .as_ref()
+            .map(|r| r.password_hash.clone())
+            .unwrap_or_else(|| self.decoy_hash.clone());
+        let password = password.to_owned();
+        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+            .await
+            .unwrap_or(false);
+        let Some(record) = record.filter(|_| ok) else {
+            return Err(AuthError::BadCredentials);
+        };
+        let user = self.to_user(record).map_err(|e| {
+            tracing::error!(user = name, "account record unusable: {e}");
+            AuthError::BadCredentials
+        })?;
+        if !user.allow.is_empty() && !user.allow.iter().any(|n| n.contains(&peer)) {
+            return Err(AuthError::SourceNotAllowed {
+                user: user.name,
+                peer,
+            });
+        }
+        Ok(user)
+    }
+}
