@@ -28,10 +28,13 @@ const LAST_APPLIED: &[u8] = b"last_applied";
 const MEMBERSHIP: &[u8] = b"membership";
 const SNAPSHOT: &[u8] = b"snapshot";
 
+/// One stored row: key and encoded value.
+type Row = (Vec<u8>, Vec<u8>);
+
 /// Every row of every table, as shipped to a follower that is too far behind.
 #[derive(Serialize, Deserialize, Default)]
 struct SnapshotImage {
-    tables: Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)>,
+    tables: Vec<(String, Vec<Row>)>,
 }
 
 #[derive(Serialize, Deserialize)]

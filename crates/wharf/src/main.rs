@@ -4,6 +4,7 @@ mod admin;
 mod cli;
 mod settings;
 mod store_accounts;
+mod ticket_keys;
 
 use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
@@ -88,7 +89,17 @@ async fn serve(settings: Settings) -> Result<()> {
             &["localhost".to_owned(), "127.0.0.1".to_owned()],
         )?,
     };
-    let tls = TlsConfigs::new(&identity)?;
+    let certificates = wharf_tls::CertificateSet::new();
+    certificates.replace(
+        [(
+            wharf_tls::DEFAULT_NAME.to_owned(),
+            identity.certified_key()?,
+        )]
+        .into_iter()
+        .collect(),
+    );
+    let ticket_ring = wharf_tls::TicketKeyRing::new(ticket_keys::TICKET_LIFETIME);
+    let tls = TlsConfigs::from_parts(certificates, ticket_ring.clone())?;
     let cluster = wharf_cluster::start(wharf_cluster::ClusterConfig {
         data_dir: settings.data_dir.join("cluster"),
         listen: settings.cluster_listen,
@@ -99,9 +110,12 @@ async fn serve(settings: Settings) -> Result<()> {
     .await?;
     let node = cluster.handle.clone();
     tracing::info!(node_id = node.node_id, cluster = %cluster.local_addr, "cluster member started");
+    tokio::spawn(ticket_keys::follow_table(node.clone(), ticket_ring.clone()));
+    tokio::spawn(ticket_keys::rotate_while_leader(node.clone()));
     if settings.join.is_none() {
         bootstrap(&node, &settings.accounts).await?;
     }
+    ticket_keys::wait_for_active_key(&ticket_ring, std::time::Duration::from_secs(15)).await;
     let accounts = Arc::new(store_accounts::StoreAccounts::new(
         node.reader.clone(),
         &settings.data_dir,
@@ -160,6 +174,7 @@ async fn bootstrap(node: &wharf_cluster::ClusterHandle, accounts: &[Account]) ->
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     node.ensure_tokens().await?;
+    ticket_keys::rotate_once(node).await?;
     for account in accounts {
         let user = &account.user;
         let record = wharf_store::records::UserRecord {
