@@ -5,6 +5,7 @@
 //! Not every test file uses every helper, hence the `dead_code`/`unused_imports` allowance.
 #![allow(dead_code, unused_imports)]
 
+pub mod cluster;
 pub mod control;
 pub mod process;
 
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use sha2::{Digest, Sha256};
 
+pub use cluster::{Cluster, ClusterStatus, Member};
 pub use control::{Control, Reply};
 pub use process::{
     assert_success, describe, require_tool, run, run_for, run_with_input, run_with_timeout,
@@ -32,6 +34,9 @@ pub const PASSWORD: &str = "wonder-Land-42";
 const READY_TIMEOUT: Duration = Duration::from_secs(20);
 /// Width of the passive port range each server instance gets.
 const PASV_RANGE_WIDTH: u16 = 40;
+/// The server's output, in the test's temporary directory (kept across restarts).
+const STDOUT_LOG: &str = "wharf.stdout.log";
+const STDERR_LOG: &str = "wharf.stderr.log";
 
 /// How to start one `wharf serve` process.
 #[derive(Clone, Debug)]
@@ -39,6 +44,7 @@ pub struct WharfOptions {
     users: Vec<(String, String)>,
     args: Vec<String>,
     config: Option<String>,
+    join: Option<(String, String)>,
 }
 
 impl Default for WharfOptions {
@@ -47,6 +53,7 @@ impl Default for WharfOptions {
             users: vec![(USER.to_string(), PASSWORD.to_string())],
             args: Vec::new(),
             config: None,
+            join: None,
         }
     }
 }
@@ -74,6 +81,19 @@ impl WharfOptions {
         self
     }
 
+    /// No `--user` accounts at all (a joining node gets its accounts from the cluster).
+    pub fn no_users(mut self) -> Self {
+        self.users.clear();
+        self
+    }
+
+    /// Joins the cluster of the member at `address` (`--join ADDR --join-token TOKEN`) on
+    /// the first start.
+    pub fn join(mut self, address: &str, token: &str) -> Self {
+        self.join = Some((address.to_string(), token.to_string()));
+        self
+    }
+
     /// Writes `toml` to a file in the test's temporary directory and passes `--config FILE`.
     pub fn config(mut self, toml: impl Into<String>) -> Self {
         self.config = Some(toml.into());
@@ -88,12 +108,15 @@ impl WharfOptions {
 pub struct Wharf {
     pub explicit_port: u16,
     pub implicit_port: u16,
+    /// Raft and admin API port (`--cluster-listen 127.0.0.1:<port>`).
+    pub cluster_port: u16,
     pub pasv_ports: (u16, u16),
     pub data_dir: PathBuf,
     pub user: String,
     pub password: String,
     root: tempfile::TempDir,
     child: Child,
+    options: WharfOptions,
     stdout_log: PathBuf,
     stderr_log: PathBuf,
 }
@@ -111,61 +134,141 @@ impl Wharf {
 
         let explicit_port = free_port();
         let implicit_port = free_port();
+        let cluster_port = free_port();
         let pasv_low = rand::thread_rng().gen_range(40000..=(44999 - PASV_RANGE_WIDTH));
         let pasv_ports = (pasv_low, pasv_low + PASV_RANGE_WIDTH - 1);
 
-        let stdout_log = root.path().join("wharf.stdout.log");
-        let stderr_log = root.path().join("wharf.stderr.log");
-
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{explicit_port}"))
-            .arg("--implicit-listen")
-            .arg(format!("127.0.0.1:{implicit_port}"))
-            .arg("--pasv-ports")
-            .arg(format!("{}-{}", pasv_ports.0, pasv_ports.1));
-        for (name, password) in &options.users {
-            cmd.arg("--user").arg(format!("{name}:{password}"));
-        }
-        if let Some(toml) = &options.config {
-            let path = root.path().join("wharf.toml");
-            fs::write(&path, toml).expect("write the configuration file");
-            cmd.arg("--config").arg(path);
-        }
-        cmd.args(&options.args);
-        // The environment must not leak settings into the server under test.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("WHARF_") {
-                cmd.env_remove(key);
-            }
-        }
-        // `WHARF_E2E_LOG=debug cargo test …` raises the server's log level.
-        let log_filter = std::env::var("WHARF_E2E_LOG").unwrap_or_else(|_| "info".to_string());
-        cmd.env("WHARF_LOG", log_filter)
-            .current_dir(root.path())
-            .stdin(Stdio::null())
-            .stdout(File::create(&stdout_log).expect("create the stdout log"))
-            .stderr(File::create(&stderr_log).expect("create the stderr log"));
-        let child = cmd.spawn().expect("spawn the wharf binary");
-
+        let stdout_log = root.path().join(STDOUT_LOG);
+        let stderr_log = root.path().join(STDERR_LOG);
         let (user, password) = options.users.first().cloned().unwrap_or_default();
+        let child = Wharf::spawn(
+            root.path(),
+            &data_dir,
+            [explicit_port, implicit_port, cluster_port],
+            pasv_ports,
+            &options,
+            true,
+        );
         let mut wharf = Wharf {
             explicit_port,
             implicit_port,
+            cluster_port,
             pasv_ports,
             data_dir,
             user,
             password,
             root,
             child,
+            options,
             stdout_log,
             stderr_log,
         };
         wharf.wait_until_ready();
         wharf
+    }
+
+    /// Spawns `wharf serve` with its output appended to the logs in `root`.
+    /// `--join` is passed only on the first start: a restarted member finds its cluster
+    /// in its data directory.
+    fn spawn(
+        root: &Path,
+        data_dir: &Path,
+        [explicit_port, implicit_port, cluster_port]: [u16; 3],
+        pasv_ports: (u16, u16),
+        options: &WharfOptions,
+        first_start: bool,
+    ) -> Child {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
+        cmd.arg("serve")
+            .arg("--data-dir")
+            .arg(data_dir)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{explicit_port}"))
+            .arg("--implicit-listen")
+            .arg(format!("127.0.0.1:{implicit_port}"))
+            .arg("--pasv-ports")
+            .arg(format!("{}-{}", pasv_ports.0, pasv_ports.1))
+            .arg("--cluster-listen")
+            .arg(format!("127.0.0.1:{cluster_port}"));
+        for (name, password) in &options.users {
+            cmd.arg("--user").arg(format!("{name}:{password}"));
+        }
+        if let Some(toml) = &options.config {
+            let path = root.join("wharf.toml");
+            fs::write(&path, toml).expect("write the configuration file");
+            cmd.arg("--config").arg(path);
+        }
+        if let Some((address, token)) = options.join.as_ref().filter(|_| first_start) {
+            cmd.arg("--join")
+                .arg(address)
+                .arg("--join-token")
+                .arg(token);
+        }
+        cmd.args(&options.args);
+        remove_wharf_environment(&mut cmd);
+        // `WHARF_E2E_LOG=debug cargo test …` raises the server's log level.
+        let log_filter = std::env::var("WHARF_E2E_LOG").unwrap_or_else(|_| "info".to_string());
+        let append = |name: &str| {
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(root.join(name))
+                .unwrap_or_else(|e| panic!("open the server log {name}: {e}"))
+        };
+        cmd.env("WHARF_LOG", log_filter)
+            .current_dir(root)
+            .stdin(Stdio::null())
+            .stdout(append(STDOUT_LOG))
+            .stderr(append(STDERR_LOG));
+        cmd.spawn().expect("spawn the wharf binary")
+    }
+
+    /// Kills the process with SIGKILL — no drain, no flush — and waits for it.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the binary again on the same data directory and ports, after `kill9` or an
+    /// exit, and waits for `220`. The server's logs continue in the same files.
+    pub fn restart(&mut self) {
+        assert!(
+            !self.is_running(),
+            "restart() needs a stopped server; call kill9() first"
+        );
+        self.child = Wharf::spawn(
+            self.root.path(),
+            &self.data_dir,
+            [self.explicit_port, self.implicit_port, self.cluster_port],
+            self.pasv_ports,
+            &self.options,
+            false,
+        );
+        self.wait_until_ready();
+    }
+
+    /// `127.0.0.1:<cluster port>`, the address other nodes join through.
+    pub fn cluster_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.cluster_port)
+    }
+
+    /// The Raft node id this member was given (`DATA_DIR/cluster/node_id`).
+    pub fn node_id(&self) -> u64 {
+        let path = self.data_dir.join("cluster").join("node_id");
+        let text =
+            fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        text.trim()
+            .parse()
+            .unwrap_or_else(|e| panic!("{} holds {text:?}: {e}", path.display()))
+    }
+
+    /// Runs `wharf ARGS… --data-dir DATA_DIR` (an admin command against this node),
+    /// with `stdin` as its input.
+    pub fn cli(&self, args: &[&str], stdin: Option<&str>) -> std::process::Output {
+        let data_dir = self.data_dir.to_string_lossy().into_owned();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--data-dir", &data_dir]);
+        wharf_cli(&all, stdin)
     }
 
     /// Starts a server with the default options: one account, default policies.
@@ -334,6 +437,11 @@ impl Wharf {
     /// curl with the options every test uses: TLS required, certificate not verified,
     /// bounded connect and total time.
     pub fn curl(&self) -> Command {
+        self.curl_as(&self.user, &self.password)
+    }
+
+    /// `curl()` logging in as another account.
+    pub fn curl_as(&self, user: &str, password: &str) -> Command {
         let mut cmd = Command::new("curl");
         cmd.args([
             "--silent",
@@ -346,7 +454,7 @@ impl Wharf {
             "600",
             "--user",
         ])
-        .arg(format!("{}:{}", self.user, self.password));
+        .arg(format!("{user}:{password}"));
         cmd
     }
 
@@ -407,6 +515,36 @@ impl Drop for Wharf {
         let _ = self.child.wait();
         if std::thread::panicking() {
             eprintln!("{}", self.logs());
+        }
+    }
+}
+
+/// Runs `wharf ARGS…` (an admin command) with `stdin` as its input, killed after 30 s.
+/// Error messages come without a backtrace, as an operator would see them.
+pub fn wharf_cli(args: &[&str], stdin: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
+    cmd.args(args)
+        .env("RUST_BACKTRACE", "0")
+        .env("RUST_LIB_BACKTRACE", "0");
+    remove_wharf_environment(&mut cmd);
+    let limit = Duration::from_secs(30);
+    if let Some(input) = stdin {
+        return run_with_input(&mut cmd, input.as_bytes(), limit);
+    }
+    let outcome = run_with_timeout(&mut cmd, limit);
+    assert!(
+        !outcome.killed,
+        "wharf {args:?} did not finish within {limit:?}\n{}",
+        describe(&outcome.output)
+    );
+    outcome.output
+}
+
+/// The environment must not leak settings into the binary under test.
+fn remove_wharf_environment(cmd: &mut Command) {
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("WHARF_") {
+            cmd.env_remove(key);
         }
     }
 }

@@ -151,6 +151,29 @@ impl pb::cluster_server::Cluster for ClusterService {
         Ok(Response::new(pb::UserList { users }))
     }
 
+    async fn list_certs(
+        &self,
+        request: Request<pb::Empty>,
+    ) -> Result<Response<pb::CertList>, Status> {
+        self.node.check_admin(request.metadata())?;
+        let certs = self
+            .node
+            .reader
+            .certs()
+            .map_err(|e| Status::internal(e.to_string()))?
+            .into_iter()
+            .map(|c| pb::CertSummary {
+                fingerprint: leaf_fingerprint(&c.chain_pem),
+                name: c.name,
+                source: format!("{:?}", c.source),
+                not_before: c.not_before,
+                not_after: c.not_after,
+                generation: c.generation,
+            })
+            .collect();
+        Ok(Response::new(pb::CertList { certs }))
+    }
+
     async fn remove_node(
         &self,
         request: Request<pb::RemoveNodeRequest>,
@@ -158,5 +181,19 @@ impl pb::cluster_server::Cluster for ClusterService {
         self.node.check_admin(request.metadata())?;
         self.node.remove(request.get_ref().node_id).await?;
         Ok(Response::new(pb::Empty {}))
+    }
+}
+
+/// SHA-256 of the first certificate in a PEM chain, hex; empty if unreadable.
+fn leaf_fingerprint(chain_pem: &str) -> String {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::CertificateDer;
+    use sha2::Digest;
+    match CertificateDer::pem_slice_iter(chain_pem.as_bytes()).next() {
+        Some(Ok(der)) => sha2::Sha256::digest(der.as_ref())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        _ => String::new(),
     }
 }

@@ -33,7 +33,10 @@ pub struct CertRecord {
     pub name: String,
     pub chain_pem: String,
     pub key_pem: String,
-    /// Unix seconds.
+    /// Unix seconds; 0 when unknown (imported certificates are not parsed yet).
+    #[serde(default)]
+    pub not_before: u64,
+    /// Unix seconds; 0 when unknown.
     pub not_after: u64,
     pub source: CertSource,
     /// Bumped on every replacement, so nodes and operators can tell rotations apart.

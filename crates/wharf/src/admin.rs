@@ -105,6 +105,17 @@ impl Admin {
             .users)
     }
 
+    pub async fn certs(&mut self) -> Result<Vec<pb::CertSummary>> {
+        let request = self.request(pb::Empty {})?;
+        Ok(self
+            .client
+            .list_certs(request)
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .into_inner()
+            .certs)
+    }
+
     pub async fn status(&mut self) -> Result<pb::StatusReply> {
         let request = self.request(pb::Empty {})?;
         Ok(self

@@ -24,6 +24,9 @@ pub enum Commands {
     /// Manage accounts (stored in the cluster; any node accepts changes).
     #[command(subcommand)]
     User(UserCommand),
+    /// Certificates served by every node.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Inspect and change cluster membership.
     #[command(subcommand)]
     Cluster(ClusterCommand),
@@ -71,6 +74,34 @@ pub enum UserCommand {
     /// Remove an account.
     Remove {
         name: String,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CertCommand {
+    /// Names, sources, validity and generations.
+    List {
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// Ask the leader for a new internal-CA certificate now.
+    Rotate {
+        /// Certificate name (server name, or "default").
+        #[arg(long, default_value = "default")]
+        name: String,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// Serve a PEM chain and key for a server name (or "default") on every node.
+    Import {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        cert: PathBuf,
+        #[arg(long)]
+        key: PathBuf,
         #[command(flatten)]
         target: crate::admin::Target,
     },
@@ -142,6 +173,12 @@ pub struct ServeArgs {
     /// Join token printed by `wharf cluster token` on a member.
     #[arg(long, env = "WHARF_JOIN_TOKEN")]
     pub join_token: Option<String>,
+    /// Server name for the internal-CA certificate (repeatable; default localhost and 127.0.0.1).
+    #[arg(long = "server-name", env = "WHARF_SERVER_NAME")]
+    pub server_names: Vec<String>,
+    /// Lifetime of internal-CA certificates in seconds (renewed at 2/3).
+    #[arg(long, env = "WHARF_CERT_LIFETIME")]
+    pub cert_lifetime: Option<u64>,
     /// Raft log entries between snapshots; older entries are purged after one.
     #[arg(long, env = "WHARF_RAFT_SNAPSHOT_LOGS")]
     pub raft_snapshot_logs: Option<u64>,

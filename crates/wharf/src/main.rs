@@ -1,6 +1,7 @@
 //! `wharf`: the command-line entry point.
 
 mod admin;
+mod certificates;
 mod cli;
 mod settings;
 mod store_accounts;
@@ -16,7 +17,7 @@ use wharf_server::accounts::{hash_password, Account, Permissions};
 use wharf_server::Engine;
 use wharf_tls::{ServerIdentity, TlsConfigs};
 
-use cli::{Cli, ClusterCommand, Commands, LogFormat, UserCommand};
+use cli::{CertCommand, Cli, ClusterCommand, Commands, LogFormat, UserCommand};
 use settings::Settings;
 
 fn main() -> Result<()> {
@@ -33,6 +34,7 @@ fn main() -> Result<()> {
         }
         Commands::User(command) => runtime()?.block_on(user_command(command)),
         Commands::Cluster(command) => runtime()?.block_on(cluster_command(command)),
+        Commands::Cert(command) => runtime()?.block_on(cert_command(command)),
         Commands::HashPassword { password_stdin } => {
             let password = read_password(password_stdin)?;
             println!(
@@ -89,17 +91,15 @@ async fn serve(settings: Settings) -> Result<()> {
             &["localhost".to_owned(), "127.0.0.1".to_owned()],
         )?,
     };
+    let fallback_key = identity.certified_key()?;
     let certificates = wharf_tls::CertificateSet::new();
     certificates.replace(
-        [(
-            wharf_tls::DEFAULT_NAME.to_owned(),
-            identity.certified_key()?,
-        )]
-        .into_iter()
-        .collect(),
+        [(wharf_tls::DEFAULT_NAME.to_owned(), fallback_key.clone())]
+            .into_iter()
+            .collect(),
     );
     let ticket_ring = wharf_tls::TicketKeyRing::new(ticket_keys::TICKET_LIFETIME);
-    let tls = TlsConfigs::from_parts(certificates, ticket_ring.clone())?;
+    let tls = TlsConfigs::from_parts(certificates.clone(), ticket_ring.clone())?;
     let cluster = wharf_cluster::start(wharf_cluster::ClusterConfig {
         data_dir: settings.data_dir.join("cluster"),
         listen: settings.cluster_listen,
@@ -112,21 +112,41 @@ async fn serve(settings: Settings) -> Result<()> {
     tracing::info!(node_id = node.node_id, cluster = %cluster.local_addr, "cluster member started");
     tokio::spawn(ticket_keys::follow_table(node.clone(), ticket_ring.clone()));
     tokio::spawn(ticket_keys::rotate_while_leader(node.clone()));
+    tokio::spawn(certificates::follow_table(
+        node.clone(),
+        certificates.clone(),
+        fallback_key,
+    ));
+    tokio::spawn(certificates::renew_while_leader(
+        node.clone(),
+        settings.cert_policy.clone(),
+    ));
     if settings.join.is_none() {
         bootstrap(&node, &settings.accounts).await?;
+        let imported = match &settings.cert {
+            Some((cert, key)) => Some((
+                std::fs::read_to_string(cert)
+                    .with_context(|| format!("cannot read {}", cert.display()))?,
+                std::fs::read_to_string(key)
+                    .with_context(|| format!("cannot read {}", key.display()))?,
+            )),
+            None => None,
+        };
+        certificates::bootstrap(&node, imported, &settings.cert_policy).await?;
     }
+    wait_for_cluster_certificate(&node).await;
     ticket_keys::wait_for_active_key(&ticket_ring, std::time::Duration::from_secs(15)).await;
     let accounts = Arc::new(store_accounts::StoreAccounts::new(
         node.reader.clone(),
         &settings.data_dir,
     ));
     let engine = Engine::bind(settings.engine.clone(), tls, accounts).await?;
-    print_summary(&settings, Some((&engine, &identity)));
+    print_summary(&settings, Some((&engine, &certificates)));
     engine.run(shutdown_signal()).await;
     Ok(())
 }
 
-fn print_summary(settings: &Settings, running: Option<(&Engine, &ServerIdentity)>) {
+fn print_summary(settings: &Settings, running: Option<(&Engine, &wharf_tls::CertificateSet)>) {
     let e = &settings.engine;
     let (explicit, implicit) = match running {
         Some((engine, _)) => (engine.listening().explicit, engine.listening().implicit),
@@ -143,8 +163,18 @@ fn print_summary(settings: &Settings, running: Option<(&Engine, &ServerIdentity)
         "wharf {} listening: explicit FTPS on {}, implicit FTPS on {}",
         env!("CARGO_PKG_VERSION"), show(explicit), show(implicit)
     );
-    if let Some((_, identity)) = running {
-        tracing::info!(source = %identity.source, "certificate SHA-256 fingerprint {}", identity.fingerprint());
+    if let Some((_, certs)) = running {
+        if let Some(key) = certs.get(wharf_tls::DEFAULT_NAME) {
+            let fingerprint = key.cert.first().map(|c| {
+                use sha2::Digest;
+                sha2::Sha256::digest(c.as_ref())
+                    .iter()
+                    .map(|b| format!("{b:02X}"))
+                    .collect::<Vec<_>>()
+                    .join(":")
+            });
+            tracing::info!(names = ?certs.names(), "default certificate SHA-256 fingerprint {}", fingerprint.unwrap_or_default());
+        }
     }
     let p = &e.policy;
     if !p.require_tls_login {
@@ -236,7 +266,7 @@ async fn user_command(command: UserCommand) -> Result<()> {
             let permissions = if read_only {
                 vec!["list".to_owned(), "read".to_owned()]
             } else {
-                vec!["all".to_owned()]
+                permission_names(&Permissions::all())
             };
             let user = wharf_store::records::UserRecord {
                 home: home.unwrap_or_else(|| format!("home/{name}")),
@@ -305,6 +335,123 @@ async fn user_command(command: UserCommand) -> Result<()> {
                 &format!("user {name}"),
             )?;
             println!("removed user {name}");
+        }
+    }
+    Ok(())
+}
+
+/// Waits (bounded) until this node serves the cluster's default certificate.
+async fn wait_for_cluster_certificate(node: &wharf_cluster::ClusterHandle) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        if node
+            .reader
+            .certs()
+            .is_ok_and(|c| c.iter().any(|c| c.name == wharf_tls::DEFAULT_NAME))
+        {
+            // follow_table swaps on the same change notification.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tracing::warn!(
+        "no cluster certificate replicated yet: serving this node's own until one arrives"
+    );
+}
+
+async fn cert_command(command: CertCommand) -> Result<()> {
+    match command {
+        CertCommand::List { target } => {
+            for c in admin::Admin::connect(&target).await?.certs().await? {
+                println!(
+                    "{}\tsource={}\tgeneration={}\tnot_after={}\tsha256={}",
+                    c.name,
+                    c.source,
+                    c.generation,
+                    if c.not_after == 0 {
+                        "unknown".to_owned()
+                    } else {
+                        c.not_after.to_string()
+                    },
+                    c.fingerprint
+                );
+            }
+        }
+        CertCommand::Rotate { name, target } => {
+            let mut admin = admin::Admin::connect(&target).await?;
+            let name = name.to_ascii_lowercase();
+            let current = admin
+                .certs()
+                .await?
+                .into_iter()
+                .find(|c| c.name == name)
+                .with_context(|| format!("no certificate named {name:?}"))?;
+            anyhow::ensure!(
+                current.source == "InternalCa",
+                "{name} is {}: only internal-CA certificates rotate; import a new one with `wharf cert import`",
+                current.source
+            );
+            admin::expect_done(
+                admin
+                    .write(wharf_store::Command::PutSetting {
+                        key: format!("{}{name}", certificates::ROTATE_PREFIX),
+                        value: current.generation.to_string(),
+                    })
+                    .await?,
+                "rotation request",
+            )?;
+            println!(
+                "asked the leader to replace {name} generation {}",
+                current.generation
+            );
+        }
+        CertCommand::Import {
+            name,
+            cert,
+            key,
+            target,
+        } => {
+            let chain_pem = std::fs::read_to_string(&cert)
+                .with_context(|| format!("cannot read {}", cert.display()))?;
+            let key_pem = std::fs::read_to_string(&key)
+                .with_context(|| format!("cannot read {}", key.display()))?;
+            wharf_tls::certified_key(chain_pem.as_bytes(), key_pem.as_bytes()).with_context(
+                || {
+                    format!(
+                        "{} and {} are not a usable certificate and key",
+                        cert.display(),
+                        key.display()
+                    )
+                },
+            )?;
+            let mut admin = admin::Admin::connect(&target).await?;
+            let name = name.to_ascii_lowercase();
+            let generation = admin
+                .certs()
+                .await?
+                .iter()
+                .find(|c| c.name == name)
+                .map_or(1, |c| c.generation + 1);
+            admin::expect_done(
+                admin
+                    .write(wharf_store::Command::PutCert(
+                        wharf_store::records::CertRecord {
+                            name: name.clone(),
+                            chain_pem,
+                            key_pem,
+                            not_before: 0,
+                            not_after: 0,
+                            source: wharf_store::records::CertSource::Imported,
+                            generation,
+                        },
+                    ))
+                    .await?,
+                "certificate import",
+            )?;
+            println!(
+                "imported {name} (generation {generation}); every node serves it within seconds"
+            );
         }
     }
     Ok(())

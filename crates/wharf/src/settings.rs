@@ -30,6 +30,9 @@ pub struct FileConfig {
     pub cluster_advertise: Option<String>,
     pub raft_snapshot_logs: Option<u64>,
     #[serde(default)]
+    pub server_names: Vec<String>,
+    pub cert_lifetime: Option<u64>,
+    #[serde(default)]
     pub policy: FilePolicy,
     #[serde(default)]
     pub limits: FileLimits,
@@ -87,6 +90,7 @@ pub struct Settings {
     pub cluster_advertise: Option<String>,
     pub join: Option<(String, String)>,
     pub raft_snapshot_logs: u64,
+    pub cert_policy: crate::certificates::CertPolicy,
     pub data_dir: PathBuf,
     pub cert: Option<(PathBuf, PathBuf)>,
     pub log_format: LogFormat,
@@ -232,6 +236,20 @@ impl Settings {
                 .raft_snapshot_logs
                 .or(file.raft_snapshot_logs)
                 .unwrap_or(1000),
+            cert_policy: crate::certificates::CertPolicy {
+                server_names: if !args.server_names.is_empty() {
+                    args.server_names.clone()
+                } else if !file.server_names.is_empty() {
+                    file.server_names.clone()
+                } else {
+                    vec!["localhost".into(), "127.0.0.1".into()]
+                },
+                lifetime: Duration::from_secs(
+                    args.cert_lifetime
+                        .or(file.cert_lifetime)
+                        .unwrap_or(90 * 24 * 3600),
+                ),
+            },
             engine: EngineConfig {
                 listen,
                 implicit_listen,

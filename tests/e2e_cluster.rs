@@ -1,0 +1,322 @@
+//! Several real `wharf` processes as one Raft cluster on 127.0.0.1: accounts written
+//! through any node reach every node, a killed leader is replaced, a node that was down
+//! catches up (from the log or from a snapshot), a minority refuses writes with a clear
+//! error but keeps serving logins, and joining needs the right token.
+//!
+//! Each node still has its own file tree (the replicated file store comes later), so
+//! transfers are checked per node.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+use support::cluster::poll_until;
+use support::*;
+
+const MIB: u64 = 1024 * 1024;
+/// How long a committed write may take to reach another node's state machine.
+const REPLICATION_LIMIT: Duration = Duration::from_secs(5);
+
+/// `wharf user add NAME --password-stdin` through `node`; panics unless it succeeded.
+fn add_user(node: &Wharf, name: &str, password: &str) {
+    let output = node.cli(
+        &["user", "add", name, "--password-stdin"],
+        Some(&format!("{password}\n")),
+    );
+    assert_success(&output, &format!("wharf user add {name}"));
+}
+
+/// The index `node` has applied: after a write through `node` returned, the write's.
+fn applied_index(node: &Wharf) -> u64 {
+    node.cluster_status().applied
+}
+
+/// A directory listing as `user` over explicit FTPS (curl), i.e. a complete login.
+fn list_as(node: &Wharf, user: &str, password: &str) -> Output {
+    run(node.curl_as(user, password).arg(node.explicit_url("")))
+}
+
+fn assert_login_accepted(node: &Wharf, user: &str, password: &str) {
+    let output = list_as(node, user, password);
+    assert_success(
+        &output,
+        &format!("login of {user} on node {}", node.node_id()),
+    );
+}
+
+/// curl exits with 67 ("access denied") and shows the server's `530`.
+fn assert_login_refused(node: &Wharf, user: &str, password: &str) {
+    let output = list_as(node, user, password);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("530"),
+        "login of {user} on node {} should be refused with 530\n{}",
+        node.node_id(),
+        describe(&output)
+    );
+}
+
+/// Uploads a fresh file to `node` as `user`, checks the copy on the node's disk, then
+/// downloads it and compares the bytes.
+fn round_trip(node: &Wharf, user: &str, password: &str, size: u64) {
+    let name = format!("node{}-{}.bin", node.node_id(), rand::random::<u32>());
+    let local = node.client_dir().join(&name);
+    let back = node.client_dir().join(format!("{name}.back"));
+    write_random_file(&local, size);
+    let url = node.explicit_url(&name);
+    let upload = run(node.curl_as(user, password).arg("-T").arg(&local).arg(&url));
+    assert_success(&upload, &format!("upload to node {}", node.node_id()));
+    assert_same_file(&local, &node.home(user).join(&name));
+    let download = run(node.curl_as(user, password).arg("-o").arg(&back).arg(&url));
+    assert_success(&download, &format!("download from node {}", node.node_id()));
+    assert_same_file(&local, &back);
+}
+
+#[test]
+fn user_added_through_node_1_logs_in_and_transfers_on_nodes_2_and_3() {
+    let cluster = Cluster::start(3);
+    add_user(cluster.node(1), "bob", "bob-Secret-77");
+    let added = Instant::now();
+    for n in [2, 3] {
+        let node = cluster.node(n);
+        poll_until(REPLICATION_LIMIT, &format!("bob on node {n}"), || {
+            node.user_names().iter().any(|u| u == "bob").then_some(())
+        });
+    }
+    eprintln!("bob reached nodes 2 and 3 in {:?}", added.elapsed());
+    for n in [2, 3] {
+        round_trip(cluster.node(n), "bob", "bob-Secret-77", MIB + 13);
+    }
+}
+
+#[test]
+fn leader_killed_a_new_one_is_elected_and_the_restarted_node_catches_up() {
+    let mut cluster = Cluster::start(3);
+    let old_leader = cluster
+        .node(1)
+        .cluster_status()
+        .leader
+        .expect("a formed cluster has a leader");
+    let killed = cluster.position_of(old_leader);
+    let survivors: Vec<usize> = (1..=3).filter(|&n| n != killed).collect();
+
+    cluster.node_mut(killed).kill9();
+    let killed_at = Instant::now();
+    let new_leader = poll_until(Duration::from_secs(10), "a new leader", || {
+        let status = cluster.node(survivors[0]).try_cluster_status()?;
+        status.leader.filter(|&id| id != old_leader)
+    });
+    let election = killed_at.elapsed();
+    assert!(
+        election <= Duration::from_secs(6),
+        "a new leader took {election:?} (election timeout is 0.8–1.6 s)"
+    );
+
+    // Write through the survivor that is not the leader, so the write is forwarded.
+    let via = *survivors
+        .iter()
+        .find(|&&n| cluster.node(n).node_id() != new_leader)
+        .expect("two survivors, one leader");
+    add_user(cluster.node(via), "carol", "carol-Secret-77");
+    let index = applied_index(cluster.node(via));
+    for &n in &survivors {
+        cluster.node(n).wait_until_applied(index, REPLICATION_LIMIT);
+        assert_login_accepted(cluster.node(n), "carol", "carol-Secret-77");
+    }
+
+    cluster.node_mut(killed).restart();
+    let restarted = cluster.node(killed);
+    restarted.wait_until_applied(index, Duration::from_secs(10));
+    assert_login_accepted(restarted, "carol", "carol-Secret-77");
+    let status = restarted.cluster_status();
+    assert_eq!(status.leader, Some(new_leader), "{status:?}");
+    assert!(status.has_voters(3), "{status:?}");
+}
+
+#[test]
+fn node_down_while_the_log_was_compacted_catches_up_through_a_snapshot() {
+    let options = WharfOptions::default().args(["--raft-snapshot-logs", "10"]);
+    let mut cluster = Cluster::start_with(3, options);
+    cluster.node_mut(3).kill9();
+
+    let users: Vec<String> = (0..30).map(|i| format!("batch{i:02}")).collect();
+    for user in &users {
+        add_user(cluster.node(1), user, &format!("{user}-Secret"));
+    }
+    let index = applied_index(cluster.node(1));
+
+    cluster.node_mut(3).restart();
+    let node3 = cluster.node(3);
+    node3.wait_until_applied(index, Duration::from_secs(15));
+    let names = node3.user_names();
+    for user in &users {
+        assert!(names.contains(user), "{user} missing on node 3: {names:?}");
+    }
+    for user in [&users[0], &users[15], &users[29]] {
+        assert_login_accepted(node3, user, &format!("{user}-Secret"));
+    }
+    assert!(
+        node3.stderr().contains("installed a snapshot"),
+        "node 3 caught up without installing a snapshot\n{}",
+        node3.logs()
+    );
+}
+
+/// Kills the two nodes at `victims`, then checks the survivor: a write fails in bounded
+/// time with the quorum message and changes nothing; existing accounts still log in.
+fn minority_refuses_writes_and_serves_logins(victims: [usize; 2]) {
+    let mut cluster = Cluster::start(3);
+    add_user(cluster.node(1), "dora", "dora-Secret-77");
+    let index = applied_index(cluster.node(1));
+    let survivor = (1..=3)
+        .find(|n| !victims.contains(n))
+        .expect("one survivor");
+    cluster
+        .node(survivor)
+        .wait_until_applied(index, REPLICATION_LIMIT);
+    for n in victims {
+        cluster.node_mut(n).kill9();
+    }
+
+    let node = cluster.node(survivor);
+    let started = Instant::now();
+    let output = node.cli(
+        &["user", "add", "eve", "--password-stdin"],
+        Some("eve-Secret-77\n"),
+    );
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("no leader with a quorum"),
+        "a write on a minority must fail with the quorum message\n{}",
+        describe(&output)
+    );
+    assert!(
+        took <= Duration::from_secs(15),
+        "the failing write took {took:?}"
+    );
+    assert!(
+        !node.user_names().iter().any(|u| u == "eve"),
+        "a write refused for lack of quorum must not be applied"
+    );
+
+    assert_login_accepted(node, USER, PASSWORD);
+    assert_login_accepted(node, "dora", "dora-Secret-77");
+}
+
+#[test]
+fn minority_leader_refuses_writes_clearly_and_still_serves_logins() {
+    // Node 1 initialised the cluster and leads it; its two followers die.
+    minority_refuses_writes_and_serves_logins([2, 3]);
+}
+
+#[test]
+fn minority_follower_refuses_writes_clearly_and_still_serves_logins() {
+    // The leader and one follower die; the other follower is left alone.
+    minority_refuses_writes_and_serves_logins([1, 2]);
+}
+
+#[test]
+fn joining_with_a_wrong_token_exits_with_an_error() {
+    let first = Wharf::start_default();
+    let token = first.join_token();
+    let mut wrong = token.clone();
+    let last = wrong.pop().expect("a non-empty token");
+    wrong.push(if last == '0' { '1' } else { '0' });
+    let dir = tempfile::Builder::new()
+        .prefix("wharf-e2e-joiner-")
+        .tempdir()
+        .expect("joiner directory");
+    let data_dir = dir.path().join("data").display().to_string();
+    let cluster_addr = format!("127.0.0.1:{}", free_port());
+    let output = wharf_cli(
+        &[
+            "serve",
+            "--data-dir",
+            &data_dir,
+            "--listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--implicit-listen",
+            &format!("127.0.0.1:{}", free_port()),
+            "--pasv-ports",
+            "45100-45110",
+            "--cluster-listen",
+            &cluster_addr,
+            "--join",
+            &first.cluster_addr(),
+            "--join-token",
+            &wrong,
+        ],
+        None,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("wrong join token"),
+        "a joiner with a wrong token must exit with an error\n{}",
+        describe(&output)
+    );
+    let status = first.cluster_status();
+    assert_eq!(status.members.len(), 1, "{status:?}");
+    assert!(
+        first.stderr().contains("wrong token"),
+        "the member logs the refused join"
+    );
+}
+
+#[test]
+fn password_change_and_removal_through_node_2_take_effect_on_node_3() {
+    let cluster = Cluster::start(3);
+    let (node2, node3) = (cluster.node(2), cluster.node(3));
+    add_user(cluster.node(1), "frank", "old-Secret-77");
+    node3.wait_until_applied(applied_index(cluster.node(1)), REPLICATION_LIMIT);
+    assert_login_accepted(node3, "frank", "old-Secret-77");
+
+    let output = node2.cli(
+        &["user", "passwd", "frank", "--password-stdin"],
+        Some("new-Secret-88\n"),
+    );
+    assert_success(&output, "wharf user passwd through node 2");
+    node3.wait_until_applied(applied_index(node2), REPLICATION_LIMIT);
+    assert_login_refused(node3, "frank", "old-Secret-77");
+    assert_login_accepted(node3, "frank", "new-Secret-88");
+
+    let output = node2.cli(&["user", "remove", "frank"], None);
+    assert_success(&output, "wharf user remove through node 2");
+    node3.wait_until_applied(applied_index(node2), REPLICATION_LIMIT);
+    assert!(!node3.user_names().iter().any(|u| u == "frank"));
+    assert_login_refused(node3, "frank", "new-Secret-88");
+}
+
+#[test]
+fn cluster_status_on_every_node_shows_three_voters_and_the_same_leader() {
+    let cluster = Cluster::start(3);
+    let statuses: Vec<ClusterStatus> = cluster.nodes.iter().map(Wharf::cluster_status).collect();
+    let mut addresses: Vec<String> = cluster.nodes.iter().map(Wharf::cluster_addr).collect();
+    addresses.sort();
+
+    for (node, status) in cluster.nodes.iter().zip(&statuses) {
+        assert_eq!(status.node, node.node_id(), "{status:?}");
+        assert!(status.has_voters(3), "{status:?}");
+        let mut ids: Vec<u64> = status.members.iter().map(|m| m.id).collect();
+        ids.sort();
+        assert_eq!(ids, [1, 2, 3], "{status:?}");
+        let mut listed: Vec<String> = status.members.iter().map(|m| m.address.clone()).collect();
+        listed.sort();
+        assert_eq!(listed, addresses, "{status:?}");
+    }
+    let leader = statuses[0].leader.expect("node 1 knows a leader");
+    assert!(
+        statuses
+            .iter()
+            .all(|s| s.leader == Some(leader) && s.term == statuses[0].term),
+        "nodes disagree on the leader or term: {statuses:?}"
+    );
+    let leaders: Vec<u64> = statuses
+        .iter()
+        .filter(|s| s.role == "leader")
+        .map(|s| s.node)
+        .collect();
+    assert_eq!(leaders, [leader], "{statuses:?}");
+}
