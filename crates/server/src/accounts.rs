@@ -131,28 +131,39 @@ impl Accounts for StaticAccounts {
         peer: IpAddr,
     ) -> Result<User, AuthError> {
         let account = self.accounts.get(name).cloned();
-        let hash = account
-            .as_ref()
-            .map(|a| a.password_hash.clone())
-            .unwrap_or_else(|| self.decoy_hash.clone());
-        let password = password.to_owned();
-        // argon2 costs tens of milliseconds of CPU: keep it off the reactor.
-        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-            .await
-            .unwrap_or(false);
-        let account = match account {
-            Some(a) if ok => a,
-            _ => return Err(AuthError::BadCredentials),
-        };
-        let user = account.user;
-        if !user.allow.is_empty() && !user.allow.iter().any(|net| net.contains(&peer)) {
-            return Err(AuthError::SourceNotAllowed {
-                user: user.name,
-                peer,
-            });
-        }
-        Ok(user)
+        check_login(account, password, peer, &self.decoy_hash).await
     }
+}
+
+/// The end of every login, whatever the account source: the password is
+/// checked against the account's hash, or against `decoy_hash` when there is
+/// no such account so the time taken does not reveal which names exist; then
+/// the source address against the account's allow list.
+pub async fn check_login(
+    account: Option<Account>,
+    password: &str,
+    peer: IpAddr,
+    decoy_hash: &str,
+) -> Result<User, AuthError> {
+    let hash = account
+        .as_ref()
+        .map_or_else(|| decoy_hash.to_owned(), |a| a.password_hash.clone());
+    let password = password.to_owned();
+    // argon2 costs tens of milliseconds of CPU: keep it off the reactor.
+    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+        .await
+        .unwrap_or(false);
+    let user = match account {
+        Some(a) if ok => a.user,
+        _ => return Err(AuthError::BadCredentials),
+    };
+    if !user.allow.is_empty() && !user.allow.iter().any(|net| net.contains(&peer)) {
+        return Err(AuthError::SourceNotAllowed {
+            user: user.name,
+            peer,
+        });
+    }
+    Ok(user)
 }
 
 pub fn verify_password(phc: &str, password: &str) -> bool {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use ipnet::IpNet;
-use wharf_server::accounts::{verify_password, AuthError, Permissions, User};
+use wharf_server::accounts::{check_login, Account, AuthError, Permissions, User};
 use wharf_server::Accounts;
 use wharf_store::records::UserRecord;
 use wharf_store::StateReader;
@@ -68,27 +68,22 @@ impl Accounts for StoreAccounts {
                 None
             }
         };
-        let hash = record
-            .as_ref()
-            .map(|r| r.password_hash.clone())
-            .unwrap_or_else(|| self.decoy_hash.clone());
-        let password = password.to_owned();
-        let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-            .await
-            .unwrap_or(false);
-        let Some(record) = record.filter(|_| ok) else {
-            return Err(AuthError::BadCredentials);
+        let account = match record {
+            None => None,
+            Some(r) => {
+                let password_hash = r.password_hash.clone();
+                match self.to_user(r) {
+                    Ok(user) => Some(Account {
+                        user,
+                        password_hash,
+                    }),
+                    Err(e) => {
+                        tracing::error!(user = name, "account record unusable: {e}");
+                        None
+                    }
+                }
+            }
         };
-        let user = self.to_user(record).map_err(|e| {
-            tracing::error!(user = name, "account record unusable: {e}");
-            AuthError::BadCredentials
-        })?;
-        if !user.allow.is_empty() && !user.allow.iter().any(|n| n.contains(&peer)) {
-            return Err(AuthError::SourceNotAllowed {
-                user: user.name,
-                peer,
-            });
-        }
-        Ok(user)
+        check_login(account, password, peer, &self.decoy_hash).await
     }
 }
