@@ -320,3 +320,30 @@ fn cluster_status_on_every_node_shows_three_voters_and_the_same_leader() {
         .collect();
     assert_eq!(leaders, [leader], "{statuses:?}");
 }
+
+#[test]
+fn address_banned_after_failed_logins_on_one_node_is_refused_by_the_others() {
+    let limits =
+        "[limits]\nmax_login_failures = 3\nban_seconds = 120\nlogin_failure_delay_ms = 50\n";
+    let cluster = Cluster::start_with(
+        3,
+        WharfOptions::default()
+            .config(limits)
+            .arg("--allow-plain-login"),
+    );
+    let mut c = cluster.node(1).control();
+    for attempt in 1..=3 {
+        assert_eq!(c.cmd(&format!("USER {}", cluster.node(1).user)).code, 331);
+        let reply = c.cmd(&format!("PASS wrong-{attempt}"));
+        let expected = if attempt < 3 { 530 } else { 421 };
+        assert_eq!(reply.code, expected, "attempt {attempt}: {reply}");
+    }
+    for n in [2, 3] {
+        let port = cluster.node(n).explicit_port;
+        let greeting = poll_until(Duration::from_secs(5), "the ban to reach the node", || {
+            let (_, greeting) = Control::connect(port);
+            (greeting.code == 421).then_some(greeting)
+        });
+        assert!(greeting.text().contains("banned"), "node {n}: {greeting}");
+    }
+}

@@ -3,6 +3,7 @@
 //! through the boundaries in `accounts`, `wharf_tls` and `fs` (DESIGN.md §3).
 
 pub mod accounts;
+pub mod bans;
 mod commands;
 pub mod config;
 pub mod fs;
@@ -26,6 +27,7 @@ pub struct Shared {
     pub config: EngineConfig,
     pub tls: wharf_tls::TlsConfigs,
     pub accounts: Arc<dyn Accounts>,
+    pub bans: Arc<dyn bans::BanList>,
     guard: Arc<guard::Guard>,
     xferlog: xferlog::TransferLog,
     /// Flips to true on SIGTERM: sessions finish their transfer, then close.

@@ -50,6 +50,7 @@ impl Engine {
         config: EngineConfig,
         tls: wharf_tls::TlsConfigs,
         accounts: Arc<dyn Accounts>,
+        bans: Arc<dyn crate::bans::BanList>,
     ) -> Result<Self, EngineError> {
         let explicit = bind(config.listen).await?;
         let implicit = bind(config.implicit_listen).await?;
@@ -63,6 +64,7 @@ impl Engine {
                 config,
                 tls,
                 accounts,
+                bans,
                 guard,
                 xferlog,
                 shutdown,
@@ -180,7 +182,11 @@ async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
         Err(_) => return,
     };
     let limits = shared.config.limits.clone();
-    let slot = match shared.guard.admit(ip) {
+    let admitted = match shared.bans.banned(ip) {
+        Some(remaining) => Err(Refusal::Banned { remaining }),
+        None => shared.guard.admit(ip),
+    };
+    let slot = match admitted {
         Ok(slot) => slot,
         Err(refusal) => {
             let text = match refusal {

@@ -62,6 +62,10 @@ impl StateReader {
         table::scan(&self.db, "bans")
     }
 
+    pub fn ban(&self, address: &str) -> Result<Option<BanRecord>, StoreError> {
+        table::get(&self.db, "bans", address.as_bytes())
+    }
+
     pub fn acme_token(&self, token: &str) -> Result<Option<AcmeToken>, StoreError> {
         table::get(&self.db, "acme", token.as_bytes())
     }

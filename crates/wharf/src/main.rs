@@ -3,6 +3,7 @@
 mod admin;
 mod certificates;
 mod cli;
+mod cluster_bans;
 mod settings;
 mod store_accounts;
 mod ticket_keys;
@@ -140,7 +141,9 @@ async fn serve(settings: Settings) -> Result<()> {
         node.reader.clone(),
         &settings.data_dir,
     ));
-    let engine = Engine::bind(settings.engine.clone(), tls, accounts).await?;
+    tokio::spawn(cluster_bans::expire_while_leader(node.clone()));
+    let bans = Arc::new(cluster_bans::ClusterBans { node: node.clone() });
+    let engine = Engine::bind(settings.engine.clone(), tls, accounts, bans).await?;
     print_summary(&settings, Some((&engine, &certificates)));
     engine.run(shutdown_signal()).await;
     Ok(())

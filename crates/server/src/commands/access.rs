@@ -64,6 +64,11 @@ pub async fn pass(s: &mut Session, password: String) -> Outcome {
             tokio::time::sleep(shared.config.limits.login_failure_delay).await;
             if banned {
                 tracing::warn!(%ip, "address banned after repeated login failures");
+                let bans = shared.bans.clone();
+                let duration = shared.config.limits.ban_duration;
+                tokio::spawn(async move {
+                    bans.ban(ip, duration, "repeated login failures").await;
+                });
                 return Outcome::Close(Reply::new(
                     421,
                     "Too many failed logins from your address; try again later.",

@@ -1,0 +1,73 @@
+//! Bans in the replicated `bans` table: an address banned after failed logins
+//! on one node is refused by every node, and the leader removes expired bans.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use wharf_cluster::ClusterHandle;
+use wharf_server::bans::BanList;
+use wharf_store::records::BanRecord;
+use wharf_store::Command;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+pub struct ClusterBans {
+    pub node: Arc<ClusterHandle>,
+}
+
+#[async_trait]
+impl BanList for ClusterBans {
+    fn banned(&self, ip: IpAddr) -> Option<Duration> {
+        match self.node.reader.ban(&ip.to_string()) {
+            Ok(Some(ban)) if ban.until > now() => Some(Duration::from_secs(ban.until - now())),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::error!("cannot read the bans table: {e}");
+                None
+            }
+        }
+    }
+
+    async fn ban(&self, ip: IpAddr, duration: Duration, reason: &str) {
+        let record = BanRecord {
+            address: ip.to_string(),
+            until: now() + duration.as_secs(),
+            reason: reason.to_owned(),
+        };
+        match self.node.write(Command::PutBan(record)).await {
+            Ok(_) => tracing::info!(%ip, ?duration, reason, "ban recorded for every node"),
+            Err(e) => tracing::warn!(%ip, "ban stays local to this node: {e}"),
+        }
+    }
+}
+
+/// Leader job: drop bans that have expired. Idempotent across leader changes.
+pub async fn expire_while_leader(node: Arc<ClusterHandle>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(10));
+    loop {
+        tick.tick().await;
+        if node.raft.current_leader().await != Some(node.node_id) {
+            continue;
+        }
+        let Ok(bans) = node.reader.bans() else {
+            continue;
+        };
+        for ban in bans.into_iter().filter(|b| b.until <= now()) {
+            if let Err(e) = node
+                .write(Command::RemoveBan {
+                    address: ban.address.clone(),
+                })
+                .await
+            {
+                tracing::warn!(address = %ban.address, "cannot remove an expired ban yet: {e}");
+            }
+        }
+    }
+}
