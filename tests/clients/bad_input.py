@@ -12,7 +12,6 @@ after_login   garbage on an authenticated TLS control connection: NUL bytes, inv
 
 import socket
 import ssl
-import traceback
 
 import wharf_client
 
@@ -123,12 +122,7 @@ def main():
     parser = wharf_client.base_parser(__doc__)
     parser.add_argument("scenario", choices=sorted(SCENARIOS))
     args = parser.parse_args()
-    try:
-        SCENARIOS[args.scenario](args)
-    except Exception:  # noqa: BLE001 - report any failure with its traceback
-        traceback.print_exc()
-        wharf_client.fail(f"scenario {args.scenario}")
-    print("OK", args.scenario)
+    wharf_client.run_scenario(args.scenario, lambda: SCENARIOS[args.scenario](args))
 
 
 if __name__ == "__main__":

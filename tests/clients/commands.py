@@ -17,7 +17,6 @@ import select
 import socket
 import ssl
 import time
-import traceback
 import zlib
 
 import wharf_client
@@ -614,7 +613,7 @@ def main():
     parser.add_argument("--home", required=True)
     parser.add_argument("scenario", choices=sorted(list(SCENARIOS) + ["host_before_login"]))
     args = parser.parse_args()
-    try:
+    def scenario():
         if args.scenario == "host_before_login":
             host_before_login(args)
         else:
@@ -622,10 +621,8 @@ def main():
             SCENARIOS[args.scenario](ftp, args.home)
             expect_code(ftp.sendcmd("NOOP"), "200", "session still usable at the end")
             ftp.quit()
-    except Exception:  # noqa: BLE001 - report any failure with its traceback
-        traceback.print_exc()
-        wharf_client.fail(f"scenario {args.scenario}")
-    print("OK", args.scenario)
+
+    wharf_client.run_scenario(args.scenario, scenario)
 
 
 if __name__ == "__main__":

@@ -108,13 +108,10 @@ class Checker:
         except OSError:
             self.record(cmd, wharf_client.reply_of(self.ftp.getresp), data, codes)
             return
+        data, clean = wharf_client.drain(conn)
         try:
-            conn.settimeout(15)
-            while True:
-                chunk = conn.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
+            if not clean:
+                raise OSError("data connection cut")
             wharf_client.finish_data(conn)
         except OSError:
             conn.close()

@@ -15,7 +15,6 @@ reuse_accepted        data connection resuming the control session (session=...)
 import ftplib
 import io
 import ssl
-import traceback
 
 import wharf_client
 from wharf_client import read_data
@@ -30,15 +29,7 @@ def refused_transfer(ftp, cmd):
         return str(e), data
     except OSError:  # TLS handshake on the data connection failed after 150
         return wharf_client.reply_of(ftp.getresp), data
-    try:
-        conn.settimeout(15)
-        while True:
-            chunk = conn.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except OSError:
-        pass
+    data, _ = wharf_client.drain(conn)
     try:
         conn.close()
     except OSError:
@@ -131,12 +122,7 @@ def main():
             return ctx
 
         wharf_client.client_context = pinned
-    try:
-        SCENARIOS[args.scenario](args)
-    except Exception:  # noqa: BLE001 - report any failure with its traceback
-        traceback.print_exc()
-        wharf_client.fail(f"scenario {args.scenario}")
-    print("OK", args.scenario)
+    wharf_client.run_scenario(args.scenario, lambda: SCENARIOS[args.scenario](args))
 
 
 if __name__ == "__main__":

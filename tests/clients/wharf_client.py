@@ -26,6 +26,7 @@ import ftplib
 import socket
 import ssl
 import sys
+import traceback
 
 TIMEOUT = 60
 
@@ -148,6 +149,21 @@ def finish_data(conn):
     conn.close()
 
 
+def drain(conn, timeout=15):
+    """Reads a data connection until it ends; returns (bytes, ended_cleanly).
+    A connection the server tears down mid-way returns what arrived so far."""
+    data = b""
+    try:
+        conn.settimeout(timeout)
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return data, True
+            data += chunk
+    except OSError:
+        return data, False
+
+
 def read_data(ftp, cmd, rest=None):
     """Runs a transfer command and returns the raw bytes of the data connection."""
     chunks = []
@@ -183,3 +199,13 @@ def reply_of(fn, *args):
 def fail(message):
     print("FAILED: " + message, file=sys.stderr, flush=True)
     sys.exit(1)
+
+
+def run_scenario(name, scenario):
+    """Runs one scenario; prints `OK name`, or the traceback and fails."""
+    try:
+        scenario()
+    except Exception:  # noqa: BLE001 - report any failure with its traceback
+        traceback.print_exc()
+        fail(f"scenario {name}")
+    print("OK", name)

@@ -153,32 +153,24 @@ mod tests {
         client.run(&second.control, HOST).kind()
     }
 
-    #[test]
-    fn tls13_ticket_from_one_node_resumes_on_another() {
+    /// A ticket issued by node A resumes on node B holding the same keys.
+    fn assert_ticket_resumes_across_nodes(client: Handshake, version: ProtocolVersion) {
         let keys = [key()];
         let (a, b) = (node(&keys, &clock()), node(&keys, &clock()));
-        let client = Handshake::new();
-        assert_eq!(
-            client.run(&a.control, HOST).version(),
-            ProtocolVersion::TLSv1_3
-        );
+        assert_eq!(client.run(&a.control, HOST).version(), version);
         let resumed = client.run(&b.control, HOST);
         assert_eq!(resumed.kind(), HandshakeKind::Resumed);
-        assert_eq!(resumed.version(), ProtocolVersion::TLSv1_3);
+        assert_eq!(resumed.version(), version);
+    }
+
+    #[test]
+    fn tls13_ticket_from_one_node_resumes_on_another() {
+        assert_ticket_resumes_across_nodes(Handshake::new(), ProtocolVersion::TLSv1_3);
     }
 
     #[test]
     fn tls12_ticket_from_one_node_resumes_on_another() {
-        let keys = [key()];
-        let (a, b) = (node(&keys, &clock()), node(&keys, &clock()));
-        let client = Handshake::tls12();
-        assert_eq!(
-            client.run(&a.control, HOST).version(),
-            ProtocolVersion::TLSv1_2
-        );
-        let resumed = client.run(&b.control, HOST);
-        assert_eq!(resumed.kind(), HandshakeKind::Resumed);
-        assert_eq!(resumed.version(), ProtocolVersion::TLSv1_2);
+        assert_ticket_resumes_across_nodes(Handshake::tls12(), ProtocolVersion::TLSv1_2);
     }
 
     #[test]
