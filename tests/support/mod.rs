@@ -561,12 +561,19 @@ fn greets_with_220(port: u16) -> bool {
     ok
 }
 
-/// A port on 127.0.0.1 that was free a moment ago (bound to port 0, then released).
+/// A port on 127.0.0.1 that is free now, chosen below the kernel's ephemeral
+/// range (32768-60999): a port handed out by `bind(0)` comes from that range,
+/// and outgoing connections (clients, gRPC between nodes) may take it again
+/// before the server under test binds it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("bind 127.0.0.1:0")
+    let mut rng = rand::thread_rng();
+    for _ in 0..1000 {
+        let port = rng.gen_range(20000..32000);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port between 20000 and 32000 on 127.0.0.1");
 }
 
 /// `tests/` in the source tree.
