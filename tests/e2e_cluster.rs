@@ -218,20 +218,15 @@ fn minority_follower_refuses_writes_clearly_and_still_serves_logins() {
     minority_refuses_writes_and_serves_logins([1, 2]);
 }
 
-#[test]
-fn joining_with_a_wrong_token_exits_with_an_error() {
-    let first = Wharf::start_default();
-    let token = first.join_token();
-    let mut wrong = token.clone();
-    let last = wrong.pop().expect("a non-empty token");
-    wrong.push(if last == '0' { '1' } else { '0' });
+/// `wharf serve --join` to `first` with `token`, in a fresh data dir; returns its output.
+fn try_join(first: &Wharf, token: &str) -> Output {
     let dir = tempfile::Builder::new()
         .prefix("wharf-e2e-joiner-")
         .tempdir()
         .expect("joiner directory");
     let data_dir = dir.path().join("data").display().to_string();
     let cluster_addr = format!("127.0.0.1:{}", free_port());
-    let output = wharf_cli(
+    wharf_cli(
         &[
             "serve",
             "--data-dir",
@@ -247,22 +242,58 @@ fn joining_with_a_wrong_token_exits_with_an_error() {
             "--join",
             &first.cluster_addr(),
             "--join-token",
-            &wrong,
+            token,
         ],
         None,
-    );
+    )
+}
+
+#[test]
+fn joining_with_a_wrong_token_exits_with_an_error() {
+    let first = Wharf::start_default();
+    let token = first.join_token();
+    let parts: Vec<&str> = token.split('.').collect();
+    assert_eq!(parts.len(), 3, "wharf1.SECRET.CA-FINGERPRINT: {token}");
+    let flip = |s: &str| {
+        let mut s = s.to_owned();
+        let last = s.pop().expect("non-empty");
+        s.push(if last == '0' { '1' } else { '0' });
+        s
+    };
+
+    let wrong_secret = format!("{}.{}.{}", parts[0], flip(parts[1]), parts[2]);
+    let output = try_join(&first, &wrong_secret);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         !output.status.success() && stderr.contains("wrong join token"),
         "a joiner with a wrong token must exit with an error\n{}",
         describe(&output)
     );
+    assert!(
+        first.stderr().contains("wrong join token"),
+        "the member logs the refused request"
+    );
+
+    // The right secret but another CA: the joiner does not trust the member
+    // and never sends the secret.
+    let wrong_ca = format!("{}.{}.{}", parts[0], parts[1], flip(parts[2]));
+    let output = try_join(&first, &wrong_ca);
+    assert!(
+        !output.status.success()
+            && String::from_utf8_lossy(&output.stderr).contains("does not present the cluster CA"),
+        "a joiner whose token names another CA must stop before joining\n{}",
+        describe(&output)
+    );
+
+    let output = try_join(&first, "not-a-token");
+    assert!(
+        !output.status.success()
+            && String::from_utf8_lossy(&output.stderr).contains("not a Wharf token"),
+        "{}",
+        describe(&output)
+    );
     let status = first.cluster_status();
     assert_eq!(status.members.len(), 1, "{status:?}");
-    assert!(
-        first.stderr().contains("wrong token"),
-        "the member logs the refused join"
-    );
 }
 
 #[test]

@@ -2,9 +2,11 @@
 //! (tonic + prost, messages in `proto/`), membership and the write path.
 
 mod convert;
+pub mod credentials;
 mod network;
 mod node;
 mod service;
+pub mod transport;
 
 pub mod pb {
     //! Generated from `proto/wharf/cluster/v1/*.proto`.

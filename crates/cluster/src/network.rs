@@ -1,7 +1,5 @@
 //! openraft's network side: one lazily connected gRPC client per peer.
 
-use std::time::Duration;
-
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -10,17 +8,25 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use wharf_store::{ClusterNode, NodeId, TypeConfig};
 
 use crate::convert;
 use crate::pb::raft_client::RaftClient;
+use crate::transport::Transport;
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Creates connections to peers as openraft asks for them, each
+/// authenticated both ways with cluster-CA certificates.
+#[derive(Clone)]
+pub struct PeerNetwork {
+    transport: Transport,
+}
 
-/// Creates connections to peers as openraft asks for them.
-#[derive(Clone, Default)]
-pub struct PeerNetwork;
+impl PeerNetwork {
+    pub fn new(transport: Transport) -> Self {
+        Self { transport }
+    }
+}
 
 impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
     type Network = PeerConnection;
@@ -29,6 +35,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
         PeerConnection {
             target,
             node: node.clone(),
+            transport: self.transport.clone(),
             client: None,
         }
     }
@@ -37,24 +44,21 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
 pub struct PeerConnection {
     target: NodeId,
     node: ClusterNode,
+    transport: Transport,
     client: Option<RaftClient<Channel>>,
 }
 
 type RpcError<E = openraft::error::Infallible> =
     RPCError<NodeId, ClusterNode, RaftError<NodeId, E>>;
 
-pub fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true))
-}
-
 impl PeerConnection {
     async fn client<E: std::error::Error>(&mut self) -> Result<RaftClient<Channel>, RpcError<E>> {
         if let Some(c) = &self.client {
             return Ok(c.clone());
         }
-        let endpoint = endpoint(&self.node.cluster_addr)
+        let endpoint = self
+            .transport
+            .endpoint(&self.node.cluster_addr)
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         let channel = endpoint
             .connect()

@@ -49,6 +49,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<pb::AppendEntriesRequest>,
     ) -> Result<Response<pb::AppendEntriesResponse>, Status> {
+        self.node.check_node(&request)?;
         let req = convert::append_from_pb(request.get_ref())?;
         let resp = self
             .node
@@ -63,6 +64,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<pb::VoteRequest>,
     ) -> Result<Response<pb::VoteResponse>, Status> {
+        self.node.check_node(&request)?;
         let req = convert::vote_request_from_pb(request.get_ref())?;
         let resp = self.node.raft.vote(req).await.map_err(raft_error)?;
         Ok(Response::new(convert::vote_response_to_pb(&resp)))
@@ -72,6 +74,7 @@ impl pb::raft_server::Raft for RaftService {
         &self,
         request: Request<pb::InstallSnapshotRequest>,
     ) -> Result<Response<pb::InstallSnapshotResponse>, Status> {
+        self.node.check_node(&request)?;
         let req = convert::snapshot_from_pb(request.into_inner())?;
         let resp = self
             .node
@@ -83,6 +86,10 @@ impl pb::raft_server::Raft for RaftService {
     }
 }
 
+/// Longest validity of an admin client certificate: there is no revocation
+/// list yet, so expiry is what retires a lost one.
+const MAX_ADMIN_CERT_SECS: u64 = 365 * 24 * 3600;
+
 pub struct ClusterService {
     pub node: Arc<ClusterHandle>,
 }
@@ -93,7 +100,7 @@ impl pb::cluster_server::Cluster for ClusterService {
         &self,
         request: Request<pb::ForwardRequest>,
     ) -> Result<Response<pb::ForwardReply>, Status> {
-        self.node.check_admin(request.metadata())?;
+        self.node.check_admin(&request)?;
         let from_peer = request.metadata().contains_key(crate::node::FORWARDED);
         let command = wharf_store::decode_value(&request.get_ref().command)
             .map_err(|e| Status::invalid_argument(format!("bad command: {e}")))?;
@@ -121,11 +128,32 @@ impl pb::cluster_server::Cluster for ClusterService {
         Ok(Response::new(pb::JoinReply { node_id }))
     }
 
+    async fn certify(
+        &self,
+        request: Request<pb::CertifyRequest>,
+    ) -> Result<Response<pb::CertifyReply>, Status> {
+        let req = request.get_ref();
+        let chain_pem = self.node.certify(&req.token, &req.request)?;
+        Ok(Response::new(pb::CertifyReply { chain_pem }))
+    }
+
+    async fn certify_admin(
+        &self,
+        request: Request<pb::CertifyAdminRequest>,
+    ) -> Result<Response<pb::CertifyReply>, Status> {
+        self.node.check_admin(&request)?;
+        let req = request.get_ref();
+        let lifetime =
+            std::time::Duration::from_secs(req.lifetime_secs.clamp(60, MAX_ADMIN_CERT_SECS));
+        let chain_pem = self.node.certify_admin(&req.request, lifetime)?;
+        Ok(Response::new(pb::CertifyReply { chain_pem }))
+    }
+
     async fn status(
         &self,
         request: Request<pb::Empty>,
     ) -> Result<Response<pb::StatusReply>, Status> {
-        self.node.check_admin(request.metadata())?;
+        self.node.check_admin(&request)?;
         Ok(Response::new(self.node.status()))
     }
 
@@ -133,7 +161,7 @@ impl pb::cluster_server::Cluster for ClusterService {
         &self,
         request: Request<pb::Empty>,
     ) -> Result<Response<pb::UserList>, Status> {
-        self.node.check_admin(request.metadata())?;
+        self.node.check_admin(&request)?;
         let users = self
             .node
             .reader
@@ -155,7 +183,7 @@ impl pb::cluster_server::Cluster for ClusterService {
         &self,
         request: Request<pb::Empty>,
     ) -> Result<Response<pb::CertList>, Status> {
-        self.node.check_admin(request.metadata())?;
+        self.node.check_admin(&request)?;
         let certs = self
             .node
             .reader
@@ -163,7 +191,7 @@ impl pb::cluster_server::Cluster for ClusterService {
             .map_err(|e| Status::internal(e.to_string()))?
             .into_iter()
             .map(|c| pb::CertSummary {
-                fingerprint: leaf_fingerprint(&c.chain_pem),
+                fingerprint: wharf_tls::leaf_fingerprint(&c.chain_pem).unwrap_or_default(),
                 name: c.name,
                 source: format!("{:?}", c.source),
                 not_before: c.not_before,
@@ -178,22 +206,8 @@ impl pb::cluster_server::Cluster for ClusterService {
         &self,
         request: Request<pb::RemoveNodeRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
-        self.node.check_admin(request.metadata())?;
+        self.node.check_admin(&request)?;
         self.node.remove(request.get_ref().node_id).await?;
         Ok(Response::new(pb::Empty {}))
-    }
-}
-
-/// SHA-256 of the first certificate in a PEM chain, hex; empty if unreadable.
-fn leaf_fingerprint(chain_pem: &str) -> String {
-    use rustls_pki_types::pem::PemObject;
-    use rustls_pki_types::CertificateDer;
-    use sha2::Digest;
-    match CertificateDer::pem_slice_iter(chain_pem.as_bytes()).next() {
-        Some(Ok(der)) => sha2::Sha256::digest(der.as_ref())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-        _ => String::new(),
     }
 }

@@ -50,6 +50,8 @@ pub enum CaError {
     Lifetime,
     #[error("the system random number generator failed")]
     Random,
+    #[error("the certificate request is malformed or its signature does not verify")]
+    BadRequest,
 }
 
 /// What an issued leaf may be used for (its extended key usages).
@@ -172,8 +174,42 @@ impl ClusterCa {
         lifetime: Duration,
         usage: LeafUsage,
     ) -> Result<IssuedCert, CaError> {
-        let first = names.first().ok_or(CaError::NoNames)?;
         let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+        let signed = self.sign(&key, names, lifetime, usage)?;
+        Ok(IssuedCert {
+            chain_pem: signed.chain_pem,
+            key_pem: key.serialize_pem(),
+            not_after: signed.not_after,
+            serial_hex: signed.serial_hex,
+        })
+    }
+
+    /// Signs a certificate for the key of a request made elsewhere (see
+    /// [`certificate_request`]); the private key never leaves its owner. The
+    /// request's signature proves possession of the key; everything the
+    /// certificate says (names, lifetime, usage) is decided here, not taken
+    /// from the request.
+    pub fn sign_request(
+        &self,
+        request_der: &[u8],
+        names: &[String],
+        lifetime: Duration,
+        usage: LeafUsage,
+    ) -> Result<SignedCert, CaError> {
+        let der = rustls::pki_types::CertificateSigningRequestDer::from(request_der);
+        let request = rcgen::CertificateSigningRequestParams::from_der(&der)
+            .map_err(|_| CaError::BadRequest)?;
+        self.sign(&request.public_key, names, lifetime, usage)
+    }
+
+    fn sign(
+        &self,
+        public_key: &impl rcgen::PublicKeyData,
+        names: &[String],
+        lifetime: Duration,
+        usage: LeafUsage,
+    ) -> Result<SignedCert, CaError> {
+        let first = names.first().ok_or(CaError::NoNames)?;
         let mut params = CertificateParams::new(names.to_vec())?;
         params.distinguished_name = DistinguishedName::new();
         if first.len() <= MAX_COMMON_NAME {
@@ -192,20 +228,37 @@ impl ClusterCa {
         params.not_after = timestamp(not_after)?;
         let (serial, serial_hex) = random_serial()?;
         params.serial_number = Some(serial);
-        let leaf = params.signed_by(&key, &self.issuer, &self.key)?;
+        let leaf = params.signed_by(public_key, &self.issuer, &self.key)?;
 
         let mut chain_pem = leaf.pem();
         if !chain_pem.ends_with('\n') {
             chain_pem.push('\n');
         }
         chain_pem.push_str(&self.cert_pem);
-        Ok(IssuedCert {
+        Ok(SignedCert {
             chain_pem,
-            key_pem: key.serialize_pem(),
             not_after,
             serial_hex,
         })
     }
+}
+
+/// A certificate signed for a key the CA never saw.
+#[derive(Clone, Debug)]
+pub struct SignedCert {
+    /// The leaf, then the CA certificate.
+    pub chain_pem: String,
+    /// End of validity, unix seconds.
+    pub not_after: u64,
+    pub serial_hex: String,
+}
+
+/// A new ECDSA P-256 key (PEM) and a certificate request for it (DER), for
+/// [`ClusterCa::sign_request`] on another machine.
+pub fn certificate_request() -> Result<(String, Vec<u8>), CaError> {
+    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
+    let request = CertificateParams::new(Vec::<String>::new())?.serialize_request(&key)?;
+    Ok((key.serialize_pem(), request.der().to_vec()))
 }
 
 impl fmt::Debug for ClusterCa {

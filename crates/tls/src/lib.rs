@@ -9,15 +9,19 @@ mod ca;
 mod config;
 mod der;
 mod identity;
+mod inspect;
 mod resolver;
 #[cfg(test)]
 mod test_support;
 mod ticketer;
 
 pub use binding::{ResumptionWitness, SessionBinding};
-pub use ca::{CaError, ClusterCa, IssuedCert, LeafUsage};
+pub use ca::{certificate_request, CaError, ClusterCa, IssuedCert, LeafUsage, SignedCert};
 pub use config::{TlsConfigs, TlsError};
 pub use identity::{IdentityError, ServerIdentity};
+pub use inspect::{
+    certificate_pem, fingerprint, inspect, inspect_leaf_pem, leaf_fingerprint, CertificateFacts,
+};
 pub use resolver::{certified_key, CertificateError, CertificateSet, DEFAULT_NAME};
 pub use ticketer::{TicketKey, TicketKeyError, TicketKeyRing};
 pub use tokio_rustls;

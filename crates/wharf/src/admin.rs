@@ -1,85 +1,146 @@
-//! Admin commands (`wharf user …`, `wharf cluster …`): gRPC calls to a running
-//! node's cluster service, authenticated with the cluster's admin token. With
-//! `--data-dir`, the node's address and token are read from its data dir, so an
-//! operator on the host needs nothing else.
+//! Admin commands (`wharf user …`, `wharf cluster …`): gRPC calls over TLS to
+//! a running node's cluster service. Three ways to authenticate:
+//! - `--data-dir DIR` of a node on this host: its address, the cluster CA and
+//!   its node certificate are read from the data dir, nothing else needed;
+//! - `--cluster ADDR --token T`: the admin token, which also names the
+//!   cluster CA by fingerprint so the node is verified before the token is sent;
+//! - `--cluster ADDR --admin-cert DIR`: a client certificate from
+//!   `wharf cluster admin-cert`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use tonic::transport::Channel;
+use wharf_cluster::credentials::{self, Credentials, Token};
 use wharf_cluster::pb::cluster_client::ClusterClient;
 use wharf_cluster::pb::{self};
+use wharf_cluster::transport;
 use wharf_store::{Command, CommandResult};
+
+/// File names in an `--admin-cert` directory.
+pub const ADMIN_CA_FILE: &str = "ca.pem";
+pub const ADMIN_CERT_FILE: &str = "admin.pem";
+pub const ADMIN_KEY_FILE: &str = "admin.key";
 
 #[derive(Args, Debug, Clone)]
 pub struct Target {
-    /// Data directory of a node on this host (its address and admin token are read from it).
+    /// Data directory of a node on this host (its address and certificate are read from it).
     #[arg(long, env = "WHARF_DATA_DIR", conflicts_with = "cluster")]
     pub data_dir: Option<PathBuf>,
-    /// Cluster address of a node (HOST:PORT); needs --token.
-    #[arg(long, env = "WHARF_CLUSTER", requires = "token")]
+    /// Cluster address of a node (HOST:PORT); needs --token or --admin-cert.
+    #[arg(long, env = "WHARF_CLUSTER")]
     pub cluster: Option<String>,
-    /// The cluster's admin token (in DATA_DIR/admin_token on every node).
-    #[arg(long, env = "WHARF_ADMIN_TOKEN")]
+    /// The cluster's admin token (in DATA_DIR/cluster/admin_token on every node).
+    #[arg(long, env = "WHARF_ADMIN_TOKEN", conflicts_with = "admin_cert")]
     pub token: Option<String>,
+    /// Directory holding an admin client certificate from `wharf cluster admin-cert`.
+    #[arg(long, env = "WHARF_ADMIN_CERT")]
+    pub admin_cert: Option<PathBuf>,
 }
 
 fn read_file(dir: &Path, name: &str) -> Result<String> {
     let path = dir.join(name);
-    Ok(std::fs::read_to_string(&path)
-        .with_context(|| {
-            format!(
-                "cannot read {}: is a node running with --data-dir {}?",
-                path.display(),
-                dir.display()
-            )
-        })?
-        .trim()
-        .to_owned())
+    std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read {}: is a node running with --data-dir {}?",
+            path.display(),
+            dir.display()
+        )
+    })
 }
 
 pub struct Admin {
     client: ClusterClient<Channel>,
-    token: String,
+    /// The admin token's secret, when that is how this client authenticates.
+    bearer: Option<String>,
 }
 
 impl Admin {
     pub async fn connect(target: &Target) -> Result<Self> {
-        let (addr, token) = match (&target.data_dir, &target.cluster, &target.token) {
-            (_, Some(addr), Some(token)) => (addr.clone(), token.clone()),
-            (Some(dir), _, _) => {
-                let dir = dir.join("cluster");
-                (
-                    read_file(&dir, wharf_cluster::CLUSTER_ADDR_FILE)?,
-                    read_file(&dir, wharf_cluster::ADMIN_TOKEN_FILE)?,
-                )
+        let (addr, endpoint, bearer) = match (&target.cluster, &target.token, &target.admin_cert) {
+            (Some(addr), Some(token), _) => {
+                let token = Token::parse(token)?;
+                let ca_pem = transport::fetch_ca(addr, &token.ca_fingerprint)
+                    .await
+                    .with_context(|| format!("cannot verify the node at {addr}"))?;
+                let endpoint = transport::client_endpoint(addr, &ca_pem, None)?;
+                (addr.clone(), endpoint, Some(token.secret))
             }
-            _ => {
-                let dir = PathBuf::from("wharf-data").join("cluster");
-                (
-                    read_file(&dir, wharf_cluster::CLUSTER_ADDR_FILE)?,
-                    read_file(&dir, wharf_cluster::ADMIN_TOKEN_FILE)?,
-                )
+            (Some(addr), None, Some(dir)) => {
+                let read = |name: &str| {
+                    let path = dir.join(name);
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))
+                };
+                let (ca, cert, key) = (
+                    read(ADMIN_CA_FILE)?,
+                    read(ADMIN_CERT_FILE)?,
+                    read(ADMIN_KEY_FILE)?,
+                );
+                let endpoint = transport::client_endpoint(addr, &ca, Some((&cert, &key)))?;
+                (addr.clone(), endpoint, None)
+            }
+            (Some(_), None, None) => bail!("--cluster needs --token or --admin-cert"),
+            (None, _, _) => {
+                let dir = target
+                    .data_dir
+                    .clone()
+                    .unwrap_or_else(|| PathBuf::from("wharf-data"))
+                    .join("cluster");
+                let addr = read_file(&dir, wharf_cluster::CLUSTER_ADDR_FILE)?
+                    .trim()
+                    .to_owned();
+                let node = Credentials::load(&credentials::tls_dir(&dir))?.with_context(|| {
+                    format!(
+                        "{} holds no cluster certificate: is a node running with this data dir?",
+                        dir.display()
+                    )
+                })?;
+                let endpoint = transport::client_endpoint(
+                    &addr,
+                    &node.ca_pem,
+                    Some((&node.chain_pem, &node.key_pem)),
+                )?;
+                (addr, endpoint, None)
             }
         };
-        let channel = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?
-            .connect_timeout(std::time::Duration::from_secs(5))
+        let channel = endpoint
             .connect()
             .await
             .with_context(|| format!("cannot reach the node at {addr}"))?;
         Ok(Self {
             client: ClusterClient::new(channel),
-            token,
+            bearer,
         })
     }
 
     fn request<T>(&self, body: T) -> Result<tonic::Request<T>> {
         let mut request = tonic::Request::new(body);
-        request
-            .metadata_mut()
-            .insert("authorization", format!("Bearer {}", self.token).parse()?);
+        if let Some(secret) = &self.bearer {
+            request
+                .metadata_mut()
+                .insert("authorization", format!("Bearer {secret}").parse()?);
+        }
         Ok(request)
+    }
+
+    /// Has the cluster CA sign an admin certificate for a key made here;
+    /// returns (chain, key), PEM.
+    pub async fn admin_certificate(&mut self, days: u64) -> Result<(String, String)> {
+        let (key_pem, request) = wharf_tls::certificate_request()?;
+        let request = self.request(pb::CertifyAdminRequest {
+            request,
+            lifetime_secs: days * 24 * 3600,
+        })?;
+        let chain_pem = self
+            .client
+            .certify_admin(request)
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .into_inner()
+            .chain_pem;
+        Ok((chain_pem, key_pem))
     }
 
     pub async fn write(&mut self, command: Command) -> Result<CommandResult> {

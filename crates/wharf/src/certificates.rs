@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use anyhow::{Context, Result};
 use rustls::sign::CertifiedKey;
 use wharf_cluster::ClusterHandle;
-use wharf_store::records::{CaRecord, CertRecord, CertSource};
+use wharf_store::records::{CertRecord, CertSource};
 use wharf_store::Command;
 use wharf_tls::{CertificateSet, ClusterCa, LeafUsage, DEFAULT_NAME};
 
@@ -39,32 +39,35 @@ pub async fn bootstrap(
     imported: Option<(String, String)>,
     policy: &CertPolicy,
 ) -> Result<()> {
-    if node.reader.ca()?.is_none() {
-        let ca = ClusterCa::generate("wharf")?;
-        node.write(Command::PutCa(CaRecord {
-            cert_pem: ca.cert_pem().to_owned(),
-            key_pem: ca.key_pem().to_owned(),
-        }))
-        .await?;
-        tracing::info!("created the cluster certificate authority");
-    }
     if node.reader.certs()?.iter().any(|c| c.name == DEFAULT_NAME) {
         return Ok(());
     }
     let record = match imported {
-        Some((chain_pem, key_pem)) => CertRecord {
-            name: DEFAULT_NAME.into(),
-            chain_pem,
-            key_pem,
-            not_before: 0,
-            not_after: 0,
-            source: CertSource::Imported,
-            generation: 1,
-        },
+        Some((chain_pem, key_pem)) => imported_record(DEFAULT_NAME, chain_pem, key_pem, 1),
         None => issue(node, DEFAULT_NAME, &policy.server_names, policy.lifetime, 1)?,
     };
     node.write(Command::PutCert(record)).await?;
     Ok(())
+}
+
+/// The record of an operator's PEM chain and key, its validity read from
+/// the leaf (0 when unreadable: such a certificate is never warned about).
+pub fn imported_record(
+    name: &str,
+    chain_pem: String,
+    key_pem: String,
+    generation: u64,
+) -> CertRecord {
+    let facts = wharf_tls::inspect_leaf_pem(&chain_pem);
+    CertRecord {
+        name: name.to_owned(),
+        not_before: facts.as_ref().map_or(0, |f| f.not_before),
+        not_after: facts.as_ref().map_or(0, |f| f.not_after),
+        chain_pem,
+        key_pem,
+        source: CertSource::Imported,
+        generation,
+    }
 }
 
 fn issue(
@@ -134,16 +137,91 @@ pub async fn follow_table(
 
 /// Leader job: renew internal-CA certificates at 2/3 of their lifetime, or
 /// when `rotate_cert:<name>` asks for it. Idempotent across leader changes.
+/// Also warns about certificates nobody here renews (imported) as they near
+/// their end.
 pub async fn renew_while_leader(node: Arc<ClusterHandle>, policy: CertPolicy) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut warned = HashMap::new();
     loop {
         tick.tick().await;
         if node.raft.current_leader().await != Some(node.node_id) {
+            warned.clear();
             continue;
+        }
+        if let Ok(certs) = node.reader.certs() {
+            warn_expiring(&certs, now(), &mut warned);
         }
         if let Err(e) = renew_once(&node, &policy).await {
             tracing::warn!("certificate renewal postponed: {e}");
         }
+    }
+}
+
+const DAY: u64 = 24 * 3600;
+/// Days before expiry at which the leader warns, tightest first (DESIGN.md §5).
+const WARN_DAYS: [u64; 2] = [7, 30];
+
+/// The tightest warning threshold, in days, a certificate has crossed.
+fn expiry_threshold(now: u64, not_after: u64) -> Option<u64> {
+    if not_after == 0 {
+        return None;
+    }
+    let left = not_after.saturating_sub(now);
+    WARN_DAYS.into_iter().find(|days| left <= days * DAY)
+}
+
+/// Logs once per certificate generation and threshold.
+fn warn_expiring(certs: &[CertRecord], now: u64, warned: &mut HashMap<(String, u64), u64>) {
+    for cert in certs.iter().filter(|c| c.source != CertSource::InternalCa) {
+        let Some(threshold) = expiry_threshold(now, cert.not_after) else {
+            continue;
+        };
+        let key = (cert.name.clone(), cert.generation);
+        if warned.insert(key, threshold) == Some(threshold) {
+            continue;
+        }
+        let days_left = cert.not_after.saturating_sub(now) / DAY;
+        tracing::warn!(
+            name = %cert.name,
+            generation = cert.generation,
+            days_left,
+            not_after = cert.not_after,
+            "certificate {} expires within {threshold} days: import a new one with `wharf cert import`",
+            cert.name
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warns_at_thirty_then_seven_days() {
+        let now = 1_000_000_000;
+        assert_eq!(expiry_threshold(now, 0), None);
+        assert_eq!(expiry_threshold(now, now + 31 * DAY), None);
+        assert_eq!(expiry_threshold(now, now + 30 * DAY), Some(30));
+        assert_eq!(expiry_threshold(now, now + 8 * DAY), Some(30));
+        assert_eq!(expiry_threshold(now, now + 7 * DAY), Some(7));
+        assert_eq!(expiry_threshold(now, now - DAY), Some(7));
+    }
+
+    #[test]
+    fn each_threshold_is_reported_once_per_generation() {
+        let now = 1_000_000_000;
+        let mut cert = imported_record("default", String::new(), String::new(), 1);
+        cert.not_after = now + 20 * DAY;
+        let mut warned = HashMap::new();
+        warn_expiring(std::slice::from_ref(&cert), now, &mut warned);
+        assert_eq!(warned.get(&("default".to_owned(), 1)), Some(&30));
+        cert.not_after = now + 5 * DAY;
+        warn_expiring(std::slice::from_ref(&cert), now, &mut warned);
+        assert_eq!(warned.get(&("default".to_owned(), 1)), Some(&7));
+        cert.source = CertSource::InternalCa;
+        cert.generation = 2;
+        warn_expiring(std::slice::from_ref(&cert), now, &mut warned);
+        assert_eq!(warned.len(), 1, "internal-CA certificates renew themselves");
     }
 }
 

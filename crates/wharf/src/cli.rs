@@ -126,6 +126,18 @@ pub enum ClusterCommand {
         #[command(flatten)]
         target: crate::admin::Target,
     },
+    /// Get an admin client certificate from the cluster CA, for `--admin-cert`
+    /// on machines that are not nodes (writes ca.pem, admin.pem, admin.key).
+    AdminCert {
+        /// Directory to write the three files to (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Validity in days (at most 365).
+        #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=365))]
+        days: u64,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize, PartialEq, Eq)]

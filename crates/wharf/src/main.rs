@@ -439,15 +439,7 @@ async fn cert_command(command: CertCommand) -> Result<()> {
             admin::expect_done(
                 admin
                     .write(wharf_store::Command::PutCert(
-                        wharf_store::records::CertRecord {
-                            name: name.clone(),
-                            chain_pem,
-                            key_pem,
-                            not_before: 0,
-                            not_after: 0,
-                            source: wharf_store::records::CertSource::Imported,
-                            generation,
-                        },
+                        certificates::imported_record(&name, chain_pem, key_pem, generation),
                     ))
                     .await?,
                 "certificate import",
@@ -499,6 +491,31 @@ async fn cluster_command(command: ClusterCommand) -> Result<()> {
                     m.node_id, m.cluster_addr, m.role, lag
                 );
             }
+        }
+        ClusterCommand::AdminCert { out, days, target } => {
+            let (chain_pem, key_pem) = admin::Admin::connect(&target)
+                .await?
+                .admin_certificate(days)
+                .await?;
+            let ca_der = {
+                use rustls_pki_types::pem::PemObject;
+                rustls_pki_types::CertificateDer::pem_slice_iter(chain_pem.as_bytes())
+                    .last()
+                    .context("the node returned no certificate")??
+            };
+            std::fs::create_dir_all(&out)
+                .with_context(|| format!("cannot create {}", out.display()))?;
+            let write = |name: &str, text: &str| {
+                wharf_cluster::credentials::write_private(&out.join(name), text)
+            };
+            write(admin::ADMIN_KEY_FILE, &key_pem)?;
+            write(admin::ADMIN_CERT_FILE, &chain_pem)?;
+            write(admin::ADMIN_CA_FILE, &wharf_tls::certificate_pem(&ca_der))?;
+            println!(
+                "wrote an admin certificate valid for {days} days to {}; use it with --cluster ADDR --admin-cert {}",
+                out.display(),
+                out.display()
+            );
         }
         ClusterCommand::Remove { node_id, target } => {
             admin::Admin::connect(&target)
