@@ -192,39 +192,6 @@ fn warn_expiring(certs: &[CertRecord], now: u64, warned: &mut HashMap<(String, u
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn warns_at_thirty_then_seven_days() {
-        let now = 1_000_000_000;
-        assert_eq!(expiry_threshold(now, 0), None);
-        assert_eq!(expiry_threshold(now, now + 31 * DAY), None);
-        assert_eq!(expiry_threshold(now, now + 30 * DAY), Some(30));
-        assert_eq!(expiry_threshold(now, now + 8 * DAY), Some(30));
-        assert_eq!(expiry_threshold(now, now + 7 * DAY), Some(7));
-        assert_eq!(expiry_threshold(now, now - DAY), Some(7));
-    }
-
-    #[test]
-    fn each_threshold_is_reported_once_per_generation() {
-        let now = 1_000_000_000;
-        let mut cert = imported_record("default", String::new(), String::new(), 1);
-        cert.not_after = now + 20 * DAY;
-        let mut warned = HashMap::new();
-        warn_expiring(std::slice::from_ref(&cert), now, &mut warned);
-        assert_eq!(warned.get(&("default".to_owned(), 1)), Some(&30));
-        cert.not_after = now + 5 * DAY;
-        warn_expiring(std::slice::from_ref(&cert), now, &mut warned);
-        assert_eq!(warned.get(&("default".to_owned(), 1)), Some(&7));
-        cert.source = CertSource::InternalCa;
-        cert.generation = 2;
-        warn_expiring(std::slice::from_ref(&cert), now, &mut warned);
-        assert_eq!(warned.len(), 1, "internal-CA certificates renew themselves");
-    }
-}
-
 async fn renew_once(node: &ClusterHandle, policy: &CertPolicy) -> Result<()> {
     let now = now();
     for cert in node.reader.certs()? {
@@ -261,4 +228,37 @@ async fn renew_once(node: &ClusterHandle, policy: &CertPolicy) -> Result<()> {
         node.write(Command::PutCert(renewed)).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warns_at_thirty_then_seven_days() {
+        let now = 1_000_000_000;
+        assert_eq!(expiry_threshold(now, 0), None);
+        assert_eq!(expiry_threshold(now, now + 31 * DAY), None);
+        assert_eq!(expiry_threshold(now, now + 30 * DAY), Some(30));
+        assert_eq!(expiry_threshold(now, now + 8 * DAY), Some(30));
+        assert_eq!(expiry_threshold(now, now + 7 * DAY), Some(7));
+        assert_eq!(expiry_threshold(now, now - DAY), Some(7));
+    }
+
+    #[test]
+    fn each_threshold_is_reported_once_per_generation() {
+        let now = 1_000_000_000;
+        let mut cert = imported_record("default", String::new(), String::new(), 1);
+        cert.not_after = now + 20 * DAY;
+        let mut warned = HashMap::new();
+        warn_expiring(std::slice::from_ref(&cert), now, &mut warned);
+        assert_eq!(warned.get(&("default".to_owned(), 1)), Some(&30));
+        cert.not_after = now + 5 * DAY;
+        warn_expiring(std::slice::from_ref(&cert), now, &mut warned);
+        assert_eq!(warned.get(&("default".to_owned(), 1)), Some(&7));
+        cert.source = CertSource::InternalCa;
+        cert.generation = 2;
+        warn_expiring(std::slice::from_ref(&cert), now, &mut warned);
+        assert_eq!(warned.len(), 1, "internal-CA certificates renew themselves");
+    }
 }
