@@ -377,4 +377,35 @@ fn address_banned_after_failed_logins_on_one_node_is_refused_by_the_others() {
         });
         assert!(greeting.text().contains("banned"), "node {n}: {greeting}");
     }
+
+    // The operator sees the ban on any node and lifts it everywhere, the node
+    // that saw the failures included.
+    let list = cluster.node(2).cli(&["ban", "list"], None);
+    assert_success(&list, "wharf ban list");
+    let listed = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(
+        listed.starts_with("127.0.0.1\t") && listed.contains("repeated login failures"),
+        "{listed}"
+    );
+    assert_success(
+        &cluster.node(3).cli(&["ban", "remove", "127.0.0.1"], None),
+        "wharf ban remove",
+    );
+    for n in [1, 2, 3] {
+        let port = cluster.node(n).explicit_port;
+        poll_until(
+            Duration::from_secs(5),
+            "the lifted ban to reach the node",
+            || {
+                let (_, greeting) = Control::connect(port);
+                (greeting.code == 220).then_some(())
+            },
+        );
+    }
+    let again = cluster.node(1).cli(&["ban", "remove", "127.0.0.1"], None);
+    assert!(
+        !again.status.success() && String::from_utf8_lossy(&again.stderr).contains("not found"),
+        "{}",
+        describe(&again)
+    );
 }

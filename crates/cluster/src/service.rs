@@ -202,6 +202,26 @@ impl pb::cluster_server::Cluster for ClusterService {
         Ok(Response::new(pb::CertList { certs }))
     }
 
+    async fn list_bans(
+        &self,
+        request: Request<pb::Empty>,
+    ) -> Result<Response<pb::BanList>, Status> {
+        self.node.check_admin(&request)?;
+        let bans = self
+            .node
+            .reader
+            .bans()
+            .map_err(|e| Status::internal(e.to_string()))?
+            .into_iter()
+            .map(|b| pb::BanSummary {
+                address: b.address,
+                until: b.until,
+                reason: b.reason,
+            })
+            .collect();
+        Ok(Response::new(pb::BanList { bans }))
+    }
+
     async fn remove_node(
         &self,
         request: Request<pb::RemoveNodeRequest>,

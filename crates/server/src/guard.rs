@@ -100,6 +100,11 @@ impl Guard {
         false
     }
 
+    /// Forgets this node's own ban of `ip` (the cluster's ban list holds it).
+    pub fn lift_ban(&self, ip: IpAddr) {
+        self.state().bans.remove(&ip);
+    }
+
     pub fn login_succeeded(&self, ip: IpAddr) {
         self.state().failures.remove(&ip);
     }

@@ -177,6 +177,17 @@ impl Admin {
             .certs)
     }
 
+    pub async fn bans(&mut self) -> Result<Vec<pb::BanSummary>> {
+        let request = self.request(pb::Empty {})?;
+        Ok(self
+            .client
+            .list_bans(request)
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .into_inner()
+            .bans)
+    }
+
     pub async fn status(&mut self) -> Result<pb::StatusReply> {
         let request = self.request(pb::Empty {})?;
         Ok(self

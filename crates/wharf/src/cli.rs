@@ -30,6 +30,9 @@ pub enum Commands {
     /// Inspect and change cluster membership.
     #[command(subcommand)]
     Cluster(ClusterCommand),
+    /// Addresses banned after failed logins (cluster-wide).
+    #[command(subcommand)]
+    Ban(BanCommand),
     /// Print an argon2id hash of a password for a `[[user]]` entry in the config file.
     HashPassword {
         /// Read the password from standard input instead of prompting.
@@ -102,6 +105,21 @@ pub enum CertCommand {
         cert: PathBuf,
         #[arg(long)]
         key: PathBuf,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BanCommand {
+    /// Bans in force: address, until (unix seconds), reason.
+    List {
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// Lift the ban of an address (or network) on every node.
+    Remove {
+        address: String,
         #[command(flatten)]
         target: crate::admin::Target,
     },

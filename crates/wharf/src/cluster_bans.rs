@@ -35,15 +35,21 @@ impl BanList for ClusterBans {
         }
     }
 
-    async fn ban(&self, ip: IpAddr, duration: Duration, reason: &str) {
+    async fn ban(&self, ip: IpAddr, duration: Duration, reason: &str) -> bool {
         let record = BanRecord {
             address: ip.to_string(),
             until: now() + duration.as_secs(),
             reason: reason.to_owned(),
         };
         match self.node.write(Command::PutBan(record)).await {
-            Ok(_) => tracing::info!(%ip, ?duration, reason, "ban recorded for every node"),
-            Err(e) => tracing::warn!(%ip, "ban stays local to this node: {e}"),
+            Ok(_) => {
+                tracing::info!(%ip, ?duration, reason, "ban recorded for every node");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(%ip, "ban stays local to this node: {e}");
+                false
+            }
         }
     }
 }

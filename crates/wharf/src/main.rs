@@ -18,7 +18,7 @@ use wharf_server::accounts::{hash_password, Account, Permissions};
 use wharf_server::Engine;
 use wharf_tls::{ServerIdentity, TlsConfigs};
 
-use cli::{CertCommand, Cli, ClusterCommand, Commands, LogFormat, UserCommand};
+use cli::{BanCommand, CertCommand, Cli, ClusterCommand, Commands, LogFormat, UserCommand};
 use settings::Settings;
 
 fn main() -> Result<()> {
@@ -36,6 +36,7 @@ fn main() -> Result<()> {
         Commands::User(command) => runtime()?.block_on(user_command(command)),
         Commands::Cluster(command) => runtime()?.block_on(cluster_command(command)),
         Commands::Cert(command) => runtime()?.block_on(cert_command(command)),
+        Commands::Ban(command) => runtime()?.block_on(ban_command(command)),
         Commands::HashPassword { password_stdin } => {
             let password = read_password(password_stdin)?;
             println!(
@@ -523,6 +524,29 @@ async fn cluster_command(command: ClusterCommand) -> Result<()> {
                 .remove_node(node_id)
                 .await?;
             println!("removed node {node_id}");
+        }
+    }
+    Ok(())
+}
+
+async fn ban_command(command: BanCommand) -> Result<()> {
+    match command {
+        BanCommand::List { target } => {
+            for b in admin::Admin::connect(&target).await?.bans().await? {
+                println!("{}\tuntil={}\treason={}", b.address, b.until, b.reason);
+            }
+        }
+        BanCommand::Remove { address, target } => {
+            let mut admin = admin::Admin::connect(&target).await?;
+            admin::expect_done(
+                admin
+                    .write(wharf_store::Command::RemoveBan {
+                        address: address.clone(),
+                    })
+                    .await?,
+                &format!("ban of {address}"),
+            )?;
+            println!("lifted the ban of {address} on every node");
         }
     }
     Ok(())

@@ -64,10 +64,12 @@ pub async fn pass(s: &mut Session, password: String) -> Outcome {
             tokio::time::sleep(shared.config.limits.login_failure_delay).await;
             if banned {
                 tracing::warn!(%ip, "address banned after repeated login failures");
-                let bans = shared.bans.clone();
+                let (bans, guard) = (shared.bans.clone(), shared.guard.clone());
                 let duration = shared.config.limits.ban_duration;
                 tokio::spawn(async move {
-                    bans.ban(ip, duration, "repeated login failures").await;
+                    if bans.ban(ip, duration, "repeated login failures").await {
+                        guard.lift_ban(ip);
+                    }
                 });
                 return Outcome::Close(Reply::new(
                     421,
