@@ -12,7 +12,7 @@ mod support;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use support::cluster::poll_until;
+use support::cluster::{poll_until, HeldSession};
 use support::*;
 
 const MIB: u64 = 1024 * 1024;
@@ -407,5 +407,73 @@ fn address_banned_after_failed_logins_on_one_node_is_refused_by_the_others() {
         !again.status.success() && String::from_utf8_lossy(&again.stderr).contains("not found"),
         "{}",
         describe(&again)
+    );
+}
+
+/// The greeting a fresh control connection to `node` gets.
+fn greeting(node: &Wharf) -> support::control::Reply {
+    support::control::Control::connect(node.explicit_port).1
+}
+
+#[test]
+fn drained_node_turns_new_connections_away_and_lets_open_sessions_finish() {
+    let mut cluster = Cluster::start(3);
+    let drained = cluster.node(2).node_id();
+    let held = HeldSession::start(cluster.node(2), cluster.node(2));
+
+    let out = cluster
+        .node(1)
+        .cli(&["cluster", "drain", &drained.to_string()], None);
+    assert_success(&out, "wharf cluster drain");
+    let refused = poll_until(REPLICATION_LIMIT, "node 2 refusing connections", || {
+        let reply = greeting(cluster.node(2));
+        (reply.code == 421).then_some(reply)
+    });
+    assert!(refused.text().contains("draining"), "{refused}");
+    assert_eq!(greeting(cluster.node(3)).code, 220, "node 3 is not drained");
+    // Probe connections that were greeted before the drain close by themselves.
+    let status = poll_until(REPLICATION_LIMIT, "node 2: draining, 1 session", || {
+        let status = cluster.node(1).cluster_status();
+        let member = status.member(drained)?;
+        (member.draining && member.sessions == Some(1)).then_some(status)
+    });
+    assert!(!status.member(cluster.node(3).node_id()).unwrap().draining);
+
+    // The session open before the drain transfers again, then quits; the node is empty.
+    held.release(Duration::from_secs(60));
+    poll_until(REPLICATION_LIMIT, "node 2 reported empty", || {
+        let status = cluster.node(3).cluster_status();
+        (status.member(drained)?.sessions == Some(0)).then_some(())
+    });
+    poll_until(REPLICATION_LIMIT, "the 'drained' log line", || {
+        cluster
+            .node(2)
+            .logs()
+            .contains("drained: no FTPS sessions left")
+            .then_some(())
+    });
+
+    // The drain is replicated state: it holds across a restart until lifted.
+    cluster.node_mut(2).kill9();
+    cluster.node_mut(2).restart();
+    assert_eq!(greeting(cluster.node(2)).code, 421, "drained after restart");
+    let out = cluster
+        .node(3)
+        .cli(&["cluster", "undrain", &drained.to_string()], None);
+    assert_success(&out, "wharf cluster undrain");
+    poll_until(REPLICATION_LIMIT, "node 2 greeting again", || {
+        (greeting(cluster.node(2)).code == 220).then_some(())
+    });
+    assert_login_accepted(
+        cluster.node(2),
+        &cluster.node(1).user,
+        &cluster.node(1).password,
+    );
+
+    let out = cluster.node(1).cli(&["cluster", "drain", "99"], None);
+    assert!(
+        !out.status.success() && String::from_utf8_lossy(&out.stderr).contains("not a member"),
+        "draining an unknown node must fail clearly\n{}",
+        describe(&out)
     );
 }

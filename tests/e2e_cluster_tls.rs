@@ -6,12 +6,10 @@
 #[path = "support/mod.rs"]
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use support::cluster::poll_until;
-use support::process::wait_or_kill;
+use support::cluster::{poll_until, HeldSession};
 use support::*;
 
 /// `openssl s_client -starttls ftp` against `port`, saving or offering a session.
@@ -90,34 +88,7 @@ fn certificate_rotation_reaches_every_node_and_open_sessions_keep_working() {
     // A session ticket from before the rotation, and a session held open across it.
     let ticket = cluster.node(1).root().join("before-rotation.session");
     s_client(cluster.node(1).explicit_port, "tls1_3", &ticket, true);
-    let flag = cluster.node(1).root().join("rotated.flag");
-    let mut held = python("cross_node.py")
-        .args([
-            "--first",
-            &cluster.node(2).explicit_port.to_string(),
-            "--second",
-            &cluster.node(2).explicit_port.to_string(),
-            "--user",
-            &cluster.node(1).user,
-            "--password",
-            &cluster.node(1).password,
-            "--hold",
-        ])
-        .arg(&flag)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the held session");
-    let mut lines = BufReader::new(held.stdout.take().unwrap()).lines();
-    let mut seen = Vec::new();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        seen.push(line.clone());
-        if line == "HOLDING" {
-            break;
-        }
-    }
-    assert!(seen.iter().any(|l| l == "TRANSFER-OK"), "{seen:?}");
+    let held = HeldSession::start(cluster.node(2), cluster.node(2));
 
     let out = cluster.node(3).cli(&["cert", "rotate"], None);
     assert_success(&out, "wharf cert rotate");
@@ -136,14 +107,7 @@ fn certificate_rotation_reaches_every_node_and_open_sessions_keep_working() {
     );
     assert_ne!(after[0], before[0]);
 
-    std::fs::write(&flag, b"go").unwrap();
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let (status, killed) = wait_or_kill(&mut held, Duration::from_secs(60));
-    assert!(
-        !killed && status.success(),
-        "held session failed after rotation: {rest:?}"
-    );
-    assert!(rest.iter().any(|l| l == "AFTER-OK"), "{rest:?}");
+    held.release(Duration::from_secs(60));
 
     let resumed = s_client(cluster.node(3).explicit_port, "tls1_3", &ticket, false);
     assert!(

@@ -1,14 +1,19 @@
 //! Several `wharf` processes forming one Raft cluster, and what `wharf cluster status`
 //! and `wharf user list` print, parsed so tests can wait on it.
 
+use std::io::{BufRead, BufReader, Lines};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{describe, Wharf, WharfOptions};
+use super::process::wait_or_kill;
+use super::{describe, python, Wharf, WharfOptions};
 
 /// How long a cluster may take until every joined node is a voter.
 const FORMATION_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// One line of `wharf cluster status` below the header: `  node N\tADDR\tvoter[\tlag K]`.
+/// One line of `wharf cluster status` below the header:
+/// `  node N\tADDR\tvoter|learner[\tlag K]\tsessions S|unreachable[\tdraining]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Member {
     pub id: u64,
@@ -16,6 +21,9 @@ pub struct Member {
     pub voter: bool,
     /// Only the leader knows its followers' lag.
     pub lag: Option<u64>,
+    /// Open FTPS sessions the member reported; `None` when it did not answer.
+    pub sessions: Option<u64>,
+    pub draining: bool,
 }
 
 /// `wharf cluster status` as seen by one node.
@@ -29,6 +37,15 @@ pub struct ClusterStatus {
     pub last_log: u64,
     pub applied: u64,
     pub members: Vec<Member>,
+    pub storage: StorageStatus,
+}
+
+/// The `storage:` line: chunks in use, copies wanted, chunks short of copies.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StorageStatus {
+    pub chunks: u64,
+    pub replication: u64,
+    pub under_replicated: u64,
 }
 
 impl ClusterStatus {
@@ -45,20 +62,42 @@ impl ClusterStatus {
         let last_log = number_or_zero(fields.next()?.strip_prefix("last log ")?);
         let applied = number_or_zero(fields.next()?.strip_prefix("applied ")?);
         let mut members = Vec::new();
+        let mut storage = StorageStatus::default();
         for line in lines.filter(|l| !l.trim().is_empty()) {
+            if let Some(rest) = line.strip_prefix("storage: ") {
+                for field in rest.split(", ") {
+                    let (name, value) = field.rsplit_once(' ')?;
+                    let value = value.parse().ok()?;
+                    match name {
+                        "chunks" => storage.chunks = value,
+                        "replication" => storage.replication = value,
+                        "under-replicated" => storage.under_replicated = value,
+                        _ => {}
+                    }
+                }
+                continue;
+            }
             let mut columns = line.trim().split('\t');
             let id = columns.next()?.strip_prefix("node ")?.parse().ok()?;
             let address = columns.next()?.to_string();
             let voter = columns.next()? == "voter";
-            let lag = columns
-                .next()
-                .and_then(|c| c.strip_prefix("lag "))
-                .and_then(|n| n.parse().ok());
+            let (mut lag, mut sessions, mut draining) = (None, None, false);
+            for column in columns {
+                if let Some(n) = column.strip_prefix("lag ") {
+                    lag = n.parse().ok();
+                } else if let Some(n) = column.strip_prefix("sessions ") {
+                    sessions = n.parse().ok();
+                } else if column == "draining" {
+                    draining = true;
+                }
+            }
             members.push(Member {
                 id,
                 address,
                 voter,
                 lag,
+                sessions,
+                draining,
             });
         }
         Some(ClusterStatus {
@@ -69,7 +108,12 @@ impl ClusterStatus {
             last_log,
             applied,
             members,
+            storage,
         })
+    }
+
+    pub fn member(&self, id: u64) -> Option<&Member> {
+        self.members.iter().find(|m| m.id == id)
     }
 
     /// Whether the cluster has exactly `count` members and all of them vote.
@@ -212,5 +256,72 @@ pub fn poll_until<T>(limit: Duration, what: &str, mut check: impl FnMut() -> Opt
             "timed out after {limit:?}: {what}"
         );
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A logged-in FTPS session (`cross_node.py --hold`) that connects to `first`, moves to
+/// `second`, transfers once and then waits, control connection open, until `release`.
+pub struct HeldSession {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+    flag: PathBuf,
+    /// What the client printed up to `HOLDING`.
+    pub seen: Vec<String>,
+}
+
+impl HeldSession {
+    /// Starts the session and returns once it holds; panics if it failed before.
+    pub fn start(first: &Wharf, second: &Wharf) -> HeldSession {
+        let flag = first
+            .root()
+            .join(format!("release-{}.flag", rand::random::<u32>()));
+        let mut child = python("cross_node.py")
+            .args([
+                "--first",
+                &first.explicit_port.to_string(),
+                "--second",
+                &second.explicit_port.to_string(),
+                "--user",
+                &first.user,
+                "--password",
+                &first.password,
+                "--hold",
+            ])
+            .arg(&flag)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the held session");
+        let mut lines = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        let mut seen = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.expect("read the held session's output");
+            seen.push(line.clone());
+            if line == "HOLDING" {
+                break;
+            }
+        }
+        assert!(
+            seen.iter().any(|l| l == "TRANSFER-OK"),
+            "the held session did not transfer before holding: {seen:?}"
+        );
+        HeldSession {
+            child,
+            lines,
+            flag,
+            seen,
+        }
+    }
+
+    /// Lets the session transfer again on its open control connection and quit;
+    /// panics unless that succeeded.
+    pub fn release(mut self, limit: Duration) {
+        std::fs::write(&self.flag, b"go").expect("write the release flag");
+        let rest: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
+        let (status, killed) = wait_or_kill(&mut self.child, limit);
+        assert!(
+            !killed && status.success() && rest.iter().any(|l| l == "AFTER-OK"),
+            "the held session failed after its release ({status}, killed: {killed}): {rest:?}"
+        );
     }
 }

@@ -45,6 +45,7 @@ pub struct WharfOptions {
     args: Vec<String>,
     config: Option<String>,
     join: Option<(String, String)>,
+    storage: &'static str,
 }
 
 impl Default for WharfOptions {
@@ -54,6 +55,7 @@ impl Default for WharfOptions {
             args: Vec::new(),
             config: None,
             join: None,
+            storage: "local",
         }
     }
 }
@@ -94,6 +96,13 @@ impl WharfOptions {
         self
     }
 
+    /// `--storage cluster`: files in the replicated namespace and chunk store (the
+    /// harness passes `--storage local` otherwise, so files can be checked on disk).
+    pub fn cluster_storage(mut self) -> Self {
+        self.storage = "cluster";
+        self
+    }
+
     /// Writes `toml` to a file in the test's temporary directory and passes `--config FILE`.
     pub fn config(mut self, toml: impl Into<String>) -> Self {
         self.config = Some(toml.into());
@@ -122,7 +131,8 @@ pub struct Wharf {
 }
 
 impl Wharf {
-    /// Spawns the binary under test and waits until its explicit port greets with `220`.
+    /// Spawns the binary under test and waits until its explicit port greets (`220`, or
+    /// `421` when the node is drained).
     pub fn start(options: WharfOptions) -> Wharf {
         let root = tempfile::Builder::new()
             .prefix("wharf-e2e-")
@@ -189,7 +199,9 @@ impl Wharf {
             .arg("--pasv-ports")
             .arg(format!("{}-{}", pasv_ports.0, pasv_ports.1))
             .arg("--cluster-listen")
-            .arg(format!("127.0.0.1:{cluster_port}"));
+            .arg(format!("127.0.0.1:{cluster_port}"))
+            .arg("--storage")
+            .arg(options.storage);
         for (name, password) in &options.users {
             cmd.arg("--user").arg(format!("{name}:{password}"));
         }
@@ -230,7 +242,7 @@ impl Wharf {
     }
 
     /// Starts the binary again on the same data directory and ports, after `kill9` or an
-    /// exit, and waits for `220`. The server's logs continue in the same files.
+    /// exit, and waits for its greeting. The server's logs continue in the same files.
     pub fn restart(&mut self) {
         assert!(
             !self.is_running(),
@@ -285,7 +297,7 @@ impl Wharf {
                     self.logs()
                 );
             }
-            if greets_with_220(self.explicit_port) {
+            if greets(self.explicit_port) {
                 break;
             }
             if Instant::now() > deadline {
@@ -335,16 +347,16 @@ impl Wharf {
         self.root.path()
     }
 
-    /// Panics unless the process is still running and a fresh connection gets `220`.
+    /// Panics unless the process is still running and a fresh connection is greeted.
     pub fn assert_alive(&mut self) {
         if let Ok(Some(status)) = self.child.try_wait() {
             panic!("wharf is no longer running: {status}\n{}", self.logs());
         }
         let deadline = Instant::now() + Duration::from_secs(10);
-        while !greets_with_220(self.explicit_port) {
+        while !greets(self.explicit_port) {
             assert!(
                 Instant::now() < deadline,
-                "wharf is running but a new connection got no 220 within 10 s\n{}",
+                "wharf is running but a new connection got no greeting within 10 s\n{}",
                 self.logs()
             );
             std::thread::sleep(Duration::from_millis(200));
@@ -549,14 +561,16 @@ fn remove_wharf_environment(cmd: &mut Command) {
     }
 }
 
-/// Whether a fresh connection to `port` is greeted with a line starting with `220`.
-fn greets_with_220(port: u16) -> bool {
+/// Whether the server on `port` greets: `220`, or the `421` of a node drained by the
+/// operator (it is up, and turns connections away on purpose).
+fn greets(port: u16) -> bool {
     let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return false;
     };
     let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
     let mut line = String::new();
-    let ok = BufReader::new(&stream).read_line(&mut line).is_ok() && line.starts_with("220");
+    let ok = BufReader::new(&stream).read_line(&mut line).is_ok()
+        && (line.starts_with("220") || (line.starts_with("421") && line.contains("draining")));
     let _ = stream.shutdown(Shutdown::Both);
     ok
 }

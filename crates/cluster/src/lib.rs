@@ -1,8 +1,10 @@
 //! Wharf's cluster layer: the Raft transport and cluster services over gRPC
 //! (tonic + prost, messages in `proto/`), membership and the write path.
 
+pub mod chunks;
 mod convert;
 pub mod credentials;
+mod drain;
 mod network;
 mod node;
 mod service;

@@ -26,6 +26,8 @@ use crate::transport::{self, PeerRole, Transport};
 
 /// Metadata key marking a write forwarded by a peer.
 pub(crate) const FORWARDED: &str = "x-wharf-forwarded";
+/// How long a read may wait to catch up with the leader's commit index.
+const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a write may wait for a leader and a quorum before failing.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 const JOIN_TOKEN_SETTING: &str = "join_token";
@@ -81,6 +83,8 @@ pub struct ClusterConfig {
     pub join: Option<(String, String)>,
     /// Log entries between snapshots (older entries are then purged).
     pub snapshot_logs: u64,
+    /// This node's chunks, served to peers.
+    pub chunk_store: Arc<wharf_blob::ChunkStore>,
 }
 
 pub struct ClusterHandle {
@@ -90,11 +94,14 @@ pub struct ClusterHandle {
     pub reader: StateReader,
     /// This node's certificate and the cluster CA, for every peer connection.
     pub transport: Transport,
+    pub chunk_store: Arc<wharf_blob::ChunkStore>,
     /// One multiplexed channel per peer address for forwarded writes, so a
     /// write does not pay for a TLS handshake.
     forward_channels: std::sync::Mutex<BTreeMap<String, tonic::transport::Channel>>,
     /// Serialises membership changes made through this node.
     membership_lock: Mutex<()>,
+    /// Counts this node's open FTPS sessions, once the engine runs.
+    pub(crate) sessions: std::sync::OnceLock<crate::drain::SessionCounter>,
 }
 
 pub struct RunningCluster {
@@ -196,8 +203,10 @@ pub async fn start(config: ClusterConfig) -> Result<RunningCluster, ClusterError
         raft,
         reader: store.reader,
         transport,
+        chunk_store: config.chunk_store.clone(),
         forward_channels: std::sync::Mutex::new(BTreeMap::new()),
         membership_lock: Mutex::new(()),
+        sessions: std::sync::OnceLock::new(),
     });
     let server = tokio::spawn(serve(handle.clone(), listener));
     if fresh && config.join.is_none() {
@@ -403,8 +412,13 @@ async fn serve(handle: Arc<ClusterHandle>, listener: tokio::net::TcpListener) {
             .max_decoding_message_size(64 * 1024 * 1024),
         )
         .add_service(pb::cluster_server::ClusterServer::new(ClusterService {
-            node: handle,
+            node: handle.clone(),
         }))
+        .add_service(
+            pb::chunks_server::ChunksServer::new(crate::chunks::ChunkService { node: handle })
+                .max_decoding_message_size(crate::chunks::MAX_CHUNK_MESSAGE)
+                .max_encoding_message_size(crate::chunks::MAX_CHUNK_MESSAGE),
+        )
         .serve_with_incoming(incoming)
         .await;
     if let Err(e) = result {
@@ -479,14 +493,85 @@ async fn promote_learners(handle: Arc<ClusterHandle>) {
 }
 
 impl ClusterHandle {
-    fn leader_addr(&self, leader: NodeId) -> Option<String> {
+    /// Where the cluster reaches member `id`.
+    pub fn member_addr(&self, id: NodeId) -> Option<String> {
         self.raft
             .metrics()
             .borrow()
             .membership_config
             .membership()
-            .get_node(&leader)
+            .get_node(&id)
             .map(|n| n.cluster_addr.clone())
+    }
+
+    fn leader_addr(&self, leader: NodeId) -> Option<String> {
+        self.member_addr(leader)
+    }
+
+    /// Every member, voters and learners.
+    pub fn member_ids(&self) -> Vec<NodeId> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let ids = metrics
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id);
+        ids.collect()
+    }
+
+    pub fn voter_ids(&self) -> Vec<NodeId> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let ids = metrics.membership_config.membership().voter_ids();
+        ids.collect()
+    }
+
+    /// The leader's commit index, confirmed by a quorum (only on the leader).
+    pub async fn leader_read_index(&self) -> Result<u64, Status> {
+        let confirmed = tokio::time::timeout(READ_INDEX_TIMEOUT, self.raft.get_read_log_id()).await;
+        match confirmed.map_err(|_| Status::unavailable("no quorum confirmed the leadership"))? {
+            Ok((log_id, _)) => Ok(log_id.map_or(0, |l| l.index)),
+            Err(e) => Err(Status::unavailable(e.to_string())),
+        }
+    }
+
+    /// Waits until this node has applied everything committed before the
+    /// call (read-index through the leader), so a client moving between
+    /// nodes never sees an older namespace than it saw. Bounded: without a
+    /// leader the local state is what there is (a minority keeps serving
+    /// committed reads).
+    pub async fn catch_up(&self) {
+        let deadline = Instant::now() + READ_INDEX_TIMEOUT;
+        let index = match self.raft.current_leader().await {
+            Some(id) if id == self.node_id => self.leader_read_index().await.ok(),
+            Some(id) => match self.leader_addr(id).map(|a| self.forward_channel(&a)) {
+                Some(Ok(channel)) => {
+                    let mut request = tonic::Request::new(pb::Empty {});
+                    request.set_timeout(READ_INDEX_TIMEOUT);
+                    ClusterClient::new(channel)
+                        .read_index(request)
+                        .await
+                        .ok()
+                        .map(|r| r.into_inner().index)
+                }
+                _ => None,
+            },
+            None => None,
+        };
+        match index {
+            Some(index) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if tokio::time::timeout(left, self.reader.wait_applied(index))
+                    .await
+                    .is_err()
+                {
+                    tracing::warn!(
+                        index,
+                        "not caught up with the leader in time; reading local state"
+                    );
+                }
+            }
+            None => tracing::debug!("no read index from a leader; reading local state"),
+        }
     }
 
     /// Applies `command` through the leader and returns its result once this
@@ -545,7 +630,7 @@ impl ClusterHandle {
     }
 
     /// The channel to `addr`, connected lazily and reconnecting by itself.
-    fn forward_channel(&self, addr: &str) -> Result<tonic::transport::Channel, Status> {
+    pub(crate) fn forward_channel(&self, addr: &str) -> Result<tonic::transport::Channel, Status> {
         let mut channels = self
             .forward_channels
             .lock()
@@ -785,7 +870,30 @@ impl ClusterHandle {
         let membership = m.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let replication = m.replication.clone().unwrap_or_default();
+        let factor = self.replication_factor();
+        let wanted = factor.min(membership.nodes().count()).max(1);
+        let in_use: Vec<_> = self
+            .reader
+            .chunks()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.refs > 0)
+            .collect();
+        let under_replicated = in_use
+            .iter()
+            .filter(|c| {
+                let live = c
+                    .replicas
+                    .iter()
+                    .filter(|id| membership.get_node(id).is_some())
+                    .count();
+                live < wanted
+            })
+            .count();
         pb::StatusReply {
+            chunks: in_use.len() as u64,
+            replication: factor as u64,
+            under_replicated: under_replicated as u64,
             node_id: self.node_id,
             leader_id: m.current_leader,
             term: m.current_term,
@@ -812,6 +920,8 @@ impl ClusterHandle {
                     }
                     .into(),
                     matched_index: replication.get(id).and_then(|l| l.map(|l| l.index)),
+                    draining: self.is_draining(*id),
+                    open_sessions: None,
                 })
                 .collect(),
         }

@@ -154,7 +154,7 @@ impl pb::cluster_server::Cluster for ClusterService {
         request: Request<pb::Empty>,
     ) -> Result<Response<pb::StatusReply>, Status> {
         self.node.check_admin(&request)?;
-        Ok(Response::new(self.node.status()))
+        Ok(Response::new(self.node.status_with_reports().await))
     }
 
     async fn list_users(
@@ -229,5 +229,32 @@ impl pb::cluster_server::Cluster for ClusterService {
         self.node.check_admin(&request)?;
         self.node.remove(request.get_ref().node_id).await?;
         Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn drain(
+        &self,
+        request: Request<pb::DrainRequest>,
+    ) -> Result<Response<pb::Empty>, Status> {
+        self.node.check_admin(&request)?;
+        let req = request.get_ref();
+        self.node.set_draining(req.node_id, req.draining).await?;
+        Ok(Response::new(pb::Empty {}))
+    }
+
+    async fn report(
+        &self,
+        request: Request<pb::Empty>,
+    ) -> Result<Response<pb::NodeReport>, Status> {
+        self.node.check_admin(&request)?;
+        Ok(Response::new(self.node.report()))
+    }
+
+    async fn read_index(
+        &self,
+        request: Request<pb::Empty>,
+    ) -> Result<Response<pb::ReadIndexReply>, Status> {
+        self.node.check_node(&request)?;
+        let index = self.node.leader_read_index().await?;
+        Ok(Response::new(pb::ReadIndexReply { index }))
     }
 }

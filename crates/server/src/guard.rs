@@ -1,9 +1,11 @@
 //! Connection admission and brute-force protection: global and per-IP
 //! connection caps, per-user session caps, and temporary bans of source
-//! addresses after repeated login failures (vsftpd `max_login_fails`, fail2ban).
+//! addresses after repeated login failures (vsftpd `max_login_fails`, fail2ban),
+//! and the drain switch that turns new connections away before maintenance.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -13,7 +15,11 @@ use crate::config::Limits;
 pub enum Refusal {
     TooManyConnections,
     TooManyFromAddress,
-    Banned { remaining: Duration },
+    Banned {
+        remaining: Duration,
+    },
+    /// The operator is draining this node (`wharf cluster drain`).
+    Draining,
 }
 
 #[derive(Default)]
@@ -28,6 +34,7 @@ struct State {
 pub struct Guard {
     limits: Limits,
     state: Mutex<State>,
+    draining: AtomicBool,
 }
 
 /// Held while a connection is open; releases its slot on drop.
@@ -47,6 +54,7 @@ impl Guard {
         Arc::new(Self {
             limits,
             state: Mutex::new(State::default()),
+            draining: AtomicBool::new(false),
         })
     }
 
@@ -57,6 +65,9 @@ impl Guard {
     }
 
     pub fn admit(self: &Arc<Self>, ip: IpAddr) -> Result<ConnectionSlot, Refusal> {
+        if self.draining() {
+            return Err(Refusal::Draining);
+        }
         let mut s = self.state();
         if let Some(until) = s.bans.get(&ip).copied() {
             let now = Instant::now();
@@ -80,6 +91,19 @@ impl Guard {
             guard: self.clone(),
             ip,
         })
+    }
+
+    pub fn set_draining(&self, on: bool) {
+        self.draining.store(on, Ordering::Relaxed);
+    }
+
+    pub fn draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Control connections open now.
+    pub fn connections(&self) -> usize {
+        self.state().connections
     }
 
     /// Records a failed login; returns true when this failure banned the address.
@@ -186,6 +210,20 @@ mod tests {
         assert!(!g.login_failed(a));
         assert!(g.login_failed(a));
         assert!(matches!(g.admit(a), Err(Refusal::Banned { .. })));
+    }
+
+    #[test]
+    fn draining_refuses_new_connections_and_keeps_open_ones() {
+        let g = Guard::new(limits());
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let open = g.admit(a).unwrap();
+        g.set_draining(true);
+        assert_eq!(g.admit(a).err(), Some(Refusal::Draining));
+        assert_eq!(g.connections(), 1);
+        drop(open);
+        assert_eq!(g.connections(), 0);
+        g.set_draining(false);
+        assert!(g.admit(a).is_ok());
     }
 
     #[test]

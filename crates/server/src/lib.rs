@@ -20,7 +20,15 @@ use tokio::sync::watch;
 
 pub use accounts::{Accounts, User};
 pub use config::{EngineConfig, Limits, PortRange, TlsPolicy};
-pub use listener::{Engine, EngineError, Listening};
+pub use listener::{Engine, EngineControl, EngineError, Listening};
+
+/// The engine's boundaries (DESIGN.md §3): where accounts, bans and files
+/// come from.
+pub struct Boundaries {
+    pub accounts: Arc<dyn Accounts>,
+    pub bans: Arc<dyn bans::BanList>,
+    pub storage: Arc<dyn fs::Storage>,
+}
 
 /// What every session shares.
 pub struct Shared {
@@ -28,6 +36,7 @@ pub struct Shared {
     pub tls: wharf_tls::TlsConfigs,
     pub accounts: Arc<dyn Accounts>,
     pub bans: Arc<dyn bans::BanList>,
+    pub storage: Arc<dyn fs::Storage>,
     guard: Arc<guard::Guard>,
     xferlog: xferlog::TransferLog,
     /// Flips to true on SIGTERM: sessions finish their transfer, then close.

@@ -17,7 +17,7 @@ use crate::guard::{Guard, Refusal};
 use crate::session::control::ControlConnection;
 use crate::session::stream::FtpStream;
 use crate::session::Session;
-use crate::{Accounts, EngineConfig, Shared};
+use crate::{Boundaries, EngineConfig, Shared};
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -37,6 +37,29 @@ pub struct Listening {
     pub implicit: Option<SocketAddr>,
 }
 
+/// Drain switch and session count of a running engine.
+#[derive(Clone)]
+pub struct EngineControl {
+    guard: Arc<Guard>,
+}
+
+impl EngineControl {
+    /// While draining, new control connections get `421` and open sessions
+    /// carry on until they quit or time out.
+    pub fn set_draining(&self, on: bool) {
+        self.guard.set_draining(on);
+    }
+
+    pub fn draining(&self) -> bool {
+        self.guard.draining()
+    }
+
+    /// Control connections open now.
+    pub fn open_sessions(&self) -> usize {
+        self.guard.connections()
+    }
+}
+
 pub struct Engine {
     shared: Arc<Shared>,
     explicit: Option<TcpListener>,
@@ -49,8 +72,7 @@ impl Engine {
     pub async fn bind(
         config: EngineConfig,
         tls: wharf_tls::TlsConfigs,
-        accounts: Arc<dyn Accounts>,
-        bans: Arc<dyn crate::bans::BanList>,
+        boundaries: Boundaries,
     ) -> Result<Self, EngineError> {
         let explicit = bind(config.listen).await?;
         let implicit = bind(config.implicit_listen).await?;
@@ -63,8 +85,9 @@ impl Engine {
             shared: Arc::new(Shared {
                 config,
                 tls,
-                accounts,
-                bans,
+                accounts: boundaries.accounts,
+                bans: boundaries.bans,
+                storage: boundaries.storage,
                 guard,
                 xferlog,
                 shutdown,
@@ -73,6 +96,14 @@ impl Engine {
             implicit,
             shutdown_tx,
         })
+    }
+
+    /// A handle the embedding program keeps to drain this engine and watch
+    /// its sessions while it runs.
+    pub fn control(&self) -> EngineControl {
+        EngineControl {
+            guard: self.shared.guard.clone(),
+        }
     }
 
     pub fn listening(&self) -> Listening {
@@ -192,6 +223,10 @@ async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
             let text = match refusal {
                 Refusal::TooManyConnections => "Too many connections; try again later.".to_owned(),
                 Refusal::TooManyFromAddress => "Too many connections from your address.".to_owned(),
+                Refusal::Draining => {
+                    "This node is draining for maintenance; please connect to another node."
+                        .to_owned()
+                }
                 Refusal::Banned { remaining } => {
                     format!(
                         "Your address is temporarily banned ({} s left).",

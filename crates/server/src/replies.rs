@@ -17,6 +17,13 @@ pub fn fs_error(e: &FsError) -> Reply {
             554,
             "Invalid REST offset: it lies beyond the end of the file.",
         ),
+        FsError::Unavailable(why) => {
+            tracing::warn!("storage unavailable: {why}");
+            Reply::new(
+                451,
+                "Requested action aborted: the cluster cannot accept changes now; try again later.",
+            )
+        }
         FsError::Io(err) => {
             tracing::warn!("file system error: {err}");
             Reply::new(451, "Local error in processing; see the server log.")

@@ -3,7 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::records::{AcmeToken, BanRecord, CaRecord, CertRecord, TicketKeyRecord, UserRecord};
+use crate::records::{
+    AcmeToken, BanRecord, CaRecord, CertRecord, ChunkHash, ChunkRef, TicketKeyRecord, UserRecord,
+};
+use crate::NodeId;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
@@ -42,6 +45,71 @@ pub enum Command {
         key: String,
         value: String,
     },
+    /// A change to the cluster file system (`namespace`).
+    Fs(FsCommand),
+}
+
+/// Namespace changes. Paths are absolute (`/home/alice/file`), already
+/// normalised by the caller; they are resolved when the entry is applied, so
+/// concurrent changes through different nodes are ordered by the log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FsCommand {
+    /// With `parents`, missing ancestors are created and an existing directory
+    /// is fine (homes); without, the parent must exist and the name must not.
+    Mkdir {
+        path: String,
+        parents: bool,
+        mtime: u64,
+    },
+    Rmdir {
+        path: String,
+    },
+    /// Removes a file.
+    Remove {
+        path: String,
+    },
+    /// Moves a file or directory; an existing file at `to` is replaced.
+    Rename {
+        from: String,
+        to: String,
+    },
+    SetMtime {
+        path: String,
+        mtime: u64,
+    },
+    /// A checkpoint (`done: false`) or the end (`done: true`) of an upload:
+    /// the file's content becomes `chunks` (the whole list, so the entry is
+    /// idempotent and the last writer's complete list wins).
+    Write(FileWrite),
+    /// Forgets an abandoned upload (the file keeps its durable prefix).
+    ForgetUpload {
+        id: String,
+    },
+    /// Records where a chunk's replicas are (repair).
+    SetReplicas {
+        hash: ChunkHash,
+        replicas: Vec<NodeId>,
+    },
+    /// Drops the record of a chunk no file uses any more.
+    ForgetChunk {
+        hash: ChunkHash,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileWrite {
+    pub upload: String,
+    pub path: String,
+    pub chunks: Vec<ChunkRef>,
+    /// Unix seconds.
+    pub mtime: u64,
+    /// The node receiving the upload.
+    pub node: NodeId,
+    /// Nodes that hold each chunk written since the last checkpoint.
+    pub placed: Vec<(ChunkHash, Vec<NodeId>)>,
+    pub done: bool,
+    /// STOU: refused with `AlreadyExists` if another upload made the name.
+    pub create_new: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,4 +117,10 @@ pub enum CommandResult {
     Done,
     NotFound,
     AlreadyExists,
+    NotADirectory,
+    IsADirectory,
+    NotEmpty,
+    /// The command makes no sense in the current state (e.g. a directory
+    /// moved into itself).
+    Invalid(String),
 }

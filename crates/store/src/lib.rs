@@ -7,6 +7,7 @@
 
 mod db;
 mod log_store;
+mod namespace;
 mod reader;
 mod state_machine;
 mod table;
@@ -19,9 +20,10 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
-pub use command::{Command, CommandResult};
+pub use command::{Command, CommandResult, FileWrite, FsCommand};
 pub use db::{open, OpenedStore, StoreError};
 pub use log_store::LogStore;
+pub use namespace::components as path_components;
 pub use reader::StateReader;
 pub use state_machine::StateMachineStore;
 
@@ -54,6 +56,8 @@ openraft::declare_raft_types!(
 
 pub type Raft = openraft::Raft<TypeConfig>;
 
+#[cfg(test)]
+mod namespace_tests;
 #[cfg(test)]
 mod tests;
 pub use table::{decode as decode_value, encode as encode_value, CodecError};

@@ -8,7 +8,10 @@ use rocksdb::DB;
 use tokio::sync::watch;
 
 use crate::db::StoreError;
-use crate::records::{AcmeToken, BanRecord, CaRecord, CertRecord, TicketKeyRecord, UserRecord};
+use crate::records::{
+    AcmeToken, BanRecord, CaRecord, CertRecord, ChunkHash, ChunkRecord, InodeRecord,
+    TicketKeyRecord, UploadRecord, UserRecord,
+};
 use crate::table;
 
 #[derive(Clone)]
@@ -72,5 +75,27 @@ impl StateReader {
 
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         table::get(&self.db, "settings", key.as_bytes())
+    }
+
+    /// The file or directory at an absolute namespace path.
+    pub fn lookup(&self, path: &str) -> Result<Option<InodeRecord>, StoreError> {
+        crate::namespace::read::lookup(&self.db, path)
+    }
+
+    /// The entries of a directory, by name.
+    pub fn children(&self, dir: u64) -> Result<Vec<(String, InodeRecord)>, StoreError> {
+        crate::namespace::read::children(&self.db, dir)
+    }
+
+    pub fn uploads(&self) -> Result<Vec<UploadRecord>, StoreError> {
+        table::scan(&self.db, "uploads")
+    }
+
+    pub fn chunk(&self, hash: &ChunkHash) -> Result<Option<ChunkRecord>, StoreError> {
+        table::get(&self.db, "chunks", hash.as_bytes())
+    }
+
+    pub fn chunks(&self) -> Result<Vec<ChunkRecord>, StoreError> {
+        table::scan(&self.db, "chunks")
     }
 }

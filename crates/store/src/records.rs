@@ -1,7 +1,10 @@
 //! The records kept in the replicated tables. Plain data: the layers above turn
-//! them into accounts, certificates and ticket keys.
+//! them into accounts, certificates, ticket keys and the cluster file system.
 
 use serde::{Deserialize, Serialize};
+pub use wharf_blob::ChunkHash;
+
+use crate::NodeId;
 
 /// `users`: one account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -75,4 +78,74 @@ pub struct AcmeToken {
     pub token: String,
     pub key_authorization: String,
     pub expires: u64,
+}
+
+/// Inode of the namespace root; it exists without a record.
+pub const ROOT_INODE: u64 = 1;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum InodeKind {
+    File,
+    Dir,
+}
+
+/// One chunk of a file's content, in order.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRef {
+    pub hash: ChunkHash,
+    pub len: u64,
+}
+
+/// `inodes`: a file or directory of the cluster file system.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InodeRecord {
+    pub id: u64,
+    pub kind: InodeKind,
+    /// Bytes; for a file being uploaded, its durable offset.
+    pub size: u64,
+    /// Unix seconds.
+    pub mtime: u64,
+    pub chunks: Vec<ChunkRef>,
+    /// The upload writing this file now, if any.
+    pub upload: Option<String>,
+}
+
+impl InodeRecord {
+    pub fn root() -> Self {
+        Self {
+            id: ROOT_INODE,
+            kind: InodeKind::Dir,
+            size: 0,
+            mtime: 0,
+            chunks: Vec::new(),
+            upload: None,
+        }
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind == InodeKind::Dir
+    }
+}
+
+/// `uploads`: an upload that has reached a checkpoint but not its end.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    pub id: String,
+    pub path: String,
+    pub inode: u64,
+    /// The node receiving the data.
+    pub node: NodeId,
+    /// Bytes committed so far: a resumed upload starts here.
+    pub durable: u64,
+    /// Unix seconds of the last checkpoint.
+    pub heartbeat: u64,
+}
+
+/// `chunks`: where a chunk's replicas are and how many file positions use it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkRecord {
+    pub hash: ChunkHash,
+    pub len: u64,
+    pub replicas: Vec<NodeId>,
+    pub refs: u64,
 }

@@ -132,6 +132,9 @@ impl StateMachineStore {
             Command::PutSetting { key, value } => {
                 table::put(db, batch, "settings", key.as_bytes(), &value)?
             }
+            Command::Fs(fs) => {
+                return crate::namespace::apply(&mut crate::namespace::Txn::new(db, batch), fs)
+            }
         }
         Ok(CommandResult::Done)
     }

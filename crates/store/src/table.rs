@@ -35,7 +35,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 }
 
 /// The state-machine tables, in the order snapshots list them.
-pub const TABLES: [&str; 7] = [
+pub const TABLES: [&str; 11] = [
     "users",
     "certs",
     "ca",
@@ -43,6 +43,10 @@ pub const TABLES: [&str; 7] = [
     "bans",
     "acme",
     "settings",
+    "inodes",
+    "dirents",
+    "uploads",
+    "chunks",
 ];
 
 pub fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, StoreError> {

@@ -206,6 +206,15 @@ impl Admin {
             .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
         Ok(())
     }
+
+    pub async fn drain(&mut self, node_id: u64, draining: bool) -> Result<()> {
+        let request = self.request(pb::DrainRequest { node_id, draining })?;
+        self.client
+            .drain(request)
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?;
+        Ok(())
+    }
 }
 
 pub fn expect_done(result: CommandResult, what: &str) -> Result<()> {
@@ -213,5 +222,6 @@ pub fn expect_done(result: CommandResult, what: &str) -> Result<()> {
         CommandResult::Done => Ok(()),
         CommandResult::NotFound => bail!("{what}: not found"),
         CommandResult::AlreadyExists => bail!("{what}: already exists"),
+        other => bail!("{what}: refused ({other:?})"),
     }
 }

@@ -127,7 +127,7 @@ pub enum BanCommand {
 
 #[derive(Subcommand, Debug)]
 pub enum ClusterCommand {
-    /// Members, roles, leader, term and log indexes.
+    /// Members, roles, leader, term, log indexes, drain state and open sessions.
     Status {
         #[command(flatten)]
         target: crate::admin::Target,
@@ -144,6 +144,20 @@ pub enum ClusterCommand {
         #[command(flatten)]
         target: crate::admin::Target,
     },
+    /// Drain a node before maintenance: it answers new FTPS connections with
+    /// 421 and lets open sessions finish (`status` shows how many remain).
+    /// Lasts across restarts until `undrain`.
+    Drain {
+        node_id: u64,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// Let a drained node accept FTPS connections again.
+    Undrain {
+        node_id: u64,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
     /// Get an admin client certificate from the cluster CA, for `--admin-cert`
     /// on machines that are not nodes (writes ca.pem, admin.pem, admin.key).
     AdminCert {
@@ -156,6 +170,33 @@ pub enum ClusterCommand {
         #[command(flatten)]
         target: crate::admin::Target,
     },
+}
+
+/// Where file contents live; chosen when the cluster is created.
+#[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageMode {
+    /// Each node's own disk (DATA_DIR/home/NAME), as vsftpd does.
+    Local,
+    /// The replicated namespace and chunk store: every node serves every file.
+    Cluster,
+}
+
+impl StorageMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            StorageMode::Local => "local",
+            StorageMode::Cluster => "cluster",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "local" => Some(StorageMode::Local),
+            "cluster" => Some(StorageMode::Cluster),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize, PartialEq, Eq)]
@@ -209,6 +250,15 @@ pub struct ServeArgs {
     /// Lifetime of internal-CA certificates in seconds (renewed at 2/3).
     #[arg(long, env = "WHARF_CERT_LIFETIME")]
     pub cert_lifetime: Option<u64>,
+    /// Where file contents live, fixed when the cluster is created: `cluster`
+    /// (replicated; the default) or `local` (each node's disk). Joining nodes
+    /// follow the cluster.
+    #[arg(long, env = "WHARF_STORAGE", value_enum)]
+    pub storage: Option<StorageMode>,
+    /// Copies of every chunk with cluster storage (default: 3, or the number
+    /// of voters when fewer). Applies cluster-wide.
+    #[arg(long, env = "WHARF_REPLICATION", value_parser = clap::value_parser!(u64).range(1..=16))]
+    pub replication: Option<u64>,
     /// Raft log entries between snapshots; older entries are purged after one.
     #[arg(long, env = "WHARF_RAFT_SNAPSHOT_LOGS")]
     pub raft_snapshot_logs: Option<u64>,

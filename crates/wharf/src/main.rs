@@ -4,7 +4,10 @@ mod admin;
 mod certificates;
 mod cli;
 mod cluster_bans;
+mod cluster_fs;
+mod drain;
 mod settings;
+mod storage;
 mod store_accounts;
 mod ticket_keys;
 
@@ -108,6 +111,10 @@ async fn serve(settings: Settings) -> Result<()> {
         advertise: settings.cluster_advertise.clone(),
         join: settings.join.clone(),
         snapshot_logs: settings.raft_snapshot_logs,
+        chunk_store: Arc::new(
+            wharf_blob::ChunkStore::open(settings.data_dir.join("chunks"))
+                .context("cannot open the chunk store")?,
+        ),
     })
     .await?;
     let node = cluster.handle.clone();
@@ -138,13 +145,41 @@ async fn serve(settings: Settings) -> Result<()> {
     }
     wait_for_cluster_certificate(&node).await;
     ticket_keys::wait_for_active_key(&ticket_ring, std::time::Duration::from_secs(15)).await;
+    let mode = storage::settle(
+        &node,
+        settings.storage,
+        settings.replication,
+        settings.join.is_none(),
+    )
+    .await?;
+    tracing::info!(
+        storage = mode.name(),
+        "users' files are served from {} storage",
+        mode.name()
+    );
+    let (storage, home_root) = storage::boundary(mode, &node, &settings.data_dir);
+    if mode == cli::StorageMode::Cluster {
+        tokio::spawn(cluster_fs::upkeep::repair_while_leader(node.clone()));
+        tokio::spawn(cluster_fs::upkeep::collect_local_chunks(node.clone()));
+    }
     let accounts = Arc::new(store_accounts::StoreAccounts::new(
         node.reader.clone(),
-        &settings.data_dir,
+        &home_root,
     ));
     tokio::spawn(cluster_bans::expire_while_leader(node.clone()));
     let bans = Arc::new(cluster_bans::ClusterBans { node: node.clone() });
-    let engine = Engine::bind(settings.engine.clone(), tls, accounts, bans).await?;
+    let boundaries = wharf_server::Boundaries {
+        accounts,
+        bans,
+        storage,
+    };
+    let engine = Engine::bind(settings.engine.clone(), tls, boundaries).await?;
+    let control = engine.control();
+    node.count_sessions_with({
+        let control = control.clone();
+        move || control.open_sessions()
+    });
+    drain::follow_setting(node.clone(), control);
     print_summary(&settings, Some((&engine, &certificates)));
     engine.run(shutdown_signal()).await;
     Ok(())
@@ -480,6 +515,10 @@ async fn cluster_command(command: ClusterCommand) -> Result<()> {
                 s.last_applied_index
                     .map_or("-".to_owned(), |i| i.to_string()),
             );
+            println!(
+                "storage: chunks {}, replication {}, under-replicated {}",
+                s.chunks, s.replication, s.under_replicated
+            );
             for m in s.members {
                 let lag = match (s.last_log_index, m.matched_index) {
                     (Some(last), Some(matched)) => {
@@ -487,9 +526,14 @@ async fn cluster_command(command: ClusterCommand) -> Result<()> {
                     }
                     _ => String::new(),
                 };
+                let sessions = match m.open_sessions {
+                    Some(n) => format!("\tsessions {n}"),
+                    None => "\tunreachable".to_owned(),
+                };
+                let drain = if m.draining { "\tdraining" } else { "" };
                 println!(
-                    "  node {}\t{}\t{}{}",
-                    m.node_id, m.cluster_addr, m.role, lag
+                    "  node {}\t{}\t{}{lag}{sessions}{drain}",
+                    m.node_id, m.cluster_addr, m.role
                 );
             }
         }
@@ -517,6 +561,20 @@ async fn cluster_command(command: ClusterCommand) -> Result<()> {
                 out.display(),
                 out.display()
             );
+        }
+        ClusterCommand::Drain { node_id, target } => {
+            admin::Admin::connect(&target)
+                .await?
+                .drain(node_id, true)
+                .await?;
+            println!("node {node_id} is draining: new connections get 421; see `wharf cluster status` for its open sessions");
+        }
+        ClusterCommand::Undrain { node_id, target } => {
+            admin::Admin::connect(&target)
+                .await?
+                .drain(node_id, false)
+                .await?;
+            println!("node {node_id} accepts connections again");
         }
         ClusterCommand::Remove { node_id, target } => {
             admin::Admin::connect(&target)

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use wharf_server::accounts::{hash_password, Account, Permissions, User};
 use wharf_server::{EngineConfig, Limits, PortRange, TlsPolicy};
 
-use crate::cli::{LogFormat, ServeArgs};
+use crate::cli::{LogFormat, ServeArgs, StorageMode};
 
 #[derive(Deserialize, Default, Debug)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +32,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub server_names: Vec<String>,
     pub cert_lifetime: Option<u64>,
+    pub storage: Option<StorageMode>,
+    pub replication: Option<usize>,
     #[serde(default)]
     pub policy: FilePolicy,
     #[serde(default)]
@@ -90,6 +92,9 @@ pub struct Settings {
     pub cluster_advertise: Option<String>,
     pub join: Option<(String, String)>,
     pub raft_snapshot_logs: u64,
+    /// `None`: the cluster's choice (or the default, cluster, when it has none).
+    pub storage: Option<StorageMode>,
+    pub replication: Option<usize>,
     pub cert_policy: crate::certificates::CertPolicy,
     pub data_dir: PathBuf,
     pub cert: Option<(PathBuf, PathBuf)>,
@@ -236,6 +241,8 @@ impl Settings {
                 .raft_snapshot_logs
                 .or(file.raft_snapshot_logs)
                 .unwrap_or(1000),
+            storage: args.storage.or(file.storage),
+            replication: args.replication.map(|r| r as usize).or(file.replication),
             cert_policy: crate::certificates::CertPolicy {
                 server_names: if !args.server_names.is_empty() {
                     args.server_names.clone()

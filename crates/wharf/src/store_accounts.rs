@@ -13,8 +13,8 @@ use wharf_store::StateReader;
 
 pub struct StoreAccounts {
     reader: StateReader,
-    /// Relative home directories are taken from here, so every node keeps a
-    /// user's files under its own data directory.
+    /// Relative home directories are taken from here: the node's data dir
+    /// with local storage, the namespace root with cluster storage.
     data_dir: PathBuf,
     decoy_hash: String,
 }

@@ -1,12 +1,9 @@
 //! Login and security: USER PASS REIN HOST AUTH PBSZ PROT.
 
-use std::sync::Arc;
-
 use wharf_ftp::command::{AuthMechanism, ProtectionLevel};
 use wharf_ftp::{Reply, VirtualPath};
 
 use crate::accounts::AuthError;
-use crate::fs::{FileSystem, LocalFs};
 use crate::session::{LoggedIn, Outcome, Session};
 
 pub fn user(s: &mut Session, name: String) -> Reply {
@@ -36,7 +33,7 @@ pub async fn pass(s: &mut Session, password: String) -> Outcome {
                 tracing::info!(user = %user.name, "FAIL LOGIN: too many sessions for this user");
                 return Reply::new(530, "Too many sessions for this user; try again later.").into();
             };
-            let fs = match open_home(&user.home) {
+            let fs = match shared.storage.open_home(&user).await {
                 Ok(fs) => fs,
                 Err(e) => {
                     tracing::error!(user = %user.name, home = %user.home.display(),
@@ -79,11 +76,6 @@ pub async fn pass(s: &mut Session, password: String) -> Outcome {
             Reply::new(530, "Login incorrect.").into()
         }
     }
-}
-
-fn open_home(home: &std::path::Path) -> Result<Arc<dyn FileSystem>, crate::fs::FsError> {
-    std::fs::create_dir_all(home)?;
-    Ok(Arc::new(LocalFs::new(home)?))
 }
 
 pub fn rein(s: &mut Session) -> Reply {

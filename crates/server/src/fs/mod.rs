@@ -3,6 +3,8 @@
 
 mod local;
 
+use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
@@ -10,6 +12,8 @@ use tokio::io::AsyncRead;
 use wharf_ftp::{Entry, VirtualPath};
 
 pub use local::LocalFs;
+
+use crate::accounts::User;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FsError {
@@ -32,6 +36,9 @@ pub enum FsError {
     NoSpace,
     #[error("invalid offset")]
     InvalidOffset,
+    /// The storage cannot take changes now (a cluster without a quorum).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
     #[error("I/O error: {0}")]
     Io(std::io::Error),
 }
@@ -95,4 +102,23 @@ pub trait FileSystem: Send + Sync {
     async fn mkdir(&self, path: &VirtualPath) -> Result<(), FsError>;
     async fn rmdir(&self, path: &VirtualPath) -> Result<(), FsError>;
     async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<(), FsError>;
+}
+
+/// Where users' files live: opens the file system a logged-in user sees,
+/// rooted at their home (created on first login).
+#[async_trait]
+pub trait Storage: Send + Sync {
+    async fn open_home(&self, user: &User) -> Result<Arc<dyn FileSystem>, FsError>;
+}
+
+/// Homes are directories on this node's disk (`LocalFs`), as in vsftpd.
+pub struct LocalStorage;
+
+#[async_trait]
+impl Storage for LocalStorage {
+    async fn open_home(&self, user: &User) -> Result<Arc<dyn FileSystem>, FsError> {
+        let home: &Path = &user.home;
+        tokio::fs::create_dir_all(home).await?;
+        Ok(Arc::new(LocalFs::new(home)?))
+    }
 }

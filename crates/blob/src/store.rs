@@ -1,0 +1,200 @@
+//! Chunks on local disk: `DIR/ab/abcdef…` (the first two hex digits fan the
+//! files out over 256 directories).
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use crate::hash::ChunkHash;
+
+/// Suffix of a chunk being written; such files are never read as chunks and
+/// are removed when the store is opened.
+const PARTIAL: &str = ".partial";
+
+pub struct ChunkStore {
+    dir: PathBuf,
+}
+
+/// A chunk found on disk, with the time it was last written (garbage
+/// collection spares recent chunks: they may belong to an upload that has not
+/// reached its checkpoint yet).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredChunk {
+    pub hash: ChunkHash,
+    pub written: SystemTime,
+    pub len: u64,
+}
+
+impl ChunkStore {
+    /// Opens (creating) the store in `dir` and clears partial writes left by a crash.
+    pub fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir)?;
+        let store = Self { dir };
+        for fan in store.fan_dirs()? {
+            for entry in fs::read_dir(&fan)? {
+                let path = entry?.path();
+                if path.extension().is_some_and(|e| e == &PARTIAL[1..]) {
+                    let _ = fs::remove_file(&path);
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, hash: &ChunkHash) -> PathBuf {
+        let name = hash.to_string();
+        self.dir.join(&name[..2]).join(name)
+    }
+
+    fn fan_dirs(&self) -> io::Result<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(&self.dir)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                out.push(entry.path());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores `bytes` under `hash` durably (temporary file, fsync, rename,
+    /// fsync of the directory). Writing a chunk that exists refreshes its time,
+    /// so garbage collection never takes a chunk an upload just produced.
+    /// Refuses bytes that do not hash to `hash`.
+    pub fn put(&self, hash: &ChunkHash, bytes: &[u8]) -> io::Result<()> {
+        if !hash.matches(bytes) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("chunk bytes do not hash to {hash}"),
+            ));
+        }
+        let path = self.path(hash);
+        let fan = path.parent().expect("a chunk path has a parent");
+        if path.exists() {
+            let file = File::options().append(true).open(&path)?;
+            file.set_modified(SystemTime::now())?;
+            return Ok(());
+        }
+        fs::create_dir_all(fan)?;
+        let temp = fan.join(format!("{}.{:08x}{PARTIAL}", hash, rand::random::<u32>()));
+        let written = (|| {
+            let mut file = File::create(&temp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&temp, &path)?;
+            File::open(fan)?.sync_all()
+        })();
+        if written.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        written
+    }
+
+    /// The chunk's bytes, or `None` when this node does not hold it. A file
+    /// whose bytes no longer match its name (disk damage) is removed and
+    /// reported as missing, so the caller fetches a good replica instead.
+    pub fn get(&self, hash: &ChunkHash) -> io::Result<Option<Vec<u8>>> {
+        let path = self.path(hash);
+        match fs::read(&path) {
+            Ok(bytes) if hash.matches(&bytes) => Ok(Some(bytes)),
+            Ok(_) => {
+                tracing::error!(%hash, "chunk on disk is damaged; removed");
+                let _ = fs::remove_file(&path);
+                Ok(None)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub fn contains(&self, hash: &ChunkHash) -> bool {
+        self.path(hash).is_file()
+    }
+
+    pub fn remove(&self, hash: &ChunkHash) -> io::Result<()> {
+        match fs::remove_file(self.path(hash)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every complete chunk on disk.
+    pub fn list(&self) -> io::Result<Vec<StoredChunk>> {
+        let mut out = Vec::new();
+        for fan in self.fan_dirs()? {
+            for entry in fs::read_dir(&fan)? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let Some(hash) = name.to_str().and_then(|n| n.parse().ok()) else {
+                    continue;
+                };
+                let meta = entry.metadata()?;
+                out.push(StoredChunk {
+                    hash,
+                    written: meta.modified()?,
+                    len: meta.len(),
+                });
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_get_list_remove() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path().join("chunks")).unwrap();
+        let bytes = b"some chunk bytes".to_vec();
+        let hash = ChunkHash::of(&bytes);
+        assert_eq!(store.get(&hash).unwrap(), None);
+        store.put(&hash, &bytes).unwrap();
+        store.put(&hash, &bytes).unwrap();
+        assert!(store.contains(&hash));
+        assert_eq!(store.get(&hash).unwrap(), Some(bytes.clone()));
+        let listed = store.list().unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].hash, hash);
+        assert_eq!(listed[0].len, bytes.len() as u64);
+        store.remove(&hash).unwrap();
+        store.remove(&hash).unwrap();
+        assert!(!store.contains(&hash));
+    }
+
+    #[test]
+    fn bytes_that_do_not_match_the_name_are_refused_and_damage_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        let hash = ChunkHash::of(b"right");
+        let err = store.put(&hash, b"wrong").unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData);
+        store.put(&hash, b"right").unwrap();
+        fs::write(store.path(&hash), b"rotted").unwrap();
+        assert_eq!(store.get(&hash).unwrap(), None);
+        assert!(!store.contains(&hash), "a damaged chunk is removed");
+    }
+
+    #[test]
+    fn partial_writes_are_cleared_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ChunkStore::open(dir.path()).unwrap();
+        let hash = ChunkHash::of(b"x");
+        store.put(&hash, b"x").unwrap();
+        let partial = store.path(&hash).with_extension("1234.partial");
+        fs::write(&partial, b"half").unwrap();
+        drop(store);
+        let store = ChunkStore::open(dir.path()).unwrap();
+        assert!(!partial.exists());
+        assert!(store.contains(&hash));
+        assert_eq!(store.list().unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,529 @@
+//! The cluster file system's namespace in the state machine: `inodes`,
+//! `dirents` (`parent inode ‖ name → child inode`), `uploads` and `chunks`
+//! (replicas and reference counts). Applying an [`FsCommand`] resolves its
+//! paths against the tables as they are at that point of the log.
+
+use std::collections::{BTreeMap, HashMap};
+
+use rocksdb::{WriteBatch, DB};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::command::{CommandResult, FileWrite, FsCommand};
+use crate::db::StoreError;
+use crate::records::{ChunkHash, ChunkRecord, InodeKind, InodeRecord, UploadRecord, ROOT_INODE};
+use crate::table::{self, cf};
+
+const INODES: &str = "inodes";
+const DIRENTS: &str = "dirents";
+const UPLOADS: &str = "uploads";
+const CHUNKS: &str = "chunks";
+const SETTINGS: &str = "settings";
+const NEXT_INODE: &[u8] = b"fs.next_inode";
+
+/// The components of an absolute path; `None` for `.`, `..`, NUL or an
+/// empty name in the middle (callers normalise paths before they get here).
+pub fn components(path: &str) -> Option<Vec<&str>> {
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    let bad = |p: &&str| *p == "." || *p == ".." || p.contains('\0');
+    (!parts.iter().any(bad)).then_some(parts)
+}
+
+pub fn dirent_key(parent: u64, name: &str) -> Vec<u8> {
+    let mut key = parent.to_be_bytes().to_vec();
+    key.extend_from_slice(name.as_bytes());
+    key
+}
+
+/// Reads that see the writes made earlier in the same log entry.
+pub(crate) struct Txn<'a> {
+    db: &'a DB,
+    batch: &'a mut WriteBatch,
+    overlay: HashMap<(&'static str, Vec<u8>), Option<Vec<u8>>>,
+}
+
+impl<'a> Txn<'a> {
+    pub(crate) fn new(db: &'a DB, batch: &'a mut WriteBatch) -> Self {
+        Self {
+            db,
+            batch,
+            overlay: HashMap::new(),
+        }
+    }
+
+    fn get<T: DeserializeOwned>(
+        &self,
+        t: &'static str,
+        key: &[u8],
+    ) -> Result<Option<T>, StoreError> {
+        match self.overlay.get(&(t, key.to_vec())) {
+            Some(Some(bytes)) => Ok(Some(table::decode(bytes)?)),
+            Some(None) => Ok(None),
+            None => table::get(self.db, t, key),
+        }
+    }
+
+    fn put<T: Serialize>(
+        &mut self,
+        t: &'static str,
+        key: &[u8],
+        value: &T,
+    ) -> Result<(), StoreError> {
+        let bytes = table::encode(value)?;
+        self.batch.put_cf(cf(self.db, t)?, key, &bytes);
+        self.overlay.insert((t, key.to_vec()), Some(bytes));
+        Ok(())
+    }
+
+    fn delete(&mut self, t: &'static str, key: &[u8]) -> Result<(), StoreError> {
+        self.batch.delete_cf(cf(self.db, t)?, key);
+        self.overlay.insert((t, key.to_vec()), None);
+        Ok(())
+    }
+
+    fn has_children(&self, dir: u64) -> Result<bool, StoreError> {
+        let prefix = dir.to_be_bytes();
+        let in_overlay = self
+            .overlay
+            .iter()
+            .any(|((t, k), v)| *t == DIRENTS && k.starts_with(&prefix) && v.is_some());
+        if in_overlay {
+            return Ok(true);
+        }
+        let handle = cf(self.db, DIRENTS)?;
+        for item in self.db.prefix_iterator_cf(handle, prefix) {
+            let (key, _) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            if !matches!(self.overlay.get(&(DIRENTS, key.to_vec())), Some(None)) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    fn inode(&self, id: u64) -> Result<Option<InodeRecord>, StoreError> {
+        match self.get(INODES, &id.to_be_bytes())? {
+            None if id == ROOT_INODE => Ok(Some(InodeRecord::root())),
+            other => Ok(other),
+        }
+    }
+
+    fn put_inode(&mut self, inode: &InodeRecord) -> Result<(), StoreError> {
+        self.put(INODES, &inode.id.to_be_bytes(), inode)
+    }
+
+    fn child(&self, parent: u64, name: &str) -> Result<Option<u64>, StoreError> {
+        self.get(DIRENTS, &dirent_key(parent, name))
+    }
+
+    fn allocate_inode(&mut self) -> Result<u64, StoreError> {
+        let next: u64 = self
+            .get::<String>(SETTINGS, NEXT_INODE)?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(ROOT_INODE + 1);
+        self.put(SETTINGS, NEXT_INODE, &(next + 1).to_string())?;
+        Ok(next)
+    }
+
+    /// Adds `delta` references to each chunk (a chunk appearing twice in a
+    /// file counts twice); records of chunks that reach zero stay until the
+    /// leader forgets them, so their replicas can be collected.
+    fn count_refs(&mut self, deltas: BTreeMap<ChunkHash, (i64, u64)>) -> Result<(), StoreError> {
+        for (hash, (delta, len)) in deltas {
+            if delta == 0 {
+                continue;
+            }
+            let key = hash.as_bytes().to_vec();
+            let mut record = self
+                .get::<ChunkRecord>(CHUNKS, &key)?
+                .unwrap_or(ChunkRecord {
+                    hash,
+                    len,
+                    replicas: Vec::new(),
+                    refs: 0,
+                });
+            record.refs = record.refs.saturating_add_signed(delta);
+            self.put(CHUNKS, &key, &record)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a path leads: its parent directory, its last name, and the inode
+/// there (if any). The root has no parent.
+struct Resolved<'p> {
+    parent: u64,
+    name: &'p str,
+    target: Option<InodeRecord>,
+}
+
+enum Lookup<'p> {
+    Found(Resolved<'p>),
+    Root,
+    /// An ancestor is missing or is a file.
+    Fail(CommandResult),
+}
+
+fn resolve<'p>(txn: &Txn<'_>, path: &'p str) -> Result<Lookup<'p>, StoreError> {
+    let Some(parts) = components(path) else {
+        return Ok(Lookup::Fail(CommandResult::Invalid(format!(
+            "bad path {path:?}"
+        ))));
+    };
+    let Some((name, ancestors)) = parts.split_last() else {
+        return Ok(Lookup::Root);
+    };
+    let mut dir = ROOT_INODE;
+    for part in ancestors {
+        let Some(id) = txn.child(dir, part)? else {
+            return Ok(Lookup::Fail(CommandResult::NotFound));
+        };
+        match txn.inode(id)? {
+            Some(inode) if inode.is_dir() => dir = id,
+            Some(_) => return Ok(Lookup::Fail(CommandResult::NotADirectory)),
+            None => return Ok(Lookup::Fail(CommandResult::NotFound)),
+        }
+    }
+    let target = match txn.child(dir, name)? {
+        Some(id) => txn.inode(id)?,
+        None => None,
+    };
+    Ok(Lookup::Found(Resolved {
+        parent: dir,
+        name,
+        target,
+    }))
+}
+
+macro_rules! found {
+    ($lookup:expr, $root:expr) => {
+        match $lookup {
+            Lookup::Found(r) => r,
+            Lookup::Root => return Ok($root),
+            Lookup::Fail(result) => return Ok(result),
+        }
+    };
+}
+
+fn chunk_deltas(
+    deltas: &mut BTreeMap<ChunkHash, (i64, u64)>,
+    chunks: &[crate::records::ChunkRef],
+    sign: i64,
+) {
+    for c in chunks {
+        let entry = deltas.entry(c.hash).or_insert((0, c.len));
+        entry.0 += sign;
+    }
+}
+
+pub(crate) fn apply(txn: &mut Txn<'_>, command: FsCommand) -> Result<CommandResult, StoreError> {
+    match command {
+        FsCommand::Mkdir {
+            path,
+            parents,
+            mtime,
+        } => mkdir(txn, &path, parents, mtime),
+        FsCommand::Rmdir { path } => {
+            let r = found!(
+                resolve(txn, &path)?,
+                CommandResult::Invalid("the root stays".into())
+            );
+            match r.target {
+                None => Ok(CommandResult::NotFound),
+                Some(t) if !t.is_dir() => Ok(CommandResult::NotADirectory),
+                Some(t) if txn.has_children(t.id)? => Ok(CommandResult::NotEmpty),
+                Some(t) => {
+                    txn.delete(DIRENTS, &dirent_key(r.parent, r.name))?;
+                    txn.delete(INODES, &t.id.to_be_bytes())?;
+                    Ok(CommandResult::Done)
+                }
+            }
+        }
+        FsCommand::Remove { path } => {
+            let r = found!(resolve(txn, &path)?, CommandResult::IsADirectory);
+            match r.target {
+                None => Ok(CommandResult::NotFound),
+                Some(t) if t.is_dir() => Ok(CommandResult::IsADirectory),
+                Some(t) => {
+                    txn.delete(DIRENTS, &dirent_key(r.parent, r.name))?;
+                    txn.delete(INODES, &t.id.to_be_bytes())?;
+                    if let Some(upload) = &t.upload {
+                        txn.delete(UPLOADS, upload.as_bytes())?;
+                    }
+                    let mut deltas = BTreeMap::new();
+                    chunk_deltas(&mut deltas, &t.chunks, -1);
+                    txn.count_refs(deltas)?;
+                    Ok(CommandResult::Done)
+                }
+            }
+        }
+        FsCommand::Rename { from, to } => rename(txn, &from, &to),
+        FsCommand::SetMtime { path, mtime } => {
+            let r = found!(resolve(txn, &path)?, CommandResult::Done);
+            match r.target {
+                None => Ok(CommandResult::NotFound),
+                Some(mut t) => {
+                    t.mtime = mtime;
+                    txn.put_inode(&t)?;
+                    Ok(CommandResult::Done)
+                }
+            }
+        }
+        FsCommand::Write(write) => write_file(txn, write),
+        FsCommand::ForgetUpload { id } => {
+            let Some(upload) = txn.get::<UploadRecord>(UPLOADS, id.as_bytes())? else {
+                return Ok(CommandResult::NotFound);
+            };
+            txn.delete(UPLOADS, id.as_bytes())?;
+            if let Some(mut inode) = txn.inode(upload.inode)? {
+                if inode.upload.as_deref() == Some(id.as_str()) {
+                    inode.upload = None;
+                    txn.put_inode(&inode)?;
+                }
+            }
+            Ok(CommandResult::Done)
+        }
+        FsCommand::SetReplicas { hash, replicas } => {
+            let key = hash.as_bytes().to_vec();
+            let Some(mut record) = txn.get::<ChunkRecord>(CHUNKS, &key)? else {
+                return Ok(CommandResult::NotFound);
+            };
+            record.replicas = replicas;
+            txn.put(CHUNKS, &key, &record)?;
+            Ok(CommandResult::Done)
+        }
+        FsCommand::ForgetChunk { hash } => {
+            let key = hash.as_bytes().to_vec();
+            match txn.get::<ChunkRecord>(CHUNKS, &key)? {
+                Some(record) if record.refs == 0 => {
+                    txn.delete(CHUNKS, &key)?;
+                    Ok(CommandResult::Done)
+                }
+                Some(_) => Ok(CommandResult::Invalid("the chunk is in use".into())),
+                None => Ok(CommandResult::NotFound),
+            }
+        }
+    }
+}
+
+fn new_dir(id: u64, mtime: u64) -> InodeRecord {
+    InodeRecord {
+        id,
+        kind: InodeKind::Dir,
+        size: 0,
+        mtime,
+        chunks: Vec::new(),
+        upload: None,
+    }
+}
+
+fn mkdir(
+    txn: &mut Txn<'_>,
+    path: &str,
+    parents: bool,
+    mtime: u64,
+) -> Result<CommandResult, StoreError> {
+    let Some(parts) = components(path) else {
+        return Ok(CommandResult::Invalid(format!("bad path {path:?}")));
+    };
+    if parts.is_empty() {
+        return Ok(if parents {
+            CommandResult::Done
+        } else {
+            CommandResult::AlreadyExists
+        });
+    }
+    let mut dir = ROOT_INODE;
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        match txn.child(dir, part)? {
+            Some(id) => match txn.inode(id)? {
+                Some(inode) if inode.is_dir() => {
+                    if last && !parents {
+                        return Ok(CommandResult::AlreadyExists);
+                    }
+                    dir = id;
+                }
+                Some(_) if last => return Ok(CommandResult::AlreadyExists),
+                Some(_) => return Ok(CommandResult::NotADirectory),
+                None => return Ok(CommandResult::NotFound),
+            },
+            None if !last && !parents => return Ok(CommandResult::NotFound),
+            None => {
+                let id = txn.allocate_inode()?;
+                txn.put_inode(&new_dir(id, mtime))?;
+                txn.put(DIRENTS, &dirent_key(dir, part), &id)?;
+                dir = id;
+            }
+        }
+    }
+    Ok(CommandResult::Done)
+}
+
+fn is_within(txn: &Txn<'_>, ancestor: u64, path: &str) -> Result<bool, StoreError> {
+    let Some(parts) = components(path) else {
+        return Ok(false);
+    };
+    let mut dir = ROOT_INODE;
+    for part in parts {
+        match txn.child(dir, part)? {
+            Some(id) if id == ancestor => return Ok(true),
+            Some(id) => dir = id,
+            None => return Ok(false),
+        }
+    }
+    Ok(false)
+}
+
+fn rename(txn: &mut Txn<'_>, from: &str, to: &str) -> Result<CommandResult, StoreError> {
+    let invalid = || CommandResult::Invalid("the root cannot move".into());
+    let src = found!(resolve(txn, from)?, invalid());
+    let Some(moving) = src.target else {
+        return Ok(CommandResult::NotFound);
+    };
+    let dst = found!(resolve(txn, to)?, invalid());
+    if txn.inode(dst.parent)?.is_none() {
+        return Ok(CommandResult::NotFound);
+    }
+    if dst.parent == src.parent && dst.name == src.name {
+        return Ok(CommandResult::Done);
+    }
+    if moving.is_dir() && (dst.parent == moving.id || is_within(txn, moving.id, to)?) {
+        return Ok(CommandResult::Invalid(
+            "a directory cannot move into itself".into(),
+        ));
+    }
+    match &dst.target {
+        Some(existing) if existing.is_dir() => return Ok(CommandResult::AlreadyExists),
+        Some(_) if moving.is_dir() => return Ok(CommandResult::NotADirectory),
+        Some(existing) => {
+            txn.delete(INODES, &existing.id.to_be_bytes())?;
+            if let Some(upload) = &existing.upload {
+                txn.delete(UPLOADS, upload.as_bytes())?;
+            }
+            let mut deltas = BTreeMap::new();
+            chunk_deltas(&mut deltas, &existing.chunks, -1);
+            txn.count_refs(deltas)?;
+        }
+        None => {}
+    }
+    txn.delete(DIRENTS, &dirent_key(src.parent, src.name))?;
+    txn.put(DIRENTS, &dirent_key(dst.parent, dst.name), &moving.id)?;
+    if let Some(upload) = &moving.upload {
+        if let Some(mut record) = txn.get::<UploadRecord>(UPLOADS, upload.as_bytes())? {
+            record.path = to.to_owned();
+            txn.put(UPLOADS, upload.as_bytes(), &record)?;
+        }
+    }
+    Ok(CommandResult::Done)
+}
+
+fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreError> {
+    let r = found!(resolve(txn, &w.path)?, CommandResult::IsADirectory);
+    let previous = match r.target {
+        Some(t) if t.is_dir() => return Ok(CommandResult::IsADirectory),
+        Some(t) if w.create_new && t.upload.as_deref() != Some(w.upload.as_str()) => {
+            return Ok(CommandResult::AlreadyExists)
+        }
+        other => other,
+    };
+    let mut deltas = BTreeMap::new();
+    chunk_deltas(&mut deltas, &w.chunks, 1);
+    let id = match &previous {
+        Some(p) => {
+            chunk_deltas(&mut deltas, &p.chunks, -1);
+            if let Some(other) = p.upload.as_ref().filter(|u| **u != w.upload) {
+                // Another upload to the same name: the later writer owns it now.
+                txn.delete(UPLOADS, other.as_bytes())?;
+            }
+            p.id
+        }
+        None => {
+            let id = txn.allocate_inode()?;
+            txn.put(DIRENTS, &dirent_key(r.parent, r.name), &id)?;
+            id
+        }
+    };
+    txn.count_refs(deltas)?;
+    for (hash, nodes) in &w.placed {
+        let key = hash.as_bytes().to_vec();
+        if let Some(mut record) = txn.get::<ChunkRecord>(CHUNKS, &key)? {
+            for node in nodes {
+                if !record.replicas.contains(node) {
+                    record.replicas.push(*node);
+                }
+            }
+            txn.put(CHUNKS, &key, &record)?;
+        }
+    }
+    let size = w.chunks.iter().map(|c| c.len).sum();
+    let inode = InodeRecord {
+        id,
+        kind: InodeKind::File,
+        size,
+        mtime: w.mtime,
+        chunks: w.chunks,
+        upload: (!w.done).then(|| w.upload.clone()),
+    };
+    txn.put_inode(&inode)?;
+    if w.done {
+        txn.delete(UPLOADS, w.upload.as_bytes())?;
+    } else {
+        let record = UploadRecord {
+            id: w.upload.clone(),
+            path: w.path,
+            inode: id,
+            node: w.node,
+            durable: size,
+            heartbeat: w.mtime,
+        };
+        txn.put(UPLOADS, w.upload.as_bytes(), &record)?;
+    }
+    Ok(CommandResult::Done)
+}
+
+/// Namespace reads from the local state machine.
+pub(crate) mod read {
+    use super::*;
+
+    pub fn lookup(db: &DB, path: &str) -> Result<Option<InodeRecord>, StoreError> {
+        let Some(parts) = components(path) else {
+            return Ok(None);
+        };
+        let mut current = InodeRecord::root();
+        for part in parts {
+            if !current.is_dir() {
+                return Ok(None);
+            }
+            let Some(id) = table::get::<u64>(db, DIRENTS, &dirent_key(current.id, part))? else {
+                return Ok(None);
+            };
+            match table::get::<InodeRecord>(db, INODES, &id.to_be_bytes())? {
+                Some(inode) => current = inode,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(current))
+    }
+
+    /// The entries of directory `dir`, by name.
+    pub fn children(db: &DB, dir: u64) -> Result<Vec<(String, InodeRecord)>, StoreError> {
+        let prefix = dir.to_be_bytes();
+        let handle = cf(db, DIRENTS)?;
+        let mut out = Vec::new();
+        for item in db.prefix_iterator_cf(handle, prefix) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            let name = String::from_utf8_lossy(&key[8..]).into_owned();
+            let id: u64 = table::decode(&value)?;
+            if let Some(inode) = table::get::<InodeRecord>(db, INODES, &id.to_be_bytes())? {
+                out.push((name, inode));
+            }
+        }
+        Ok(out)
+    }
+}

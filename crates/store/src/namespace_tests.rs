@@ -1,0 +1,330 @@
+//! The namespace commands as the state machine applies them: directories of
+//! any depth, renames as one entry move, uploads with checkpoints, chunk
+//! reference counts, and refusals that leave the tables untouched.
+
+use openraft::storage::RaftStateMachine;
+use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
+
+use crate::records::{ChunkHash, ChunkRef};
+use crate::{open, Command, CommandResult, FileWrite, FsCommand, OpenedStore, TypeConfig};
+
+struct Fs {
+    _dir: tempfile::TempDir,
+    store: OpenedStore,
+    index: u64,
+}
+
+impl Fs {
+    async fn new() -> Fs {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open(dir.path()).await.unwrap();
+        Fs {
+            _dir: dir,
+            store,
+            index: 0,
+        }
+    }
+
+    async fn run(&mut self, command: FsCommand) -> CommandResult {
+        self.index += 1;
+        let entry = Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), self.index),
+            payload: EntryPayload::Normal(Command::Fs(command)),
+        };
+        self.store.state_machine.apply(vec![entry]).await.unwrap()[0].clone()
+    }
+
+    async fn mkdir(&mut self, path: &str) -> CommandResult {
+        self.run(FsCommand::Mkdir {
+            path: path.into(),
+            parents: false,
+            mtime: 10,
+        })
+        .await
+    }
+
+    async fn write(
+        &mut self,
+        upload: &str,
+        path: &str,
+        parts: &[&[u8]],
+        done: bool,
+    ) -> CommandResult {
+        let chunks: Vec<ChunkRef> = parts.iter().map(|p| chunk(p)).collect();
+        let placed = chunks.iter().map(|c| (c.hash, vec![1, 2])).collect();
+        self.run(FsCommand::Write(FileWrite {
+            upload: upload.into(),
+            path: path.into(),
+            chunks,
+            mtime: 20,
+            node: 1,
+            placed,
+            done,
+            create_new: false,
+        }))
+        .await
+    }
+
+    fn names(&self, path: &str) -> Vec<String> {
+        let dir = self
+            .store
+            .reader
+            .lookup(path)
+            .unwrap()
+            .expect("directory exists");
+        let mut names: Vec<String> = self
+            .store
+            .reader
+            .children(dir.id)
+            .unwrap()
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn refs(&self, bytes: &[u8]) -> Option<u64> {
+        self.store
+            .reader
+            .chunk(&ChunkHash::of(bytes))
+            .unwrap()
+            .map(|c| c.refs)
+    }
+}
+
+fn chunk(bytes: &[u8]) -> ChunkRef {
+    ChunkRef {
+        hash: ChunkHash::of(bytes),
+        len: bytes.len() as u64,
+    }
+}
+
+#[tokio::test]
+async fn directories_nest_and_refuse_what_posix_refuses() {
+    let mut fs = Fs::new().await;
+    assert_eq!(fs.mkdir("/a").await, CommandResult::Done);
+    assert_eq!(fs.mkdir("/a").await, CommandResult::AlreadyExists);
+    assert_eq!(fs.mkdir("/x/y").await, CommandResult::NotFound);
+    let deep = FsCommand::Mkdir {
+        path: "/home/alice/in/box".into(),
+        parents: true,
+        mtime: 1,
+    };
+    assert_eq!(fs.run(deep.clone()).await, CommandResult::Done);
+    assert_eq!(
+        fs.run(deep).await,
+        CommandResult::Done,
+        "mkdir -p is idempotent"
+    );
+    assert_eq!(fs.names("/"), vec!["a", "home"]);
+    assert_eq!(fs.names("/home/alice/in"), vec!["box"]);
+    assert!(fs
+        .store
+        .reader
+        .lookup("/home/alice/in/box")
+        .unwrap()
+        .unwrap()
+        .is_dir());
+
+    assert_eq!(
+        fs.write("u1", "/a/f", &[b"x"], true).await,
+        CommandResult::Done
+    );
+    assert_eq!(fs.mkdir("/a/f/g").await, CommandResult::NotADirectory);
+    assert_eq!(
+        fs.run(FsCommand::Rmdir { path: "/a".into() }).await,
+        CommandResult::NotEmpty
+    );
+    assert_eq!(
+        fs.run(FsCommand::Rmdir {
+            path: "/a/f".into()
+        })
+        .await,
+        CommandResult::NotADirectory
+    );
+    assert_eq!(
+        fs.run(FsCommand::Remove { path: "/a".into() }).await,
+        CommandResult::IsADirectory
+    );
+    assert_eq!(
+        fs.run(FsCommand::Remove {
+            path: "/a/f".into()
+        })
+        .await,
+        CommandResult::Done
+    );
+    assert_eq!(
+        fs.run(FsCommand::Rmdir { path: "/a".into() }).await,
+        CommandResult::Done
+    );
+    assert_eq!(
+        fs.run(FsCommand::Rmdir { path: "/".into() }).await,
+        CommandResult::Invalid("the root stays".into())
+    );
+    assert!(matches!(
+        fs.mkdir("/a/../b").await,
+        CommandResult::Invalid(_)
+    ));
+    assert_eq!(fs.names("/"), vec!["home"]);
+}
+
+#[tokio::test]
+async fn rename_moves_one_entry_replaces_files_and_never_nests_a_directory_in_itself() {
+    let mut fs = Fs::new().await;
+    fs.mkdir("/d").await;
+    fs.mkdir("/d/sub").await;
+    fs.write("u1", "/d/sub/f", &[b"one"], true).await;
+    let id = fs.store.reader.lookup("/d").unwrap().unwrap().id;
+    let rename = |from: &str, to: &str| FsCommand::Rename {
+        from: from.into(),
+        to: to.into(),
+    };
+    assert_eq!(fs.run(rename("/d", "/e")).await, CommandResult::Done);
+    assert_eq!(
+        fs.store.reader.lookup("/e").unwrap().unwrap().id,
+        id,
+        "same inode, moved"
+    );
+    assert!(fs.store.reader.lookup("/d").unwrap().is_none());
+    assert!(
+        fs.store.reader.lookup("/e/sub/f").unwrap().is_some(),
+        "contents move along"
+    );
+    assert!(matches!(
+        fs.run(rename("/e", "/e/sub/inner")).await,
+        CommandResult::Invalid(_)
+    ));
+    assert_eq!(
+        fs.run(rename("/missing", "/z")).await,
+        CommandResult::NotFound
+    );
+    assert_eq!(
+        fs.run(rename("/e/sub/f", "/nowhere/f")).await,
+        CommandResult::NotFound
+    );
+
+    fs.write("u2", "/g", &[b"two"], true).await;
+    assert_eq!(
+        fs.run(rename("/g", "/e")).await,
+        CommandResult::AlreadyExists
+    );
+    assert_eq!(fs.run(rename("/g", "/e/sub/f")).await, CommandResult::Done);
+    let f = fs.store.reader.lookup("/e/sub/f").unwrap().unwrap();
+    assert_eq!(f.chunks, vec![chunk(b"two")]);
+    assert_eq!(
+        fs.refs(b"one"),
+        Some(0),
+        "the replaced file's chunk is unreferenced"
+    );
+    assert_eq!(fs.refs(b"two"), Some(1));
+}
+
+#[tokio::test]
+async fn checkpoints_show_the_durable_prefix_and_the_end_commits_the_whole_file() {
+    let mut fs = Fs::new().await;
+    fs.write("old", "/f", &[b"old content"], true).await;
+    assert_eq!(fs.refs(b"old content"), Some(1));
+
+    // A new upload over it: the first checkpoint replaces the content with the
+    // prefix received so far, so SIZE tells a resuming client where to go on.
+    fs.write("new", "/f", &[b"aaaa"], false).await;
+    let f = fs.store.reader.lookup("/f").unwrap().unwrap();
+    assert_eq!((f.size, f.upload.as_deref()), (4, Some("new")));
+    assert_eq!(fs.refs(b"old content"), Some(0));
+    let uploads = fs.store.reader.uploads().unwrap();
+    assert_eq!(uploads.len(), 1);
+    assert_eq!((uploads[0].durable, uploads[0].node), (4, 1));
+
+    fs.write("new", "/f", &[b"aaaa", b"bb"], false).await;
+    fs.write("new", "/f", &[b"aaaa", b"bb", b"c"], true).await;
+    let f = fs.store.reader.lookup("/f").unwrap().unwrap();
+    assert_eq!((f.size, f.upload), (7, None));
+    assert!(fs.store.reader.uploads().unwrap().is_empty());
+    assert_eq!(
+        (fs.refs(b"aaaa"), fs.refs(b"bb"), fs.refs(b"c")),
+        (Some(1), Some(1), Some(1))
+    );
+    let record = fs
+        .store
+        .reader
+        .chunk(&ChunkHash::of(b"bb"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.replicas, vec![1, 2]);
+
+    // Same chunk twice in one file counts twice; deleting releases both.
+    fs.write("dup", "/twice", &[b"c", b"c"], true).await;
+    assert_eq!(fs.refs(b"c"), Some(3));
+    fs.run(FsCommand::Remove {
+        path: "/twice".into(),
+    })
+    .await;
+    assert_eq!(fs.refs(b"c"), Some(1));
+    assert_eq!(
+        fs.run(FsCommand::ForgetChunk {
+            hash: ChunkHash::of(b"c")
+        })
+        .await,
+        CommandResult::Invalid("the chunk is in use".into())
+    );
+    assert_eq!(
+        fs.run(FsCommand::ForgetChunk {
+            hash: ChunkHash::of(b"old content")
+        })
+        .await,
+        CommandResult::Done
+    );
+    assert_eq!(fs.refs(b"old content"), None);
+}
+
+#[tokio::test]
+async fn writes_into_missing_directories_or_over_directories_are_refused() {
+    let mut fs = Fs::new().await;
+    fs.mkdir("/d").await;
+    assert_eq!(
+        fs.write("u", "/nope/f", &[b"x"], true).await,
+        CommandResult::NotFound
+    );
+    assert_eq!(
+        fs.write("u", "/d", &[b"x"], true).await,
+        CommandResult::IsADirectory
+    );
+    assert_eq!(fs.refs(b"x"), None, "a refused write counts no reference");
+    let unique = |upload: &str| {
+        FsCommand::Write(FileWrite {
+            upload: upload.into(),
+            path: "/d/unique".into(),
+            chunks: vec![],
+            mtime: 1,
+            node: 1,
+            placed: vec![],
+            done: false,
+            create_new: true,
+        })
+    };
+    assert_eq!(fs.run(unique("first")).await, CommandResult::Done);
+    assert_eq!(
+        fs.run(unique("first")).await,
+        CommandResult::Done,
+        "its own checkpoint"
+    );
+    assert_eq!(fs.run(unique("second")).await, CommandResult::AlreadyExists);
+}
+
+#[tokio::test]
+async fn abandoned_uploads_are_forgotten_and_the_file_keeps_its_prefix() {
+    let mut fs = Fs::new().await;
+    fs.write("gone", "/f", &[b"part"], false).await;
+    assert_eq!(
+        fs.run(FsCommand::ForgetUpload { id: "gone".into() }).await,
+        CommandResult::Done
+    );
+    let f = fs.store.reader.lookup("/f").unwrap().unwrap();
+    assert_eq!((f.size, f.upload), (4, None));
+    assert!(fs.store.reader.uploads().unwrap().is_empty());
+    assert_eq!(
+        fs.run(FsCommand::ForgetUpload { id: "gone".into() }).await,
+        CommandResult::NotFound
+    );
+}

@@ -1,0 +1,244 @@
+//! `ClusterFs` (DESIGN.md §3, §6): the engine's `FileSystem` over the
+//! replicated namespace (Raft) and the chunk store. Every node serves every
+//! file; a user's home is a directory of the namespace.
+
+mod reader;
+pub mod upkeep;
+mod writer;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use wharf_cluster::{ClusterHandle, WriteError};
+use wharf_ftp::{Entry, EntryKind, VirtualPath};
+use wharf_server::fs::{FileReader, FileSystem, FileWriter, FsError, Storage, WriteMode};
+use wharf_server::User;
+use wharf_store::records::InodeRecord;
+use wharf_store::{Command, CommandResult, FsCommand};
+
+pub struct ClusterStorage {
+    pub node: Arc<ClusterHandle>,
+    pub chunk_size: usize,
+}
+
+#[async_trait]
+impl Storage for ClusterStorage {
+    async fn open_home(&self, user: &User) -> Result<Arc<dyn FileSystem>, FsError> {
+        // Read-index: this session sees everything committed before it began.
+        self.node.catch_up().await;
+        let home = namespace_path(&user.home);
+        match self.node.reader.lookup(&home).map_err(store_error)? {
+            Some(dir) if dir.is_dir() => {}
+            Some(_) => return Err(FsError::NotADirectory),
+            None => {
+                let mkdir = FsCommand::Mkdir {
+                    path: home.clone(),
+                    parents: true,
+                    mtime: unix_now(),
+                };
+                outcome(write(&self.node, mkdir).await?)?;
+            }
+        }
+        Ok(Arc::new(ClusterFs {
+            node: self.node.clone(),
+            home,
+            chunk_size: self.chunk_size,
+        }))
+    }
+}
+
+/// A home such as `/home/alice` (relative homes are rooted at `/`).
+fn namespace_path(home: &Path) -> String {
+    let parts: Vec<String> = home
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(p) => Some(p.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    format!("/{}", parts.join("/"))
+}
+
+pub struct ClusterFs {
+    node: Arc<ClusterHandle>,
+    home: String,
+    chunk_size: usize,
+}
+
+pub(crate) fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn store_error(e: wharf_store::StoreError) -> FsError {
+    FsError::Io(std::io::Error::other(e.to_string()))
+}
+
+pub(crate) async fn write(
+    node: &ClusterHandle,
+    command: FsCommand,
+) -> Result<CommandResult, FsError> {
+    node.write(Command::Fs(command)).await.map_err(|e| match e {
+        WriteError::Refused(why) => FsError::Io(std::io::Error::other(why)),
+        other => FsError::Unavailable(other.to_string()),
+    })
+}
+
+pub(crate) fn outcome(result: CommandResult) -> Result<(), FsError> {
+    match result {
+        CommandResult::Done => Ok(()),
+        CommandResult::NotFound => Err(FsError::NotFound),
+        CommandResult::AlreadyExists => Err(FsError::AlreadyExists),
+        CommandResult::NotADirectory => Err(FsError::NotADirectory),
+        CommandResult::IsADirectory => Err(FsError::IsADirectory),
+        CommandResult::NotEmpty => Err(FsError::NotEmpty),
+        CommandResult::Invalid(why) => {
+            tracing::info!("namespace change refused: {why}");
+            Err(FsError::PermissionDenied)
+        }
+    }
+}
+
+fn entry(name: String, inode: &InodeRecord) -> Entry {
+    let (kind, mode, perm) = if inode.is_dir() {
+        (EntryKind::Dir, 0o755, "flcdmpe")
+    } else {
+        (EntryKind::File, 0o644, "adfrw")
+    };
+    Entry {
+        name,
+        kind,
+        size: inode.size,
+        modified: SystemTime::UNIX_EPOCH + Duration::from_secs(inode.mtime),
+        mode,
+        nlink: 1,
+        unique: format!("c{:x}", inode.id),
+        perm: perm.to_owned(),
+    }
+}
+
+impl ClusterFs {
+    fn path(&self, path: &VirtualPath) -> String {
+        let mut out = self.home.trim_end_matches('/').to_owned();
+        for part in path.components() {
+            out.push('/');
+            out.push_str(part);
+        }
+        if out.is_empty() {
+            out.push('/');
+        }
+        out
+    }
+
+    fn lookup(&self, path: &VirtualPath) -> Result<InodeRecord, FsError> {
+        self.node
+            .reader
+            .lookup(&self.path(path))
+            .map_err(store_error)?
+            .ok_or(FsError::NotFound)
+    }
+
+    async fn change(&self, command: FsCommand) -> Result<(), FsError> {
+        outcome(write(&self.node, command).await?)
+    }
+}
+
+#[async_trait]
+impl FileSystem for ClusterFs {
+    async fn metadata(&self, path: &VirtualPath) -> Result<Entry, FsError> {
+        let inode = self.lookup(path)?;
+        let name = path.file_name().unwrap_or("/").to_owned();
+        Ok(entry(name, &inode))
+    }
+
+    async fn list(&self, dir: &VirtualPath) -> Result<Vec<Entry>, FsError> {
+        let inode = self.lookup(dir)?;
+        if !inode.is_dir() {
+            return Err(FsError::NotADirectory);
+        }
+        let children = self.node.reader.children(inode.id).map_err(store_error)?;
+        Ok(children
+            .into_iter()
+            .map(|(name, inode)| entry(name, &inode))
+            .collect())
+    }
+
+    async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<FileReader, FsError> {
+        let inode = self.lookup(path)?;
+        if inode.is_dir() {
+            return Err(FsError::IsADirectory);
+        }
+        if offset > inode.size {
+            return Err(FsError::InvalidOffset);
+        }
+        Ok(Box::new(reader::ChunkReader::new(
+            self.node.clone(),
+            inode.chunks,
+            offset,
+        )))
+    }
+
+    async fn open_write(
+        &self,
+        path: &VirtualPath,
+        mode: WriteMode,
+    ) -> Result<Box<dyn FileWriter>, FsError> {
+        let target = self.path(path);
+        let existing = self.node.reader.lookup(&target).map_err(store_error)?;
+        if existing.as_ref().is_some_and(|i| i.is_dir()) {
+            return Err(FsError::IsADirectory);
+        }
+        let writer =
+            writer::UploadWriter::open(self.node.clone(), target, self.chunk_size, mode, existing)
+                .await?;
+        Ok(Box::new(writer))
+    }
+
+    async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), FsError> {
+        self.change(FsCommand::Rename {
+            from: self.path(from),
+            to: self.path(to),
+        })
+        .await
+    }
+
+    async fn delete(&self, path: &VirtualPath) -> Result<(), FsError> {
+        self.change(FsCommand::Remove {
+            path: self.path(path),
+        })
+        .await
+    }
+
+    async fn mkdir(&self, path: &VirtualPath) -> Result<(), FsError> {
+        self.change(FsCommand::Mkdir {
+            path: self.path(path),
+            parents: false,
+            mtime: unix_now(),
+        })
+        .await
+    }
+
+    async fn rmdir(&self, path: &VirtualPath) -> Result<(), FsError> {
+        if path.is_root() {
+            return Err(FsError::PermissionDenied);
+        }
+        self.change(FsCommand::Rmdir {
+            path: self.path(path),
+        })
+        .await
+    }
+
+    async fn set_modified(&self, path: &VirtualPath, time: SystemTime) -> Result<(), FsError> {
+        let mtime = time
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.change(FsCommand::SetMtime {
+            path: self.path(path),
+            mtime,
+        })
+        .await
+    }
+}

@@ -1,0 +1,145 @@
+//! Keeping the chunk store healthy: the leader re-replicates chunks that
+//! lost replicas (a node removed from the cluster) and forgets what nothing
+//! uses; every node deletes chunk files nothing references after a grace
+//! period (a recent chunk may belong to an upload not yet checkpointed).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use wharf_cluster::ClusterHandle;
+use wharf_store::records::ChunkRecord;
+use wharf_store::{Command, FsCommand, NodeId};
+
+use super::unix_now;
+
+const REPAIR_EVERY: Duration = Duration::from_secs(5);
+/// An upload without a checkpoint for this long is abandoned: its record
+/// goes (the file keeps its durable prefix).
+const ABANDONED_UPLOAD_SECS: u64 = 24 * 3600;
+const LOCAL_GC_EVERY: Duration = Duration::from_secs(600);
+/// Unreferenced chunk files younger than this stay.
+const CHUNK_GRACE: Duration = Duration::from_secs(3600);
+
+async fn is_leader(node: &ClusterHandle) -> bool {
+    node.raft.current_leader().await == Some(node.node_id)
+}
+
+/// Leader job: replicas on nodes that left the cluster are written off and
+/// replaced; records of unused chunks and abandoned uploads are dropped.
+pub async fn repair_while_leader(node: Arc<ClusterHandle>) {
+    let mut tick = tokio::time::interval(REPAIR_EVERY);
+    loop {
+        tick.tick().await;
+        if !is_leader(&node).await {
+            continue;
+        }
+        let Ok(chunks) = node.reader.chunks() else {
+            continue;
+        };
+        let members = node.member_ids();
+        let wanted = node.replication_factor().min(members.len());
+        for chunk in chunks {
+            if !is_leader(&node).await {
+                break;
+            }
+            if chunk.refs == 0 {
+                forget(&node, FsCommand::ForgetChunk { hash: chunk.hash }).await;
+                continue;
+            }
+            repair(&node, &chunk, &members, wanted).await;
+        }
+        if let Ok(uploads) = node.reader.uploads() {
+            let cutoff = unix_now().saturating_sub(ABANDONED_UPLOAD_SECS);
+            for upload in uploads.into_iter().filter(|u| u.heartbeat < cutoff) {
+                tracing::info!(upload = %upload.id, path = %upload.path, durable = upload.durable,
+                    "forgetting an abandoned upload; the file keeps its durable prefix");
+                forget(&node, FsCommand::ForgetUpload { id: upload.id }).await;
+            }
+        }
+    }
+}
+
+async fn forget(node: &ClusterHandle, command: FsCommand) {
+    if let Err(e) = node.write(Command::Fs(command)).await {
+        tracing::debug!("upkeep write deferred: {e}");
+    }
+}
+
+async fn repair(node: &Arc<ClusterHandle>, chunk: &ChunkRecord, members: &[NodeId], wanted: usize) {
+    let live: Vec<NodeId> = chunk
+        .replicas
+        .iter()
+        .copied()
+        .filter(|id| members.contains(id))
+        .collect();
+    let mut replicas = live.clone();
+    if live.len() < wanted {
+        let data = match node.fetch_chunk(chunk.hash, &live).await {
+            Ok(data) => Arc::new(data),
+            Err(e) => {
+                tracing::warn!(hash = %chunk.hash, "cannot repair: {e}");
+                return;
+            }
+        };
+        let candidates = members.iter().copied().filter(|id| !live.contains(id));
+        for target in candidates {
+            if replicas.len() >= wanted {
+                break;
+            }
+            let stored = if target == node.node_id {
+                let (store, copy) = (node.chunk_store.clone(), data.clone());
+                let hash = chunk.hash;
+                tokio::task::spawn_blocking(move || store.put(&hash, &copy))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r.map_err(|e| e.to_string()))
+            } else {
+                node.put_chunk(target, chunk.hash, data.clone())
+                    .await
+                    .map_err(|s| s.message().to_owned())
+            };
+            match stored {
+                Ok(()) => replicas.push(target),
+                Err(e) => tracing::warn!(hash = %chunk.hash, target, "repair copy failed: {e}"),
+            }
+        }
+    }
+    if replicas != chunk.replicas {
+        tracing::info!(hash = %chunk.hash, from = ?chunk.replicas, to = ?replicas, "chunk replicas repaired");
+        forget(
+            node,
+            FsCommand::SetReplicas {
+                hash: chunk.hash,
+                replicas,
+            },
+        )
+        .await;
+    }
+}
+
+/// Every node: deletes chunk files that no file references once they are
+/// older than the grace period.
+pub async fn collect_local_chunks(node: Arc<ClusterHandle>) {
+    let mut tick = tokio::time::interval(LOCAL_GC_EVERY);
+    loop {
+        tick.tick().await;
+        let store = node.chunk_store.clone();
+        let Ok(Ok(stored)) = tokio::task::spawn_blocking(move || store.list()).await else {
+            continue;
+        };
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for chunk in stored {
+            let young = now
+                .duration_since(chunk.written)
+                .map_or(true, |age| age < CHUNK_GRACE);
+            let used = matches!(node.reader.chunk(&chunk.hash), Ok(Some(r)) if r.refs > 0);
+            if !young && !used && node.chunk_store.remove(&chunk.hash).is_ok() {
+                removed += 1;
+            }
+        }
+        if removed > 0 {
+            tracing::info!(removed, "collected unreferenced chunks");
+        }
+    }
+}

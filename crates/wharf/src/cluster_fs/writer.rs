@@ -1,0 +1,200 @@
+//! An upload into the cluster file system (DESIGN.md §6): bytes are cut into
+//! chunks; each chunk is stored here and on R−1 peers, then a checkpoint
+//! commits the file's chunks so far through Raft (from then on `SIZE` on any
+//! node shows the durable offset and any node can resume). The end commits
+//! the whole file; only then does the client get `226`.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::task::JoinHandle;
+use wharf_blob::ChunkHash;
+use wharf_cluster::ClusterHandle;
+use wharf_server::fs::{FileWriter, FsError, WriteMode};
+use wharf_store::records::{ChunkRef, InodeRecord};
+use wharf_store::{FileWrite, FsCommand, NodeId};
+
+use super::{outcome, unix_now, write};
+
+/// A chunk on its way to this node's disk and its replicas.
+type Placing = JoinHandle<Result<(ChunkRef, Vec<NodeId>), FsError>>;
+
+pub struct UploadWriter {
+    node: Arc<ClusterHandle>,
+    upload: String,
+    path: String,
+    chunk_size: usize,
+    create_new: bool,
+    /// The file's chunks as of the last checkpoint plus those placed since.
+    chunks: Vec<ChunkRef>,
+    /// Replicas of the chunks placed since the last checkpoint.
+    placed: Vec<(ChunkHash, Vec<NodeId>)>,
+    buffer: Vec<u8>,
+    in_flight: Option<Placing>,
+}
+
+fn new_upload_id() -> String {
+    format!(
+        "{:016x}{:016x}",
+        rand::random::<u64>(),
+        rand::random::<u64>()
+    )
+}
+
+impl UploadWriter {
+    pub async fn open(
+        node: Arc<ClusterHandle>,
+        path: String,
+        chunk_size: usize,
+        mode: WriteMode,
+        existing: Option<InodeRecord>,
+    ) -> Result<Self, FsError> {
+        let mut writer = Self {
+            node,
+            upload: new_upload_id(),
+            path,
+            chunk_size,
+            create_new: mode == WriteMode::CreateNew,
+            chunks: Vec::new(),
+            placed: Vec::new(),
+            buffer: Vec::with_capacity(chunk_size),
+            in_flight: None,
+        };
+        let size = existing.as_ref().map_or(0, |i| i.size);
+        match mode {
+            WriteMode::Truncate => {}
+            WriteMode::CreateNew => {
+                if existing.is_some() {
+                    return Err(FsError::AlreadyExists);
+                }
+                // Claim the name now, so a second STOU picks another one.
+                writer.checkpoint(false).await?;
+            }
+            WriteMode::Append => writer.keep(existing, size).await?,
+            WriteMode::At(offset) if offset > size => return Err(FsError::InvalidOffset),
+            WriteMode::At(offset) => writer.keep(existing, offset).await?,
+        }
+        Ok(writer)
+    }
+
+    /// Starts from the first `offset` bytes of the existing file: whole
+    /// chunks are kept as they are; a chunk cut by `offset` is fetched and
+    /// its head becomes the start of the first new chunk.
+    async fn keep(&mut self, existing: Option<InodeRecord>, offset: u64) -> Result<(), FsError> {
+        let Some(inode) = existing else {
+            return Ok(());
+        };
+        let mut kept = 0u64;
+        for chunk in inode.chunks {
+            if kept == offset {
+                break;
+            }
+            if kept + chunk.len <= offset {
+                kept += chunk.len;
+                self.chunks.push(chunk);
+                continue;
+            }
+            let data = self
+                .node
+                .read_chunk(chunk.hash)
+                .await
+                .map_err(|e| FsError::Io(std::io::Error::other(e)))?;
+            let head = (offset - kept) as usize;
+            self.buffer.extend_from_slice(&data[..head.min(data.len())]);
+            break;
+        }
+        Ok(())
+    }
+
+    /// Waits for the chunk in flight, then commits what is durable so far.
+    async fn settle(&mut self) -> Result<(), FsError> {
+        let Some(placing) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let (chunk, nodes) = placing
+            .await
+            .map_err(|e| FsError::Io(std::io::Error::other(e)))??;
+        self.placed.push((chunk.hash, nodes));
+        self.chunks.push(chunk);
+        Ok(())
+    }
+
+    async fn checkpoint(&mut self, done: bool) -> Result<(), FsError> {
+        let command = FsCommand::Write(FileWrite {
+            upload: self.upload.clone(),
+            path: self.path.clone(),
+            chunks: self.chunks.clone(),
+            mtime: unix_now(),
+            node: self.node.node_id,
+            placed: std::mem::take(&mut self.placed),
+            done,
+            create_new: self.create_new,
+        });
+        outcome(write(&self.node, command).await?)
+    }
+
+    /// Sends a full chunk on its way; the previous one is settled and
+    /// checkpointed first, so at most one chunk is in flight while the
+    /// client keeps sending the next.
+    async fn place(&mut self, data: Vec<u8>) -> Result<(), FsError> {
+        if self.in_flight.is_some() {
+            self.settle().await?;
+            self.checkpoint(false).await?;
+        }
+        self.in_flight = Some(tokio::spawn(place_chunk(self.node.clone(), data)));
+        Ok(())
+    }
+}
+
+/// Hashes a chunk, stores it here (fsynced) and on R−1 peers.
+async fn place_chunk(
+    node: Arc<ClusterHandle>,
+    data: Vec<u8>,
+) -> Result<(ChunkRef, Vec<NodeId>), FsError> {
+    let store = node.chunk_store.clone();
+    let (hash, data) = tokio::task::spawn_blocking(move || {
+        let hash = ChunkHash::of(&data);
+        store.put(&hash, &data).map(|()| (hash, data))
+    })
+    .await
+    .map_err(|e| FsError::Io(std::io::Error::other(e)))??;
+    let len = data.len() as u64;
+    let copies = node.replication_factor().saturating_sub(1);
+    let mut nodes = vec![node.node_id];
+    if copies > 0 {
+        let peers = node.replicate(hash, Arc::new(data), copies).await;
+        if peers.len() < copies {
+            tracing::warn!(%hash, placed = peers.len() + 1, wanted = copies + 1,
+                "chunk under-replicated; the leader will repair it");
+        }
+        nodes.extend(peers);
+    }
+    Ok((ChunkRef { hash, len }, nodes))
+}
+
+#[async_trait]
+impl FileWriter for UploadWriter {
+    async fn write(&mut self, mut buf: &[u8]) -> Result<(), FsError> {
+        while !buf.is_empty() {
+            let room = self.chunk_size - self.buffer.len();
+            let take = room.min(buf.len());
+            self.buffer.extend_from_slice(&buf[..take]);
+            buf = &buf[take..];
+            if self.buffer.len() == self.chunk_size {
+                let full = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.chunk_size));
+                self.place(full).await?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64, FsError> {
+        if !self.buffer.is_empty() {
+            let last = std::mem::take(&mut self.buffer);
+            self.place(last).await?;
+        }
+        self.settle().await?;
+        self.checkpoint(true).await?;
+        Ok(self.chunks.iter().map(|c| c.len).sum())
+    }
+}

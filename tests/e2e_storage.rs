@@ -1,0 +1,259 @@
+//! Cluster storage with real processes and real clients: a file uploaded through one
+//! node downloads byte-identically through the others, namespace changes through one
+//! node are seen by the next command on another, an upload cut off by a killed node
+//! resumes on a survivor from the durable offset `SIZE` reports, concurrent writers
+//! never tear a file, and the leader restores the replication factor after a node
+//! is removed.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::cluster::poll_until;
+use support::process::wait_or_kill;
+use support::*;
+
+const MIB: u64 = 1024 * 1024;
+const CHUNK: u64 = 4 * MIB;
+
+fn cluster(size: usize, extra: &[&str]) -> Cluster {
+    Cluster::start_with(
+        size,
+        WharfOptions::default()
+            .cluster_storage()
+            .args(extra.iter().copied()),
+    )
+}
+
+fn upload(node: &Wharf, local: &std::path::Path, name: &str) {
+    let out = run(node
+        .curl()
+        .arg("-T")
+        .arg(local)
+        .arg(node.explicit_url(name)));
+    assert_success(&out, &format!("upload {name} to node {}", node.node_id()));
+}
+
+fn download_sha(node: &Wharf, name: &str) -> String {
+    let back = node
+        .client_dir()
+        .join(format!("{name}.{}.back", rand::random::<u32>()));
+    let out = run(node
+        .curl()
+        .arg("-o")
+        .arg(&back)
+        .arg(node.explicit_url(name)));
+    assert_success(
+        &out,
+        &format!("download {name} from node {}", node.node_id()),
+    );
+    let sha = sha256_file(&back);
+    let _ = std::fs::remove_file(back);
+    sha
+}
+
+/// `SIZE name` on `node`, through a fresh session.
+fn size_on(node: &Wharf, name: &str) -> Option<u64> {
+    let out = run(&mut node.batch("reuse", &[format!("size {name}")]));
+    tagged(&out, "SIZE")
+        .first()
+        .and_then(|fields| fields.first()?.parse().ok())
+}
+
+#[test]
+fn file_uploaded_through_node_1_downloads_identically_through_nodes_2_and_3() {
+    let cluster = cluster(3, &[]);
+    let local = cluster.node(1).client_dir().join("big.bin");
+    write_random_file(&local, 200 * MIB + 12345);
+    let sent = sha256_file(&local);
+    upload(cluster.node(1), &local, "big.bin");
+    for n in [2, 3] {
+        assert_eq!(download_sha(cluster.node(n), "big.bin"), sent, "node {n}");
+    }
+    let status = cluster.node(2).cluster_status();
+    assert_eq!(status.storage.replication, 3);
+    assert_eq!(status.storage.chunks, 51, "200 MiB + 12345 in 4 MiB chunks");
+    assert_eq!(status.storage.under_replicated, 0, "{status:?}");
+    // Nothing of it lives in a home directory on disk: the bytes are chunks.
+    assert!(!cluster
+        .node(1)
+        .home(&cluster.node(1).user)
+        .join("big.bin")
+        .exists());
+}
+
+#[test]
+fn rename_delete_and_mkdir_through_one_node_are_seen_by_the_next_command_on_another() {
+    let cluster = cluster(3, &[]);
+    let local = cluster.node(1).client_dir().join("f.bin");
+    write_random_file(&local, MIB + 1);
+    let steps = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let out = run(&mut cluster.node(1).batch(
+        "reuse",
+        &steps(&[
+            "mkdir docs",
+            "mkdir docs/deep",
+            &format!("put {} docs/deep/f.bin", local.display()),
+        ]),
+    ));
+    assert_success(&out, "mkdir and put through node 1");
+    let out = run(&mut cluster.node(2).batch(
+        "reuse",
+        &steps(&["nlst docs/deep", "rename docs/deep docs/moved", "nlst docs"]),
+    ));
+    assert_success(&out, "list and rename through node 2");
+    let names: Vec<Vec<String>> = tagged(&out, "NLST");
+    assert_eq!(names[0][0], "f.bin");
+    assert_eq!(names[1][0], "moved");
+    let out = run(&mut cluster.node(3).batch(
+        "reuse",
+        &steps(&[
+            "size docs/moved/f.bin",
+            "delete docs/moved/f.bin",
+            "rmdir docs/moved",
+        ]),
+    ));
+    assert_success(&out, "size, delete and rmdir through node 3");
+    assert_eq!(tagged(&out, "SIZE")[0][0], (MIB + 1).to_string());
+    let out = run(&mut cluster.node(1).batch("reuse", &steps(&["nlst docs"])));
+    assert_success(&out, "list through node 1");
+    assert!(tagged(&out, "NLST").is_empty(), "{}", describe(&out));
+}
+
+/// Starts a slow curl upload of `local` to `node`; the caller kills the node under it.
+fn slow_upload(node: &Wharf, local: &std::path::Path, name: &str) -> std::process::Child {
+    node.curl()
+        .args(["--limit-rate", "8M"])
+        .arg("-T")
+        .arg(local)
+        .arg(node.explicit_url(name))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start curl")
+}
+
+#[test]
+fn upload_cut_off_by_a_killed_node_resumes_on_another_with_curl_and_lftp() {
+    let mut cluster = cluster(3, &[]);
+    let local = cluster.node(1).client_dir().join("resume.bin");
+    write_random_file(&local, 200 * MIB + 777);
+    let sent = sha256_file(&local);
+
+    for (round, client) in ["curl", "lftp"].into_iter().enumerate() {
+        let name = format!("resume-{client}.bin");
+        let (victim, rescuer, witness) = if round == 0 { (1, 2, 3) } else { (2, 3, 1) };
+        let mut curl = slow_upload(cluster.node(victim), &local, &name);
+        // Wait until a few chunks are durable (SIZE through another node shows them).
+        let durable = poll_until(Duration::from_secs(60), "a durable prefix", || {
+            size_on(cluster.node(witness), &name).filter(|&s| s >= 3 * CHUNK)
+        });
+        cluster.node_mut(victim).kill9();
+        let _ = wait_or_kill(&mut curl, Duration::from_secs(30));
+        let gap = size_on(cluster.node(witness), &name).expect("SIZE during the gap");
+        assert!(
+            gap >= durable && gap.is_multiple_of(CHUNK),
+            "durable offset {gap} (was {durable})"
+        );
+        assert!(gap < 200 * MIB, "the upload was cut off before its end");
+
+        let out = match client {
+            "curl" => run(cluster
+                .node(rescuer)
+                .curl()
+                .args(["-C", "-", "-T"])
+                .arg(&local)
+                .arg(cluster.node(rescuer).explicit_url(&name))),
+            _ => run(&mut cluster
+                .node(rescuer)
+                .lftp(&[&format!("put -c {} -o {name}", local.display())])),
+        };
+        assert_success(&out, &format!("{client} resumes on node {rescuer}"));
+        assert_eq!(download_sha(cluster.node(witness), &name), sent, "{client}");
+        cluster.node_mut(victim).restart();
+        assert_eq!(
+            download_sha(cluster.node(victim), &name),
+            sent,
+            "{client}, restarted node"
+        );
+    }
+}
+
+#[test]
+fn concurrent_writers_to_one_path_leave_one_writers_complete_content() {
+    let cluster = cluster(3, &[]);
+    let mut files = Vec::new();
+    for n in 1..=3 {
+        let local = cluster.node(1).client_dir().join(format!("writer{n}.bin"));
+        write_random_file(&local, 9 * MIB + n as u64);
+        files.push((sha256_file(&local), local));
+    }
+    let writers: Vec<_> = files
+        .iter()
+        .enumerate()
+        .map(|(i, (_, local))| {
+            let node = cluster.node(i + 1);
+            node.curl()
+                .args(["--limit-rate", "6M", "-T"])
+                .arg(local)
+                .arg(node.explicit_url("shared.bin"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start curl")
+        })
+        .collect();
+    for mut w in writers {
+        let (status, killed) = wait_or_kill(&mut w, Duration::from_secs(120));
+        assert!(status.success() && !killed, "a writer failed");
+    }
+    let shas: Vec<String> = (1..=3)
+        .map(|n| download_sha(cluster.node(n), "shared.bin"))
+        .collect();
+    assert!(
+        shas.iter().all(|s| s == &shas[0]),
+        "nodes disagree: {shas:?}"
+    );
+    assert!(
+        files.iter().any(|(sha, _)| sha == &shas[0]),
+        "the file is nobody's complete upload"
+    );
+}
+
+#[test]
+fn a_removed_node_s_replicas_are_restored_by_the_leader() {
+    let mut cluster = cluster(3, &["--replication", "2"]);
+    let local = cluster.node(1).client_dir().join("r.bin");
+    write_random_file(&local, 30 * MIB);
+    let sent = sha256_file(&local);
+    upload(cluster.node(1), &local, "r.bin");
+    let before = cluster.node(1).cluster_status();
+    assert_eq!((before.storage.chunks, before.storage.replication), (8, 2));
+    assert_eq!(before.storage.under_replicated, 0);
+
+    let leaving = if before.leader == Some(cluster.node(3).node_id()) {
+        2
+    } else {
+        3
+    };
+    let leaving_id = cluster.node(leaving).node_id();
+    cluster.node_mut(leaving).kill9();
+    let out = cluster
+        .node(1)
+        .cli(&["cluster", "remove", &leaving_id.to_string()], None);
+    assert_success(&out, "wharf cluster remove");
+    let stayed = 5 - leaving; // the other of nodes 2 and 3
+    poll_until(
+        Duration::from_secs(60),
+        "every chunk back to 2 replicas",
+        || {
+            let status = cluster.node(stayed).cluster_status();
+            (status.members.len() == 2 && status.storage.under_replicated == 0).then_some(())
+        },
+    );
+    // Both survivors now hold every chunk: each serves the file alone.
+    cluster.node_mut(stayed).kill9();
+    assert_eq!(download_sha(cluster.node(1), "r.bin"), sent);
+}
