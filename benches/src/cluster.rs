@@ -7,10 +7,8 @@
 //! prints a Markdown report; figures go to `benches/README.md` with the
 //! machine they ran on. Everything it starts is stopped when it ends.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,10 +18,10 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 use tonic::transport::Channel;
-use wharf_cluster::credentials::{self, Credentials};
+use wharf_benches::harness::{ms, percentile, start_cluster, Node};
+use wharf_cluster::credentials;
 use wharf_cluster::pb;
 use wharf_cluster::pb::cluster_client::ClusterClient;
-use wharf_cluster::transport::client_endpoint;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -47,158 +45,6 @@ struct Args {
     /// Concurrent handshaking clients.
     #[arg(long, default_value_t = 4)]
     handshakers: usize,
-}
-
-/// One `wharf serve` process and what is needed to restart it.
-struct Node {
-    args: Vec<String>,
-    data_dir: PathBuf,
-    ftp_port: u16,
-    cluster_addr: String,
-    child: Option<Child>,
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-impl Node {
-    fn spawn(&mut self, bin: &Path) -> Result<()> {
-        let log = std::fs::File::create(self.data_dir.with_extension("log"))?;
-        let child = Command::new(bin)
-            .args(&self.args)
-            .env("WHARF_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("cannot start {}", bin.display()))?;
-        self.child = Some(child);
-        wait_for_greeting(self.ftp_port)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn node_id(&self) -> Result<u64> {
-        let path = self.data_dir.join("cluster").join("node_id");
-        Ok(std::fs::read_to_string(&path)?.trim().parse()?)
-    }
-
-    async fn admin(&self) -> Result<ClusterClient<Channel>> {
-        let creds = Credentials::load(&credentials::tls_dir(&self.data_dir.join("cluster")))?
-            .context("node has no cluster certificate")?;
-        let channel = client_endpoint(
-            &self.cluster_addr,
-            &creds.ca_pem,
-            Some((&creds.chain_pem, &creds.key_pem)),
-        )?
-        .connect()
-        .await?;
-        Ok(ClusterClient::new(channel))
-    }
-
-    async fn status(&self) -> Result<pb::StatusReply> {
-        Ok(self.admin().await?.status(pb::Empty {}).await?.into_inner())
-    }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn wait_for_greeting(port: u16) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
-            let mut line = String::new();
-            if BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("220") {
-                return Ok(());
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    bail!("no FTP greeting on port {port} within 60 s")
-}
-
-fn node(root: &Path, n: usize, join: Option<(&str, &str)>) -> Result<Node> {
-    let data_dir = root.join(format!("node{n}"));
-    let (ftp_port, implicit, cluster) = (free_port()?, free_port()?, free_port()?);
-    let pasv = 46000 + 100 * n as u16;
-    let cluster_addr = format!("127.0.0.1:{cluster}");
-    let mut args: Vec<String> = [
-        "serve",
-        "--data-dir",
-        &data_dir.display().to_string(),
-        "--listen",
-        &format!("127.0.0.1:{ftp_port}"),
-        "--implicit-listen",
-        &format!("127.0.0.1:{implicit}"),
-        "--pasv-ports",
-        &format!("{pasv}-{}", pasv + 99),
-        "--cluster-listen",
-        &cluster_addr,
-        "--max-per-ip",
-        "1000",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    match join {
-        Some((addr, token)) => args.extend([
-            "--join".into(),
-            addr.into(),
-            "--join-token".into(),
-            token.into(),
-        ]),
-        None => args.extend(["--user".into(), "bench:bench".into()]),
-    }
-    Ok(Node {
-        args,
-        data_dir,
-        ftp_port,
-        cluster_addr,
-        child: None,
-    })
-}
-
-async fn start_cluster(bin: &Path, root: &Path) -> Result<Vec<Node>> {
-    let mut first = node(root, 1, None)?;
-    first.spawn(bin)?;
-    let token_file = first.data_dir.join("cluster").join("join_token");
-    let token = std::fs::read_to_string(&token_file)?.trim().to_owned();
-    let mut nodes = vec![first];
-    for n in 2..=3 {
-        let mut joiner = node(root, n, Some((&nodes[0].cluster_addr, &token)))?;
-        joiner.spawn(bin)?;
-        // After its first start a node rejoins by its data dir alone.
-        joiner.args.truncate(joiner.args.len() - 4);
-        nodes.push(joiner);
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let status = nodes[0].status().await?;
-        if status.members.iter().filter(|m| m.role == "voter").count() == 3 {
-            return Ok(nodes);
-        }
-        if Instant::now() > deadline {
-            bail!("the cluster did not reach three voters: {status:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
 }
 
 async fn write(client: &mut ClusterClient<Channel>, key: String) -> Result<()> {
@@ -405,11 +251,7 @@ async fn bench_elections(
             }
         }
         let victim = victim.context("leader is not one of ours")?;
-        nodes[victim]
-            .child
-            .as_mut()
-            .context("leader not running")?
-            .kill()?;
+        nodes[victim].kill_now()?;
         let killed_at = Instant::now();
         'wait: loop {
             for (i, n) in nodes.iter().enumerate() {
@@ -468,7 +310,7 @@ fn main() -> Result<()> {
         "| --- | --- |".to_owned(),
     ];
     runtime.block_on(async {
-        let mut nodes = start_cluster(&args.wharf, root.path()).await?;
+        let mut nodes = start_cluster(&args.wharf, root.path(), 3, &[]).await?;
         bench_writes(&nodes, &args, &mut out).await?;
         bench_handshakes(&nodes, &args, &mut out).await?;
         bench_elections(&args.wharf, &mut nodes, &args, &mut out).await?;
