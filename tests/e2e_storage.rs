@@ -257,3 +257,122 @@ fn a_removed_node_s_replicas_are_restored_by_the_leader() {
     cluster.node_mut(stayed).kill9();
     assert_eq!(download_sha(cluster.node(1), "r.bin"), sent);
 }
+
+#[test]
+fn quota_refuses_the_upload_that_would_pass_it_with_552_and_frees_on_delete() {
+    let cluster = cluster(1, &[]);
+    let node = cluster.node(1);
+    let quota = (10 * MIB).to_string();
+    let out = node.cli(
+        &[
+            "user",
+            "add",
+            "carol",
+            "--password-stdin",
+            "--quota-bytes",
+            &quota,
+        ],
+        Some("carol-Secret-1\n"),
+    );
+    assert_success(&out, "wharf user add --quota-bytes");
+    let local = node.client_dir().join("six.bin");
+    write_random_file(&local, 6 * MIB);
+    let put = |name: &str| {
+        run(node
+            .curl_as("carol", "carol-Secret-1")
+            .arg("-T")
+            .arg(&local)
+            .arg(node.explicit_url(name)))
+    };
+    assert_success(&put("one.bin"), "first upload within the quota");
+    let refused = put("two.bin");
+    // curl turns a 552 reply into exit code 70, "Exceeded storage allocation".
+    assert_eq!(
+        refused.status.code(),
+        Some(70),
+        "the upload past the quota gets 552\n{}",
+        describe(&refused)
+    );
+    let list = node.cli(&["user", "list"], None);
+    let carol = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .find(|l| l.starts_with("carol\t"))
+        .map(str::to_owned)
+        .expect("carol in the user list");
+    // As with a disk quota, the refused upload keeps what was durable before the
+    // refusal (its first 4 MiB checkpoint), and that counts.
+    assert!(
+        carol.contains(&format!("used={}B/{quota}\tfiles=2/unlimited", 10 * MIB)),
+        "the first file and the refused one's durable prefix: {carol}"
+    );
+    let delete = run(node
+        .curl_as("carol", "carol-Secret-1")
+        .args(["-Q", "DELE one.bin"])
+        .arg(node.explicit_url("")));
+    assert_success(&delete, "DELE frees the quota");
+    assert_success(&put("two.bin"), "upload after the delete");
+}
+
+/// A tmpfs mounted over a directory for the length of a test (lazily unmounted
+/// when dropped).
+struct SmallDisk(std::path::PathBuf);
+
+impl SmallDisk {
+    /// `None` when this machine does not let the test mount (not root, or a
+    /// container without CAP_SYS_ADMIN).
+    fn mount(at: &std::path::Path, size: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(at).ok()?;
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!(
+                "mount tmpfs: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        Some(SmallDisk(at.to_owned()))
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+#[test]
+fn full_chunk_disk_fails_uploads_with_452_and_keeps_the_node_and_committed_files() {
+    let mut cluster = cluster(1, &[]);
+    cluster.node_mut(1).kill9();
+    let chunks = cluster.node(1).root().join("data").join("chunks");
+    let Some(_disk) = SmallDisk::mount(&chunks, "24m") else {
+        eprintln!("SKIPPED: cannot mount a small tmpfs for the chunk store here (needs root with CAP_SYS_ADMIN)");
+        return;
+    };
+    cluster.node_mut(1).restart();
+    let node = cluster.node(1);
+    let small = node.client_dir().join("small.bin");
+    write_random_file(&small, 9 * MIB);
+    upload(node, &small, "kept.bin");
+    let big = node.client_dir().join("big.bin");
+    write_random_file(&big, 40 * MIB);
+    let refused = run(node.python("store_reply.py").arg(&big).arg("big.bin"));
+    let replies = tagged(&refused, "REPLY");
+    assert!(
+        replies.len() == 1 && replies[0][0].starts_with("452 "),
+        "an upload that fills the disk gets 452\n{}",
+        describe(&refused)
+    );
+    cluster.node_mut(1).assert_alive();
+    assert_eq!(
+        download_sha(cluster.node(1), "kept.bin"),
+        sha256_file(&small)
+    );
+}

@@ -168,12 +168,19 @@ impl pb::cluster_server::Cluster for ClusterService {
             .users()
             .map_err(|e| Status::internal(e.to_string()))?
             .into_iter()
-            .map(|u| pb::UserSummary {
-                name: u.name,
-                home: u.home,
-                permissions: u.permissions,
-                allow: u.allow,
-                enabled: u.enabled,
+            .map(|u| {
+                let usage = self.node.reader.usage(&u.name).unwrap_or_default();
+                pb::UserSummary {
+                    quota_bytes: u.quota_bytes,
+                    quota_files: u.quota_files,
+                    used_bytes: usage.bytes,
+                    used_files: usage.files,
+                    name: u.name,
+                    home: u.home,
+                    permissions: u.permissions,
+                    allow: u.allow,
+                    enabled: u.enabled,
+                }
             })
             .collect();
         Ok(Response::new(pb::UserList { users }))

@@ -65,6 +65,15 @@ pub struct User {
     /// Bytes per second; 0 means unlimited.
     pub upload_rate: u64,
     pub download_rate: u64,
+    /// Cluster storage limits on the user's files; 0 = unlimited.
+    pub quota: Quota,
+}
+
+/// Limits on what a user's files may take (enforced by cluster storage).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quota {
+    pub bytes: u64,
+    pub files: u64,
 }
 
 #[derive(Clone)]
@@ -198,6 +207,7 @@ mod tests {
                 max_sessions: 0,
                 upload_rate: 0,
                 download_rate: 0,
+                quota: Quota::default(),
             },
             password_hash: hash_password(password).unwrap(),
         }

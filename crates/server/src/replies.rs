@@ -13,6 +13,10 @@ pub fn fs_error(e: &FsError) -> Reply {
         FsError::NotEmpty => Reply::new(550, "Directory not empty."),
         FsError::PermissionDenied | FsError::OutsideRoot => Reply::new(550, "Permission denied."),
         FsError::NoSpace => Reply::new(452, "Insufficient storage space on the server."),
+        FsError::QuotaExceeded => Reply::new(
+            552,
+            "Requested file action aborted: exceeded your storage quota.",
+        ),
         FsError::InvalidOffset => Reply::new(
             554,
             "Invalid REST offset: it lies beyond the end of the file.",

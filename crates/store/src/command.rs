@@ -4,7 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::records::{
-    AcmeToken, BanRecord, CaRecord, CertRecord, ChunkHash, ChunkRef, TicketKeyRecord, UserRecord,
+    AcmeToken, BanRecord, CaRecord, CertRecord, ChunkHash, ChunkRef, Quota, TicketKeyRecord,
+    UserRecord,
 };
 use crate::NodeId;
 
@@ -110,6 +111,13 @@ pub struct FileWrite {
     pub done: bool,
     /// STOU: refused with `AlreadyExists` if another upload made the name.
     pub create_new: bool,
+    /// The account charged for the file.
+    #[serde(default)]
+    pub owner: String,
+    /// The owner's limits; a write that would pass them is refused with
+    /// `QuotaExceeded` and changes nothing.
+    #[serde(default)]
+    pub quota: Quota,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,4 +131,6 @@ pub enum CommandResult {
     /// The command makes no sense in the current state (e.g. a directory
     /// moved into itself).
     Invalid(String),
+    /// The owner's quota does not allow the write.
+    QuotaExceeded,
 }

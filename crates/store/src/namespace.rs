@@ -11,13 +11,16 @@ use serde::Serialize;
 
 use crate::command::{CommandResult, FileWrite, FsCommand};
 use crate::db::StoreError;
-use crate::records::{ChunkHash, ChunkRecord, InodeKind, InodeRecord, UploadRecord, ROOT_INODE};
+use crate::records::{
+    ChunkHash, ChunkRecord, InodeKind, InodeRecord, UploadRecord, UsageRecord, ROOT_INODE,
+};
 use crate::table::{self, cf};
 
 const INODES: &str = "inodes";
 const DIRENTS: &str = "dirents";
 const UPLOADS: &str = "uploads";
 const CHUNKS: &str = "chunks";
+const USAGE: &str = "usage";
 const SETTINGS: &str = "settings";
 const NEXT_INODE: &[u8] = b"fs.next_inode";
 
@@ -125,6 +128,34 @@ impl<'a> Txn<'a> {
             .unwrap_or(ROOT_INODE + 1);
         self.put(SETTINGS, NEXT_INODE, &(next + 1).to_string())?;
         Ok(next)
+    }
+
+    fn usage(&self, owner: &str) -> Result<UsageRecord, StoreError> {
+        Ok(self.get(USAGE, owner.as_bytes())?.unwrap_or_default())
+    }
+
+    /// Charges (or, negative, credits) an account for its files.
+    fn charge(&mut self, owner: &str, bytes: i64, files: i64) -> Result<(), StoreError> {
+        if owner.is_empty() || (bytes == 0 && files == 0) {
+            return Ok(());
+        }
+        let mut usage = self.usage(owner)?;
+        usage.bytes = usage.bytes.saturating_add_signed(bytes);
+        usage.files = usage.files.saturating_add_signed(files);
+        self.put(USAGE, owner.as_bytes(), &usage)
+    }
+
+    /// Drops a file's inode and what it holds: its upload record, its
+    /// chunk references, its owner's usage.
+    fn release_file(&mut self, file: &InodeRecord) -> Result<(), StoreError> {
+        self.delete(INODES, &file.id.to_be_bytes())?;
+        if let Some(upload) = &file.upload {
+            self.delete(UPLOADS, upload.as_bytes())?;
+        }
+        let mut deltas = BTreeMap::new();
+        chunk_deltas(&mut deltas, &file.chunks, -1);
+        self.count_refs(deltas)?;
+        self.charge(&file.owner, -(file.size as i64), -1)
     }
 
     /// Adds `delta` references to each chunk (a chunk appearing twice in a
@@ -248,13 +279,7 @@ pub(crate) fn apply(txn: &mut Txn<'_>, command: FsCommand) -> Result<CommandResu
                 Some(t) if t.is_dir() => Ok(CommandResult::IsADirectory),
                 Some(t) => {
                     txn.delete(DIRENTS, &dirent_key(r.parent, r.name))?;
-                    txn.delete(INODES, &t.id.to_be_bytes())?;
-                    if let Some(upload) = &t.upload {
-                        txn.delete(UPLOADS, upload.as_bytes())?;
-                    }
-                    let mut deltas = BTreeMap::new();
-                    chunk_deltas(&mut deltas, &t.chunks, -1);
-                    txn.count_refs(deltas)?;
+                    txn.release_file(&t)?;
                     Ok(CommandResult::Done)
                 }
             }
@@ -316,6 +341,7 @@ fn new_dir(id: u64, mtime: u64) -> InodeRecord {
         mtime,
         chunks: Vec::new(),
         upload: None,
+        owner: String::new(),
     }
 }
 
@@ -398,15 +424,7 @@ fn rename(txn: &mut Txn<'_>, from: &str, to: &str) -> Result<CommandResult, Stor
     match &dst.target {
         Some(existing) if existing.is_dir() => return Ok(CommandResult::AlreadyExists),
         Some(_) if moving.is_dir() => return Ok(CommandResult::NotADirectory),
-        Some(existing) => {
-            txn.delete(INODES, &existing.id.to_be_bytes())?;
-            if let Some(upload) = &existing.upload {
-                txn.delete(UPLOADS, upload.as_bytes())?;
-            }
-            let mut deltas = BTreeMap::new();
-            chunk_deltas(&mut deltas, &existing.chunks, -1);
-            txn.count_refs(deltas)?;
-        }
+        Some(existing) => txn.release_file(existing)?,
         None => {}
     }
     txn.delete(DIRENTS, &dirent_key(src.parent, src.name))?;
@@ -429,6 +447,28 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
         }
         other => other,
     };
+    let size: u64 = w.chunks.iter().map(|c| c.len).sum();
+    // Quota first: a refused write must leave every table as it was.
+    let (old_bytes, old_file) = match &previous {
+        Some(p) if p.owner == w.owner => (p.size as i64, 1),
+        _ => (0, 0),
+    };
+    let grows = size as i64 - old_bytes;
+    let new_files = 1 - old_file;
+    if !w.owner.is_empty() && (grows > 0 || new_files > 0) {
+        let usage = txn.usage(&w.owner)?;
+        let bytes = usage.bytes.saturating_add_signed(grows);
+        let files = usage.files + new_files as u64;
+        if (w.quota.bytes > 0 && bytes > w.quota.bytes)
+            || (w.quota.files > 0 && files > w.quota.files)
+        {
+            return Ok(CommandResult::QuotaExceeded);
+        }
+    }
+    if let Some(p) = previous.as_ref().filter(|p| p.owner != w.owner) {
+        txn.charge(&p.owner, -(p.size as i64), -1)?;
+    }
+    txn.charge(&w.owner, grows, new_files)?;
     let mut deltas = BTreeMap::new();
     chunk_deltas(&mut deltas, &w.chunks, 1);
     let id = match &previous {
@@ -458,7 +498,6 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
             txn.put(CHUNKS, &key, &record)?;
         }
     }
-    let size = w.chunks.iter().map(|c| c.len).sum();
     let inode = InodeRecord {
         id,
         kind: InodeKind::File,
@@ -466,6 +505,7 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
         mtime: w.mtime,
         chunks: w.chunks,
         upload: (!w.done).then(|| w.upload.clone()),
+        owner: w.owner.clone(),
     };
     txn.put_inode(&inode)?;
     if w.done {
@@ -506,6 +546,10 @@ pub(crate) mod read {
             }
         }
         Ok(Some(current))
+    }
+
+    pub fn usage(db: &DB, owner: &str) -> Result<UsageRecord, StoreError> {
+        Ok(table::get(db, USAGE, owner.as_bytes())?.unwrap_or_default())
     }
 
     /// The entries of directory `dir`, by name.

@@ -5,7 +5,7 @@
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 
-use crate::records::{ChunkHash, ChunkRef};
+use crate::records::{ChunkHash, ChunkRef, Quota, UsageRecord};
 use crate::{open, Command, CommandResult, FileWrite, FsCommand, OpenedStore, TypeConfig};
 
 struct Fs {
@@ -61,6 +61,8 @@ impl Fs {
             placed,
             done,
             create_new: false,
+            owner: "alice".into(),
+            quota: Quota::default(),
         }))
         .await
     }
@@ -301,6 +303,8 @@ async fn writes_into_missing_directories_or_over_directories_are_refused() {
             placed: vec![],
             done: false,
             create_new: true,
+            owner: String::new(),
+            quota: Quota::default(),
         })
     };
     assert_eq!(fs.run(unique("first")).await, CommandResult::Done);
@@ -326,5 +330,72 @@ async fn abandoned_uploads_are_forgotten_and_the_file_keeps_its_prefix() {
     assert_eq!(
         fs.run(FsCommand::ForgetUpload { id: "gone".into() }).await,
         CommandResult::NotFound
+    );
+}
+
+#[tokio::test]
+async fn quotas_count_bytes_and_files_per_owner_and_refuse_without_changing_anything() {
+    let mut fs = Fs::new().await;
+    let write = |path: &str, parts: &[&[u8]], quota: Quota| {
+        FsCommand::Write(FileWrite {
+            upload: format!("u-{path}-{}", parts.len()),
+            path: path.into(),
+            chunks: parts.iter().map(|p| chunk(p)).collect(),
+            mtime: 1,
+            node: 1,
+            placed: vec![],
+            done: true,
+            create_new: false,
+            owner: "bob".into(),
+            quota,
+        })
+    };
+    let limit = Quota {
+        bytes: 10,
+        files: 2,
+    };
+    assert_eq!(
+        fs.run(write("/a", &[b"12345"], limit)).await,
+        CommandResult::Done
+    );
+    assert_eq!(
+        fs.run(write("/b", &[b"1234"], limit)).await,
+        CommandResult::Done
+    );
+    let usage = fs.store.reader.usage("bob").unwrap();
+    assert_eq!(usage, UsageRecord { bytes: 9, files: 2 });
+    // A third file, or growing past 10 bytes, is refused and changes nothing.
+    assert_eq!(
+        fs.run(write("/c", &[b"1"], limit)).await,
+        CommandResult::QuotaExceeded
+    );
+    assert_eq!(
+        fs.run(write("/b", &[b"123456"], limit)).await,
+        CommandResult::QuotaExceeded
+    );
+    assert!(fs.store.reader.lookup("/c").unwrap().is_none());
+    assert_eq!(fs.store.reader.lookup("/b").unwrap().unwrap().size, 4);
+    assert_eq!(fs.refs(b"123456"), None);
+    assert_eq!(fs.store.reader.usage("bob").unwrap(), usage);
+    // Overwriting within the limit and deleting are charged exactly.
+    assert_eq!(
+        fs.run(write("/b", &[b"12345"], limit)).await,
+        CommandResult::Done
+    );
+    assert_eq!(
+        fs.store.reader.usage("bob").unwrap(),
+        UsageRecord {
+            bytes: 10,
+            files: 2
+        }
+    );
+    fs.run(FsCommand::Remove { path: "/a".into() }).await;
+    assert_eq!(
+        fs.store.reader.usage("bob").unwrap(),
+        UsageRecord { bytes: 5, files: 1 }
+    );
+    assert_eq!(
+        fs.run(write("/c", &[b"1"], limit)).await,
+        CommandResult::Done
     );
 }

@@ -87,6 +87,11 @@ impl StateReader {
         crate::namespace::read::children(&self.db, dir)
     }
 
+    /// What an account's files take in cluster storage.
+    pub fn usage(&self, owner: &str) -> Result<crate::records::UsageRecord, StoreError> {
+        crate::namespace::read::usage(&self.db, owner)
+    }
+
     pub fn uploads(&self) -> Result<Vec<UploadRecord>, StoreError> {
         table::scan(&self.db, "uploads")
     }

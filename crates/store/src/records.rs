@@ -20,6 +20,12 @@ pub struct UserRecord {
     pub upload_rate: u64,
     pub download_rate: u64,
     pub enabled: bool,
+    /// Bytes the user's files may take in cluster storage; 0 = unlimited.
+    #[serde(default)]
+    pub quota_bytes: u64,
+    /// Files the user may own in cluster storage; 0 = unlimited.
+    #[serde(default)]
+    pub quota_files: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +114,9 @@ pub struct InodeRecord {
     pub chunks: Vec<ChunkRef>,
     /// The upload writing this file now, if any.
     pub upload: Option<String>,
+    /// The account charged for the file (quotas).
+    #[serde(default)]
+    pub owner: String,
 }
 
 impl InodeRecord {
@@ -119,6 +128,7 @@ impl InodeRecord {
             mtime: 0,
             chunks: Vec::new(),
             upload: None,
+            owner: String::new(),
         }
     }
 
@@ -148,4 +158,18 @@ pub struct ChunkRecord {
     pub len: u64,
     pub replicas: Vec<NodeId>,
     pub refs: u64,
+}
+
+/// `usage`: what an account's files take in cluster storage.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageRecord {
+    pub bytes: u64,
+    pub files: u64,
+}
+
+/// Limits checked when a write is applied; 0 = unlimited.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Quota {
+    pub bytes: u64,
+    pub files: u64,
 }

@@ -35,7 +35,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 }
 
 /// The state-machine tables, in the order snapshots list them.
-pub const TABLES: [&str; 11] = [
+pub const TABLES: [&str; 12] = [
     "users",
     "certs",
     "ca",
@@ -47,6 +47,7 @@ pub const TABLES: [&str; 11] = [
     "dirents",
     "uploads",
     "chunks",
+    "usage",
 ];
 
 pub fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, StoreError> {

@@ -38,6 +38,8 @@ fn user(name: &str, home: &str) -> UserRecord {
         upload_rate: 0,
         download_rate: 0,
         enabled: true,
+        quota_bytes: 0,
+        quota_files: 0,
     }
 }
 

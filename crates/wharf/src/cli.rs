@@ -58,6 +58,12 @@ pub enum UserCommand {
         /// Source network allowed to log in (repeatable; default any).
         #[arg(long = "allow")]
         allow: Vec<String>,
+        /// Bytes the user's files may take (cluster storage; default unlimited).
+        #[arg(long, default_value_t = 0)]
+        quota_bytes: u64,
+        /// Number of files the user may have (cluster storage; default unlimited).
+        #[arg(long, default_value_t = 0)]
+        quota_files: u64,
         #[command(flatten)]
         target: crate::admin::Target,
     },

@@ -256,6 +256,8 @@ async fn bootstrap(node: &wharf_cluster::ClusterHandle, accounts: &[Account]) ->
             upload_rate: user.upload_rate,
             download_rate: user.download_rate,
             enabled: true,
+            quota_bytes: user.quota.bytes,
+            quota_files: user.quota.files,
         };
         let result = node
             .write(wharf_store::Command::PutUser {
@@ -285,6 +287,15 @@ fn permission_names(p: &Permissions) -> Vec<String> {
     .collect()
 }
 
+/// A quota as `wharf user list` shows it.
+fn limit(quota: u64) -> String {
+    if quota == 0 {
+        "unlimited".to_owned()
+    } else {
+        quota.to_string()
+    }
+}
+
 async fn user_command(command: UserCommand) -> Result<()> {
     use admin::{expect_done, Admin};
     match command {
@@ -294,6 +305,8 @@ async fn user_command(command: UserCommand) -> Result<()> {
             home,
             read_only,
             allow,
+            quota_bytes,
+            quota_files,
             target,
         } => {
             for net in &allow {
@@ -317,6 +330,8 @@ async fn user_command(command: UserCommand) -> Result<()> {
                 upload_rate: 0,
                 download_rate: 0,
                 enabled: true,
+                quota_bytes,
+                quota_files,
             };
             let mut admin = Admin::connect(&target).await?;
             expect_done(
@@ -333,7 +348,7 @@ async fn user_command(command: UserCommand) -> Result<()> {
         UserCommand::List { target } => {
             for u in Admin::connect(&target).await?.users().await? {
                 println!(
-                    "{}\thome={}\tpermissions={}\tallow={}{}",
+                    "{}\thome={}\tpermissions={}\tallow={}\tused={}B/{}\tfiles={}/{}{}",
                     u.name,
                     u.home,
                     u.permissions.join(","),
@@ -342,6 +357,10 @@ async fn user_command(command: UserCommand) -> Result<()> {
                     } else {
                         u.allow.join(",")
                     },
+                    u.used_bytes,
+                    limit(u.quota_bytes),
+                    u.used_files,
+                    limit(u.quota_files),
                     if u.enabled { "" } else { "\tdisabled" }
                 );
             }

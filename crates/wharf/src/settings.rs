@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use ipnet::IpNet;
 use serde::Deserialize;
-use wharf_server::accounts::{hash_password, Account, Permissions, User};
+use wharf_server::accounts::{hash_password, Account, Permissions, Quota, User};
 use wharf_server::{EngineConfig, Limits, PortRange, TlsPolicy};
 
 use crate::cli::{LogFormat, ServeArgs, StorageMode};
@@ -80,6 +80,11 @@ pub struct FileUser {
     pub upload_rate: u64,
     #[serde(default)]
     pub download_rate: u64,
+    /// Cluster storage only; 0 = unlimited.
+    #[serde(default)]
+    pub quota_bytes: u64,
+    #[serde(default)]
+    pub quota_files: u64,
 }
 
 fn all_permissions() -> Vec<String> {
@@ -309,6 +314,10 @@ fn file_account(u: &FileUser) -> Result<Account> {
             max_sessions: u.max_sessions,
             upload_rate: u.upload_rate,
             download_rate: u.download_rate,
+            quota: Quota {
+                bytes: u.quota_bytes,
+                files: u.quota_files,
+            },
         },
         password_hash: u.password_hash.clone(),
     })
@@ -330,6 +339,7 @@ fn quick_start_account(spec: &str) -> Result<Account> {
             max_sessions: 0,
             upload_rate: 0,
             download_rate: 0,
+            quota: Quota::default(),
         },
         password_hash: hash_password(password)
             .map_err(|e| anyhow::anyhow!("cannot hash the password of {name}: {e}"))?,

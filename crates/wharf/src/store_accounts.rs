@@ -48,6 +48,10 @@ impl StoreAccounts {
             max_sessions: r.max_sessions as usize,
             upload_rate: r.upload_rate,
             download_rate: r.download_rate,
+            quota: wharf_server::accounts::Quota {
+                bytes: r.quota_bytes,
+                files: r.quota_files,
+            },
             name: r.name,
         })
     }

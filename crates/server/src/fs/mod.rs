@@ -36,6 +36,9 @@ pub enum FsError {
     NoSpace,
     #[error("invalid offset")]
     InvalidOffset,
+    /// The user's quota does not allow the write.
+    #[error("quota exceeded")]
+    QuotaExceeded,
     /// The storage cannot take changes now (a cluster without a quorum).
     #[error("storage unavailable: {0}")]
     Unavailable(String),

@@ -15,7 +15,7 @@ use wharf_cluster::{ClusterHandle, WriteError};
 use wharf_ftp::{Entry, EntryKind, VirtualPath};
 use wharf_server::fs::{FileReader, FileSystem, FileWriter, FsError, Storage, WriteMode};
 use wharf_server::User;
-use wharf_store::records::InodeRecord;
+use wharf_store::records::{InodeRecord, Quota};
 use wharf_store::{Command, CommandResult, FsCommand};
 
 pub struct ClusterStorage {
@@ -45,6 +45,11 @@ impl Storage for ClusterStorage {
             node: self.node.clone(),
             home,
             chunk_size: self.chunk_size,
+            owner: user.name.clone(),
+            quota: Quota {
+                bytes: user.quota.bytes,
+                files: user.quota.files,
+            },
         }))
     }
 }
@@ -65,6 +70,9 @@ pub struct ClusterFs {
     node: Arc<ClusterHandle>,
     home: String,
     chunk_size: usize,
+    /// The logged-in user, charged for what they write.
+    owner: String,
+    quota: Quota,
 }
 
 pub(crate) fn unix_now() -> u64 {
@@ -95,6 +103,7 @@ pub(crate) fn outcome(result: CommandResult) -> Result<(), FsError> {
         CommandResult::NotADirectory => Err(FsError::NotADirectory),
         CommandResult::IsADirectory => Err(FsError::IsADirectory),
         CommandResult::NotEmpty => Err(FsError::NotEmpty),
+        CommandResult::QuotaExceeded => Err(FsError::QuotaExceeded),
         CommandResult::Invalid(why) => {
             tracing::info!("namespace change refused: {why}");
             Err(FsError::PermissionDenied)
@@ -131,6 +140,15 @@ impl ClusterFs {
             out.push('/');
         }
         out
+    }
+
+    fn target(&self, path: String) -> writer::Target {
+        writer::Target {
+            node: self.node.clone(),
+            path,
+            owner: self.owner.clone(),
+            quota: self.quota,
+        }
     }
 
     fn lookup(&self, path: &VirtualPath) -> Result<InodeRecord, FsError> {
@@ -192,7 +210,7 @@ impl FileSystem for ClusterFs {
             return Err(FsError::IsADirectory);
         }
         let writer =
-            writer::UploadWriter::open(self.node.clone(), target, self.chunk_size, mode, existing)
+            writer::UploadWriter::open(self.target(target), self.chunk_size, mode, existing)
                 .await?;
         Ok(Box::new(writer))
     }

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use wharf_blob::ChunkHash;
 use wharf_cluster::ClusterHandle;
 use wharf_server::fs::{FileWriter, FsError, WriteMode};
-use wharf_store::records::{ChunkRef, InodeRecord};
+use wharf_store::records::{ChunkRef, InodeRecord, Quota};
 use wharf_store::{FileWrite, FsCommand, NodeId};
 
 use super::{outcome, unix_now, write};
@@ -19,10 +19,20 @@ use super::{outcome, unix_now, write};
 /// A chunk on its way to this node's disk and its replicas.
 type Placing = JoinHandle<Result<(ChunkRef, Vec<NodeId>), FsError>>;
 
+/// Where an upload goes and who pays for it.
+pub struct Target {
+    pub node: Arc<ClusterHandle>,
+    pub path: String,
+    pub owner: String,
+    pub quota: Quota,
+}
+
 pub struct UploadWriter {
     node: Arc<ClusterHandle>,
     upload: String,
     path: String,
+    owner: String,
+    quota: Quota,
     chunk_size: usize,
     create_new: bool,
     /// The file's chunks as of the last checkpoint plus those placed since.
@@ -43,16 +53,17 @@ fn new_upload_id() -> String {
 
 impl UploadWriter {
     pub async fn open(
-        node: Arc<ClusterHandle>,
-        path: String,
+        target: Target,
         chunk_size: usize,
         mode: WriteMode,
         existing: Option<InodeRecord>,
     ) -> Result<Self, FsError> {
         let mut writer = Self {
-            node,
+            node: target.node,
             upload: new_upload_id(),
-            path,
+            path: target.path,
+            owner: target.owner,
+            quota: target.quota,
             chunk_size,
             create_new: mode == WriteMode::CreateNew,
             chunks: Vec::new(),
@@ -129,6 +140,8 @@ impl UploadWriter {
             placed: std::mem::take(&mut self.placed),
             done,
             create_new: self.create_new,
+            owner: self.owner.clone(),
+            quota: self.quota,
         });
         outcome(write(&self.node, command).await?)
     }
