@@ -20,7 +20,7 @@ fn curl_ok(wharf: &Wharf, args: &[&str], what: &str) -> String {
 #[test]
 fn curl_explicit_upload_download_of_100_mib_is_byte_identical() {
     let wharf = Wharf::start_default();
-    let home = wharf.user_home();
+    let home = wharf.stored();
     let local = wharf.client_dir().join("big.bin");
     let back = wharf.client_dir().join("back.bin");
     write_random_file(&local, 100 * MIB);
@@ -33,8 +33,8 @@ fn curl_explicit_upload_download_of_100_mib_is_byte_identical() {
         &["--ftp-create-dirs", "-T", &local_arg, &url],
         "curl upload",
     );
-    assert!(home.join("incoming").is_dir(), "--ftp-create-dirs made MKD");
-    assert_same_file(&local, &home.join("incoming/big.bin"));
+    assert!(home.is_dir("incoming"), "--ftp-create-dirs made MKD");
+    assert_same_file(&local, &home.copy_of("incoming/big.bin"));
 
     curl_ok(&wharf, &["-o", &back_arg, &url], "curl download");
     assert_same_file(&local, &back);
@@ -43,7 +43,7 @@ fn curl_explicit_upload_download_of_100_mib_is_byte_identical() {
 #[test]
 fn curl_implicit_upload_download_is_byte_identical() {
     let wharf = Wharf::start_default();
-    let home = wharf.user_home();
+    let home = wharf.stored();
     let local = wharf.client_dir().join("implicit.bin");
     let back = wharf.client_dir().join("implicit-back.bin");
     write_random_file(&local, 16 * MIB + 7);
@@ -52,7 +52,7 @@ fn curl_implicit_upload_download_is_byte_identical() {
 
     let url = wharf.implicit_url("implicit.bin");
     curl_ok(&wharf, &["-T", &local_arg, &url], "curl ftps:// upload");
-    assert_same_file(&local, &home.join("implicit.bin"));
+    assert_same_file(&local, &home.copy_of("implicit.bin"));
     curl_ok(&wharf, &["-o", &back_arg, &url], "curl ftps:// download");
     assert_same_file(&local, &back);
 }
@@ -60,7 +60,7 @@ fn curl_implicit_upload_download_is_byte_identical() {
 #[test]
 fn curl_lists_renames_deletes_makes_and_removes_directories() {
     let wharf = Wharf::start_default();
-    let home = wharf.user_home();
+    let home = wharf.stored();
     let local = wharf.client_dir().join("report.csv");
     fs::write(&local, "id,value\n".repeat(500)).unwrap();
     let size = fs::metadata(&local).unwrap().len();
@@ -68,11 +68,11 @@ fn curl_lists_renames_deletes_makes_and_removes_directories() {
     let root = wharf.explicit_url("");
 
     curl_ok(&wharf, &["-Q", "MKD reports", &root], "curl MKD");
-    assert!(home.join("reports").is_dir(), "MKD through curl -Q");
+    assert!(home.is_dir("reports"), "MKD through curl -Q");
 
     let url = wharf.explicit_url("reports/report.csv");
     curl_ok(&wharf, &["-T", &local_arg, &url], "curl upload");
-    assert_same_file(&local, &home.join("reports/report.csv"));
+    assert_same_file(&local, &home.copy_of("reports/report.csv"));
 
     let list = curl_ok(&wharf, &[&wharf.explicit_url("reports/")], "curl LIST");
     assert!(
@@ -100,8 +100,8 @@ fn curl_lists_renames_deletes_makes_and_removes_directories() {
         "curl RNFR/RNTO",
     );
     assert!(renamed.lines().any(|l| l == "final.csv"), "NLST: {renamed}");
-    assert!(!home.join("reports/report.csv").exists());
-    assert_same_file(&local, &home.join("final.csv"));
+    assert!(!home.exists("reports/report.csv"));
+    assert_same_file(&local, &home.copy_of("final.csv"));
 
     curl_ok(
         &wharf,
@@ -115,14 +115,14 @@ fn curl_lists_renames_deletes_makes_and_removes_directories() {
         ],
         "curl DELE + RMD",
     );
-    assert!(!home.join("final.csv").exists(), "DELE through curl -Q");
-    assert!(!home.join("reports").exists(), "RMD through curl -Q");
+    assert!(!home.exists("final.csv"), "DELE through curl -Q");
+    assert!(!home.exists("reports"), "RMD through curl -Q");
 }
 
 #[test]
 fn curl_with_pasv_instead_of_epsv_transfers() {
     let wharf = Wharf::start_default();
-    let home = wharf.user_home();
+    let home = wharf.stored();
     let local = wharf.client_dir().join("pasv.bin");
     let back = wharf.client_dir().join("pasv-back.bin");
     write_random_file(&local, MIB + 1);
@@ -138,7 +138,7 @@ fn curl_with_pasv_instead_of_epsv_transfers() {
         &["--disable-epsv", "-o", &back_arg, &url],
         "curl PASV download",
     );
-    assert_same_file(&local, &home.join("pasv.bin"));
+    assert_same_file(&local, &home.copy_of("pasv.bin"));
     assert_same_file(&local, &back);
 }
 

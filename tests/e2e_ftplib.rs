@@ -26,7 +26,7 @@ fn batch(wharf: &Wharf, tls: &str, extra: &[&str], steps: &[String]) -> std::pro
 /// mkdir, upload, list, download, rename across directories, delete, rmdir — each step
 /// checked on the server's disk — with one kind of Python client.
 fn round_trip(wharf: &Wharf, tls: &str, extra: &[&str], size: u64) {
-    let home = wharf.user_home();
+    let home = wharf.stored();
     let local = wharf.client_dir().join("source.bin");
     let back = wharf.client_dir().join("back.bin");
     write_random_file(&local, size);
@@ -44,8 +44,8 @@ fn round_trip(wharf: &Wharf, tls: &str, extra: &[&str], size: u64) {
             "size docs/data.bin".into(),
         ],
     );
-    assert!(home.join("docs").is_dir(), "MKD created docs in the home");
-    assert_same_file(&local, &home.join("docs/data.bin"));
+    assert!(home.is_dir("docs"), "MKD created docs in the home");
+    assert_same_file(&local, &home.copy_of("docs/data.bin"));
     let names: Vec<String> = tagged(&out, "NLST")
         .into_iter()
         .map(|f| f[0].clone())
@@ -80,8 +80,8 @@ fn round_trip(wharf: &Wharf, tls: &str, extra: &[&str], size: u64) {
         ],
     );
     assert_same_file(&local, &back);
-    assert!(!home.join("docs/data.bin").exists(), "RNFR source is gone");
-    assert_same_file(&local, &home.join("moved.bin"));
+    assert!(!home.exists("docs/data.bin"), "RNFR source is gone");
+    assert_same_file(&local, &home.copy_of("moved.bin"));
 
     batch(
         wharf,
@@ -89,8 +89,8 @@ fn round_trip(wharf: &Wharf, tls: &str, extra: &[&str], size: u64) {
         extra,
         &["delete moved.bin".into(), "rmdir docs".into()],
     );
-    assert!(!home.join("moved.bin").exists(), "DELE removed the file");
-    assert!(!home.join("docs").exists(), "RMD removed the directory");
+    assert!(!home.exists("moved.bin"), "DELE removed the file");
+    assert!(!home.exists("docs"), "RMD removed the directory");
 }
 
 #[test]
@@ -145,7 +145,7 @@ fn stock_ftp_tls_data_connection_is_refused_by_default() {
 #[test]
 fn empty_and_odd_named_files_round_trip() {
     let wharf = Wharf::start_default();
-    let home = wharf.user_home();
+    let home = wharf.stored();
     let empty = wharf.client_dir().join("empty");
     fs::write(&empty, b"").unwrap();
     let odd = wharf.client_dir().join("odd");
@@ -163,8 +163,8 @@ fn empty_and_odd_named_files_round_trip() {
             format!("get ünïcødé-✓.txt {}", back_odd.display()),
         ],
     );
-    assert_same_file(&empty, &home.join("empty.bin"));
-    assert_same_file(&odd, &home.join("ünïcødé-✓.txt"));
+    assert_same_file(&empty, &home.copy_of("empty.bin"));
+    assert_same_file(&odd, &home.copy_of("ünïcødé-✓.txt"));
     assert_same_file(&empty, &back_empty);
     assert_same_file(&odd, &back_odd);
 }

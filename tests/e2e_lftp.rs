@@ -20,14 +20,14 @@ fn lftp_ok(cmd: &mut std::process::Command, what: &str) -> String {
 #[test]
 fn lftp_explicit_upload_download_of_100_mib_is_byte_identical() {
     let wharf = Wharf::start_default();
-    let home = wharf.user_home();
+    let home = wharf.stored();
     let local = wharf.client_dir().join("big.bin");
     let back = wharf.client_dir().join("back.bin");
     write_random_file(&local, 100 * MIB);
 
     let put = format!("put {} -o docs/big.bin", local.display());
     lftp_ok(&mut wharf.lftp(&["mkdir docs", &put]), "lftp mkdir + put");
-    assert_same_file(&local, &home.join("docs/big.bin"));
+    assert_same_file(&local, &home.copy_of("docs/big.bin"));
 
     let get = format!("get docs/big.bin -o {}", back.display());
     lftp_ok(&mut wharf.lftp(&[&get]), "lftp get");
@@ -37,15 +37,15 @@ fn lftp_explicit_upload_download_of_100_mib_is_byte_identical() {
 #[test]
 fn lftp_lists_renames_deletes_and_removes_directories() {
     let wharf = Wharf::start_default();
-    let home = wharf.user_home();
+    let home = wharf.stored();
     let local = wharf.client_dir().join("note.txt");
     fs::write(&local, "a small note\n".repeat(1000)).unwrap();
     let size = fs::metadata(&local).unwrap().len();
 
     let put = format!("put {} -o inbox/note.txt", local.display());
     lftp_ok(&mut wharf.lftp(&["mkdir inbox", &put]), "lftp mkdir + put");
-    assert!(home.join("inbox").is_dir());
-    assert_same_file(&local, &home.join("inbox/note.txt"));
+    assert!(home.is_dir("inbox"));
+    assert_same_file(&local, &home.copy_of("inbox/note.txt"));
 
     // `cls` makes lftp parse the listing (MLSD or LIST) itself; `ls` prints it raw.
     let listing = lftp_ok(
@@ -69,21 +69,21 @@ fn lftp_lists_renames_deletes_and_removes_directories() {
         &mut wharf.lftp(&["mv inbox/note.txt archived.txt"]),
         "lftp mv",
     );
-    assert!(!home.join("inbox/note.txt").exists());
-    assert_same_file(&local, &home.join("archived.txt"));
+    assert!(!home.exists("inbox/note.txt"));
+    assert_same_file(&local, &home.copy_of("archived.txt"));
 
     lftp_ok(
         &mut wharf.lftp(&["rm archived.txt", "rmdir inbox"]),
         "lftp rm + rmdir",
     );
-    assert!(!home.join("archived.txt").exists());
-    assert!(!home.join("inbox").exists());
+    assert!(!home.exists("archived.txt"));
+    assert!(!home.exists("inbox"));
 }
 
 #[test]
 fn lftp_mirror_of_a_tree_is_byte_identical_both_ways() {
     let wharf = Wharf::start_default();
-    let home = wharf.user_home();
+    let home = wharf.stored();
     let tree = wharf.client_dir().join("tree");
     for (name, size) in [
         ("a.bin", 1000),
@@ -99,7 +99,7 @@ fn lftp_mirror_of_a_tree_is_byte_identical_both_ways() {
     let down = format!("mirror uploaded {}", down_dir.display());
     lftp_ok(&mut wharf.lftp(&[&down]), "lftp mirror");
     for name in ["a.bin", "sub/b.bin", "sub/deeper/c.bin", "empty.bin"] {
-        assert_same_file(&tree.join(name), &home.join("uploaded").join(name));
+        assert_same_file(&tree.join(name), &home.copy_of(&format!("uploaded/{name}")));
         assert_same_file(&tree.join(name), &down_dir.join(name));
     }
 }
@@ -107,7 +107,7 @@ fn lftp_mirror_of_a_tree_is_byte_identical_both_ways() {
 #[test]
 fn lftp_implicit_ftps_round_trip_is_byte_identical() {
     let wharf = Wharf::start_default();
-    let home = wharf.user_home();
+    let home = wharf.stored();
     let local = wharf.client_dir().join("implicit.bin");
     let back = wharf.client_dir().join("implicit-back.bin");
     write_random_file(&local, 4 * MIB + 11);
@@ -118,14 +118,14 @@ fn lftp_implicit_ftps_round_trip_is_byte_identical() {
         &mut wharf.lftp_with(&url, &[], &[&put, &get]),
         "lftp ftps://",
     );
-    assert_same_file(&local, &home.join("implicit.bin"));
+    assert_same_file(&local, &home.copy_of("implicit.bin"));
     assert_same_file(&local, &back);
 }
 
 #[test]
 fn lftp_over_tls_1_2_resumes_sessions_and_transfers() {
     let wharf = Wharf::start_default();
-    let home = wharf.user_home();
+    let home = wharf.stored();
     let local = wharf.client_dir().join("tls12.bin");
     let back = wharf.client_dir().join("tls12-back.bin");
     write_random_file(&local, 3 * MIB);
@@ -140,17 +140,18 @@ fn lftp_over_tls_1_2_resumes_sessions_and_transfers() {
         ),
         "lftp over TLS 1.2",
     );
-    assert_same_file(&local, &home.join("tls12.bin"));
+    assert_same_file(&local, &home.copy_of("tls12.bin"));
     assert_same_file(&local, &back);
 }
 
 #[test]
 fn lftp_parallel_segmented_download_is_byte_identical() {
     let wharf = Wharf::start_default();
-    let home = wharf.user_home();
-    write_random_file(&home.join("segmented.bin"), 24 * MIB + 123);
+    let original = wharf.client_dir().join("original.bin");
+    write_random_file(&original, 24 * MIB + 123);
+    wharf.stored().put("segmented.bin", &original);
     let back = wharf.client_dir().join("segmented.bin");
     let pget = format!("pget -n 4 segmented.bin -o {}", back.display());
     lftp_ok(&mut wharf.lftp(&[&pget]), "lftp pget -n 4");
-    assert_same_file(&home.join("segmented.bin"), &back);
+    assert_same_file(&original, &back);
 }

@@ -45,7 +45,13 @@ pub struct WharfOptions {
     args: Vec<String>,
     config: Option<String>,
     join: Option<(String, String)>,
-    storage: &'static str,
+    storage: String,
+}
+
+/// The storage tests run on unless they choose: `WHARF_E2E_STORAGE=cluster` runs the
+/// engine's tests on cluster storage (`.ci/run` runs them on both).
+fn default_storage() -> String {
+    std::env::var("WHARF_E2E_STORAGE").unwrap_or_else(|_| "local".to_owned())
 }
 
 impl Default for WharfOptions {
@@ -55,7 +61,7 @@ impl Default for WharfOptions {
             args: Vec::new(),
             config: None,
             join: None,
-            storage: "local",
+            storage: default_storage(),
         }
     }
 }
@@ -99,7 +105,7 @@ impl WharfOptions {
     /// `--storage cluster`: files in the replicated namespace and chunk store (the
     /// harness passes `--storage local` otherwise, so files can be checked on disk).
     pub fn cluster_storage(mut self) -> Self {
-        self.storage = "cluster";
+        self.storage = "cluster".to_owned();
         self
     }
 
@@ -201,7 +207,7 @@ impl Wharf {
             .arg("--cluster-listen")
             .arg(format!("127.0.0.1:{cluster_port}"))
             .arg("--storage")
-            .arg(options.storage);
+            .arg(&options.storage);
         for (name, password) in &options.users {
             cmd.arg("--user").arg(format!("{name}:{password}"));
         }
@@ -335,6 +341,14 @@ impl Wharf {
         let home = self.home(&self.user);
         fs::create_dir_all(&home).expect("create the user's home");
         home
+    }
+
+    /// The first account's files as the server stores them, whatever the storage.
+    pub fn stored(&self) -> Stored<'_> {
+        if self.options.storage == "local" {
+            fs::create_dir_all(self.home(&self.user)).expect("create the user's home");
+        }
+        Stored { wharf: self }
     }
 
     /// A scratch directory for client-side files (outside the data directory).
@@ -664,6 +678,81 @@ pub fn assert_same_file(expected: &Path, actual: &Path) {
         expected.display(),
         actual.display()
     );
+}
+
+/// A view of the first account's stored files. With local storage it reads the home
+/// directory on disk; with cluster storage, where files are chunks on several nodes, it
+/// goes through a separate FTPS session as that account.
+pub struct Stored<'a> {
+    wharf: &'a Wharf,
+}
+
+impl Stored<'_> {
+    fn on_disk(&self) -> Option<PathBuf> {
+        (self.wharf.options.storage == "local").then(|| self.wharf.home(&self.wharf.user))
+    }
+
+    /// `MLST path` through a fresh session: `None` when it is not there.
+    fn mlst(&self, path: &str) -> Option<String> {
+        let out = run(&mut self.wharf.batch("reuse", &[format!("raw MLST {path}")]));
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.contains("RAW\t250").then_some(text)
+    }
+
+    pub fn exists(&self, path: &str) -> bool {
+        match self.on_disk() {
+            Some(home) => home.join(path).exists(),
+            None => self.mlst(path).is_some(),
+        }
+    }
+
+    pub fn is_dir(&self, path: &str) -> bool {
+        match self.on_disk() {
+            Some(home) => home.join(path).is_dir(),
+            None => self.mlst(path).is_some_and(|t| t.contains("type=dir")),
+        }
+    }
+
+    /// A local path holding the stored file's bytes: the file itself on disk, or a copy
+    /// downloaded through a fresh session. Panics when the file is not there.
+    pub fn copy_of(&self, path: &str) -> PathBuf {
+        if let Some(home) = self.on_disk() {
+            return home.join(path);
+        }
+        let copy = self
+            .wharf
+            .client_dir()
+            .join(format!("stored-{}", rand::random::<u32>()));
+        let out = run(self
+            .wharf
+            .curl()
+            .arg("-o")
+            .arg(&copy)
+            .arg(self.wharf.explicit_url(path)));
+        assert_success(&out, &format!("download the stored {path}"));
+        copy
+    }
+
+    /// Puts `source` at `path` before a test's clients look for it (parents created).
+    pub fn put(&self, path: &str, source: &Path) {
+        match self.on_disk() {
+            Some(home) => {
+                let target = home.join(path);
+                fs::create_dir_all(target.parent().expect("a parent")).expect("create parents");
+                fs::copy(source, &target).expect("copy into the home");
+            }
+            None => {
+                let out = run(self
+                    .wharf
+                    .curl()
+                    .arg("--ftp-create-dirs")
+                    .arg("-T")
+                    .arg(source)
+                    .arg(self.wharf.explicit_url(path)));
+                assert_success(&out, &format!("store {path} through FTPS"));
+            }
+        }
+    }
 }
 
 /// Polls `path`'s size until it stays the same for `quiet`, at most `limit`. Used after a

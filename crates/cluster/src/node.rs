@@ -113,9 +113,12 @@ pub struct RunningCluster {
 fn raft_config(snapshot_logs: u64) -> Config {
     Config {
         cluster_name: "wharf".into(),
-        heartbeat_interval: 200,
-        election_timeout_min: 800,
-        election_timeout_max: 1600,
+        // openraft's leader lease equals election_timeout_max: voters refuse a
+        // candidate until it ran out, so a new leader takes about one lease
+        // plus one election timeout after the old one died: 1.4-2 s here.
+        heartbeat_interval: 150,
+        election_timeout_min: 700,
+        election_timeout_max: 1000,
         snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_logs.max(1)),
         max_in_snapshot_log_to_keep: snapshot_logs / 2,
         purge_batch_size: 1,
