@@ -1,6 +1,6 @@
 //! An upload into the cluster file system (DESIGN.md §6): bytes are cut into
-//! chunks; each chunk is stored here and on R−1 peers, then a checkpoint
-//! commits the file's chunks so far through Raft (from then on `SIZE` on any
+//! chunks; each chunk is stored here and on R−1 peers (a few at once), and
+//! checkpoints commit the file's durable chunks so far through Raft (from then on `SIZE` on any
 //! node shows the durable offset and any node can resume). The end commits
 //! the whole file; only then does the client get `226`.
 
@@ -18,6 +18,13 @@ use super::{outcome, unix_now, write};
 
 /// A chunk on its way to this node's disk and its replicas.
 type Placing = JoinHandle<Result<(ChunkRef, Vec<NodeId>), FsError>>;
+
+/// Chunks stored and replicated at once while the client keeps sending.
+const MAX_IN_FLIGHT: usize = 3;
+/// A checkpoint goes through Raft once this many chunks are durable since the
+/// last one, or once this much time has passed.
+const CHECKPOINT_CHUNKS: usize = 4;
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where an upload goes and who pays for it.
 pub struct Target {
@@ -40,7 +47,9 @@ pub struct UploadWriter {
     /// Replicas of the chunks placed since the last checkpoint.
     placed: Vec<(ChunkHash, Vec<NodeId>)>,
     buffer: Vec<u8>,
-    in_flight: Option<Placing>,
+    /// In upload order: chunks become durable, and enter `chunks`, in order.
+    in_flight: std::collections::VecDeque<Placing>,
+    last_checkpoint: std::time::Instant,
 }
 
 fn new_upload_id() -> String {
@@ -69,7 +78,8 @@ impl UploadWriter {
             chunks: Vec::new(),
             placed: Vec::new(),
             buffer: Vec::with_capacity(chunk_size),
-            in_flight: None,
+            in_flight: std::collections::VecDeque::new(),
+            last_checkpoint: std::time::Instant::now(),
         };
         let size = existing.as_ref().map_or(0, |i| i.size);
         match mode {
@@ -117,9 +127,9 @@ impl UploadWriter {
         Ok(())
     }
 
-    /// Waits for the chunk in flight, then commits what is durable so far.
+    /// Waits for the oldest chunk in flight and adds it to the file.
     async fn settle(&mut self) -> Result<(), FsError> {
-        let Some(placing) = self.in_flight.take() else {
+        let Some(placing) = self.in_flight.pop_front() else {
             return Ok(());
         };
         let (chunk, nodes) = placing
@@ -131,6 +141,7 @@ impl UploadWriter {
     }
 
     async fn checkpoint(&mut self, done: bool) -> Result<(), FsError> {
+        self.last_checkpoint = std::time::Instant::now();
         let command = FsCommand::Write(FileWrite {
             upload: self.upload.clone(),
             path: self.path.clone(),
@@ -146,15 +157,20 @@ impl UploadWriter {
         outcome(write(&self.node, command).await?)
     }
 
-    /// Sends a full chunk on its way; the previous one is settled and
-    /// checkpointed first, so at most one chunk is in flight while the
-    /// client keeps sending the next.
+    /// Sends a full chunk on its way. With `MAX_IN_FLIGHT` chunks already
+    /// travelling, the oldest is waited for first; durable chunks are
+    /// checkpointed every `CHECKPOINT_CHUNKS` chunks or `CHECKPOINT_INTERVAL`.
     async fn place(&mut self, data: Vec<u8>) -> Result<(), FsError> {
-        if self.in_flight.is_some() {
+        while self.in_flight.len() >= MAX_IN_FLIGHT {
             self.settle().await?;
+        }
+        if self.placed.len() >= CHECKPOINT_CHUNKS
+            || (!self.placed.is_empty() && self.last_checkpoint.elapsed() >= CHECKPOINT_INTERVAL)
+        {
             self.checkpoint(false).await?;
         }
-        self.in_flight = Some(tokio::spawn(place_chunk(self.node.clone(), data)));
+        let placing = tokio::spawn(place_chunk(self.node.clone(), data));
+        self.in_flight.push_back(placing);
         Ok(())
     }
 }
@@ -206,7 +222,9 @@ impl FileWriter for UploadWriter {
             let last = std::mem::take(&mut self.buffer);
             self.place(last).await?;
         }
-        self.settle().await?;
+        while !self.in_flight.is_empty() {
+            self.settle().await?;
+        }
         self.checkpoint(true).await?;
         Ok(self.chunks.iter().map(|c| c.len).sum())
     }
