@@ -250,7 +250,7 @@ fn data_client(port: u16, version_flag: &str, session_file: &Path) -> Command {
 
 fn s_client_transfers(version_flag: &str) {
     let wharf = Wharf::start_default();
-    let home = wharf.user_home();
+    let home = wharf.stored();
     let session: PathBuf = wharf.client_dir().join("control.sess");
     let local = wharf.client_dir().join("payload.bin");
     write_random_file(&local, 4 * MIB + 321);
@@ -282,7 +282,7 @@ fn s_client_transfers(version_flag: &str) {
             describe(&output)
         );
     }
-    assert_same_file(&local, &home.join("drop/payload.bin"));
+    assert_same_file(&local, &home.copy_of("drop/payload.bin"));
 
     // Download: the server ends the data stream with close_notify; s_client then exits.
     let port = control.epsv();
@@ -327,10 +327,10 @@ fn s_client_transfers(version_flag: &str) {
 
     control.expect("RNFR drop/payload.bin", 350);
     control.expect("RNTO kept.bin", 250);
-    assert_same_file(&local, &home.join("kept.bin"));
+    assert_same_file(&local, &home.copy_of("kept.bin"));
     control.expect("DELE kept.bin", 250);
     control.expect("RMD drop", 250);
-    assert!(!home.join("kept.bin").exists() && !home.join("drop").exists());
+    assert!(!home.exists("kept.bin") && !home.exists("drop"));
     control.expect("QUIT", 221);
 }
 
