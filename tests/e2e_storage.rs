@@ -376,3 +376,49 @@ fn full_chunk_disk_fails_uploads_with_452_and_keeps_the_node_and_committed_files
         sha256_file(&small)
     );
 }
+
+#[test]
+fn replicas_of_a_node_silent_past_repair_after_are_recreated_on_the_others() {
+    let mut cluster = cluster(3, &["--replication", "2", "--repair-after", "3"]);
+    let local = cluster.node(1).client_dir().join("d.bin");
+    write_random_file(&local, 30 * MIB);
+    let sent = sha256_file(&local);
+    upload(cluster.node(1), &local, "d.bin");
+    let leader = cluster.node(1).cluster_status().leader.expect("a leader");
+    let leader_at = cluster.position_of(leader);
+    let followers: Vec<usize> = (1..=3).filter(|&n| n != leader_at).collect();
+    let (down, kept) = (followers[0], followers[1]);
+
+    // The follower dies but stays a member: its copies stop counting at once ...
+    cluster.node_mut(down).kill9();
+    poll_until(
+        Duration::from_secs(15),
+        "its chunks reported short of copies",
+        || {
+            (cluster
+                .node(leader_at)
+                .cluster_status()
+                .storage
+                .under_replicated
+                > 0)
+            .then_some(())
+        },
+    );
+    // ... and once it has been silent for --repair-after, the leader copies them again.
+    poll_until(
+        Duration::from_secs(60),
+        "every chunk back to 2 live copies",
+        || {
+            (cluster
+                .node(leader_at)
+                .cluster_status()
+                .storage
+                .under_replicated
+                == 0)
+                .then_some(())
+        },
+    );
+    // The other follower now holds every chunk itself: alone, it serves the file.
+    cluster.node_mut(leader_at).kill9();
+    assert_eq!(download_sha(cluster.node(kept), "d.bin"), sent);
+}

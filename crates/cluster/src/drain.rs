@@ -68,6 +68,14 @@ impl ClusterHandle {
         }
     }
 
+    /// Whether member `id` answers a report request now (within a second).
+    pub async fn answers(self: &Arc<Self>, id: NodeId) -> bool {
+        match self.member_addr(id) {
+            Some(addr) => self.clone().ask_report(id, addr).await.is_some(),
+            None => false,
+        }
+    }
+
     async fn ask_report(self: Arc<Self>, id: NodeId, addr: String) -> Option<pb::NodeReport> {
         if id == self.node_id {
             return Some(self.report());
@@ -100,6 +108,16 @@ impl ClusterHandle {
                 member.open_sessions = Some(r.open_sessions);
             }
         }
+        // Copies on members that did not answer do not count as live.
+        let answered: Vec<NodeId> = status
+            .members
+            .iter()
+            .filter(|m| m.open_sessions.is_some())
+            .map(|m| m.node_id)
+            .collect();
+        let (chunks, short) = self.storage_health(&|id| answered.contains(&id));
+        status.chunks = chunks;
+        status.under_replicated = short;
         status
     }
 }

@@ -868,13 +868,11 @@ impl ClusterHandle {
         }
     }
 
-    pub fn status(&self) -> pb::StatusReply {
-        let m = self.raft.metrics().borrow().clone();
-        let membership = m.membership_config.membership();
-        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
-        let replication = m.replication.clone().unwrap_or_default();
-        let factor = self.replication_factor();
-        let wanted = factor.min(membership.nodes().count()).max(1);
+    /// Chunks in use, and how many have fewer copies on `live` members than
+    /// the replication factor asks (or than there are live members).
+    pub(crate) fn storage_health(&self, live: &dyn Fn(NodeId) -> bool) -> (u64, u64) {
+        let live_members = self.member_ids().into_iter().filter(|id| live(*id)).count();
+        let wanted = self.replication_factor().min(live_members).max(1);
         let in_use: Vec<_> = self
             .reader
             .chunks()
@@ -882,21 +880,24 @@ impl ClusterHandle {
             .into_iter()
             .filter(|c| c.refs > 0)
             .collect();
-        let under_replicated = in_use
+        let short = in_use
             .iter()
-            .filter(|c| {
-                let live = c
-                    .replicas
-                    .iter()
-                    .filter(|id| membership.get_node(id).is_some())
-                    .count();
-                live < wanted
-            })
+            .filter(|c| c.replicas.iter().filter(|id| live(**id)).count() < wanted)
             .count();
+        (in_use.len() as u64, short as u64)
+    }
+
+    pub fn status(&self) -> pb::StatusReply {
+        let m = self.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let replication = m.replication.clone().unwrap_or_default();
+        let (chunks, under_replicated) =
+            self.storage_health(&|id| membership.get_node(&id).is_some());
         pb::StatusReply {
-            chunks: in_use.len() as u64,
-            replication: factor as u64,
-            under_replicated: under_replicated as u64,
+            chunks,
+            replication: self.replication_factor() as u64,
+            under_replicated,
             node_id: self.node_id,
             leader_id: m.current_leader,
             term: m.current_term,

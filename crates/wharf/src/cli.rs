@@ -265,6 +265,10 @@ pub struct ServeArgs {
     /// of voters when fewer). Applies cluster-wide.
     #[arg(long, env = "WHARF_REPLICATION", value_parser = clap::value_parser!(u64).range(1..=16))]
     pub replication: Option<u64>,
+    /// Seconds a member may stay silent before the leader re-creates its chunk
+    /// replicas on other members (default 600).
+    #[arg(long, env = "WHARF_REPAIR_AFTER")]
+    pub repair_after: Option<u64>,
     /// Raft log entries between snapshots; older entries are purged after one.
     #[arg(long, env = "WHARF_RAFT_SNAPSHOT_LOGS")]
     pub raft_snapshot_logs: Option<u64>,

@@ -159,7 +159,10 @@ async fn serve(settings: Settings) -> Result<()> {
     );
     let (storage, home_root) = storage::boundary(mode, &node, &settings.data_dir);
     if mode == cli::StorageMode::Cluster {
-        tokio::spawn(cluster_fs::upkeep::repair_while_leader(node.clone()));
+        tokio::spawn(cluster_fs::upkeep::repair_while_leader(
+            node.clone(),
+            settings.repair_after,
+        ));
         tokio::spawn(cluster_fs::upkeep::collect_local_chunks(node.clone()));
     }
     let accounts = Arc::new(store_accounts::StoreAccounts::new(

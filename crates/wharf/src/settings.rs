@@ -34,6 +34,7 @@ pub struct FileConfig {
     pub cert_lifetime: Option<u64>,
     pub storage: Option<StorageMode>,
     pub replication: Option<usize>,
+    pub repair_after: Option<u64>,
     #[serde(default)]
     pub policy: FilePolicy,
     #[serde(default)]
@@ -100,6 +101,9 @@ pub struct Settings {
     /// `None`: the cluster's choice (or the default, cluster, when it has none).
     pub storage: Option<StorageMode>,
     pub replication: Option<usize>,
+    /// How long a member may stay silent before its chunk replicas are
+    /// re-created elsewhere.
+    pub repair_after: Duration,
     pub cert_policy: crate::certificates::CertPolicy,
     pub data_dir: PathBuf,
     pub cert: Option<(PathBuf, PathBuf)>,
@@ -248,6 +252,9 @@ impl Settings {
                 .unwrap_or(1000),
             storage: args.storage.or(file.storage),
             replication: args.replication.map(|r| r as usize).or(file.replication),
+            repair_after: Duration::from_secs(
+                args.repair_after.or(file.repair_after).unwrap_or(600),
+            ),
             cert_policy: crate::certificates::CertPolicy {
                 server_names: if !args.server_names.is_empty() {
                     args.server_names.clone()

@@ -1,6 +1,6 @@
 //! Keeping the chunk store healthy: the leader re-replicates chunks that
-//! lost replicas (a node removed from the cluster) and forgets what nothing
-//! uses; every node deletes chunk files nothing references after a grace
+//! lost replicas (a node removed from the cluster, or silent for longer than
+//! `--repair-after`) and forgets what nothing uses; every node deletes chunk files nothing references after a grace
 //! period (a recent chunk may belong to an upload not yet checkpointed).
 
 use std::sync::Arc;
@@ -24,19 +24,35 @@ async fn is_leader(node: &ClusterHandle) -> bool {
     node.raft.current_leader().await == Some(node.node_id)
 }
 
-/// Leader job: replicas on nodes that left the cluster are written off and
-/// replaced; records of unused chunks and abandoned uploads are dropped.
-pub async fn repair_while_leader(node: Arc<ClusterHandle>) {
+/// Leader job: replicas on nodes that left the cluster, or have not
+/// answered for `down_after`, are written off and replaced (a node that comes
+/// back keeps its copies: one extra replica is harmless); records of unused
+/// chunks and abandoned uploads are dropped.
+pub async fn repair_while_leader(node: Arc<ClusterHandle>, down_after: Duration) {
     let mut tick = tokio::time::interval(REPAIR_EVERY);
+    let mut last_seen: std::collections::HashMap<NodeId, std::time::Instant> = Default::default();
     loop {
         tick.tick().await;
         if !is_leader(&node).await {
+            last_seen.clear();
             continue;
         }
         let Ok(chunks) = node.reader.chunks() else {
             continue;
         };
-        let members = node.member_ids();
+        let now = std::time::Instant::now();
+        let mut members = Vec::new();
+        for id in node.member_ids() {
+            let seen = last_seen.entry(id).or_insert(now);
+            if node.answers(id).await {
+                *seen = now;
+            }
+            if now.duration_since(*seen) < down_after {
+                members.push(id);
+            } else {
+                tracing::debug!(node = id, "silent too long; its replicas do not count");
+            }
+        }
         let wanted = node.replication_factor().min(members.len());
         for chunk in chunks {
             if !is_leader(&node).await {
