@@ -389,35 +389,21 @@ fn replicas_of_a_node_silent_past_repair_after_are_recreated_on_the_others() {
     let followers: Vec<usize> = (1..=3).filter(|&n| n != leader_at).collect();
     let (down, kept) = (followers[0], followers[1]);
 
+    let short_of_copies = |cluster: &Cluster| {
+        let status = cluster.node(leader_at).cluster_status();
+        status.storage.under_replicated
+    };
     // The follower dies but stays a member: its copies stop counting at once ...
     cluster.node_mut(down).kill9();
-    poll_until(
-        Duration::from_secs(15),
-        "its chunks reported short of copies",
-        || {
-            (cluster
-                .node(leader_at)
-                .cluster_status()
-                .storage
-                .under_replicated
-                > 0)
-            .then_some(())
-        },
-    );
+    let what = "its chunks reported short of copies";
+    poll_until(Duration::from_secs(15), what, || {
+        (short_of_copies(&cluster) > 0).then_some(())
+    });
     // ... and once it has been silent for --repair-after, the leader copies them again.
-    poll_until(
-        Duration::from_secs(60),
-        "every chunk back to 2 live copies",
-        || {
-            (cluster
-                .node(leader_at)
-                .cluster_status()
-                .storage
-                .under_replicated
-                == 0)
-                .then_some(())
-        },
-    );
+    let what = "every chunk back to 2 live copies";
+    poll_until(Duration::from_secs(60), what, || {
+        (short_of_copies(&cluster) == 0).then_some(())
+    });
     // The other follower now holds every chunk itself: alone, it serves the file.
     cluster.node_mut(leader_at).kill9();
     assert_eq!(download_sha(cluster.node(kept), "d.bin"), sent);

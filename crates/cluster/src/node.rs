@@ -507,10 +507,6 @@ impl ClusterHandle {
             .map(|n| n.cluster_addr.clone())
     }
 
-    fn leader_addr(&self, leader: NodeId) -> Option<String> {
-        self.member_addr(leader)
-    }
-
     /// Every member, voters and learners.
     pub fn member_ids(&self) -> Vec<NodeId> {
         let metrics = self.raft.metrics().borrow().clone();
@@ -546,7 +542,7 @@ impl ClusterHandle {
         let deadline = Instant::now() + READ_INDEX_TIMEOUT;
         let index = match self.raft.current_leader().await {
             Some(id) if id == self.node_id => self.leader_read_index().await.ok(),
-            Some(id) => match self.leader_addr(id).map(|a| self.forward_channel(&a)) {
+            Some(id) => match self.member_addr(id).map(|a| self.forward_channel(&a)) {
                 Some(Ok(channel)) => {
                     let mut request = tonic::Request::new(pb::Empty {});
                     request.set_timeout(READ_INDEX_TIMEOUT);
@@ -594,7 +590,7 @@ impl ClusterHandle {
             let leader = self.raft.current_leader().await;
             let attempt = match leader {
                 Some(id) if id == self.node_id => self.write_as_leader(command.clone()).await,
-                Some(id) => match self.leader_addr(id) {
+                Some(id) => match self.member_addr(id) {
                     Some(addr) => match self.forward_channel(&addr) {
                         Ok(channel) => forward(channel, &addr, &command, deadline).await,
                         Err(status) => Err(status),
@@ -672,7 +668,7 @@ impl ClusterHandle {
         }
         if self.raft.current_leader().await != Some(self.node_id) {
             let leader = match self.raft.current_leader().await {
-                Some(id) => self.leader_addr(id).unwrap_or_default(),
+                Some(id) => self.member_addr(id).unwrap_or_default(),
                 None => String::new(),
             };
             return Err(Status::failed_precondition(format!(
@@ -887,17 +883,18 @@ impl ClusterHandle {
         (in_use.len() as u64, short as u64)
     }
 
-    pub fn status(&self) -> pb::StatusReply {
+    /// The Raft view of this node; `status_with_reports` adds what only the
+    /// members themselves can say (sessions, which copies are live).
+    pub(crate) fn status(&self) -> pb::StatusReply {
         let m = self.raft.metrics().borrow().clone();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
         let replication = m.replication.clone().unwrap_or_default();
-        let (chunks, under_replicated) =
-            self.storage_health(&|id| membership.get_node(&id).is_some());
         pb::StatusReply {
-            chunks,
             replication: self.replication_factor() as u64,
-            under_replicated,
+            // Filled in by `status_with_reports`, which knows who answered.
+            chunks: 0,
+            under_replicated: 0,
             node_id: self.node_id,
             leader_id: m.current_leader,
             term: m.current_term,
