@@ -35,19 +35,7 @@ fn fetch(node: &Arc<ClusterHandle>, chunk: ChunkRef) -> Fetch {
 
 impl ChunkReader {
     pub fn new(node: Arc<ClusterHandle>, chunks: Vec<ChunkRef>, offset: u64) -> Self {
-        let mut skipped = 0u64;
-        let mut remaining = Vec::new();
-        let mut skip = 0;
-        for c in chunks {
-            if skipped + c.len <= offset {
-                skipped += c.len;
-                continue;
-            }
-            if remaining.is_empty() {
-                skip = (offset - skipped) as usize;
-            }
-            remaining.push(c);
-        }
+        let (skip, remaining) = from_offset(chunks, offset);
         let mut chunks = remaining.into_iter();
         let next = chunks.next().map(|c| fetch(&node, c));
         Self {
@@ -59,6 +47,21 @@ impl ChunkReader {
             next,
         }
     }
+}
+
+/// The chunks that hold the bytes from `offset` on, and how many bytes of the
+/// first of them come before `offset`.
+fn from_offset(chunks: Vec<ChunkRef>, offset: u64) -> (usize, Vec<ChunkRef>) {
+    let mut start = 0u64;
+    let mut chunks = chunks.into_iter();
+    for chunk in chunks.by_ref() {
+        if start + chunk.len > offset {
+            let skip = (offset - start) as usize;
+            return (skip, std::iter::once(chunk).chain(chunks).collect());
+        }
+        start += chunk.len;
+    }
+    (0, Vec::new())
 }
 
 impl AsyncRead for ChunkReader {
@@ -95,5 +98,38 @@ impl Drop for ChunkReader {
         if let Some(next) = self.next.take() {
             next.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wharf_blob::ChunkHash;
+
+    fn chunk(len: u64) -> ChunkRef {
+        ChunkRef {
+            hash: ChunkHash::of(&len.to_be_bytes()),
+            len,
+        }
+    }
+
+    fn lens(chunks: &[ChunkRef]) -> Vec<u64> {
+        chunks.iter().map(|c| c.len).collect()
+    }
+
+    #[test]
+    fn an_offset_inside_a_later_chunk_keeps_every_chunk_after_it() {
+        // A short last chunk must not be mistaken for one before the offset.
+        let file = vec![chunk(4), chunk(4), chunk(4), chunk(1)];
+        let (skip, rest) = from_offset(file.clone(), 5);
+        assert_eq!((skip, lens(&rest)), (1, vec![4, 4, 1]));
+        let (skip, rest) = from_offset(file.clone(), 0);
+        assert_eq!((skip, lens(&rest)), (0, vec![4, 4, 4, 1]));
+        let (skip, rest) = from_offset(file.clone(), 8);
+        assert_eq!((skip, lens(&rest)), (0, vec![4, 1]));
+        let (skip, rest) = from_offset(file.clone(), 12);
+        assert_eq!((skip, lens(&rest)), (0, vec![1]));
+        let (_, rest) = from_offset(file, 13);
+        assert!(rest.is_empty(), "nothing is left at the end of the file");
     }
 }
