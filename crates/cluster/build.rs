@@ -7,6 +7,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     for p in protos {
         println!("cargo:rerun-if-changed={p}");
     }
-    tonic_prost_build::configure().compile_protos(&protos, &["../../proto"])?;
+    // Chunk bytes travel as `Bytes`: one buffer shared by every replica's request.
+    tonic_prost_build::configure()
+        .bytes(".wharf.cluster.v1.PutChunkRequest.data")
+        .bytes(".wharf.cluster.v1.ChunkData.data")
+        .compile_protos(&protos, &["../../proto"])?;
     Ok(())
 }

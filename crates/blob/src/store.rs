@@ -74,6 +74,12 @@ impl ChunkStore {
                 format!("chunk bytes do not hash to {hash}"),
             ));
         }
+        self.put_hashed(hash, bytes)
+    }
+
+    /// `put` for bytes whose `hash` the caller has just computed from these very
+    /// bytes (an upload on this node), without hashing them a second time.
+    pub fn put_hashed(&self, hash: &ChunkHash, bytes: &[u8]) -> io::Result<()> {
         let path = self.path(hash);
         let fan = path.parent().expect("a chunk path has a parent");
         if path.exists() {

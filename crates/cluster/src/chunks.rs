@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use tonic::{Request, Response, Status};
 use wharf_blob::ChunkHash;
 use wharf_store::NodeId;
@@ -26,6 +27,40 @@ pub enum ChunkError {
     Unavailable(ChunkHash),
     #[error("local chunk store: {0}")]
     Local(#[from] std::io::Error),
+}
+
+/// How long a peer that failed a chunk transfer is placed after the others.
+const UNHEALTHY_FOR: Duration = Duration::from_secs(30);
+
+/// This node's recent experience of its peers as chunk holders: a peer that
+/// failed a transfer is tried last for new replicas until it answers again or
+/// `UNHEALTHY_FOR` has passed (it may have been restarted meanwhile).
+#[derive(Default)]
+pub struct PeerHealth {
+    failed: std::sync::Mutex<std::collections::BTreeMap<NodeId, std::time::Instant>>,
+}
+
+impl PeerHealth {
+    fn failed(&self, peer: NodeId) {
+        if let Ok(mut failed) = self.failed.lock() {
+            failed.insert(peer, std::time::Instant::now());
+        }
+    }
+
+    fn answered(&self, peer: NodeId) {
+        if let Ok(mut failed) = self.failed.lock() {
+            failed.remove(&peer);
+        }
+    }
+
+    pub fn is_healthy(&self, peer: NodeId) -> bool {
+        match self.failed.lock() {
+            Ok(failed) => failed
+                .get(&peer)
+                .is_none_or(|at| at.elapsed() >= UNHEALTHY_FOR),
+            Err(_) => true,
+        }
+    }
 }
 
 pub struct ChunkService {
@@ -71,7 +106,7 @@ impl pb::chunks_server::Chunks for ChunkService {
         let hash = hash_of(&request.get_ref().hash)?;
         let store = self.node.chunk_store.clone();
         match blocking(move || store.get(&hash)).await {
-            Ok(Some(data)) => Ok(Response::new(pb::ChunkData { data })),
+            Ok(Some(data)) => Ok(Response::new(pb::ChunkData { data: data.into() })),
             Ok(None) => Err(Status::not_found(format!("no chunk {hash} here"))),
             Err(e) => Err(Status::internal(e.to_string())),
         }
@@ -87,6 +122,16 @@ impl ClusterHandle {
                 .max_decoding_message_size(MAX_CHUNK_MESSAGE)
                 .max_encoding_message_size(MAX_CHUNK_MESSAGE),
         )
+    }
+
+    /// Peers to hold new replicas of `hash`: healthy ones first (in
+    /// `peers_for` order), those that recently failed a transfer last.
+    fn placement_for(&self, hash: &ChunkHash) -> Vec<NodeId> {
+        let (healthy, failing): (Vec<NodeId>, Vec<NodeId>) = self
+            .peers_for(hash)
+            .into_iter()
+            .partition(|peer| self.peer_health.is_healthy(*peer));
+        healthy.into_iter().chain(failing).collect()
     }
 
     /// Members other than this node, starting at a place that depends on
@@ -119,11 +164,11 @@ impl ClusterHandle {
     pub async fn replicate(
         self: &Arc<Self>,
         hash: ChunkHash,
-        data: Arc<Vec<u8>>,
+        data: Bytes,
         copies: usize,
     ) -> Vec<NodeId> {
         let mut placed = Vec::new();
-        let mut candidates = self.peers_for(&hash).into_iter();
+        let mut candidates = self.placement_for(&hash).into_iter();
         while placed.len() < copies {
             let wave: Vec<NodeId> = candidates.by_ref().take(copies - placed.len()).collect();
             if wave.is_empty() {
@@ -139,8 +184,12 @@ impl ClusterHandle {
                 .collect();
             for send in sends {
                 match send.await {
-                    Ok((peer, Ok(()))) => placed.push(peer),
+                    Ok((peer, Ok(()))) => {
+                        self.peer_health.answered(peer);
+                        placed.push(peer)
+                    }
                     Ok((peer, Err(status))) => {
+                        self.peer_health.failed(peer);
                         tracing::warn!(%hash, peer, "replica not stored: {}", status.message())
                     }
                     Err(e) => tracing::warn!(%hash, "replica task failed: {e}"),
@@ -154,14 +203,14 @@ impl ClusterHandle {
         &self,
         peer: NodeId,
         hash: ChunkHash,
-        data: Arc<Vec<u8>>,
+        data: Bytes,
     ) -> Result<(), Status> {
         let mut client = self
             .chunks_client(peer)
             .ok_or_else(|| Status::unavailable(format!("node {peer} is not a member")))?;
         let mut request = Request::new(pb::PutChunkRequest {
             hash: hash.as_bytes().to_vec(),
-            data: data.as_ref().clone(),
+            data,
         });
         request.set_timeout(TRANSFER_TIMEOUT);
         client.put(request).await.map(|_| ())
@@ -175,7 +224,7 @@ impl ClusterHandle {
         request.set_timeout(TRANSFER_TIMEOUT);
         match client.get(request).await {
             Ok(reply) => {
-                let data = reply.into_inner().data;
+                let data = Vec::from(reply.into_inner().data);
                 hash.matches(&data).then_some(data)
             }
             Err(status) => {

@@ -100,6 +100,9 @@ pub struct ClusterHandle {
     forward_channels: std::sync::Mutex<BTreeMap<String, tonic::transport::Channel>>,
     /// Serialises membership changes made through this node.
     membership_lock: Mutex<()>,
+    /// Peers that recently failed to store or serve a chunk, so new replicas go
+    /// to healthy members first.
+    pub(crate) peer_health: crate::chunks::PeerHealth,
     /// Counts this node's open FTPS sessions, once the engine runs.
     pub(crate) sessions: std::sync::OnceLock<crate::drain::SessionCounter>,
 }
@@ -208,6 +211,7 @@ pub async fn start(config: ClusterConfig) -> Result<RunningCluster, ClusterError
         transport,
         chunk_store: config.chunk_store.clone(),
         forward_channels: std::sync::Mutex::new(BTreeMap::new()),
+        peer_health: Default::default(),
         membership_lock: Mutex::new(()),
         sessions: std::sync::OnceLock::new(),
     });

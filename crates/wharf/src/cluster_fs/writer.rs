@@ -34,7 +34,15 @@ pub struct Target {
     pub quota: Quota,
 }
 
+/// The engine's handle on an upload. Dropped without `commit` (the client
+/// vanished, the transfer was aborted or failed), it still keeps what was
+/// received: a task finishes the upload with every byte that arrived, as a
+/// file on disk keeps the bytes written before a cut.
 pub struct UploadWriter {
+    upload: Option<Upload>,
+}
+
+struct Upload {
     node: Arc<ClusterHandle>,
     upload: String,
     path: String,
@@ -62,6 +70,41 @@ fn new_upload_id() -> String {
 
 impl UploadWriter {
     pub async fn open(
+        target: Target,
+        chunk_size: usize,
+        mode: WriteMode,
+        existing: Option<InodeRecord>,
+    ) -> Result<Self, FsError> {
+        let upload = Upload::open(target, chunk_size, mode, existing).await?;
+        Ok(Self {
+            upload: Some(upload),
+        })
+    }
+}
+
+impl Drop for UploadWriter {
+    fn drop(&mut self) {
+        let Some(mut upload) = self.upload.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        runtime.spawn(async move {
+            let path = upload.path.clone();
+            match upload.finish().await {
+                Ok(size) => {
+                    tracing::info!(%path, size, "upload cut off; what was received is kept")
+                }
+                Err(e) => tracing::warn!(%path,
+                    "upload cut off; the file keeps its last checkpoint: {e}"),
+            }
+        });
+    }
+}
+
+impl Upload {
+    async fn open(
         target: Target,
         chunk_size: usize,
         mode: WriteMode,
@@ -127,40 +170,48 @@ impl UploadWriter {
         Ok(())
     }
 
+    // Every step below is cancel-safe (the engine may drop an upload at any
+    // await): bytes leave the buffer only when their chunk task starts, a chunk
+    // leaves the queue only once it is durable, and the replicas a checkpoint
+    // reports are forgotten only once it is committed. Dropped half-way, the
+    // upload can still be finished from where it stands.
+
     /// Waits for the oldest chunk in flight and adds it to the file.
     async fn settle(&mut self) -> Result<(), FsError> {
-        let Some(placing) = self.in_flight.pop_front() else {
+        let Some(placing) = self.in_flight.front_mut() else {
             return Ok(());
         };
-        let (chunk, nodes) = placing
-            .await
-            .map_err(|e| FsError::Io(std::io::Error::other(e)))??;
+        let placed = placing.await;
+        self.in_flight.pop_front();
+        let (chunk, nodes) = placed.map_err(|e| FsError::Io(std::io::Error::other(e)))??;
         self.placed.push((chunk.hash, nodes));
         self.chunks.push(chunk);
         Ok(())
     }
 
     async fn checkpoint(&mut self, done: bool) -> Result<(), FsError> {
-        self.last_checkpoint = std::time::Instant::now();
         let command = FsCommand::Write(FileWrite {
             upload: self.upload.clone(),
             path: self.path.clone(),
             chunks: self.chunks.clone(),
             mtime: unix_now(),
             node: self.node.node_id,
-            placed: std::mem::take(&mut self.placed),
+            placed: self.placed.clone(),
             done,
             create_new: self.create_new,
             owner: self.owner.clone(),
             quota: self.quota,
         });
-        outcome(write(&self.node, command).await?)
+        outcome(write(&self.node, command).await?)?;
+        self.placed.clear();
+        self.last_checkpoint = std::time::Instant::now();
+        Ok(())
     }
 
-    /// Sends a full chunk on its way. With `MAX_IN_FLIGHT` chunks already
-    /// travelling, the oldest is waited for first; durable chunks are
+    /// Sends the buffered chunk on its way. With `MAX_IN_FLIGHT` chunks
+    /// already travelling, the oldest is waited for first; durable chunks are
     /// checkpointed every `CHECKPOINT_CHUNKS` chunks or `CHECKPOINT_INTERVAL`.
-    async fn place(&mut self, data: Vec<u8>) -> Result<(), FsError> {
+    async fn place_buffer(&mut self) -> Result<(), FsError> {
         while self.in_flight.len() >= MAX_IN_FLIGHT {
             self.settle().await?;
         }
@@ -169,63 +220,94 @@ impl UploadWriter {
         {
             self.checkpoint(false).await?;
         }
+        let data = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.chunk_size));
         let placing = tokio::spawn(place_chunk(self.node.clone(), data));
         self.in_flight.push_back(placing);
         Ok(())
     }
 }
 
-/// Hashes a chunk, stores it here (fsynced) and on R−1 peers.
+/// Hashes a chunk, then stores it here (fsynced) and on R−1 peers at the same
+/// time: one buffer serves the local write and every replica's request.
 async fn place_chunk(
     node: Arc<ClusterHandle>,
     data: Vec<u8>,
 ) -> Result<(ChunkRef, Vec<NodeId>), FsError> {
-    let store = node.chunk_store.clone();
-    let (hash, data) = tokio::task::spawn_blocking(move || {
-        let hash = ChunkHash::of(&data);
-        store.put(&hash, &data).map(|()| (hash, data))
-    })
-    .await
-    .map_err(|e| FsError::Io(std::io::Error::other(e)))??;
+    let (hash, data) = tokio::task::spawn_blocking(move || (ChunkHash::of(&data), data))
+        .await
+        .map_err(|e| FsError::Io(std::io::Error::other(e)))?;
+    let data = bytes::Bytes::from(data);
     let len = data.len() as u64;
+    let store = node.chunk_store.clone();
+    let local = tokio::task::spawn_blocking({
+        let data = data.clone();
+        move || store.put_hashed(&hash, &data)
+    });
     let copies = node.replication_factor().saturating_sub(1);
-    let mut nodes = vec![node.node_id];
-    if copies > 0 {
-        let peers = node.replicate(hash, Arc::new(data), copies).await;
-        if peers.len() < copies {
-            tracing::warn!(%hash, placed = peers.len() + 1, wanted = copies + 1,
-                "chunk under-replicated; the leader will repair it");
-        }
-        nodes.extend(peers);
+    let peers = if copies > 0 {
+        node.replicate(hash, data, copies).await
+    } else {
+        Vec::new()
+    };
+    local
+        .await
+        .map_err(|e| FsError::Io(std::io::Error::other(e)))??;
+    if peers.len() < copies {
+        tracing::warn!(%hash, placed = peers.len() + 1, wanted = copies + 1,
+            "chunk under-replicated; the leader will repair it");
     }
+    let nodes = std::iter::once(node.node_id).chain(peers).collect();
     Ok((ChunkRef { hash, len }, nodes))
 }
 
-#[async_trait]
-impl FileWriter for UploadWriter {
+impl Upload {
     async fn write(&mut self, mut buf: &[u8]) -> Result<(), FsError> {
         while !buf.is_empty() {
-            let room = self.chunk_size - self.buffer.len();
-            let take = room.min(buf.len());
+            if self.buffer.len() == self.chunk_size {
+                self.place_buffer().await?;
+            }
+            let take = (self.chunk_size - self.buffer.len()).min(buf.len());
             self.buffer.extend_from_slice(&buf[..take]);
             buf = &buf[take..];
-            if self.buffer.len() == self.chunk_size {
-                let full = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.chunk_size));
-                self.place(full).await?;
-            }
         }
         Ok(())
     }
 
-    async fn commit(mut self: Box<Self>) -> Result<u64, FsError> {
+    /// Places what is buffered, waits for every chunk and commits the file.
+    /// Run again after being dropped half-way, it completes the same file.
+    async fn finish(&mut self) -> Result<u64, FsError> {
         if !self.buffer.is_empty() {
-            let last = std::mem::take(&mut self.buffer);
-            self.place(last).await?;
+            self.place_buffer().await?;
         }
         while !self.in_flight.is_empty() {
             self.settle().await?;
         }
         self.checkpoint(true).await?;
         Ok(self.chunks.iter().map(|c| c.len).sum())
+    }
+}
+
+#[async_trait]
+impl FileWriter for UploadWriter {
+    async fn write(&mut self, buf: &[u8]) -> Result<(), FsError> {
+        match self.upload.as_mut() {
+            Some(upload) => upload.write(buf).await,
+            None => Err(FsError::Io(std::io::Error::other(
+                "upload already finished",
+            ))),
+        }
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<u64, FsError> {
+        let Some(upload) = self.upload.as_mut() else {
+            return Err(FsError::Io(std::io::Error::other(
+                "upload already finished",
+            )));
+        };
+        let finished = upload.finish().await;
+        // Done, or failed for good: nothing is left for `drop` to finish. (A
+        // commit dropped half-way leaves the upload here, and `drop` goes on.)
+        self.upload = None;
+        finished
     }
 }
