@@ -269,6 +269,11 @@ pub struct ServeArgs {
     /// replicas on other members (default 600).
     #[arg(long, env = "WHARF_REPAIR_AFTER")]
     pub repair_after: Option<u64>,
+    /// Seconds an unreferenced chunk file stays on disk before it is deleted
+    /// (default 3600). Must exceed the time an upload takes between two
+    /// checkpoints (about a second), or its newest chunks could go.
+    #[arg(long, env = "WHARF_CHUNK_GRACE", value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_grace: Option<u64>,
     /// Raft log entries between snapshots; older entries are purged after one.
     #[arg(long, env = "WHARF_RAFT_SNAPSHOT_LOGS")]
     pub raft_snapshot_logs: Option<u64>,

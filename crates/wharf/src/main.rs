@@ -163,7 +163,10 @@ async fn serve(settings: Settings) -> Result<()> {
             node.clone(),
             settings.repair_after,
         ));
-        tokio::spawn(cluster_fs::upkeep::collect_local_chunks(node.clone()));
+        tokio::spawn(cluster_fs::upkeep::collect_local_chunks(
+            node.clone(),
+            settings.chunk_grace,
+        ));
     }
     let accounts = Arc::new(store_accounts::StoreAccounts::new(
         node.reader.clone(),

@@ -35,6 +35,7 @@ pub struct FileConfig {
     pub storage: Option<StorageMode>,
     pub replication: Option<usize>,
     pub repair_after: Option<u64>,
+    pub chunk_grace: Option<u64>,
     #[serde(default)]
     pub policy: FilePolicy,
     #[serde(default)]
@@ -104,6 +105,8 @@ pub struct Settings {
     /// How long a member may stay silent before its chunk replicas are
     /// re-created elsewhere.
     pub repair_after: Duration,
+    /// How long an unreferenced chunk file stays before it is deleted.
+    pub chunk_grace: Duration,
     pub cert_policy: crate::certificates::CertPolicy,
     pub data_dir: PathBuf,
     pub cert: Option<(PathBuf, PathBuf)>,
@@ -254,6 +257,9 @@ impl Settings {
             replication: args.replication.map(|r| r as usize).or(file.replication),
             repair_after: Duration::from_secs(
                 args.repair_after.or(file.repair_after).unwrap_or(600),
+            ),
+            chunk_grace: Duration::from_secs(
+                args.chunk_grace.or(file.chunk_grace).unwrap_or(3600).max(1),
             ),
             cert_policy: crate::certificates::CertPolicy {
                 server_names: if !args.server_names.is_empty() {

@@ -1,7 +1,8 @@
 //! Keeping the chunk store healthy: the leader re-replicates chunks that
 //! lost replicas (a node removed from the cluster, or silent for longer than
-//! `--repair-after`) and forgets what nothing uses; every node deletes chunk files nothing references after a grace
-//! period (a recent chunk may belong to an upload not yet checkpointed).
+//! `--repair-after`) and forgets what nothing uses; every node deletes chunk
+//! files nothing references after `--chunk-grace` (a recent chunk may belong to
+//! an upload not yet checkpointed).
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -16,9 +17,8 @@ const REPAIR_EVERY: Duration = Duration::from_secs(5);
 /// An upload without a checkpoint for this long is abandoned: its record
 /// goes (the file keeps its durable prefix).
 const ABANDONED_UPLOAD_SECS: u64 = 24 * 3600;
-const LOCAL_GC_EVERY: Duration = Duration::from_secs(600);
-/// Unreferenced chunk files younger than this stay.
-const CHUNK_GRACE: Duration = Duration::from_secs(3600);
+/// Local collection runs every half grace period, at most every ten minutes.
+const LOCAL_GC_EVERY_MAX: Duration = Duration::from_secs(600);
 
 async fn is_leader(node: &ClusterHandle) -> bool {
     node.raft.current_leader().await == Some(node.node_id)
@@ -91,7 +91,7 @@ async fn repair(node: &Arc<ClusterHandle>, chunk: &ChunkRecord, members: &[NodeI
     let mut replicas = live.clone();
     if live.len() < wanted {
         let data = match node.fetch_chunk(chunk.hash, &live).await {
-            Ok(data) => Arc::new(data),
+            Ok(data) => bytes::Bytes::from(data),
             Err(e) => {
                 tracing::warn!(hash = %chunk.hash, "cannot repair: {e}");
                 return;
@@ -134,9 +134,9 @@ async fn repair(node: &Arc<ClusterHandle>, chunk: &ChunkRecord, members: &[NodeI
 }
 
 /// Every node: deletes chunk files that no file references once they are
-/// older than the grace period.
-pub async fn collect_local_chunks(node: Arc<ClusterHandle>) {
-    let mut tick = tokio::time::interval(LOCAL_GC_EVERY);
+/// older than `grace` (`--chunk-grace`).
+pub async fn collect_local_chunks(node: Arc<ClusterHandle>, grace: Duration) {
+    let mut tick = tokio::time::interval((grace / 2).min(LOCAL_GC_EVERY_MAX));
     loop {
         tick.tick().await;
         let store = node.chunk_store.clone();
@@ -148,7 +148,7 @@ pub async fn collect_local_chunks(node: Arc<ClusterHandle>) {
         for chunk in stored {
             let young = now
                 .duration_since(chunk.written)
-                .map_or(true, |age| age < CHUNK_GRACE);
+                .map_or(true, |age| age < grace);
             let used = matches!(node.reader.chunk(&chunk.hash), Ok(Some(r)) if r.refs > 0);
             if !young && !used && node.chunk_store.remove(&chunk.hash).is_ok() {
                 removed += 1;
