@@ -1,6 +1,7 @@
 //! Protocol details, command by command. The scenarios run over explicit FTPS with
 //! `tests/clients/commands.py` (asserting reply codes, reply text, data bytes and the
-//! files in the home); what happens before TLS is checked byte-exactly from here.
+//! stored files, on disk or through a second session on cluster storage); what happens
+//! before TLS is checked byte-exactly from here.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -13,9 +14,11 @@ fn scenario(name: &str) {
 
 fn scenario_with(options: WharfOptions, name: &str) {
     let wharf = Wharf::start(options);
-    let home = wharf.user_home();
     let mut cmd = wharf.python("commands.py");
-    cmd.arg("--home").arg(&home).arg(name);
+    if let Some(home) = wharf.stored().on_disk() {
+        cmd.arg("--home").arg(home);
+    }
+    cmd.arg(name);
     let output = run(&mut cmd);
     assert_success(&output, &format!("commands.py {name}"));
 }

@@ -1,7 +1,8 @@
 //! Every path-taking command tries `..`, absolute paths, a symlink to `/`, a symlink to a
 //! file outside the home, NUL bytes and over-long paths. Replies must refuse (550, or
 //! 501 for NUL) — checked by `tests/clients/confinement.py` — and nothing outside the
-//! home may be read, created or changed — checked here on disk.
+//! home may be read, created or changed — checked here on disk. On cluster storage there
+//! are no symlinks in the namespace; every other attempt runs the same.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -61,7 +62,7 @@ fn find_token(dir: &Path, token: &str, skip: &Path, depth: usize, found: &mut Ve
 
 fn traversal_stays_inside_the_home(tls: &str) {
     let wharf = Wharf::start_default();
-    let home = wharf.user_home();
+    let stored = wharf.stored();
     let token = format!("wharf-escape-{}", rand::random::<u32>());
     let marker = format!("WHARF-SENTINEL-{}", rand::random::<u64>());
     let sentinel = wharf.data_dir.join("sentinel.txt");
@@ -70,9 +71,15 @@ fn traversal_stays_inside_the_home(tls: &str) {
         .data_dir
         .join(format!("outside-{}", rand::random::<u32>()));
     fs::create_dir(&outside_dir).unwrap();
-    symlink("/", home.join("rootlink")).unwrap();
-    symlink(&sentinel, home.join("sentlink")).unwrap();
-    fs::write(home.join("inside.txt"), b"inside").unwrap();
+    // Symbolic links exist only in a home on disk; cluster storage has none to follow.
+    if let Some(home) = stored.on_disk() {
+        symlink("/", home.join("rootlink")).unwrap();
+        symlink(&sentinel, home.join("sentlink")).unwrap();
+    }
+    let inside = wharf.client_dir().join("inside.txt");
+    fs::create_dir_all(wharf.client_dir()).unwrap();
+    fs::write(&inside, b"inside").unwrap();
+    stored.put("inside.txt", &inside);
     let before = Outside::take(&sentinel, &outside_dir);
 
     let mut cmd = wharf.python("confinement.py");
@@ -80,24 +87,31 @@ fn traversal_stays_inside_the_home(tls: &str) {
         .arg(&sentinel)
         .arg("--outside-dir")
         .arg(&outside_dir)
-        .args(["--marker", &marker, "--token", &token, "--tls", tls])
-        .arg("--home")
-        .arg(&home);
+        .args(["--marker", &marker, "--token", &token, "--tls", tls]);
+    match stored.on_disk() {
+        Some(home) => cmd.arg("--home").arg(home),
+        None => cmd.arg("--no-symlinks"),
+    };
     let output = run(&mut cmd);
 
     let after = Outside::take(&sentinel, &outside_dir);
     assert_eq!(before, after, "something outside the home changed");
     let mut escaped = Vec::new();
+    let home = stored
+        .on_disk()
+        .unwrap_or_else(|| wharf.data_dir.join("chunks"));
     find_token(wharf.root(), &token, &home, 6, &mut escaped);
     find_token(Path::new("/tmp"), &token, &home, 0, &mut escaped);
     find_token(Path::new("/"), &token, &home, 0, &mut escaped);
     assert!(escaped.is_empty(), "created outside the home: {escaped:?}");
-    assert_eq!(fs::read(home.join("inside.txt")).unwrap(), b"inside");
-    assert_eq!(
-        fs::read_link(home.join("rootlink")).unwrap(),
-        Path::new("/"),
-        "the symlink itself is untouched"
-    );
+    assert_eq!(fs::read(stored.copy_of("inside.txt")).unwrap(), b"inside");
+    if let Some(home) = stored.on_disk() {
+        assert_eq!(
+            fs::read_link(home.join("rootlink")).unwrap(),
+            Path::new("/"),
+            "the symlink itself is untouched"
+        );
+    }
     assert_success(
         &output,
         "confinement.py (every attempt refused with the right code)",
@@ -149,10 +163,13 @@ fn climbing_above_the_home_root_is_refused_with_550() {
 #[test]
 fn homes_of_two_users_are_isolated_from_each_other() {
     let wharf = Wharf::start(WharfOptions::default().user("mallory", "mallory-Pass-1"));
-    let alice_home = wharf.user_home();
-    fs::write(alice_home.join("private.txt"), b"alice only").unwrap();
-    let mallory_home = wharf.home("mallory");
-    fs::create_dir_all(&mallory_home).unwrap();
+    let private = wharf.client_dir().join("private.txt");
+    fs::create_dir_all(wharf.client_dir()).unwrap();
+    fs::write(&private, b"alice only").unwrap();
+    wharf.stored().put("private.txt", &private);
+    if let Some(alice_home) = wharf.stored().on_disk() {
+        fs::create_dir_all(alice_home.with_file_name("mallory")).unwrap();
+    }
     let stolen = wharf.client_dir().join("stolen.txt");
     let mut cmd = python("ftps_batch.py");
     cmd.args(["--port", &wharf.explicit_port.to_string()])
@@ -185,7 +202,7 @@ fn homes_of_two_users_are_isolated_from_each_other() {
         "no byte of alice's file reached mallory"
     );
     assert_eq!(
-        fs::read(alice_home.join("private.txt")).unwrap(),
+        fs::read(wharf.stored().copy_of("private.txt")).unwrap(),
         b"alice only"
     );
 }

@@ -50,6 +50,18 @@ fn with_partner(user_extra: &str, top_extra: &str, args: &[&str]) -> (Wharf, tem
     (wharf, home)
 }
 
+/// Stores `local` as `name` in the partner's home through FTPS (uploads are not
+/// throttled), so the same test runs on local and on cluster storage.
+fn put_as_partner(wharf: &Wharf, local: &std::path::Path, name: &str) {
+    let out = run(Command::new("curl")
+        .args(["-sS", "-k", "--ssl-reqd", "--max-time", "60", "--user"])
+        .arg(format!("{PARTNER}:{PARTNER_PASSWORD}"))
+        .arg("-T")
+        .arg(local)
+        .arg(wharf.explicit_url(name)));
+    assert_success(&out, &format!("store {name} as the partner"));
+}
+
 fn plain_login(wharf: &Wharf, user: &str, password: &str) -> (support::control::Control, u16) {
     let mut c = wharf.control();
     let r = c.cmd(&format!("USER {user}"));
@@ -115,11 +127,11 @@ fn repeated_login_failures_ban_the_address_but_not_other_clients() {
 
 #[test]
 fn download_rate_limit_bounds_the_transfer_speed() {
-    let (wharf, partner_home) = with_partner("download_rate = 1000000", "", &[]);
+    let (wharf, _home) = with_partner("download_rate = 1000000", "", &[]);
     let home = tempfile::Builder::new().tempdir().unwrap();
     let local = home.path().join("three-mb.bin");
     write_random_file(&local, 3_000_000);
-    fs::copy(&local, partner_home.path().join("three-mb.bin")).unwrap();
+    put_as_partner(&wharf, &local, "three-mb.bin");
     let back = home.path().join("back.bin");
     let started = Instant::now();
     let out = run(Command::new("curl")
@@ -280,12 +292,11 @@ fn invalid_config_is_refused_with_a_message_naming_the_problem() {
 
 #[test]
 fn sigterm_lets_a_running_transfer_finish_then_exits() {
-    let (mut wharf, partner_home) =
-        with_partner("download_rate = 2000000", "shutdown_grace = 30", &[]);
+    let (mut wharf, _home) = with_partner("download_rate = 2000000", "shutdown_grace = 30", &[]);
     let dir = tempfile::tempdir().unwrap();
     let local = dir.path().join("six-mb.bin");
     write_random_file(&local, 6_000_000);
-    fs::copy(&local, partner_home.path().join("six-mb.bin")).unwrap();
+    put_as_partner(&wharf, &local, "six-mb.bin");
     let back = dir.path().join("back.bin");
     let mut curl = Command::new("curl");
     curl.args(["-sS", "-k", "--ssl-reqd", "--max-time", "60", "--user"])

@@ -69,7 +69,6 @@ fn data_transfer_without_prot_p_is_refused_by_default() {
 #[test]
 fn prot_c_data_transfers_work_with_allow_plain_data() {
     let wharf = Wharf::start(WharfOptions::default().arg("--allow-plain-data"));
-    let home = wharf.user_home();
     let local = wharf.client_dir().join("clear.bin");
     let back = wharf.client_dir().join("clear-back.bin");
     write_random_file(&local, 1024 * 1024);
@@ -83,7 +82,7 @@ fn prot_c_data_transfers_work_with_allow_plain_data() {
     cmd.args(["--prot", "c"]);
     let output = run(&mut cmd);
     assert_success(&output, "PROT C transfers with --allow-plain-data");
-    assert_same_file(&local, &home.join("clear.bin"));
+    assert_same_file(&local, &wharf.stored().copy_of("clear.bin"));
     assert_same_file(&local, &back);
 }
 
@@ -176,16 +175,31 @@ fn hash_password(password: &str) -> String {
     hash
 }
 
+/// One ftps_batch.py session as `user`.
+fn batch_as(wharf: &Wharf, user: &str, password: &str, steps: &[String]) -> std::process::Output {
+    let mut cmd = python("ftps_batch.py");
+    cmd.args(["--port", &wharf.explicit_port.to_string()])
+        .args(["--user", user, "--password", password]);
+    for step in steps {
+        cmd.args(["--step", step]);
+    }
+    run(&mut cmd)
+}
+
+/// Accounts whose homes are absolute paths: directories on disk with local storage,
+/// directories of the namespace with cluster storage. A third account (`keeper`) whose
+/// home holds both stands in for the operator: it places carol's file and looks at what
+/// bob and carol left, the same way on either storage.
 #[test]
 fn config_file_accounts_log_in_with_argon2_hashes_and_get_their_permissions() {
     let bob_hash = hash_password("bob-Secret-9");
     let carol_hash = hash_password("carol-Secret-9");
+    let keeper_hash = hash_password("keeper-Secret-9");
     let scratch = tempfile::tempdir().unwrap();
     let bob_home = scratch.path().join("bob-home");
     let carol_home = scratch.path().join("carol-home");
     fs::create_dir_all(&bob_home).unwrap();
     fs::create_dir_all(&carol_home).unwrap();
-    fs::write(carol_home.join("readme.txt"), b"read only").unwrap();
     let config = format!(
         r#"
 [[user]]
@@ -199,29 +213,54 @@ name = "carol"
 password_hash = "{carol_hash}"
 home = "{}"
 permissions = ["list", "read"]
+
+[[user]]
+name = "keeper"
+password_hash = "{keeper_hash}"
+home = "{}"
+permissions = ["list", "read", "write", "delete", "rename", "mkdir"]
 "#,
         bob_home.display(),
-        carol_home.display()
+        carol_home.display(),
+        scratch.path().display()
     );
     let wharf = Wharf::start(WharfOptions::default().config(config));
+    let keeper = |steps: &[String]| batch_as(&wharf, "keeper", "keeper-Secret-9", steps);
+    let readme = wharf.client_dir().join("readme.txt");
+    fs::create_dir_all(wharf.client_dir()).unwrap();
+    fs::write(&readme, b"read only").unwrap();
+    let out = keeper(&[
+        "raw MKD carol-home".to_string(),
+        format!("put {} carol-home/readme.txt", readme.display()),
+    ]);
+    assert_success(&out, "keeper places carol's file");
+
     let local = wharf.client_dir().join("bob.bin");
     write_random_file(&local, 100_000);
-
-    let mut cmd = python("ftps_batch.py");
-    cmd.args(["--port", &wharf.explicit_port.to_string()])
-        .args(["--user", "bob", "--password", "bob-Secret-9"])
-        .args(["--step", &format!("put {} bob.bin", local.display())]);
-    assert_success(&run(&mut cmd), "bob uploads");
-    assert_same_file(&local, &bob_home.join("bob.bin"));
+    let out = batch_as(
+        &wharf,
+        "bob",
+        "bob-Secret-9",
+        &[format!("put {} bob.bin", local.display())],
+    );
+    assert_success(&out, "bob uploads");
+    let seen = wharf.client_dir().join("bob-seen.bin");
+    let out = keeper(&[format!("get bob-home/bob.bin {}", seen.display())]);
+    assert_success(&out, "keeper reads bob's upload");
+    assert_same_file(&local, &seen);
 
     let back = wharf.client_dir().join("carol.txt");
-    let mut cmd = python("ftps_batch.py");
-    cmd.args(["--port", &wharf.explicit_port.to_string()])
-        .args(["--user", "carol", "--password", "carol-Secret-9"])
-        .args(["--step", &format!("get readme.txt {}", back.display())])
-        .args(["--step", "raw DELE readme.txt", "--step", "raw MKD newdir"])
-        .args(["--step", &format!("put {} nope.bin", local.display())]);
-    let output = run(&mut cmd);
+    let output = batch_as(
+        &wharf,
+        "carol",
+        "carol-Secret-9",
+        &[
+            format!("get readme.txt {}", back.display()),
+            "raw DELE readme.txt".to_string(),
+            "raw MKD newdir".to_string(),
+            format!("put {} nope.bin", local.display()),
+        ],
+    );
     assert_eq!(fs::read(&back).unwrap(), b"read only", "carol can read");
     for fields in tagged(&output, "RAW") {
         assert!(
@@ -239,13 +278,15 @@ permissions = ["list", "read"]
         "{}",
         describe(&output)
     );
-    assert!(carol_home.join("readme.txt").exists() && !carol_home.join("nope.bin").exists());
-    assert!(!carol_home.join("newdir").exists());
+    let out = keeper(&["nlst carol-home".to_string()]);
+    assert_success(&out, "keeper lists carol's home");
+    let names: Vec<String> = tagged(&out, "NLST")
+        .into_iter()
+        .map(|f| f[0].rsplit('/').next().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(names, vec!["readme.txt"], "carol's home is unchanged");
 
-    let mut cmd = python("ftps_batch.py");
-    cmd.args(["--port", &wharf.explicit_port.to_string()])
-        .args(["--user", "bob", "--password", "wrong-password"]);
-    let output = run(&mut cmd);
+    let output = batch_as(&wharf, "bob", "wrong-password", &[]);
     assert!(!output.status.success(), "a wrong password is refused");
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("530"),

@@ -1,6 +1,7 @@
 //! Transfers cut half-way and resumed: uploads with `curl -C -` and lftp `put -c`
 //! (SIZE + APPE / REST + STOR), downloads with `curl -C -` and lftp `get -c`
-//! (REST + RETR). The result must be byte-identical to the source.
+//! (REST + RETR). The result must be byte-identical to the source. On cluster storage
+//! a cut upload keeps whole chunks (the durable offset), still a prefix of the source.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -59,9 +60,9 @@ fn cut_upload_with_curl(wharf: &Wharf, local: &Path, remote: &str) -> u64 {
         "the limited upload should still be running when cut\n{}",
         describe(&outcome.output)
     );
-    let stored = wharf.user_home().join(remote);
-    wait_for_stable_size(&stored, Duration::from_secs(1), Duration::from_secs(20));
-    assert_strict_prefix(local, &stored)
+    let stored = wharf.stored();
+    stored.wait_for_stable_size(remote, Duration::from_secs(1), Duration::from_secs(20));
+    assert_strict_prefix(local, &stored.copy_of(remote))
 }
 
 /// Starts a rate-limited curl download and kills it after a few seconds.
@@ -79,7 +80,7 @@ fn cut_download_with_curl(wharf: &Wharf, remote: &str, local: &Path) -> u64 {
         "the limited download should still be running when cut\n{}",
         describe(&outcome.output)
     );
-    assert_strict_prefix(&wharf.user_home().join(remote), local)
+    assert_strict_prefix(&wharf.stored().copy_of(remote), local)
 }
 
 #[test]
@@ -98,7 +99,7 @@ fn curl_resumes_a_cut_upload_to_a_byte_identical_file() {
         &wharf.explicit_url("upload.bin"),
     ]));
     assert_success(&output, "curl -C - upload");
-    assert_same_file(&local, &wharf.user_home().join("upload.bin"));
+    assert_same_file(&local, &wharf.stored().copy_of("upload.bin"));
 }
 
 #[test]
@@ -111,7 +112,7 @@ fn lftp_put_c_resumes_a_cut_upload_to_a_byte_identical_file() {
     let put = format!("put -c {} -o upload.bin", local.display());
     let output = run(&mut wharf.lftp(&[&put]));
     assert_success(&output, "lftp put -c");
-    assert_same_file(&local, &wharf.user_home().join("upload.bin"));
+    assert_same_file(&local, &wharf.stored().copy_of("upload.bin"));
 }
 
 #[test]
@@ -124,9 +125,13 @@ fn curl_resumes_an_upload_cut_by_a_network_failure() {
     let mut cmd = wharf.python("partial_upload.py");
     cmd.args(["--bytes", &half, &local_arg, "dropped.bin"]);
     assert_success(&run(&mut cmd), "partial_upload.py");
-    let stored = wharf.user_home().join("dropped.bin");
-    wait_for_stable_size(&stored, Duration::from_secs(1), Duration::from_secs(20));
-    let kept = assert_strict_prefix(&local, &stored);
+    let stored = wharf.stored();
+    stored.wait_for_stable_size(
+        "dropped.bin",
+        Duration::from_secs(1),
+        Duration::from_secs(20),
+    );
+    let kept = assert_strict_prefix(&local, &stored.copy_of("dropped.bin"));
     assert!(kept <= 8 * MIB / 2, "no more than was sent: {kept}");
 
     let output = run(wharf.curl().args([
@@ -137,14 +142,15 @@ fn curl_resumes_an_upload_cut_by_a_network_failure() {
         &wharf.explicit_url("dropped.bin"),
     ]));
     assert_success(&output, "curl -C - upload after a cut");
-    assert_same_file(&local, &stored);
+    assert_same_file(&local, &stored.copy_of("dropped.bin"));
 }
 
 #[test]
 fn curl_resumes_a_cut_download_to_a_byte_identical_file() {
     let wharf = Wharf::start_default();
-    let remote = wharf.user_home().join("download.bin");
+    let remote = wharf.client_dir().join("source.bin");
     write_random_file(&remote, SIZE);
+    wharf.stored().put("download.bin", &remote);
     let local = wharf.client_dir().join("download.bin");
     cut_download_with_curl(&wharf, "download.bin", &local);
 
@@ -163,8 +169,9 @@ fn curl_resumes_a_cut_download_to_a_byte_identical_file() {
 #[test]
 fn lftp_get_c_resumes_a_cut_download_to_a_byte_identical_file() {
     let wharf = Wharf::start_default();
-    let remote = wharf.user_home().join("download.bin");
+    let remote = wharf.client_dir().join("source.bin");
     write_random_file(&remote, SIZE);
+    wharf.stored().put("download.bin", &remote);
     let local = wharf.client_dir().join("download.bin");
     cut_download_with_curl(&wharf, "download.bin", &local);
 

@@ -2,8 +2,8 @@
 //! node downloads byte-identically through the others, namespace changes through one
 //! node are seen by the next command on another, an upload cut off by a killed node
 //! resumes on a survivor from the durable offset `SIZE` reports, concurrent writers
-//! never tear a file, and the leader restores the replication factor after a node
-//! is removed.
+//! never tear a file, the leader restores the replication factor after a node is
+//! removed or silent, and new replicas avoid a member that stopped answering.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -407,4 +407,98 @@ fn replicas_of_a_node_silent_past_repair_after_are_recreated_on_the_others() {
     // The other follower now holds every chunk itself: alone, it serves the file.
     cluster.node_mut(leader_at).kill9();
     assert_eq!(download_sha(cluster.node(kept), "d.bin"), sent);
+}
+
+/// A follower that is stopped (SIGSTOP: its connections stay open but nothing
+/// answers) is passed over for new replicas once one transfer to it has timed out:
+/// the upload completes with every chunk on two answering nodes, and the uploading
+/// node waited on the stopped one only for the chunks already on their way to it.
+#[test]
+fn replicas_go_to_answering_members_while_one_is_stopped() {
+    let cluster = cluster(3, &["--replication", "2"]);
+    let leader = cluster.node(1).cluster_status().leader.expect("a leader");
+    let via = cluster.position_of(leader);
+    let stopped = (1..=3).find(|&n| n != via).expect("a follower");
+    let other = 6 - via - stopped;
+    let local = cluster.node(via).client_dir().join("s.bin");
+    write_random_file(&local, 16 * CHUNK);
+    let sent = sha256_file(&local);
+
+    signal(cluster.node(stopped), "STOP");
+    upload(cluster.node(via), &local, "s.bin");
+    let status = cluster.node(via).cluster_status();
+    assert_eq!(status.storage.chunks, 16, "{status:?}");
+    assert_eq!(
+        status.storage.under_replicated, 0,
+        "every chunk has 2 copies on answering nodes: {status:?}"
+    );
+    let gave_up = cluster
+        .node(via)
+        .logs()
+        .matches("replica not stored")
+        .count();
+    assert!(
+        gave_up <= 3,
+        "after the first timeout the stopped node is not tried again (3 chunks travel \
+         at once), yet {gave_up} replicas waited for it"
+    );
+    assert_eq!(download_sha(cluster.node(other), "s.bin"), sent);
+    signal(cluster.node(stopped), "CONT");
+}
+
+fn signal(node: &Wharf, name: &str) {
+    let out = run(std::process::Command::new("kill")
+        .arg(format!("-{name}"))
+        .arg(node.pid().to_string()));
+    assert_success(&out, &format!("kill -{name}"));
+}
+
+/// Chunk files on a node's disk (`DATA_DIR/chunks/<fan>/<BLAKE3 hex>`), partial
+/// writes left out.
+fn chunk_files(node: &Wharf) -> usize {
+    let Ok(fans) = std::fs::read_dir(node.data_dir.join("chunks")) else {
+        return 0;
+    };
+    fans.flatten()
+        .filter_map(|fan| std::fs::read_dir(fan.path()).ok())
+        .flat_map(|files| files.flatten())
+        .filter(|f| {
+            let name = f.file_name().to_string_lossy().into_owned();
+            name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .count()
+}
+
+/// Overwriting a file leaves its old chunks unreferenced: after `--chunk-grace`
+/// every node has deleted them and keeps exactly the new file's chunks, which
+/// still download.
+#[test]
+fn chunks_no_file_uses_are_deleted_on_every_node_after_the_grace_period() {
+    let cluster = cluster(3, &["--chunk-grace", "3"]);
+    let first = cluster.node(1).client_dir().join("first.bin");
+    let second = cluster.node(1).client_dir().join("second.bin");
+    write_random_file(&first, 3 * CHUNK);
+    write_random_file(&second, 2 * CHUNK);
+    upload(cluster.node(1), &first, "g.bin");
+    for n in 1..=3 {
+        assert_eq!(
+            chunk_files(cluster.node(n)),
+            3,
+            "node {n} holds every chunk"
+        );
+    }
+    upload(cluster.node(2), &second, "g.bin");
+    poll_until(
+        Duration::from_secs(60),
+        "only the new file's 2 chunks left, on every node and in the chunks table",
+        || {
+            let files_gone = (1..=3).all(|n| chunk_files(cluster.node(n)) == 2);
+            let status = cluster.node(3).cluster_status();
+            (files_gone && status.storage.chunks == 2).then_some(status)
+        },
+    );
+    let sent = sha256_file(&second);
+    for n in 1..=3 {
+        assert_eq!(download_sha(cluster.node(n), "g.bin"), sent);
+    }
 }

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Protocol-detail scenarios over explicit FTPS, one per invocation:
 
-    commands.py --port P --user U --password W --home DIR SCENARIO
+    commands.py --port P --user U --password W [--home DIR] SCENARIO
 
-Each scenario asserts on reply codes, reply text, data bytes and on the files in the
-user's home (``--home``, read directly from disk). Exit 0 means every assertion held; a
-failure prints the assertion and the ftplib transcript (debug level 1) to stdout/stderr.
+Each scenario asserts on reply codes, reply text, data bytes and on the user's stored
+files (``stored.py``: the home on disk with ``--home``, else a second session). Exit 0
+means every assertion held; a failure prints the assertion and the ftplib transcript
+(debug level 1) to stdout/stderr.
 """
 
 import binascii
@@ -19,6 +20,7 @@ import ssl
 import time
 import zlib
 
+import stored
 import wharf_client
 from wharf_client import read_data, write_data, reply_of
 
@@ -56,16 +58,8 @@ def in_sync(ftp):
     assert reply.startswith("200"), f"control connection out of sync: NOOP got {reply!r}"
 
 
-def put_file(home, name, data):
-    path = os.path.join(home, name)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as f:
-        f.write(data)
-    return path
-
-
-def mtime_utc(path):
-    return time.strftime("%Y%m%d%H%M%S", time.gmtime(os.stat(path).st_mtime))
+def mtime_utc(home, name):
+    return time.strftime("%Y%m%d%H%M%S", time.gmtime(home.mtime(name)))
 
 
 # --- FEAT, HELP, STAT: advertised features and multi-line replies -----------------------
@@ -118,7 +112,7 @@ def help_and_stat_are_well_formed(ftp, home):
     reply = ftp.sendcmd("STAT")
     check_multiline(reply, "211", "STAT")
     in_sync(ftp)
-    put_file(home, "stat-me.txt", b"hello")
+    home.put("stat-me.txt", b"hello")
     reply = ftp.sendcmd("STAT .")
     assert code(reply) in ("211", "212", "213"), f"STAT . -> {reply!r}"
     check_multiline(reply, code(reply), "STAT .")
@@ -143,7 +137,7 @@ def misc_commands(ftp, home):
     expect_code(ftp.sendcmd("XCUP"), ["200", "250"], "XCUP")
     expect_code(ftp.sendcmd("XMKD xsub"), "257", "XMKD")
     expect_code(ftp.sendcmd("XRMD xsub"), "250", "XRMD")
-    assert not os.path.exists(os.path.join(home, "xsub")), "XRMD removed the directory"
+    assert not home.exists("xsub"), "XRMD removed the directory"
     expect_code(reply_of(ftp.sendcmd, "MKD sub"), "550", "MKD of an existing directory")
     expect_code(reply_of(ftp.sendcmd, "CWD no-such-dir"), "550", "CWD missing")
     expect_code(ftp.sendcmd("TYPE I"), "200", "TYPE I")
@@ -180,8 +174,8 @@ def parse_facts(text):
 @scenario
 def mlsd_and_mlst_facts(ftp, home):
     data = os.urandom(12345)
-    path = put_file(home, "facts/a.bin", data)
-    os.makedirs(os.path.join(home, "facts", "sub"), exist_ok=True)
+    home.put("facts/a.bin", data)
+    home.mkdir("facts/sub")
     ftp.cwd("facts")
     raw = read_data(ftp, "MLSD")
     text = raw.decode("utf-8")
@@ -198,7 +192,8 @@ def mlsd_and_mlst_facts(ftp, home):
     assert a["type"].lower() == "file", a
     assert sub["type"].lower() == "dir", sub
     assert a["size"] == str(len(data)), f"size fact {a['size']} != {len(data)}"
-    assert a["modify"][:14] == mtime_utc(path), f"modify {a['modify']} vs disk {mtime_utc(path)}"
+    assert a["modify"][:14] == mtime_utc(home, "facts/a.bin"), \
+        f"modify {a['modify']} vs stored {mtime_utc(home, 'facts/a.bin')}"
     assert re.fullmatch(r"\d{14}(\.\d+)?", a["modify"]), a["modify"]
     assert a["unique"] != sub["unique"], "unique facts must differ"
     assert "r" in a["perm"] and "w" in a["perm"], f"file perm {a['perm']}"
@@ -235,11 +230,10 @@ LS_LINE = re.compile(
 @scenario
 def list_is_ls_style(ftp, home):
     data = os.urandom(4321)
-    put_file(home, "ls/file one.txt", data)
-    os.makedirs(os.path.join(home, "ls", "dir"), exist_ok=True)
-    old = put_file(home, "ls/old.txt", b"old")
-    stamp = calendar.timegm((2001, 2, 3, 4, 5, 6))
-    os.utime(old, (stamp, stamp))
+    home.put("ls/file one.txt", data)
+    home.mkdir("ls/dir")
+    home.put("ls/old.txt", b"old")
+    home.set_mtime("ls/old.txt", calendar.timegm((2001, 2, 3, 4, 5, 6)))
     raw = read_data(ftp, "LIST ls")
     text = raw.decode("utf-8")
     assert text.endswith("\r\n"), f"LIST lines end with CRLF: {raw[-20:]!r}"
@@ -276,33 +270,33 @@ def list_is_ls_style(ftp, home):
 @scenario
 def size_mdtm_mfmt(ftp, home):
     data = os.urandom(7777)
-    path = put_file(home, "t.bin", data)
-    os.makedirs(os.path.join(home, "d"), exist_ok=True)
+    home.put("t.bin", data)
+    home.mkdir("d")
     ftp.voidcmd("TYPE I")
     assert ftp.sendcmd("SIZE t.bin") == f"213 {len(data)}", ftp.sendcmd("SIZE t.bin")
     expect_code(reply_of(ftp.sendcmd, "SIZE missing"), "550", "SIZE missing")
     expect_code(reply_of(ftp.sendcmd, "SIZE d"), "550", "SIZE of a directory")
     reply = ftp.sendcmd("MDTM t.bin")
     assert re.fullmatch(r"213 \d{14}(\.\d{1,3})?", reply), f"MDTM format: {reply!r}"
-    assert reply[4:18] == mtime_utc(path), f"MDTM {reply!r} vs disk {mtime_utc(path)}"
+    assert reply[4:18] == mtime_utc(home, "t.bin"), \
+        f"MDTM {reply!r} vs stored {mtime_utc(home, 't.bin')}"
     expect_code(reply_of(ftp.sendcmd, "MDTM missing"), "550", "MDTM missing")
 
     reply = ftp.sendcmd("MFMT 20200102030405 t.bin")
     expect_code(reply, "213", "MFMT")
     assert "Modify=20200102030405" in reply and "t.bin" in reply, f"MFMT reply {reply!r}"
     expected = calendar.timegm((2020, 1, 2, 3, 4, 5))
-    assert int(os.stat(path).st_mtime) == expected, f"mtime on disk {os.stat(path).st_mtime}"
+    assert home.mtime("t.bin") == expected, f"stored mtime {home.mtime('t.bin')}"
     assert ftp.sendcmd("MDTM t.bin")[:18] == "213 20200102030405"
     expect_code(reply_of(ftp.sendcmd, "MFMT 2020 t.bin"), "501", "MFMT bad time")
     expect_code(reply_of(ftp.sendcmd, "MFMT 20200102030405 missing"), "550", "MFMT missing")
-    with open(path, "rb") as f:
-        assert f.read() == data, "MFMT must not touch content"
+    assert home.read("t.bin") == data, "MFMT must not touch content"
 
 
 @scenario
 def hash_algorithms(ftp, home):
     data = os.urandom(100_000)
-    put_file(home, "h.bin", data)
+    home.put("h.bin", data)
     reply = ftp.sendcmd("HASH h.bin")
     match = re.fullmatch(r"213 (\S+) (\d+)-(\d+) ([0-9A-Fa-f]+) (.+)", reply)
     assert match, f"HASH reply format (draft-bryan-ftpext-hash): {reply!r}"
@@ -337,8 +331,8 @@ def hash_algorithms(ftp, home):
 
 @scenario
 def stou_creates_unique_files(ftp, home):
-    put_file(home, "existing.txt", b"keep me")
-    before = set(os.listdir(home))
+    home.put("existing.txt", b"keep me")
+    before = set(home.names())
     first, second = os.urandom(3000), os.urandom(5000)
     names = []
     for content in (first, second):
@@ -348,35 +342,32 @@ def stou_creates_unique_files(ftp, home):
         prelim = [r for r in ftp.replies if r.startswith("150") or r.startswith("125")]
         assert prelim, f"STOU preliminary reply: {ftp.replies}"
         names.append((prelim[0], final, content))
-    after = set(os.listdir(home))
+    after = set(home.names())
     created = after - before
     assert len(created) == 2, f"two new files expected, got {created}"
     for prelim, final, content in names:
         owner = [n for n in created if n in prelim or n in final]
         assert owner, f"STOU replies name the file: {prelim!r} / {final!r} (new: {created})"
-        with open(os.path.join(home, owner[0]), "rb") as f:
-            assert f.read() == content, f"STOU content of {owner[0]}"
-    with open(os.path.join(home, "existing.txt"), "rb") as f:
-        assert f.read() == b"keep me"
+        assert home.read(owner[0]) == content, f"STOU content of {owner[0]}"
+    assert home.read("existing.txt") == b"keep me"
 
 
 @scenario
 def rename_across_directories(ftp, home):
     data = os.urandom(2048)
-    put_file(home, "d1/x.bin", data)
-    os.makedirs(os.path.join(home, "d2"), exist_ok=True)
+    home.put("d1/x.bin", data)
+    home.mkdir("d2")
     expect_code(ftp.sendcmd("RNFR d1/x.bin"), "350", "RNFR")
     expect_code(ftp.sendcmd("RNTO /d2/y.bin"), "250", "RNTO")
-    assert not os.path.exists(os.path.join(home, "d1/x.bin"))
-    with open(os.path.join(home, "d2/y.bin"), "rb") as f:
-        assert f.read() == data
+    assert not home.exists("d1/x.bin")
+    assert home.read("d2/y.bin") == data
     ftp.cwd("d2")
     expect_code(ftp.sendcmd("RNFR y.bin"), "350", "RNFR relative")
     expect_code(ftp.sendcmd("RNTO ../d1/z.bin"), "250", "RNTO relative across")
-    assert os.path.exists(os.path.join(home, "d1/z.bin"))
+    assert home.exists("d1/z.bin")
     expect_code(ftp.sendcmd("RNFR /d1"), "350", "RNFR directory")
     expect_code(ftp.sendcmd("RNTO /d3"), "250", "RNTO directory")
-    assert os.path.exists(os.path.join(home, "d3/z.bin"))
+    assert home.exists("d3/z.bin")
     expect_code(reply_of(ftp.sendcmd, "RNFR /missing"), "550", "RNFR missing")
     expect_code(reply_of(ftp.sendcmd, "RNTO /whatever"), "503", "RNTO after failed RNFR")
     expect_code(ftp.sendcmd("RNFR /d3/z.bin"), "350", "RNFR")
@@ -387,7 +378,7 @@ def rename_across_directories(ftp, home):
 @scenario
 def rest_then_retr_and_stor(ftp, home):
     data = os.urandom(200_000)
-    path = put_file(home, "r.bin", data)
+    home.put("r.bin", data)
     ftp.voidcmd("TYPE I")
     expect_code(ftp.sendcmd("REST 1000"), "350", "REST")
     got = read_data(ftp, "RETR r.bin")
@@ -398,34 +389,29 @@ def rest_then_retr_and_stor(ftp, home):
     assert got == b"", "REST at end of file gives nothing"
     # Resume an upload: STOR after REST writes from the offset.
     half = len(data) // 2
-    with open(path, "r+b") as f:
-        f.truncate(half)
+    home.truncate("r.bin", half)
     write_data(ftp, "STOR r.bin", data[half:], rest=half)
-    with open(path, "rb") as f:
-        assert f.read() == data, "REST + STOR completes the file"
+    assert home.read("r.bin") == data, "REST + STOR completes the file"
     write_data(ftp, "APPE r.bin", b"tail")
-    with open(path, "rb") as f:
-        assert f.read() == data + b"tail", "APPE appends"
+    assert home.read("r.bin") == data + b"tail", "APPE appends"
     expect_code(reply_of(ftp.sendcmd, "REST abc"), "501", "REST with a bad offset")
 
 
 @scenario
 def type_a_converts_line_endings(ftp, home):
-    put_file(home, "unix.txt", b"one\ntwo\nthree\n")
+    home.put("unix.txt", b"one\ntwo\nthree\n")
     ftp.voidcmd("TYPE A")
     got = read_data(ftp, "RETR unix.txt")
     assert got == b"one\r\ntwo\r\nthree\r\n", f"TYPE A RETR sends CRLF: {got!r}"
     write_data(ftp, "STOR dos.txt", b"alpha\r\nbeta\r\n")
-    with open(os.path.join(home, "dos.txt"), "rb") as f:
-        stored = f.read()
-    assert stored == b"alpha\nbeta\n", f"TYPE A STOR stores LF: {stored!r}"
+    kept = home.read("dos.txt")
+    assert kept == b"alpha\nbeta\n", f"TYPE A STOR stores LF: {kept!r}"
     ftp.voidcmd("TYPE I")
     got = read_data(ftp, "RETR unix.txt")
     assert got == b"one\ntwo\nthree\n", f"TYPE I is byte-exact: {got!r}"
     binary = bytes(range(256)) * 4
     write_data(ftp, "STOR bin.dat", binary)
-    with open(os.path.join(home, "bin.dat"), "rb") as f:
-        assert f.read() == binary, "TYPE I STOR is byte-exact"
+    assert home.read("bin.dat") == binary, "TYPE I STOR is byte-exact"
 
 
 # --- commands during a transfer -----------------------------------------------------------
@@ -435,13 +421,10 @@ BIG = 48 * 1024 * 1024
 
 
 def big_file(home):
-    path = os.path.join(home, "big.bin")
-    if not os.path.exists(path):
-        with open(path, "wb") as f:
-            for _ in range(BIG // (1 << 20)):
-                f.write(os.urandom(1 << 20))
-    with open(path, "rb") as f:
-        return path, hashlib.sha256(f.read()).hexdigest()
+    """Stores big.bin (random, BIG bytes) and returns its SHA-256."""
+    data = os.urandom(BIG)
+    home.put("big.bin", data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def drain(conn, h):
@@ -454,7 +437,7 @@ def drain(conn, h):
 
 @scenario
 def stat_during_transfer(ftp, home):
-    _, digest = big_file(home)
+    digest = big_file(home)
     ftp.voidcmd("TYPE I")
     conn = ftp.transfercmd("RETR big.bin")
     h = hashlib.sha256()
@@ -472,7 +455,7 @@ def stat_during_transfer(ftp, home):
 
 @scenario
 def noop_during_transfer(ftp, home):
-    _, digest = big_file(home)
+    digest = big_file(home)
     ftp.voidcmd("TYPE I")
     conn = ftp.transfercmd("RETR big.bin")
     h = hashlib.sha256()
@@ -491,13 +474,12 @@ def noop_during_transfer(ftp, home):
     conn.sendall(payload[len(payload) // 2:])
     wharf_client.finish_data(conn)
     expect_code(ftp.voidresp(), "226", "STOR completion after NOOP")
-    with open(os.path.join(home, "during-noop.bin"), "rb") as f:
-        assert f.read() == payload, "upload intact after NOOP during the transfer"
+    assert home.read("during-noop.bin") == payload, "upload intact after NOOP during the transfer"
 
 
 @scenario
 def abor_during_transfer(ftp, home):
-    _, digest = big_file(home)
+    digest = big_file(home)
     ftp.voidcmd("TYPE I")
     conn = ftp.transfercmd("RETR big.bin")
     conn.recv(1 << 16)
@@ -535,7 +517,7 @@ def abor_during_transfer(ftp, home):
 
 @scenario
 def epsv_all_refuses_pasv_and_port(ftp, home):
-    put_file(home, "e.txt", b"epsv")
+    home.put("e.txt", b"epsv")
     expect_code(ftp.sendcmd("EPSV ALL"), "200", "EPSV ALL")
     expect_code(reply_of(ftp.sendcmd, "PASV"), ["500", "501", "502", "503", "504", "550"],
                 "PASV after EPSV ALL")
@@ -562,7 +544,7 @@ def assert_never_connected(sock, what):
 
 @scenario
 def port_to_foreign_ip_or_low_port_is_refused(ftp, home):
-    put_file(home, "p.txt", b"port")
+    home.put("p.txt", b"port")
     refused = ["500", "501", "504", "550"]
     foreign, port = listener_on("127.0.0.2")
     hi, lo = divmod(port, 256)
@@ -610,7 +592,7 @@ def host_before_login(args):
 
 def main():
     parser = wharf_client.base_parser(__doc__)
-    parser.add_argument("--home", required=True)
+    stored.add_arguments(parser)
     parser.add_argument("scenario", choices=sorted(list(SCENARIOS) + ["host_before_login"]))
     args = parser.parse_args()
     def scenario():
@@ -618,7 +600,7 @@ def main():
             host_before_login(args)
         else:
             ftp = wharf_client.connect(args, tls="reuse")
-            SCENARIOS[args.scenario](ftp, args.home)
+            SCENARIOS[args.scenario](ftp, stored.open_home(args))
             expect_code(ftp.sendcmd("NOOP"), "200", "session still usable at the end")
             ftp.quit()
 

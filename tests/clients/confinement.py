@@ -28,6 +28,7 @@ import io
 import os
 import traceback
 
+import stored
 import wharf_client
 
 OUTSIDE = ["550"]
@@ -59,6 +60,7 @@ class Checker:
         self.failures = []
         self.attempts = 0
         self.ftp = self.session()
+        self.home = stored.open_home(args)
 
     def session(self):
         return wharf_client.connect(self.args, tls=self.tls, debug=0)
@@ -126,10 +128,8 @@ class Checker:
         self.record(cmd, reply, b"", codes)
 
     def rename(self, source, target, codes=NAME_REFUSED):
-        inside = os.path.join(self.args.home, "inside.txt")
-        if not os.path.exists(inside):  # a chroot-read RNTO moved it; put it back
-            with open(inside, "wb") as f:
-                f.write(b"inside")
+        if not self.home.exists("inside.txt"):  # a chroot-read RNTO moved it; put it back
+            self.home.put("inside.txt", b"inside")
         first = wharf_client.reply_of(self.ftp.sendcmd, f"RNFR {source}")
         if not first.startswith("350"):
             self.record(f"RNFR {source}", first, b"", ["350"])
@@ -157,6 +157,10 @@ def attempts(c, args):
                       "../../../../../../../../etc/passwd", "rootlink/etc/passwd",
                       "rootlink" + sentinel, "sentlink", "/sentlink", "../home/../../sentinel.txt"]
     nul_paths = ["inside.txt\0../../sentinel.txt", "a\0b", "../\0../etc/passwd"]
+    if args.no_symlinks:
+        # Without the links, their names are ordinary names inside the home.
+        escaping_dirs = [p for p in escaping_dirs if "link" not in p]
+        escaping_files = [p for p in escaping_files if "link" not in p]
 
     for path in escaping_dirs:
         c.command(f"CWD {path}")
@@ -187,6 +191,8 @@ def attempts(c, args):
     targets = [f"../../stor-{token}", f"/../../stor-{token}", f"rootlink/tmp/stor-{token}",
                f"rootlink{os.path.dirname(sentinel)}/stor-{token}", "../../sentinel.txt",
                "sentlink", f"../../../../../../tmp/stor-{token}"]
+    if args.no_symlinks:
+        targets = [p for p in targets if "link" not in p]
     for path in targets:
         c.upload(f"STOR {path}")
         c.upload(f"APPE {path}")
@@ -204,7 +210,8 @@ def attempts(c, args):
 
     for target in [f"../../renamed-{token}", f"/../../renamed-{token}",
                    f"rootlink/tmp/renamed-{token}", "../../sentinel.txt", "sentlink"]:
-        c.rename("inside.txt", target)
+        if not (args.no_symlinks and "link" in target):
+            c.rename("inside.txt", target)
 
     c.command("HASH " + "x" * 3000)
     c.command("SIZE " + "/.." * 1000 + "/etc/passwd")
@@ -229,7 +236,9 @@ def main():
     parser.add_argument("--marker", required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--tls", default="reuse")
-    parser.add_argument("--home", required=True, help="the user's home, to restore inside.txt")
+    stored.add_arguments(parser)  # where inside.txt is restored
+    parser.add_argument("--no-symlinks", action="store_true",
+                        help="the home has no rootlink/sentlink (cluster storage)")
     args = parser.parse_args()
     try:
         checker = Checker(args, args.tls)

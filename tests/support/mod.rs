@@ -688,7 +688,8 @@ pub struct Stored<'a> {
 }
 
 impl Stored<'_> {
-    fn on_disk(&self) -> Option<PathBuf> {
+    /// The home directory on disk, when the files are kept there (local storage).
+    pub fn on_disk(&self) -> Option<PathBuf> {
         (self.wharf.options.storage == "local").then(|| self.wharf.home(&self.wharf.user))
     }
 
@@ -711,6 +712,41 @@ impl Stored<'_> {
             Some(home) => home.join(path).is_dir(),
             None => self.mlst(path).is_some_and(|t| t.contains("type=dir")),
         }
+    }
+
+    /// The stored file's size, `None` when it is not there.
+    pub fn size(&self, path: &str) -> Option<u64> {
+        match self.on_disk() {
+            Some(home) => fs::metadata(home.join(path)).ok().map(|m| m.len()),
+            None => self.mlst(path).and_then(|text| {
+                let facts = text
+                    .split(';')
+                    .find_map(|f| f.trim().strip_prefix("size="))?;
+                facts.parse().ok()
+            }),
+        }
+    }
+
+    /// Polls the stored file's size until it is there and stays the same for `quiet`,
+    /// at most `limit`. Used after a client was killed mid-transfer, while the server
+    /// may still be storing what it received (on cluster storage the file appears
+    /// only once the cut upload is committed).
+    pub fn wait_for_stable_size(&self, path: &str, quiet: Duration, limit: Duration) -> u64 {
+        let deadline = Instant::now() + limit;
+        let size = || self.size(path).unwrap_or(0);
+        let mut last = size();
+        let mut since = Instant::now();
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+            let now = size();
+            if now != last {
+                last = now;
+                since = Instant::now();
+            } else if now > 0 && since.elapsed() >= quiet {
+                break;
+            }
+        }
+        last
     }
 
     /// A local path holding the stored file's bytes: the file itself on disk, or a copy
@@ -755,26 +791,6 @@ impl Stored<'_> {
     }
 }
 
-/// Polls `path`'s size until it stays the same for `quiet`, at most `limit`. Used after a
-/// client was killed mid-transfer, while the server may still be writing what it received.
-pub fn wait_for_stable_size(path: &Path, quiet: Duration, limit: Duration) -> u64 {
-    let deadline = Instant::now() + limit;
-    let size = || fs::metadata(path).map(|m| m.len()).unwrap_or(0);
-    let mut last = size();
-    let mut since = Instant::now();
-    while Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(100));
-        let now = size();
-        if now != last {
-            last = now;
-            since = Instant::now();
-        } else if since.elapsed() >= quiet {
-            break;
-        }
-    }
-    last
-}
-
 /// The last `n` lines of `text`.
 pub fn tail_lines(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
@@ -800,7 +816,9 @@ impl NormalSession {
             .client_dir()
             .join(format!("normal-{}", rand::random::<u32>()));
         fs::create_dir_all(&dir).expect("create the normal session's directory");
-        let home = wharf.user_home();
+        // On disk the stored copy is checked too; on cluster storage the download
+        // is the stored copy.
+        let home = wharf.stored().on_disk();
         let batch_base = wharf.batch("reuse", &[]);
         let program = batch_base.get_program().to_owned();
         let args: Vec<_> = batch_base.get_args().map(|a| a.to_owned()).collect();
@@ -826,12 +844,13 @@ impl NormalSession {
                     ));
                 }
                 let sent = sha256_file(&local);
-                let stored = home.join(&remote);
-                if !stored.exists() || sha256_file(&stored) != sent {
-                    return Err(format!(
-                        "round {round}: the server's copy {} differs from what was sent",
-                        stored.display()
-                    ));
+                if let Some(stored) = home.as_ref().map(|h| h.join(&remote)) {
+                    if !stored.exists() || sha256_file(&stored) != sent {
+                        return Err(format!(
+                            "round {round}: the server's copy {} differs from what was sent",
+                            stored.display()
+                        ));
+                    }
                 }
                 if sha256_file(&back) != sent {
                     return Err(format!("round {round}: the downloaded copy differs"));
