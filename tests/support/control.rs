@@ -51,6 +51,29 @@ impl Control {
     pub fn connect_silent(port: u16) -> Control {
         let stream = TcpStream::connect(("127.0.0.1", port))
             .unwrap_or_else(|e| panic!("connect to 127.0.0.1:{port}: {e}"));
+        Control::over(stream)
+    }
+
+    /// Connects to `127.0.0.1:port` from `source` (another loopback address, as
+    /// a load balancer or a second client would), without reading anything.
+    pub fn connect_from(source: std::net::Ipv4Addr, port: u16) -> Control {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .build()
+            .expect("a runtime to connect with");
+        let stream = runtime
+            .block_on(async {
+                let socket = tokio::net::TcpSocket::new_v4()?;
+                socket.bind((source, 0).into())?;
+                socket.connect(([127, 0, 0, 1], port).into()).await
+            })
+            .and_then(|s| s.into_std())
+            .unwrap_or_else(|e| panic!("connect from {source} to 127.0.0.1:{port}: {e}"));
+        stream.set_nonblocking(false).expect("blocking socket");
+        Control::over(stream)
+    }
+
+    fn over(stream: TcpStream) -> Control {
         stream
             .set_read_timeout(Some(REPLY_TIMEOUT))
             .expect("set read timeout");

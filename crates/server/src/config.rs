@@ -15,6 +15,9 @@ pub struct EngineConfig {
     /// Address advertised in PASV replies instead of the control connection's
     /// local address (NAT, load balancers).
     pub passive_address: Option<IpAddr>,
+    /// Load balancers whose connections (control and passive data) start with a
+    /// PROXY protocol header naming the client.
+    pub trusted_proxies: crate::proxy_protocol::TrustedProxies,
     pub policy: TlsPolicy,
     pub limits: Limits,
     /// xferlog-format transfer log; `None` logs transfers only through tracing.

@@ -9,6 +9,7 @@ pub mod config;
 pub mod fs;
 mod guard;
 mod listener;
+pub mod proxy_protocol;
 mod replies;
 mod session;
 mod throttle;

@@ -232,6 +232,11 @@ pub struct ServeArgs {
     /// Address advertised in PASV replies (the public address behind NAT).
     #[arg(long, env = "WHARF_PASV_ADDRESS")]
     pub pasv_address: Option<String>,
+    /// Load balancer network (CIDR, repeatable) whose control and passive data
+    /// connections start with a PROXY protocol v1/v2 header naming the client;
+    /// from there the header is required.
+    #[arg(long = "proxy-from", env = "WHARF_PROXY_FROM", value_delimiter = ',')]
+    pub proxy_from: Vec<ipnet::IpNet>,
     /// PEM certificate chain (leaf first, then intermediates).
     #[arg(long, env = "WHARF_CERT", requires = "key")]
     pub cert: Option<PathBuf>,

@@ -21,6 +21,8 @@ pub struct FileConfig {
     pub implicit_listen: Option<String>,
     pub pasv_ports: Option<String>,
     pub pasv_address: Option<String>,
+    #[serde(default)]
+    pub proxy_from: Vec<IpNet>,
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
@@ -280,6 +282,13 @@ impl Settings {
                 implicit_listen,
                 passive_ports,
                 passive_address,
+                trusted_proxies: wharf_server::proxy_protocol::TrustedProxies::new(
+                    if args.proxy_from.is_empty() {
+                        file.proxy_from.clone()
+                    } else {
+                        args.proxy_from.clone()
+                    },
+                ),
                 policy,
                 limits,
                 xferlog: Some(xferlog),

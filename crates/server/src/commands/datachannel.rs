@@ -11,7 +11,13 @@ use crate::session::Session;
 
 async fn listen(s: &mut Session) -> Result<u16, Reply> {
     let config = &s.shared.config;
-    match PassiveListener::bind(s.local.ip(), config.passive_ports, s.peer.ip()).await {
+    let bound = PassiveListener::bind(
+        s.local.ip(),
+        config.passive_ports,
+        s.peer.ip(),
+        &config.trusted_proxies,
+    );
+    match bound.await {
         Ok(listener) => {
             let port = listener.port().map_err(|_| no_passive_port())?;
             s.data = Some(DataSetup::Passive(listener));

@@ -12,6 +12,10 @@ use wharf_tls::{SessionBinding, TlsConfigs};
 
 use super::stream::FtpStream;
 use crate::config::PortRange;
+use crate::proxy_protocol::{read_header, ProxiedPeer, TrustedProxies};
+
+/// How long a balancer may take to send the PROXY header of a data connection.
+const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
@@ -34,12 +38,19 @@ pub enum DataSetup {
 pub struct PassiveListener {
     listener: TcpListener,
     expected_peer: IpAddr,
+    /// Balancers that forward data connections with a PROXY header.
+    balancers: TrustedProxies,
 }
 
 impl PassiveListener {
     /// Binds a port from `range` on `local`, starting at a random port so that
     /// concurrent sessions rarely collide.
-    pub async fn bind(local: IpAddr, range: PortRange, expected_peer: IpAddr) -> io::Result<Self> {
+    pub async fn bind(
+        local: IpAddr,
+        range: PortRange,
+        expected_peer: IpAddr,
+        balancers: &TrustedProxies,
+    ) -> io::Result<Self> {
         let len = range.len();
         let start = rand::thread_rng().gen_range(0..len);
         let mut last_err = None;
@@ -50,6 +61,7 @@ impl PassiveListener {
                     return Ok(Self {
                         listener,
                         expected_peer,
+                        balancers: balancers.clone(),
                     })
                 }
                 Err(e) => last_err = Some(e),
@@ -64,14 +76,31 @@ impl PassiveListener {
 
     /// Accepts the client's data connection. Connections from any address other
     /// than the control connection's peer are refused (FTP bounce / data theft,
-    /// vsftpd's `pasv_promiscuous=NO`).
+    /// vsftpd's `pasv_promiscuous=NO`); through a trusted balancer, the address
+    /// is the one its PROXY header names.
     async fn accept(self) -> io::Result<TcpStream> {
         loop {
-            let (stream, peer) = self.listener.accept().await?;
-            if canonical(peer.ip()) == canonical(self.expected_peer) {
+            let (mut stream, peer) = self.listener.accept().await?;
+            let client = if self.balancers.contains(peer.ip()) {
+                match tokio::time::timeout(PROXY_HEADER_TIMEOUT, read_header(&mut stream)).await {
+                    Ok(Ok(ProxiedPeer::Client(client))) => client,
+                    Ok(Ok(ProxiedPeer::Balancer)) => peer,
+                    Ok(Err(e)) => {
+                        tracing::info!(balancer = %peer, "data connection closed: {e}");
+                        continue;
+                    }
+                    Err(_) => {
+                        tracing::info!(balancer = %peer, "data connection closed: no PROXY header in time");
+                        continue;
+                    }
+                }
+            } else {
+                peer
+            };
+            if canonical(client.ip()) == canonical(self.expected_peer) {
                 return Ok(stream);
             }
-            tracing::warn!(%peer, expected = %self.expected_peer,
+            tracing::warn!(peer = %client, expected = %self.expected_peer,
                 "refused a passive data connection from a foreign address");
         }
     }
