@@ -120,6 +120,8 @@ pub fn node(root: &Path, n: usize, join: Option<(&str, &str)>, extra: &[&str]) -
         &cluster_addr,
         "--max-per-ip",
         "1000",
+        "--http-listen",
+        "off",
     ]
     .iter()
     .chain(extra)

@@ -125,6 +125,8 @@ pub struct Wharf {
     pub implicit_port: u16,
     /// Raft and admin API port (`--cluster-listen 127.0.0.1:<port>`).
     pub cluster_port: u16,
+    /// `/metrics`, `/healthz`, `/readyz` (`--http-listen 127.0.0.1:<port>`).
+    pub http_port: u16,
     pub pasv_ports: (u16, u16),
     pub data_dir: PathBuf,
     pub user: String,
@@ -151,6 +153,7 @@ impl Wharf {
         let explicit_port = free_port();
         let implicit_port = free_port();
         let cluster_port = free_port();
+        let http_port = free_port();
         let pasv_low = rand::thread_rng().gen_range(40000..=(44999 - PASV_RANGE_WIDTH));
         let pasv_ports = (pasv_low, pasv_low + PASV_RANGE_WIDTH - 1);
 
@@ -160,7 +163,7 @@ impl Wharf {
         let child = Wharf::spawn(
             root.path(),
             &data_dir,
-            [explicit_port, implicit_port, cluster_port],
+            [explicit_port, implicit_port, cluster_port, http_port],
             pasv_ports,
             &options,
             true,
@@ -169,6 +172,7 @@ impl Wharf {
             explicit_port,
             implicit_port,
             cluster_port,
+            http_port,
             pasv_ports,
             data_dir,
             user,
@@ -189,7 +193,7 @@ impl Wharf {
     fn spawn(
         root: &Path,
         data_dir: &Path,
-        [explicit_port, implicit_port, cluster_port]: [u16; 3],
+        [explicit_port, implicit_port, cluster_port, http_port]: [u16; 4],
         pasv_ports: (u16, u16),
         options: &WharfOptions,
         first_start: bool,
@@ -206,6 +210,8 @@ impl Wharf {
             .arg(format!("{}-{}", pasv_ports.0, pasv_ports.1))
             .arg("--cluster-listen")
             .arg(format!("127.0.0.1:{cluster_port}"))
+            .arg("--http-listen")
+            .arg(format!("127.0.0.1:{http_port}"))
             .arg("--storage")
             .arg(&options.storage);
         for (name, password) in &options.users {
@@ -257,7 +263,12 @@ impl Wharf {
         self.child = Wharf::spawn(
             self.root.path(),
             &self.data_dir,
-            [self.explicit_port, self.implicit_port, self.cluster_port],
+            [
+                self.explicit_port,
+                self.implicit_port,
+                self.cluster_port,
+                self.http_port,
+            ],
             self.pasv_ports,
             &self.options,
             false,

@@ -541,8 +541,8 @@ impl ClusterHandle {
     /// call (read-index through the leader), so a client moving between
     /// nodes never sees an older namespace than it saw. Bounded: without a
     /// leader the local state is what there is (a minority keeps serving
-    /// committed reads).
-    pub async fn catch_up(&self) {
+    /// committed reads). True when this node did catch up.
+    pub async fn catch_up(&self) -> bool {
         let deadline = Instant::now() + READ_INDEX_TIMEOUT;
         let index = match self.raft.current_leader().await {
             Some(id) if id == self.node_id => self.leader_read_index().await.ok(),
@@ -563,17 +563,19 @@ impl ClusterHandle {
         match index {
             Some(index) => {
                 let left = deadline.saturating_duration_since(Instant::now());
-                if tokio::time::timeout(left, self.reader.wait_applied(index))
-                    .await
-                    .is_err()
-                {
+                let applied = tokio::time::timeout(left, self.reader.wait_applied(index)).await;
+                if applied.is_err() {
                     tracing::warn!(
                         index,
                         "not caught up with the leader in time; reading local state"
                     );
                 }
+                applied.is_ok()
             }
-            None => tracing::debug!("no read index from a leader; reading local state"),
+            None => {
+                tracing::debug!("no read index from a leader; reading local state");
+                false
+            }
         }
     }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod fs;
 mod guard;
 mod listener;
+pub mod metrics;
 pub mod proxy_protocol;
 mod replies;
 mod session;
@@ -40,6 +41,7 @@ pub struct Shared {
     pub storage: Arc<dyn fs::Storage>,
     guard: Arc<guard::Guard>,
     xferlog: xferlog::TransferLog,
+    metrics: Arc<metrics::EngineMetrics>,
     /// Flips to true on SIGTERM: sessions finish their transfer, then close.
     shutdown: watch::Receiver<bool>,
 }

@@ -42,6 +42,7 @@ pub struct Listening {
 #[derive(Clone)]
 pub struct EngineControl {
     guard: Arc<Guard>,
+    metrics: Arc<crate::metrics::EngineMetrics>,
 }
 
 impl EngineControl {
@@ -58,6 +59,11 @@ impl EngineControl {
     /// Control connections open now.
     pub fn open_sessions(&self) -> usize {
         self.guard.connections()
+    }
+
+    /// Logins, transfers and TLS handshakes counted so far.
+    pub fn metrics(&self) -> crate::metrics::MetricsSnapshot {
+        self.metrics.snapshot()
     }
 }
 
@@ -91,6 +97,7 @@ impl Engine {
                 storage: boundaries.storage,
                 guard,
                 xferlog,
+                metrics: Default::default(),
                 shutdown,
             }),
             explicit,
@@ -104,6 +111,7 @@ impl Engine {
     pub fn control(&self) -> EngineControl {
         EngineControl {
             guard: self.shared.guard.clone(),
+            metrics: self.shared.metrics.clone(),
         }
     }
 
@@ -280,7 +288,11 @@ async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
         let acceptor = TlsAcceptor::from(shared.tls.control.clone());
         let handshake = acceptor.accept_with(tcp, |c| binding.install(c));
         match tokio::time::timeout(limits.tls_handshake_timeout, handshake).await {
-            Ok(Ok(tls)) => FtpStream::Tls(Box::new(tls)),
+            Ok(Ok(tls)) => {
+                let stream = FtpStream::Tls(Box::new(tls));
+                shared.metrics.handshake(&stream);
+                stream
+            }
             Ok(Err(e)) => {
                 tracing::info!("implicit TLS handshake failed: {e}");
                 return;

@@ -223,6 +223,10 @@ pub struct ServeArgs {
     /// Explicit FTPS control address (AUTH TLS); standard port 21. "off" disables it.
     #[arg(long, env = "WHARF_LISTEN")]
     pub listen: Option<String>,
+    /// HTTP endpoint for /metrics, /healthz and /readyz (default
+    /// 127.0.0.1:9180; "off" disables it).
+    #[arg(long, env = "WHARF_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
     /// Implicit FTPS control address (TLS from the first byte); standard port 990. "off" disables it.
     #[arg(long, env = "WHARF_IMPLICIT_LISTEN")]
     pub implicit_listen: Option<String>,

@@ -6,6 +6,7 @@ mod cli;
 mod cluster_bans;
 mod cluster_fs;
 mod drain;
+mod http;
 mod settings;
 mod storage;
 mod store_accounts;
@@ -158,10 +159,12 @@ async fn serve(settings: Settings) -> Result<()> {
         mode.name()
     );
     let (storage, home_root) = storage::boundary(mode, &node, &settings.data_dir);
+    let repair_backlog = Arc::new(std::sync::atomic::AtomicU64::new(0));
     if mode == cli::StorageMode::Cluster {
         tokio::spawn(cluster_fs::upkeep::repair_while_leader(
             node.clone(),
             settings.repair_after,
+            repair_backlog.clone(),
         ));
         tokio::spawn(cluster_fs::upkeep::collect_local_chunks(
             node.clone(),
@@ -185,7 +188,24 @@ async fn serve(settings: Settings) -> Result<()> {
         let control = control.clone();
         move || control.open_sessions()
     });
-    drain::follow_setting(node.clone(), control);
+    drain::follow_setting(node.clone(), control.clone());
+    if let Some((addr, chosen)) = settings.http_listen {
+        let observed = Arc::new(http::Observed {
+            node: node.clone(),
+            engine: control,
+            repair_backlog,
+        });
+        match tokio::net::TcpListener::bind(addr).await {
+            Ok(listener) => {
+                tracing::info!(%addr, "HTTP endpoint: /metrics /healthz /readyz");
+                tokio::spawn(http::serve(listener, observed));
+            }
+            Err(e) if chosen => anyhow::bail!("cannot listen on --http-listen {addr}: {e}"),
+            Err(e) => tracing::warn!(%addr,
+                "no HTTP endpoint (/metrics, /readyz): cannot listen on the default address: {e}; \
+                 set --http-listen"),
+        }
+    }
     print_summary(&settings, Some((&engine, &certificates)));
     engine.run(shutdown_signal()).await;
     Ok(())

@@ -19,6 +19,7 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub listen: Option<String>,
     pub implicit_listen: Option<String>,
+    pub http_listen: Option<String>,
     pub pasv_ports: Option<String>,
     pub pasv_address: Option<String>,
     #[serde(default)]
@@ -97,6 +98,9 @@ fn all_permissions() -> Vec<String> {
 
 pub struct Settings {
     pub engine: EngineConfig,
+    /// The HTTP endpoint, and whether the operator chose it (then failing to
+    /// bind it is an error; the default address is only tried).
+    pub http_listen: Option<(SocketAddr, bool)>,
     pub cluster_listen: SocketAddr,
     pub cluster_advertise: Option<String>,
     pub join: Option<(String, String)>,
@@ -158,6 +162,9 @@ impl Settings {
         if listen.is_none() && implicit_listen.is_none() {
             bail!("both listeners are off: nothing to serve");
         }
+        let http_choice = args.http_listen.as_deref().or(file.http_listen.as_deref());
+        let http_listen =
+            parse_listen(http_choice, "127.0.0.1:9180")?.map(|addr| (addr, http_choice.is_some()));
         let passive_ports = PortRange::parse(
             args.pasv_ports
                 .as_deref()
@@ -277,6 +284,7 @@ impl Settings {
                         .unwrap_or(90 * 24 * 3600),
                 ),
             },
+            http_listen,
             engine: EngineConfig {
                 listen,
                 implicit_listen,

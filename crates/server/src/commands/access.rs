@@ -44,6 +44,7 @@ pub async fn pass(s: &mut Session, password: String) -> Outcome {
             shared.guard.login_succeeded(ip);
             tracing::Span::current().record("user", user.name.as_str());
             tracing::info!(user = %user.name, "OK LOGIN");
+            shared.metrics.login(true);
             let reply = Reply::new(230, format!("User {} logged in.", user.name));
             s.login = Some(LoggedIn::new(user, fs, slot));
             s.cwd = VirtualPath::root();
@@ -56,6 +57,7 @@ pub async fn pass(s: &mut Session, password: String) -> Outcome {
                 }
                 other => tracing::info!(user = %name, "FAIL LOGIN: {other}"),
             }
+            shared.metrics.login(false);
             let banned = shared.guard.login_failed(ip);
             // Slows down guessing on this connection; other sessions carry on.
             tokio::time::sleep(shared.config.limits.login_failure_delay).await;

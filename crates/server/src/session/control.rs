@@ -47,6 +47,10 @@ impl ControlConnection {
         self.stream.as_ref().is_some_and(FtpStream::is_tls)
     }
 
+    pub fn stream_ref(&self) -> Option<&FtpStream> {
+        self.stream.as_ref()
+    }
+
     pub fn tls_description(&self) -> Option<String> {
         self.stream.as_ref()?.tls_description()
     }

@@ -330,6 +330,9 @@ impl Session {
                             tls = self.control.tls_description().unwrap_or_default(),
                             "control connection protected"
                         );
+                        if let Some(stream) = self.control.stream_ref() {
+                            self.shared.metrics.handshake(stream);
+                        }
                         true
                     }
                     Err(e) => {
@@ -354,6 +357,7 @@ impl Session {
                 configs: self.shared.tls.clone(),
                 binding: self.binding.clone(),
                 require_reuse: self.shared.config.policy.require_ssl_reuse,
+                metrics: self.shared.metrics.clone(),
             });
         let transfer_limits = transfer::TransferLimits {
             connect_timeout: limits.data_timeout,
@@ -404,6 +408,8 @@ impl Session {
         if !t.logged {
             return;
         }
+        let incoming = matches!(t.direction, crate::xferlog::Direction::Incoming);
+        self.shared.metrics.transfer(incoming, bytes, complete);
         let user = self.user().map(|u| u.name.clone()).unwrap_or_default();
         self.shared
             .xferlog

@@ -59,6 +59,7 @@ pub struct DataProtection {
     pub configs: wharf_tls::TlsConfigs,
     pub binding: SessionBinding,
     pub require_reuse: bool,
+    pub metrics: std::sync::Arc<crate::metrics::EngineMetrics>,
 }
 
 pub struct TransferLimits {
@@ -115,14 +116,16 @@ async fn open(
     let stream = match protection {
         None => DataStream::Plain(tcp),
         Some(p) => {
-            secure(
+            let stream = secure(
                 tcp,
                 &p.configs,
                 &p.binding,
                 p.require_reuse,
                 limits.handshake_timeout,
             )
-            .await?
+            .await?;
+            p.metrics.handshake(&stream);
+            stream
         }
     };
     Ok((stream, job.payload, job.rate))

@@ -28,7 +28,11 @@ async fn is_leader(node: &ClusterHandle) -> bool {
 /// answered for `down_after`, are written off and replaced (a node that comes
 /// back keeps its copies: one extra replica is harmless); records of unused
 /// chunks and abandoned uploads are dropped.
-pub async fn repair_while_leader(node: Arc<ClusterHandle>, down_after: Duration) {
+pub async fn repair_while_leader(
+    node: Arc<ClusterHandle>,
+    down_after: Duration,
+    backlog: Arc<std::sync::atomic::AtomicU64>,
+) {
     let mut tick = tokio::time::interval(REPAIR_EVERY);
     let mut last_seen: std::collections::HashMap<NodeId, std::time::Instant> = Default::default();
     loop {
@@ -54,6 +58,12 @@ pub async fn repair_while_leader(node: Arc<ClusterHandle>, down_after: Duration)
             }
         }
         let wanted = node.replication_factor().min(members.len());
+        let short = chunks
+            .iter()
+            .filter(|c| c.refs > 0)
+            .filter(|c| c.replicas.iter().filter(|r| members.contains(r)).count() < wanted)
+            .count();
+        backlog.store(short as u64, std::sync::atomic::Ordering::Relaxed);
         for chunk in chunks {
             if !is_leader(&node).await {
                 break;

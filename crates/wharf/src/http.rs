@@ -1,0 +1,231 @@
+//! The operator's HTTP endpoint (`--http-listen`): `/metrics` in Prometheus
+//! text format, `/healthz` (the process answers) and `/readyz` (a balancer may
+//! send clients here: a leader is known, this node has caught up with it, it
+//! is not draining; the endpoint starts only once the FTPS listeners are
+//! bound, so an answer also means they are up).
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
+use wharf_cluster::ClusterHandle;
+use wharf_server::EngineControl;
+
+/// What the endpoint reports on.
+pub struct Observed {
+    pub node: Arc<ClusterHandle>,
+    pub engine: EngineControl,
+    /// Chunks short of replicas as the leader's repair job last counted them.
+    pub repair_backlog: Arc<AtomicU64>,
+}
+
+pub async fn serve(listener: TcpListener, observed: Arc<Observed>) {
+    let app = Router::new()
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(readyz))
+        .with_state(observed);
+    if let Err(e) = axum::serve(listener, app).await {
+        tracing::error!("the HTTP endpoint stopped: {e}");
+    }
+}
+
+async fn readyz(State(o): State<Arc<Observed>>) -> impl IntoResponse {
+    let mut missing = Vec::new();
+    if o.node.raft.current_leader().await.is_none() {
+        missing.push("no leader known");
+    } else if !o.node.catch_up().await {
+        missing.push("not caught up with the leader");
+    }
+    if o.engine.draining() {
+        missing.push("draining");
+    }
+    if missing.is_empty() {
+        (StatusCode::OK, "ready\n".to_owned())
+    } else {
+        let why = format!("not ready: {}\n", missing.join(", "));
+        (StatusCode::SERVICE_UNAVAILABLE, why)
+    }
+}
+
+async fn metrics(State(o): State<Arc<Observed>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        exposition(&o),
+    )
+}
+
+/// One metric family: `# HELP`, `# TYPE`, then a sample per label set.
+struct Family<'a> {
+    out: &'a mut String,
+}
+
+impl Family<'_> {
+    fn start<'a>(out: &'a mut String, name: &str, kind: &str, help: &str) -> Family<'a> {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+        Family { out }
+    }
+
+    fn sample(self, name: &str, labels: &[(&str, &str)], value: u64) -> Self {
+        let labels: Vec<String> = labels
+            .iter()
+            .map(|(k, v)| format!("{k}=\"{}\"", escape(v)))
+            .collect();
+        let _ = if labels.is_empty() {
+            writeln!(self.out, "{name} {value}")
+        } else {
+            writeln!(self.out, "{name}{{{}}} {value}", labels.join(","))
+        };
+        self
+    }
+}
+
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
+    Family::start(out, name, "gauge", help).sample(name, &[], value);
+}
+
+fn exposition(o: &Observed) -> String {
+    let mut out = String::new();
+    let engine = o.engine.metrics();
+    let out_ref = &mut out;
+    gauge(
+        out_ref,
+        "wharf_sessions",
+        "Open FTPS control connections.",
+        o.engine.open_sessions() as u64,
+    );
+    gauge(
+        out_ref,
+        "wharf_draining",
+        "1 while this node refuses new sessions (wharf cluster drain).",
+        u64::from(o.engine.draining()),
+    );
+    let n = "wharf_logins_total";
+    Family::start(out_ref, n, "counter", "Logins by result.")
+        .sample(n, &[("result", "ok")], engine.logins_ok)
+        .sample(n, &[("result", "failed")], engine.logins_failed);
+    let n = "wharf_transfer_bytes_total";
+    Family::start(out_ref, n, "counter", "File bytes received and sent.")
+        .sample(n, &[("direction", "in")], engine.bytes_in)
+        .sample(n, &[("direction", "out")], engine.bytes_out);
+    let n = "wharf_transfers_total";
+    Family::start(out_ref, n, "counter", "File transfers by result.")
+        .sample(n, &[("result", "complete")], engine.transfers_complete)
+        .sample(n, &[("result", "incomplete")], engine.transfers_incomplete);
+    let n = "wharf_tls_handshakes_total";
+    let mut family = Family::start(
+        out_ref,
+        n,
+        "counter",
+        "TLS handshakes (control and data) by version and kind.",
+    );
+    for (v, version) in ["1.2", "1.3"].into_iter().enumerate() {
+        for (k, kind) in ["full", "resumed"].into_iter().enumerate() {
+            family = family.sample(
+                n,
+                &[("version", version), ("kind", kind)],
+                engine.handshakes[v][k],
+            );
+        }
+    }
+    raft(out_ref, o);
+    certificates(out_ref, o);
+    out
+}
+
+fn raft(out: &mut String, o: &Observed) {
+    let m = o.node.raft.metrics().borrow().clone();
+    let is_leader = m.current_leader == Some(o.node.node_id);
+    gauge(out, "wharf_raft_term", "Current Raft term.", m.current_term);
+    gauge(
+        out,
+        "wharf_raft_leader",
+        "Node id of the leader this node knows (0: none).",
+        m.current_leader.unwrap_or(0),
+    );
+    gauge(
+        out,
+        "wharf_raft_is_leader",
+        "1 on the leader.",
+        u64::from(is_leader),
+    );
+    gauge(
+        out,
+        "wharf_raft_last_log_index",
+        "Last Raft log index on this node.",
+        m.last_log_index.unwrap_or(0),
+    );
+    gauge(
+        out,
+        "wharf_raft_applied_index",
+        "Last Raft log index applied to this node's state machine.",
+        m.last_applied.map_or(0, |l| l.index),
+    );
+    if let (true, Some(replication)) = (is_leader, m.replication.as_ref()) {
+        let n = "wharf_raft_replication_lag";
+        let last = m.last_log_index.unwrap_or(0);
+        let mut family = Family::start(
+            out,
+            n,
+            "gauge",
+            "Log entries a follower is behind the leader (on the leader).",
+        );
+        for (peer, matched) in replication.iter() {
+            let lag = last.saturating_sub(matched.map_or(0, |l| l.index));
+            family = family.sample(n, &[("peer", &peer.to_string())], lag);
+        }
+        gauge(
+            out,
+            "wharf_chunk_repair_backlog",
+            "Chunks short of live replicas, as the leader last counted them.",
+            o.repair_backlog.load(Ordering::Relaxed),
+        );
+    }
+}
+
+fn certificates(out: &mut String, o: &Observed) {
+    let Ok(certs) = o.node.reader.certs() else {
+        return;
+    };
+    let n = "wharf_certificate_not_after_seconds";
+    let mut family = Family::start(
+        out,
+        n,
+        "gauge",
+        "Expiry of each served certificate (Unix time).",
+    );
+    for cert in certs {
+        family = family.sample(n, &[("name", &cert.name)], cert.not_after);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_have_help_type_and_escaped_labels() {
+        let mut out = String::new();
+        Family::start(&mut out, "x_total", "counter", "Things.")
+            .sample("x_total", &[("name", "a\"b\\c")], 3)
+            .sample("x_total", &[], 4);
+        assert_eq!(
+            out,
+            "# HELP x_total Things.\n# TYPE x_total counter\n\
+             x_total{name=\"a\\\"b\\\\c\"} 3\nx_total 4\n"
+        );
+    }
+}
