@@ -15,20 +15,23 @@ use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+use support::cluster::poll_until;
 use support::control::Control;
 use support::*;
 
 const BALANCER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
+const LIMITS: &str =
+    "[limits]\nmax_login_failures = 2\nban_seconds = 120\nlogin_failure_delay_ms = 50\n";
+
+fn balanced_options(extra: &[&str]) -> WharfOptions {
+    WharfOptions::default()
+        .args(["--proxy-from", "127.0.0.3/32", "--allow-plain-login"])
+        .args(extra.iter().copied())
+        .config(LIMITS)
+}
 
 fn behind_balancer(extra: &[&str]) -> Wharf {
-    Wharf::start(
-        WharfOptions::default()
-            .args(["--proxy-from", "127.0.0.3/32", "--allow-plain-login"])
-            .args(extra.iter().copied())
-            .config(
-                "[limits]\nmax_login_failures = 2\nban_seconds = 120\nlogin_failure_delay_ms = 50\n",
-            ),
-    )
+    Wharf::start(balanced_options(extra))
 }
 
 /// A control connection the balancer opens for `client` with a v1 header.
@@ -135,8 +138,7 @@ fn a_balancer_connection_without_a_valid_header_closes_alone() {
     wharf.assert_alive();
 }
 
-/// HAProxy in TCP mode in front of the node: the control port and every port of
-/// the passive range forwarded with PROXY v2 from the balancer's address.
+/// A running HAProxy (TCP mode) on 127.0.0.2, its control port `control_port`.
 struct Haproxy {
     child: Child,
     control_port: u16,
@@ -144,15 +146,9 @@ struct Haproxy {
 }
 
 impl Haproxy {
+    /// HAProxy in front of one node: the control port and every port of the
+    /// passive range forwarded with PROXY v2 from the balancer's address.
     fn start(wharf: &Wharf) -> Haproxy {
-        // Debian installs it in /usr/sbin, which a non-root PATH may lack.
-        let binary = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"]
-            .into_iter()
-            .find(|p| std::path::Path::new(p).exists())
-            .unwrap_or_else(|| {
-                require_tool("haproxy");
-                "haproxy"
-            });
         let control_port = free_port();
         let (lo, hi) = wharf.pasv_ports;
         let config = format!(
@@ -166,11 +162,31 @@ impl Haproxy {
         );
         let path = wharf.root().join("haproxy.cfg");
         std::fs::write(&path, config).expect("write haproxy.cfg");
-        let log = wharf.root().join("haproxy.log");
+        Haproxy::launch(&path, &[], control_port, wharf.root())
+    }
+
+    /// Runs HAProxy on `config` with `env`, logging into `dir`; returns once
+    /// `control_port` on 127.0.0.2 accepts.
+    fn launch(
+        config: &std::path::Path,
+        env: &[(String, String)],
+        control_port: u16,
+        dir: &std::path::Path,
+    ) -> Haproxy {
+        // Debian installs it in /usr/sbin, which a non-root PATH may lack.
+        let binary = ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"]
+            .into_iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .unwrap_or_else(|| {
+                require_tool("haproxy");
+                "haproxy"
+            });
+        let log = dir.join("haproxy.log");
         let child = Command::new(binary)
             .arg("-db")
             .arg("-f")
-            .arg(&path)
+            .arg(config)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(std::fs::File::create(&log).expect("log")))
             .stderr(Stdio::from(
                 std::fs::File::options()
@@ -253,4 +269,114 @@ fn lftp_and_curl_transfer_through_haproxy_and_the_node_sees_the_client() {
         "data connections through HAProxy pass the peer check: {logs}"
     );
     assert!(!logs.contains("peer=127.0.0.3"), "{logs}");
+}
+
+/// The shipped `deploy/haproxy.cfg` in front of a three-node cluster (layout
+/// (b)): sessions go to nodes whose /readyz answers 200, each node's passive
+/// range is forwarded to it, PROXY v2 throughout. A file stored through the
+/// balancer reads back through it; a killed node is taken out by the health
+/// check and transfers go on; a client banned through one node is refused by
+/// every node.
+#[test]
+fn the_shipped_haproxy_config_fronts_a_cluster_and_a_ban_reaches_every_node() {
+    let options = balanced_options(&["--pasv-address", "127.0.0.2"]).cluster_storage();
+    let mut cluster = Cluster::start_with(3, options);
+    let control_port = free_port();
+    let mut env = vec![
+        ("WHARF_LB_ADDR".to_owned(), "127.0.0.2".to_owned()),
+        ("WHARF_LB_SOURCE".to_owned(), BALANCER.to_string()),
+        ("WHARF_LB_FTP_PORT".to_owned(), control_port.to_string()),
+        ("WHARF_LB_FTPS_PORT".to_owned(), free_port().to_string()),
+    ];
+    for n in 1..=3 {
+        let node = cluster.node(n);
+        let (lo, hi) = node.pasv_ports;
+        for (key, value) in [
+            ("ADDR", "127.0.0.1".to_owned()),
+            ("FTP_PORT", node.explicit_port.to_string()),
+            ("FTPS_PORT", node.implicit_port.to_string()),
+            ("HTTP_PORT", node.http_port.to_string()),
+            ("PASV", format!("{lo}-{hi}")),
+        ] {
+            env.push((format!("WHARF_NODE{n}_{key}"), value));
+        }
+    }
+    let config = tests_dir().join("../deploy/haproxy.cfg");
+    let haproxy = Haproxy::launch(&config, &env, control_port, cluster.node(1).root());
+    let dir = cluster.node(1).client_dir();
+    let login_as = format!("{}:{}", cluster.node(1).user, cluster.node(1).password);
+    let local = dir.join("lb.bin");
+    write_random_file(&local, 5 * 1024 * 1024 + 3);
+    let curl = || {
+        let mut cmd = Command::new("curl");
+        cmd.args(["--silent", "--show-error", "--insecure", "--ssl-reqd"])
+            .args([
+                "--max-time",
+                "60",
+                "--interface",
+                "127.0.0.5",
+                "--user",
+                &login_as,
+            ]);
+        cmd
+    };
+    let round_trip = |name: &str| -> bool {
+        let back = dir.join(format!("{name}.back"));
+        let put = run(curl().arg("-T").arg(&local).arg(haproxy.url(name)));
+        let get = run(curl().arg("-o").arg(&back).arg(haproxy.url(name)));
+        let ok = put.status.success()
+            && get.status.success()
+            && sha256_file(&back) == sha256_file(&local);
+        if !ok {
+            eprintln!(
+                "round trip {name} failed:\n{}\n{}",
+                describe(&put),
+                describe(&get)
+            );
+        }
+        ok
+    };
+    poll_until(
+        Duration::from_secs(20),
+        "a round trip through HAProxy",
+        || round_trip("first.bin").then_some(()),
+    );
+
+    let leader = cluster.node(1).cluster_status().leader.expect("a leader");
+    let down = (1..=3)
+        .find(|&n| cluster.node(n).node_id() != leader)
+        .expect("a follower");
+    cluster.node_mut(down).kill9();
+    poll_until(
+        Duration::from_secs(20),
+        "a round trip once the dead node is out",
+        || round_trip("second.bin").then_some(()),
+    );
+    for n in 0..3 {
+        assert!(
+            round_trip(&format!("more-{n}.bin")),
+            "round trip {n} through HAProxy with a node down\n{}",
+            std::fs::read_to_string(&haproxy.log).unwrap_or_default()
+        );
+    }
+
+    // Two failed logins on one session through the balancer ban 127.0.0.6.
+    let lb = std::net::SocketAddr::from(([127, 0, 0, 2], control_port));
+    let mut guess = Control::connect_between(Ipv4Addr::new(127, 0, 0, 6), lb);
+    assert_eq!(guess.reply().expect("greeting").code, 220);
+    assert_eq!(login(&mut guess, "wrong-1"), 530);
+    assert_eq!(login(&mut guess, "wrong-2"), 421, "{}", guess.transcript);
+    for n in (1..=3).filter(|&n| n != down) {
+        let node = cluster.node(n);
+        poll_until(
+            Duration::from_secs(5),
+            &format!("node {n} refuses the banned client"),
+            || {
+                let mut c = via_balancer_v1(node, "127.0.0.6");
+                (c.reply().ok()?.code == 421).then_some(())
+            },
+        );
+    }
+    let mut again = Control::connect_between(Ipv4Addr::new(127, 0, 0, 6), lb);
+    assert_eq!(again.reply().expect("greeting").code, 421);
 }

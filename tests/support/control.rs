@@ -57,6 +57,11 @@ impl Control {
     /// Connects to `127.0.0.1:port` from `source` (another loopback address, as
     /// a load balancer or a second client would), without reading anything.
     pub fn connect_from(source: std::net::Ipv4Addr, port: u16) -> Control {
+        Control::connect_between(source, (std::net::Ipv4Addr::LOCALHOST, port).into())
+    }
+
+    /// Connects to `target` from `source`, without reading anything.
+    pub fn connect_between(source: std::net::Ipv4Addr, target: std::net::SocketAddr) -> Control {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_io()
             .build()
@@ -65,10 +70,10 @@ impl Control {
             .block_on(async {
                 let socket = tokio::net::TcpSocket::new_v4()?;
                 socket.bind((source, 0).into())?;
-                socket.connect(([127, 0, 0, 1], port).into()).await
+                socket.connect(target).await
             })
             .and_then(|s| s.into_std())
-            .unwrap_or_else(|e| panic!("connect from {source} to 127.0.0.1:{port}: {e}"));
+            .unwrap_or_else(|e| panic!("connect from {source} to {target}: {e}"));
         stream.set_nonblocking(false).expect("blocking socket");
         Control::over(stream)
     }

@@ -38,6 +38,23 @@ const PASV_RANGE_WIDTH: u16 = 40;
 const STDOUT_LOG: &str = "wharf.stdout.log";
 const STDERR_LOG: &str = "wharf.stderr.log";
 
+/// A random passive range that no other server of this test process has, so
+/// the nodes of a cluster can each be forwarded their own range (layout (b)).
+fn pasv_range() -> (u16, u16) {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let low = rand::thread_rng().gen_range(40000..=(44999 - PASV_RANGE_WIDTH));
+        if given
+            .iter()
+            .all(|&other| low.abs_diff(other) >= PASV_RANGE_WIDTH)
+        {
+            given.push(low);
+            return (low, low + PASV_RANGE_WIDTH - 1);
+        }
+    }
+}
+
 /// How to start one `wharf serve` process.
 #[derive(Clone, Debug)]
 pub struct WharfOptions {
@@ -154,8 +171,7 @@ impl Wharf {
         let implicit_port = free_port();
         let cluster_port = free_port();
         let http_port = free_port();
-        let pasv_low = rand::thread_rng().gen_range(40000..=(44999 - PASV_RANGE_WIDTH));
-        let pasv_ports = (pasv_low, pasv_low + PASV_RANGE_WIDTH - 1);
+        let pasv_ports = pasv_range();
 
         let stdout_log = root.path().join(STDOUT_LOG);
         let stderr_log = root.path().join(STDERR_LOG);
