@@ -258,3 +258,51 @@ fn readyz_is_false_on_a_member_without_a_leader() {
     let (status, _) = get(cluster.node(followers[0]), "/healthz");
     assert_eq!(status, 200, "alive all the same");
 }
+
+/// On a three-node cluster the leader reports each follower's replication lag
+/// and the chunk repair backlog; followers report neither, and every node
+/// names the same leader.
+#[test]
+fn the_leader_reports_replication_lag_per_follower_and_the_repair_backlog() {
+    let cluster = Cluster::start_with(3, WharfOptions::default().cluster_storage());
+    let leader = cluster.node(1).cluster_status().leader.expect("a leader");
+    let local = cluster.node(1).client_dir().join("r.bin");
+    write_random_file(&local, 9 * 1024 * 1024);
+    let out = run(cluster
+        .node(1)
+        .curl()
+        .arg("-T")
+        .arg(&local)
+        .arg(cluster.node(1).explicit_url("r.bin")));
+    assert_success(&out, "upload");
+    for n in 1..=3 {
+        let node = cluster.node(n);
+        let samples = metrics(node);
+        assert_eq!(value(&samples, "wharf_raft_leader"), leader as f64);
+        let lags: Vec<&String> = samples
+            .keys()
+            .filter(|k| k.starts_with("wharf_raft_replication_lag{"))
+            .collect();
+        if node.node_id() == leader {
+            assert_eq!(lags.len(), 2, "one lag per follower: {lags:?}");
+            // Every follower catches up with the leader's log.
+            poll_until(Duration::from_secs(10), "lags back to 0", || {
+                let samples = metrics(node);
+                let behind: f64 = samples
+                    .iter()
+                    .filter(|(k, _)| k.starts_with("wharf_raft_replication_lag{"))
+                    .map(|(_, v)| v)
+                    .sum();
+                (behind == 0.0).then_some(())
+            });
+            // The repair job runs every 5 s; three chunks, three copies each.
+            poll_until(Duration::from_secs(15), "a backlog of 0", || {
+                let samples = metrics(node);
+                (samples.get("wharf_chunk_repair_backlog") == Some(&0.0)).then_some(())
+            });
+        } else {
+            assert!(lags.is_empty(), "followers report no lag: {lags:?}");
+            assert!(!samples.contains_key("wharf_chunk_repair_backlog"));
+        }
+    }
+}

@@ -183,7 +183,8 @@ fn raft(out: &mut String, o: &Observed) {
             "gauge",
             "Log entries a follower is behind the leader (on the leader).",
         );
-        for (peer, matched) in replication.iter() {
+        let followers = replication.iter().filter(|(id, _)| **id != o.node.node_id);
+        for (peer, matched) in followers {
             let lag = last.saturating_sub(matched.map_or(0, |l| l.index));
             family = family.sample(n, &[("peer", &peer.to_string())], lag);
         }
