@@ -304,20 +304,15 @@ fn the_shipped_haproxy_config_fronts_a_cluster_and_a_ban_reaches_every_node() {
     let config = tests_dir().join("../deploy/haproxy.cfg");
     let haproxy = Haproxy::launch(&config, &env, control_port, cluster.node(1).root());
     let dir = cluster.node(1).client_dir();
-    let login_as = format!("{}:{}", cluster.node(1).user, cluster.node(1).password);
+    let (user, password) = (
+        cluster.node(1).user.clone(),
+        cluster.node(1).password.clone(),
+    );
     let local = dir.join("lb.bin");
     write_random_file(&local, 5 * 1024 * 1024 + 3);
     let curl = || {
-        let mut cmd = Command::new("curl");
-        cmd.args(["--silent", "--show-error", "--insecure", "--ssl-reqd"])
-            .args([
-                "--max-time",
-                "60",
-                "--interface",
-                "127.0.0.5",
-                "--user",
-                &login_as,
-            ]);
+        let mut cmd = curl_ftps(&user, &password);
+        cmd.args(["--interface", "127.0.0.5"]);
         cmd
     };
     let round_trip = |name: &str| -> bool {

@@ -38,6 +38,25 @@ const PASV_RANGE_WIDTH: u16 = 40;
 const STDOUT_LOG: &str = "wharf.stdout.log";
 const STDERR_LOG: &str = "wharf.stderr.log";
 
+/// curl logging in as `user` with the options every test uses: TLS required,
+/// certificate not verified, bounded connect and total time.
+pub fn curl_ftps(user: &str, password: &str) -> Command {
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "--silent",
+        "--show-error",
+        "--insecure",
+        "--ssl-reqd",
+        "--connect-timeout",
+        "10",
+        "--max-time",
+        "600",
+        "--user",
+    ])
+    .arg(format!("{user}:{password}"));
+    cmd
+}
+
 /// A random passive range that no other server of this test process has, so
 /// the nodes of a cluster can each be forwarded their own range (layout (b)).
 fn pasv_range() -> (u16, u16) {
@@ -495,20 +514,7 @@ impl Wharf {
 
     /// `curl()` logging in as another account.
     pub fn curl_as(&self, user: &str, password: &str) -> Command {
-        let mut cmd = Command::new("curl");
-        cmd.args([
-            "--silent",
-            "--show-error",
-            "--insecure",
-            "--ssl-reqd",
-            "--connect-timeout",
-            "10",
-            "--max-time",
-            "600",
-            "--user",
-        ])
-        .arg(format!("{user}:{password}"));
-        cmd
+        curl_ftps(user, password)
     }
 
     /// lftp running `commands` after an `open` of the explicit port, with FTPS forced on

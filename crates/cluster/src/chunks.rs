@@ -53,7 +53,7 @@ impl PeerHealth {
         }
     }
 
-    pub fn is_healthy(&self, peer: NodeId) -> bool {
+    fn is_healthy(&self, peer: NodeId) -> bool {
         match self.failed.lock() {
             Ok(failed) => failed
                 .get(&peer)

@@ -14,7 +14,6 @@ use wharf_ftp::Reply;
 use wharf_tls::SessionBinding;
 
 use crate::guard::{Guard, Refusal};
-use crate::proxy_protocol::{self, ProxiedPeer};
 use crate::session::control::ControlConnection;
 use crate::session::stream::FtpStream;
 use crate::session::Session;
@@ -185,38 +184,18 @@ fn spawn_session(
     sessions.spawn(async move {
         let mut tcp = tcp;
         let _ = tcp.set_nodelay(true);
-        let Some(client) = client_of(&shared, &mut tcp, peer).await else {
+        let limit = shared.config.limits.tls_handshake_timeout;
+        let proxies = &shared.config.trusted_proxies;
+        let Some(client) = proxies
+            .client_behind(&mut tcp, peer, limit, "connection")
+            .await
+        else {
             return;
         };
         serve_connection(shared, tcp, client, implicit)
             .instrument(Session::span(id, client))
             .await;
     });
-}
-
-/// The client behind a connection: its peer, or for a trusted balancer the
-/// client its PROXY header names. `None` when a balancer's header is missing
-/// or malformed; the connection is closed (other connections are unaffected).
-async fn client_of(shared: &Shared, tcp: &mut TcpStream, peer: SocketAddr) -> Option<SocketAddr> {
-    if !shared.config.trusted_proxies.contains(peer.ip()) {
-        return Some(peer);
-    }
-    let limit = shared.config.limits.tls_handshake_timeout;
-    match tokio::time::timeout(limit, proxy_protocol::read_header(tcp)).await {
-        Ok(Ok(ProxiedPeer::Client(client))) => {
-            tracing::debug!(balancer = %peer, %client, "PROXY header");
-            Some(client)
-        }
-        Ok(Ok(ProxiedPeer::Balancer)) => Some(peer),
-        Ok(Err(e)) => {
-            tracing::info!(balancer = %peer, "connection closed: {e}");
-            None
-        }
-        Err(_) => {
-            tracing::info!(balancer = %peer, "connection closed: no PROXY header in time");
-            None
-        }
-    }
 }
 
 async fn bind(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, EngineError> {

@@ -9,9 +9,11 @@
 //! the header's bytes are read, so what follows is the connection's own data.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
 use ipnet::IpNet;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::TcpStream;
 
 /// Opens every version 2 header.
 const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";
@@ -59,6 +61,37 @@ impl TrustedProxies {
 
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
+    }
+
+    /// The client behind a connection from `peer`: `peer` itself, unless it is
+    /// a trusted balancer, whose header (read within `limit`) names the client.
+    /// `None` when a balancer's header is missing, malformed or late; the
+    /// caller closes that connection (`what` names it in the log).
+    pub async fn client_behind(
+        &self,
+        stream: &mut TcpStream,
+        peer: SocketAddr,
+        limit: Duration,
+        what: &str,
+    ) -> Option<SocketAddr> {
+        if !self.contains(peer.ip()) {
+            return Some(peer);
+        }
+        match tokio::time::timeout(limit, read_header(stream)).await {
+            Ok(Ok(ProxiedPeer::Client(client))) => {
+                tracing::debug!(balancer = %peer, %client, "PROXY header");
+                Some(client)
+            }
+            Ok(Ok(ProxiedPeer::Balancer)) => Some(peer),
+            Ok(Err(e)) => {
+                tracing::info!(balancer = %peer, "{what} closed: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::info!(balancer = %peer, "{what} closed: no PROXY header in time");
+                None
+            }
+        }
     }
 }
 

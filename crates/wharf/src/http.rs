@@ -100,34 +100,33 @@ fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
 fn exposition(o: &Observed) -> String {
     let mut out = String::new();
     let engine = o.engine.metrics();
-    let out_ref = &mut out;
     gauge(
-        out_ref,
+        &mut out,
         "wharf_sessions",
         "Open FTPS control connections.",
         o.engine.open_sessions() as u64,
     );
     gauge(
-        out_ref,
+        &mut out,
         "wharf_draining",
         "1 while this node refuses new sessions (wharf cluster drain).",
         u64::from(o.engine.draining()),
     );
     let n = "wharf_logins_total";
-    Family::start(out_ref, n, "counter", "Logins by result.")
+    Family::start(&mut out, n, "counter", "Logins by result.")
         .sample(n, &[("result", "ok")], engine.logins_ok)
         .sample(n, &[("result", "failed")], engine.logins_failed);
     let n = "wharf_transfer_bytes_total";
-    Family::start(out_ref, n, "counter", "File bytes received and sent.")
+    Family::start(&mut out, n, "counter", "File bytes received and sent.")
         .sample(n, &[("direction", "in")], engine.bytes_in)
         .sample(n, &[("direction", "out")], engine.bytes_out);
     let n = "wharf_transfers_total";
-    Family::start(out_ref, n, "counter", "File transfers by result.")
+    Family::start(&mut out, n, "counter", "File transfers by result.")
         .sample(n, &[("result", "complete")], engine.transfers_complete)
         .sample(n, &[("result", "incomplete")], engine.transfers_incomplete);
     let n = "wharf_tls_handshakes_total";
     let mut family = Family::start(
-        out_ref,
+        &mut out,
         n,
         "counter",
         "TLS handshakes (control and data) by version and kind.",
@@ -141,8 +140,8 @@ fn exposition(o: &Observed) -> String {
             );
         }
     }
-    raft(out_ref, o);
-    certificates(out_ref, o);
+    raft(&mut out, o);
+    certificates(&mut out, o);
     out
 }
 

@@ -12,7 +12,7 @@ use wharf_tls::{SessionBinding, TlsConfigs};
 
 use super::stream::FtpStream;
 use crate::config::PortRange;
-use crate::proxy_protocol::{read_header, ProxiedPeer, TrustedProxies};
+use crate::proxy_protocol::TrustedProxies;
 
 /// How long a balancer may take to send the PROXY header of a data connection.
 const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -81,21 +81,14 @@ impl PassiveListener {
     async fn accept(self) -> io::Result<TcpStream> {
         loop {
             let (mut stream, peer) = self.listener.accept().await?;
-            let client = if self.balancers.contains(peer.ip()) {
-                match tokio::time::timeout(PROXY_HEADER_TIMEOUT, read_header(&mut stream)).await {
-                    Ok(Ok(ProxiedPeer::Client(client))) => client,
-                    Ok(Ok(ProxiedPeer::Balancer)) => peer,
-                    Ok(Err(e)) => {
-                        tracing::info!(balancer = %peer, "data connection closed: {e}");
-                        continue;
-                    }
-                    Err(_) => {
-                        tracing::info!(balancer = %peer, "data connection closed: no PROXY header in time");
-                        continue;
-                    }
-                }
-            } else {
-                peer
+            let behind = self.balancers.client_behind(
+                &mut stream,
+                peer,
+                PROXY_HEADER_TIMEOUT,
+                "data connection",
+            );
+            let Some(client) = behind.await else {
+                continue;
             };
             if canonical(client.ip()) == canonical(self.expected_peer) {
                 return Ok(stream);
