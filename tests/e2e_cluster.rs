@@ -297,6 +297,36 @@ fn joining_with_a_wrong_token_exits_with_an_error() {
 }
 
 #[test]
+fn joining_node_waits_for_its_token_file_then_joins() {
+    let first = Wharf::start_default();
+    let secrets = tempfile::tempdir().unwrap();
+    let token_file = secrets.path().join("join_token");
+    // The file appears after the joiner has started, as a secret mounted
+    // later would.
+    let writer = {
+        let (path, token) = (token_file.clone(), first.join_token());
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(3));
+            std::fs::write(path, format!("{token}\n")).unwrap();
+        })
+    };
+    let second = Wharf::start(WharfOptions::default().no_users().args([
+        "--join".to_owned(),
+        first.cluster_addr(),
+        "--join-token-file".to_owned(),
+        token_file.display().to_string(),
+    ]));
+    writer.join().unwrap();
+    assert!(
+        second.stderr().contains("waiting for the join token file"),
+        "{}",
+        second.stderr()
+    );
+    assert_login_accepted(&second, USER, PASSWORD);
+    assert_eq!(first.cluster_status().members.len(), 2);
+}
+
+#[test]
 fn password_change_and_removal_through_node_2_take_effect_on_node_3() {
     let cluster = Cluster::start(3);
     let (node2, node3) = (cluster.node(2), cluster.node(3));

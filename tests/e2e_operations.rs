@@ -291,6 +291,87 @@ fn invalid_config_is_refused_with_a_message_naming_the_problem() {
 }
 
 #[test]
+fn config_check_prints_the_effective_configuration_with_secrets_redacted() {
+    let dir = tempfile::tempdir().unwrap();
+    let hashed = wharf_cli(
+        &["hash-password", "--password-stdin"],
+        Some("bob-Secret-9\n"),
+    );
+    assert_success(&hashed, "hash-password");
+    let hash = String::from_utf8_lossy(&hashed.stdout).trim().to_owned();
+    let file = dir.path().join("wharf.toml");
+    let write = |extra: &str| {
+        fs::write(
+            &file,
+            format!(
+                "pasv_ports = \"51000-51099\"\njoin = \"127.0.0.1:7999\"\n\
+                 join_token = \"wharf1.topsecret.ABCD\"\n{extra}\n\
+                 [policy]\nrequire_ssl_reuse = false\n\n\
+                 [[user]]\nname = \"bob\"\npassword_hash = \"{hash}\"\nhome = \"/srv/bob\"\n"
+            ),
+        )
+        .unwrap()
+    };
+    let check = |env: &[(&str, &str)]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
+        cmd.args(["config", "check"])
+            .arg(&file)
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .envs(env.iter().copied());
+        run(&mut cmd)
+    };
+
+    write("");
+    let out = check(&[("WHARF_MAX_PER_IP", "7")]);
+    assert_success(&out, "config check of a valid file");
+    let printed = String::from_utf8_lossy(&out.stdout);
+    for expected in [
+        "pasv_ports = \"51000-51099\"",
+        "require_ssl_reuse = false",
+        "name = \"bob\"",
+        "join = \"127.0.0.1:7999\"",
+        // The environment is applied on top of the file, as `serve` does.
+        "max_per_ip = 7",
+        // Defaults are spelled out.
+        "idle_timeout = 600",
+        "listen = \"127.0.0.1:2121\"",
+    ] {
+        assert!(
+            printed.contains(expected),
+            "{expected:?} missing:\n{printed}"
+        );
+    }
+    assert!(
+        !printed.contains("topsecret"),
+        "join token printed:\n{printed}"
+    );
+    assert!(
+        !printed.contains(&hash),
+        "password hash printed:\n{printed}"
+    );
+    assert_eq!(printed.matches("<redacted>").count(), 2, "{printed}");
+
+    write("cert = \"/nonexistent/chain.pem\"\nkey = \"/nonexistent/key.pem\"");
+    let out = check(&[]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("/nonexistent/chain.pem"),
+        "a certificate that does not load is named:\n{}",
+        describe(&out)
+    );
+
+    fs::write(&file, "join = \"127.0.0.1:7999\"\n").unwrap();
+    let out = check(&[]);
+    assert!(!out.status.success(), "{}", describe(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--join-token"),
+        "join without a token is refused:\n{}",
+        describe(&out)
+    );
+}
+
+#[test]
 fn sigterm_lets_a_running_transfer_finish_then_exits() {
     let (mut wharf, _home) = with_partner("download_rate = 2000000", "shutdown_grace = 30", &[]);
     let dir = tempfile::tempdir().unwrap();

@@ -17,6 +17,6 @@ pub mod pb {
 }
 
 pub use node::{
-    start, ClusterConfig, ClusterError, ClusterHandle, RunningCluster, WriteError,
+    is_member, start, ClusterConfig, ClusterError, ClusterHandle, RunningCluster, WriteError,
     ADMIN_TOKEN_FILE, CLUSTER_ADDR_FILE, JOIN_TOKEN_FILE,
 };

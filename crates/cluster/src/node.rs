@@ -143,6 +143,12 @@ fn read_node_id(path: &Path) -> Result<Option<NodeId>, ClusterError> {
     }
 }
 
+/// Whether the node whose cluster data lives in `data_dir` is already a
+/// member (then a join address and token are not needed).
+pub fn is_member(data_dir: &Path) -> bool {
+    matches!(read_node_id(&data_dir.join("node_id")), Ok(Some(_)))
+}
+
 /// Starts this node's part of the cluster: opens the store, serves gRPC, and
 /// either bootstraps a one-node cluster, joins one, or simply resumes.
 pub async fn start(config: ClusterConfig) -> Result<RunningCluster, ClusterError> {

@@ -33,6 +33,22 @@ impl Permissions {
         }
     }
 
+    /// The names of the rights granted, in the order `from_names` knows them.
+    pub fn names(&self) -> Vec<String> {
+        [
+            (self.list, "list"),
+            (self.read, "read"),
+            (self.write, "write"),
+            (self.delete, "delete"),
+            (self.rename, "rename"),
+            (self.mkdir, "mkdir"),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| name.to_owned())
+        .collect()
+    }
+
     /// Parses names such as `["list", "read"]`; unknown names are an error so
     /// a typo in the config never silently grants or removes a right.
     pub fn from_names<S: AsRef<str>>(names: &[S]) -> Result<Self, String> {

@@ -63,6 +63,10 @@ impl TrustedProxies {
         self.0.is_empty()
     }
 
+    pub fn networks(&self) -> &[IpNet] {
+        &self.0
+    }
+
     /// The client behind a connection from `peer`: `peer` itself, unless it is
     /// a trusted balancer, whose header (read within `limit`) names the client.
     /// `None` when a balancer's header is missing, malformed or late; the

@@ -33,11 +33,36 @@ pub enum Commands {
     /// Addresses banned after failed logins (cluster-wide).
     #[command(subcommand)]
     Ban(BanCommand),
+    /// Check a configuration file.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Exit 0 when the node's HTTP endpoint says it is ready (for container
+    /// health checks); print why not and exit 1 otherwise.
+    Health {
+        /// The node's --http-listen address.
+        #[arg(long, env = "WHARF_HEALTH_ADDR", default_value = "127.0.0.1:9180")]
+        http: String,
+        /// Only check that the process answers (/healthz), not /readyz.
+        #[arg(long)]
+        live: bool,
+    },
     /// Print an argon2id hash of a password for a `[[user]]` entry in the config file.
     HashPassword {
         /// Read the password from standard input instead of prompting.
         #[arg(long)]
         password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ConfigCommand {
+    /// Validate FILE (with any `serve` flags and WHARF_* variables on top) and
+    /// print the effective configuration, defaults filled in and secrets
+    /// redacted. Exits non-zero, naming the problem, when it is not valid.
+    Check {
+        file: PathBuf,
+        #[command(flatten)]
+        serve: Box<ServeArgs>,
     },
 }
 
@@ -179,7 +204,7 @@ pub enum ClusterCommand {
 }
 
 /// Where file contents live; chosen when the cluster is created.
-#[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageMode {
     /// Each node's own disk (DATA_DIR/home/NAME), as vsftpd does.
@@ -205,7 +230,7 @@ impl StorageMode {
     }
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Human,
@@ -254,11 +279,15 @@ pub struct ServeArgs {
     #[arg(long, env = "WHARF_CLUSTER_ADVERTISE")]
     pub cluster_advertise: Option<String>,
     /// Join the cluster of the node at this cluster address.
-    #[arg(long, env = "WHARF_JOIN", requires = "join_token")]
+    #[arg(long, env = "WHARF_JOIN")]
     pub join: Option<String>,
     /// Join token printed by `wharf cluster token` on a member.
-    #[arg(long, env = "WHARF_JOIN_TOKEN")]
+    #[arg(long, env = "WHARF_JOIN_TOKEN", hide_env_values = true)]
     pub join_token: Option<String>,
+    /// File holding the join token (a mounted secret); the node waits for it
+    /// to appear, up to 10 minutes, on its first start.
+    #[arg(long, env = "WHARF_JOIN_TOKEN_FILE", conflicts_with = "join_token")]
+    pub join_token_file: Option<PathBuf>,
     /// Server name for the internal-CA certificate (repeatable; default localhost and 127.0.0.1).
     #[arg(long = "server-name", env = "WHARF_SERVER_NAME")]
     pub server_names: Vec<String>,
@@ -319,7 +348,7 @@ pub struct ServeArgs {
     /// Seconds SIGTERM waits for running transfers.
     #[arg(long, env = "WHARF_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<u64>,
-    /// Print the effective configuration and exit.
+    /// Print the effective configuration and exit (as `wharf config check`).
     #[arg(long)]
     pub check_config: bool,
 }

@@ -6,6 +6,7 @@ mod cli;
 mod cluster_bans;
 mod cluster_fs;
 mod drain;
+mod effective;
 mod http;
 mod settings;
 mod storage;
@@ -22,7 +23,9 @@ use wharf_server::accounts::{hash_password, Account, Permissions};
 use wharf_server::Engine;
 use wharf_tls::{ServerIdentity, TlsConfigs};
 
-use cli::{BanCommand, CertCommand, Cli, ClusterCommand, Commands, LogFormat, UserCommand};
+use cli::{
+    BanCommand, CertCommand, Cli, ClusterCommand, Commands, ConfigCommand, LogFormat, UserCommand,
+};
 use settings::Settings;
 
 fn main() -> Result<()> {
@@ -32,8 +35,7 @@ fn main() -> Result<()> {
             let settings = Settings::from_args(&args)?;
             init_logging(settings.log_format);
             if args.check_config {
-                print_summary(&settings, None);
-                return Ok(());
+                return check_config(&settings);
             }
             runtime()?.block_on(serve(settings))
         }
@@ -41,6 +43,16 @@ fn main() -> Result<()> {
         Commands::Cluster(command) => runtime()?.block_on(cluster_command(command)),
         Commands::Cert(command) => runtime()?.block_on(cert_command(command)),
         Commands::Ban(command) => runtime()?.block_on(ban_command(command)),
+        Commands::Config(ConfigCommand::Check { file, mut serve }) => {
+            serve.config = Some(file);
+            let settings = Settings::from_args(&serve)?;
+            init_logging(settings.log_format);
+            check_config(&settings)
+        }
+        Commands::Health { http: addr, live } => {
+            println!("{}", http::probe(&addr, live)?);
+            Ok(())
+        }
         Commands::HashPassword { password_stdin } => {
             let password = read_password(password_stdin)?;
             println!(
@@ -50,6 +62,16 @@ fn main() -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Beyond what parsing checked: an operator's certificate must load.
+fn check_config(settings: &Settings) -> Result<()> {
+    if let Some((cert, key)) = &settings.cert {
+        ServerIdentity::from_pem_files(cert, key)?.certified_key()?;
+    }
+    print_summary(settings, None);
+    print!("{}", effective::render(settings)?);
+    Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -106,11 +128,18 @@ async fn serve(settings: Settings) -> Result<()> {
     );
     let ticket_ring = wharf_tls::TicketKeyRing::new(ticket_keys::TICKET_LIFETIME);
     let tls = TlsConfigs::from_parts(certificates.clone(), ticket_ring.clone())?;
+    let cluster_dir = settings.data_dir.join("cluster");
+    let join = match &settings.join {
+        Some(join) if !wharf_cluster::is_member(&cluster_dir) => {
+            Some((join.member.clone(), join.token().await?))
+        }
+        _ => None,
+    };
     let cluster = wharf_cluster::start(wharf_cluster::ClusterConfig {
-        data_dir: settings.data_dir.join("cluster"),
+        data_dir: cluster_dir,
         listen: settings.cluster_listen,
         advertise: settings.cluster_advertise.clone(),
-        join: settings.join.clone(),
+        join,
         snapshot_logs: settings.raft_snapshot_logs,
         chunk_store: Arc::new(
             wharf_blob::ChunkStore::open(settings.data_dir.join("chunks"))
@@ -276,7 +305,7 @@ async fn bootstrap(node: &wharf_cluster::ClusterHandle, accounts: &[Account]) ->
             name: user.name.clone(),
             password_hash: account.password_hash.clone(),
             home: user.home.display().to_string(),
-            permissions: permission_names(&user.permissions),
+            permissions: user.permissions.names(),
             allow: user.allow.iter().map(|n| n.to_string()).collect(),
             max_sessions: user.max_sessions as u64,
             upload_rate: user.upload_rate,
@@ -296,21 +325,6 @@ async fn bootstrap(node: &wharf_cluster::ClusterHandle, accounts: &[Account]) ->
         }
     }
     Ok(())
-}
-
-fn permission_names(p: &Permissions) -> Vec<String> {
-    [
-        (p.list, "list"),
-        (p.read, "read"),
-        (p.write, "write"),
-        (p.delete, "delete"),
-        (p.rename, "rename"),
-        (p.mkdir, "mkdir"),
-    ]
-    .into_iter()
-    .filter(|(on, _)| *on)
-    .map(|(_, name)| name.to_owned())
-    .collect()
 }
 
 /// A quota as `wharf user list` shows it.
@@ -344,7 +358,7 @@ async fn user_command(command: UserCommand) -> Result<()> {
             let permissions = if read_only {
                 vec!["list".to_owned(), "read".to_owned()]
             } else {
-                permission_names(&Permissions::all())
+                Permissions::all().names()
             };
             let user = wharf_store::records::UserRecord {
                 home: home.unwrap_or_else(|| format!("home/{name}")),

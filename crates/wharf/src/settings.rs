@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use ipnet::IpNet;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use wharf_server::accounts::{hash_password, Account, Permissions, Quota, User};
 use wharf_server::{EngineConfig, Limits, PortRange, TlsPolicy};
 
 use crate::cli::{LogFormat, ServeArgs, StorageMode};
 
-#[derive(Deserialize, Default, Debug)]
+#[derive(Deserialize, Serialize, Default, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
@@ -31,6 +31,11 @@ pub struct FileConfig {
     pub shutdown_grace: Option<u64>,
     pub cluster_listen: Option<String>,
     pub cluster_advertise: Option<String>,
+    /// Cluster address of a member to join through (first start only).
+    pub join: Option<String>,
+    pub join_token: Option<String>,
+    /// A file holding the join token (a mounted secret); waited for.
+    pub join_token_file: Option<PathBuf>,
     pub raft_snapshot_logs: Option<u64>,
     #[serde(default)]
     pub server_names: Vec<String>,
@@ -47,7 +52,7 @@ pub struct FileConfig {
     pub users: Vec<FileUser>,
 }
 
-#[derive(Deserialize, Default, Debug)]
+#[derive(Deserialize, Serialize, Default, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct FilePolicy {
     pub require_tls_login: Option<bool>,
@@ -56,7 +61,7 @@ pub struct FilePolicy {
     pub allow_active: Option<bool>,
 }
 
-#[derive(Deserialize, Default, Debug)]
+#[derive(Deserialize, Serialize, Default, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct FileLimits {
     pub max_connections: Option<usize>,
@@ -69,7 +74,7 @@ pub struct FileLimits {
     pub login_failure_delay_ms: Option<u64>,
 }
 
-#[derive(Deserialize, Debug)]
+#[derive(Deserialize, Serialize, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct FileUser {
     pub name: String,
@@ -103,7 +108,7 @@ pub struct Settings {
     pub http_listen: Option<(SocketAddr, bool)>,
     pub cluster_listen: SocketAddr,
     pub cluster_advertise: Option<String>,
-    pub join: Option<(String, String)>,
+    pub join: Option<Join>,
     pub raft_snapshot_logs: u64,
     /// `None`: the cluster's choice (or the default, cluster, when it has none).
     pub storage: Option<StorageMode>,
@@ -247,10 +252,13 @@ impl Settings {
         let cluster_listen: SocketAddr = cluster_listen
             .parse()
             .with_context(|| format!("--cluster-listen {cluster_listen:?} is not HOST:PORT"))?;
-        let join = match (&args.join, &args.join_token) {
-            (Some(a), Some(t)) => Some((a.clone(), t.clone())),
-            _ => None,
-        };
+        let join = Join::choose(
+            args.join.clone().or(file.join.clone()),
+            args.join_token.clone().or(file.join_token.clone()),
+            args.join_token_file
+                .clone()
+                .or(file.join_token_file.clone()),
+        )?;
         Ok(Self {
             cluster_listen,
             cluster_advertise: args
@@ -310,6 +318,83 @@ impl Settings {
                 .unwrap_or(LogFormat::Human),
             accounts,
         })
+    }
+}
+
+/// How a node that is not yet a member joins a cluster.
+#[derive(Debug, Clone)]
+pub struct Join {
+    /// Cluster address of a member.
+    pub member: String,
+    pub token: JoinToken,
+}
+
+#[derive(Debug, Clone)]
+pub enum JoinToken {
+    Given(String),
+    /// Read from a file once it exists (a Kubernetes secret, or a file the
+    /// first node writes to a shared volume).
+    File(PathBuf),
+}
+
+/// How often, and how long, a node waits for its join token file.
+const TOKEN_FILE_POLL: Duration = Duration::from_secs(1);
+const TOKEN_FILE_WAIT: Duration = Duration::from_secs(600);
+
+impl Join {
+    fn choose(
+        member: Option<String>,
+        token: Option<String>,
+        token_file: Option<PathBuf>,
+    ) -> Result<Option<Self>> {
+        let token = match (token, token_file) {
+            (Some(_), Some(_)) => bail!("give the join token or a file holding it, not both"),
+            (Some(t), None) => Some(JoinToken::Given(t)),
+            (None, Some(f)) => Some(JoinToken::File(f)),
+            (None, None) => None,
+        };
+        match (member, token) {
+            (Some(member), Some(token)) => Ok(Some(Self { member, token })),
+            (None, None) => Ok(None),
+            (Some(_), None) => {
+                bail!("--join needs --join-token or --join-token-file (`wharf cluster token` on a member prints it)")
+            }
+            (None, Some(_)) => bail!("a join token was given without --join MEMBER_ADDRESS"),
+        }
+    }
+
+    /// The token, waiting for its file to appear when it comes from one.
+    pub async fn token(&self) -> Result<String> {
+        let path = match &self.token {
+            JoinToken::Given(t) => return Ok(t.clone()),
+            JoinToken::File(path) => path,
+        };
+        let deadline = tokio::time::Instant::now() + TOKEN_FILE_WAIT;
+        let mut told = false;
+        loop {
+            match tokio::fs::read_to_string(path).await {
+                Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("cannot read the join token file {}", path.display())
+                    })
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                bail!(
+                    "no join token in {} after {} s",
+                    path.display(),
+                    TOKEN_FILE_WAIT.as_secs()
+                );
+            }
+            if !told {
+                tracing::info!(file = %path.display(), "waiting for the join token file");
+                told = true;
+            }
+            tokio::time::sleep(TOKEN_FILE_POLL).await;
+        }
     }
 }
 
