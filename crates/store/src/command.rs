@@ -118,6 +118,49 @@ pub struct FileWrite {
     /// `QuotaExceeded` and changes nothing.
     #[serde(default)]
     pub quota: Quota,
+    /// The file as the upload found it when it began, sent by an upload
+    /// whose client vanished and which is finished on its behalf. Unless the
+    /// upload still owns the file (an earlier checkpoint of its own, not
+    /// overtaken since), a file that no longer matches means another upload
+    /// or change came after it: the write is refused with `Superseded` and
+    /// changes nothing, so an abandoned upload finishing late cannot
+    /// overwrite a newer file (its own resumption on another node, say).
+    /// Live uploads send `Unchecked`: the last writer wins.
+    #[serde(default)]
+    pub found: Found,
+}
+
+/// What an upload found at its path when it began.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Found {
+    /// Not checked (entries written before uploads recorded it).
+    #[default]
+    Unchecked,
+    Absent,
+    File {
+        inode: u64,
+        generation: u64,
+    },
+}
+
+impl Found {
+    pub fn of(existing: Option<&crate::records::InodeRecord>) -> Found {
+        match existing {
+            None => Found::Absent,
+            Some(i) => Found::File {
+                inode: i.id,
+                generation: i.generation,
+            },
+        }
+    }
+
+    /// Whether `current` is still what was found.
+    pub fn matches(self, current: Option<&crate::records::InodeRecord>) -> bool {
+        match self {
+            Found::Unchecked => true,
+            other => other == Found::of(current),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -133,4 +176,6 @@ pub enum CommandResult {
     Invalid(String),
     /// The owner's quota does not allow the write.
     QuotaExceeded,
+    /// The file changed since the upload began (see `FileWrite::found`).
+    Superseded,
 }

@@ -20,7 +20,7 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
-pub use command::{Command, CommandResult, FileWrite, FsCommand};
+pub use command::{Command, CommandResult, FileWrite, Found, FsCommand};
 pub use db::{open, OpenedStore, StoreError};
 pub use log_store::LogStore;
 pub use namespace::components as path_components;

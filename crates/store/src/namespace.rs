@@ -342,6 +342,7 @@ fn new_dir(id: u64, mtime: u64) -> InodeRecord {
         chunks: Vec::new(),
         upload: None,
         owner: String::new(),
+        generation: 0,
     }
 }
 
@@ -447,6 +448,12 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
         }
         other => other,
     };
+    let owned = previous
+        .as_ref()
+        .is_some_and(|p| p.upload.as_deref() == Some(w.upload.as_str()));
+    if !owned && !w.found.matches(previous.as_ref()) {
+        return Ok(CommandResult::Superseded);
+    }
     let size: u64 = w.chunks.iter().map(|c| c.len).sum();
     // Quota first: a refused write must leave every table as it was.
     let (old_bytes, old_file) = match &previous {
@@ -506,6 +513,7 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
         chunks: w.chunks,
         upload: (!w.done).then(|| w.upload.clone()),
         owner: w.owner.clone(),
+        generation: previous.as_ref().map_or(1, |p| p.generation + 1),
     };
     txn.put_inode(&inode)?;
     if w.done {

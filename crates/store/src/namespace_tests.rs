@@ -6,7 +6,7 @@ use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 
 use crate::records::{ChunkHash, ChunkRef, Quota, UsageRecord};
-use crate::{open, Command, CommandResult, FileWrite, FsCommand, OpenedStore, TypeConfig};
+use crate::{open, Command, CommandResult, FileWrite, Found, FsCommand, OpenedStore, TypeConfig};
 
 struct Fs {
     _dir: tempfile::TempDir,
@@ -63,6 +63,7 @@ impl Fs {
             create_new: false,
             owner: "alice".into(),
             quota: Quota::default(),
+            found: Found::Unchecked,
         }))
         .await
     }
@@ -305,6 +306,7 @@ async fn writes_into_missing_directories_or_over_directories_are_refused() {
             create_new: true,
             owner: String::new(),
             quota: Quota::default(),
+            found: Found::Unchecked,
         })
     };
     assert_eq!(fs.run(unique("first")).await, CommandResult::Done);
@@ -348,6 +350,7 @@ async fn quotas_count_bytes_and_files_per_owner_and_refuse_without_changing_anyt
             create_new: false,
             owner: "bob".into(),
             quota,
+            found: Found::Unchecked,
         })
     };
     let limit = Quota {
@@ -398,4 +401,76 @@ async fn quotas_count_bytes_and_files_per_owner_and_refuse_without_changing_anyt
         fs.run(write("/c", &[b"1"], limit)).await,
         CommandResult::Done
     );
+}
+
+#[tokio::test]
+async fn an_upload_overtaken_by_a_newer_one_cannot_overwrite_it() {
+    let mut fs = Fs::new().await;
+    let write = |upload: &str, found: Found, parts: &[&[u8]], done: bool| {
+        FsCommand::Write(FileWrite {
+            upload: upload.into(),
+            path: "/f".into(),
+            chunks: parts.iter().map(|p| chunk(p)).collect(),
+            mtime: 1,
+            node: 1,
+            placed: vec![],
+            done,
+            create_new: false,
+            owner: "alice".into(),
+            quota: Quota::default(),
+            found,
+        })
+    };
+    let current = |fs: &Fs| {
+        let inode = fs.store.reader.lookup("/f").unwrap();
+        (Found::of(inode.as_ref()), inode.map(|i| i.size))
+    };
+    // Both began with no file; the later one finished first. The earlier
+    // one, abandoned and finished late, must not replace it.
+    assert_eq!(
+        fs.run(write("quick", Found::Absent, &[b"complete"], true))
+            .await,
+        CommandResult::Done
+    );
+    assert_eq!(
+        fs.run(write("late", Found::Absent, &[b"part"], true)).await,
+        CommandResult::Superseded
+    );
+    assert_eq!(current(&fs).1, Some(8));
+    assert_eq!(
+        fs.refs(b"part"),
+        None,
+        "a refused write counts no reference"
+    );
+
+    // An upload that found the file as it is replaces it, and its own later
+    // checkpoints apply although the file has changed since it began.
+    let (found, _) = current(&fs);
+    assert_eq!(
+        fs.run(write("next", found, &[b"a"], false)).await,
+        CommandResult::Done
+    );
+    assert_eq!(
+        fs.run(write("next", found, &[b"a", b"bc"], true)).await,
+        CommandResult::Done
+    );
+    assert_eq!(current(&fs).1, Some(3));
+
+    // Overtaken after its first checkpoint: later writes are refused too.
+    let (found, _) = current(&fs);
+    assert_eq!(
+        fs.run(write("slow", found, &[b"s"], false)).await,
+        CommandResult::Done
+    );
+    let (now, _) = current(&fs);
+    assert_eq!(
+        fs.run(write("fast", now, &[b"fast"], true)).await,
+        CommandResult::Done
+    );
+    assert_eq!(
+        fs.run(write("slow", found, &[b"s", b"t"], true)).await,
+        CommandResult::Superseded
+    );
+    assert_eq!(current(&fs).1, Some(4));
+    assert!(fs.store.reader.uploads().unwrap().is_empty());
 }

@@ -117,6 +117,10 @@ pub struct InodeRecord {
     /// The account charged for the file (quotas).
     #[serde(default)]
     pub owner: String,
+    /// Counts the writes to the file, so an upload can tell whether the
+    /// file is still the one it started from.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 impl InodeRecord {
@@ -129,6 +133,7 @@ impl InodeRecord {
             chunks: Vec::new(),
             upload: None,
             owner: String::new(),
+            generation: 0,
         }
     }
 

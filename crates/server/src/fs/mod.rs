@@ -39,6 +39,10 @@ pub enum FsError {
     /// The user's quota does not allow the write.
     #[error("quota exceeded")]
     QuotaExceeded,
+    /// The file changed after this upload began (another upload of the same
+    /// name finished first); the upload changed nothing.
+    #[error("the file changed while this upload was running")]
+    Superseded,
     /// The storage cannot take changes now (a cluster without a quorum).
     #[error("storage unavailable: {0}")]
     Unavailable(String),

@@ -104,6 +104,7 @@ pub(crate) fn outcome(result: CommandResult) -> Result<(), FsError> {
         CommandResult::IsADirectory => Err(FsError::IsADirectory),
         CommandResult::NotEmpty => Err(FsError::NotEmpty),
         CommandResult::QuotaExceeded => Err(FsError::QuotaExceeded),
+        CommandResult::Superseded => Err(FsError::Superseded),
         CommandResult::Invalid(why) => {
             tracing::info!("namespace change refused: {why}");
             Err(FsError::PermissionDenied)

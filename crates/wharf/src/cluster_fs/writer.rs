@@ -12,7 +12,7 @@ use wharf_blob::ChunkHash;
 use wharf_cluster::ClusterHandle;
 use wharf_server::fs::{FileWriter, FsError, WriteMode};
 use wharf_store::records::{ChunkRef, InodeRecord, Quota};
-use wharf_store::{FileWrite, FsCommand, NodeId};
+use wharf_store::{FileWrite, Found, FsCommand, NodeId};
 
 use super::{outcome, unix_now, write};
 
@@ -50,6 +50,12 @@ struct Upload {
     quota: Quota,
     chunk_size: usize,
     create_new: bool,
+    /// The file as this upload found it, checked once its client is gone.
+    found: Found,
+    /// The client vanished: the upload is finished on its behalf, unless the
+    /// file changed since it began (a newer upload, perhaps its resumption
+    /// on another node, must not be overwritten by this older one).
+    abandoned: bool,
     /// The file's chunks as of the last checkpoint plus those placed since.
     chunks: Vec<ChunkRef>,
     /// Replicas of the chunks placed since the last checkpoint.
@@ -90,6 +96,7 @@ impl Drop for UploadWriter {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        upload.abandoned = true;
         runtime.spawn(async move {
             let path = upload.path.clone();
             match upload.finish().await {
@@ -118,6 +125,8 @@ impl Upload {
             quota: target.quota,
             chunk_size,
             create_new: mode == WriteMode::CreateNew,
+            found: Found::of(existing.as_ref()),
+            abandoned: false,
             chunks: Vec::new(),
             placed: Vec::new(),
             buffer: Vec::with_capacity(chunk_size),
@@ -201,6 +210,12 @@ impl Upload {
             create_new: self.create_new,
             owner: self.owner.clone(),
             quota: self.quota,
+            // A live upload is the last writer, as with any FTP server.
+            found: if self.abandoned {
+                self.found
+            } else {
+                Found::Unchecked
+            },
         });
         outcome(write(&self.node, command).await?)?;
         self.placed.clear();
