@@ -1,5 +1,4 @@
 //! Benchmarks that drive real `wharf` processes (and their peers); each
 //! binary prints a Markdown report for `benches/README.md`.
 
-pub mod ftps;
 pub mod harness;

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use wharf_benches::ftps::Session;
 use wharf_benches::harness::{free_port, ms, percentile, start_cluster, wait_for_greeting, Node};
+use wharf_client::Session;
 
 #[derive(Parser, Debug)]
 struct Args {

@@ -1,0 +1,253 @@
+//! The faults, one per scenario. Each is injected in the middle of a
+//! workload, lasts about `window`, and is healed before the check.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::ValueEnum;
+
+use crate::net::Network;
+use crate::nodes::Cluster;
+use crate::workload::Shared;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// SIGKILL the leader; restart it later.
+    KillLeader,
+    /// SIGKILL a follower; restart it later.
+    KillFollower,
+    /// SIGKILL a node while it receives an upload; restart it later.
+    KillUploading,
+    /// SIGSTOP the leader for longer than the election timeout, then SIGCONT.
+    PauseLeader,
+    /// Cut a minority of followers off from the rest.
+    PartitionMinority,
+    /// Leave the leader on the minority side (3 nodes: alone; 5: with one follower).
+    PartitionMajority,
+    /// Cut the leader off from every other node.
+    IsolateLeader,
+    /// Drop 20% of the packets between nodes.
+    FlakyLinks,
+    /// Fill the disk of one node (its data dir is a small tmpfs).
+    DiskFull,
+    /// SIGTERM and restart every node in turn.
+    RollingRestart,
+    /// Step one node's wall clock an hour ahead, later back (libfaketime).
+    ClockJump,
+    /// No fault; afterwards one acknowledged file is deleted and another
+    /// overwritten behind the workload's back. Passes only if the checker
+    /// reports both, so a checker that sees nothing cannot pass.
+    CheckerSelfTest,
+}
+
+const FAKETIME: &str = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1";
+/// The node whose disk fills or whose clock jumps.
+const VICTIM: usize = 2;
+const TMPFS_SIZE: &str = "512m";
+
+impl Scenario {
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// Why this scenario cannot run on this machine, if it cannot.
+    pub fn unavailable(self) -> Option<String> {
+        match self {
+            Scenario::ClockJump if !Path::new(FAKETIME).exists() => Some(format!(
+                "libfaketime is not installed ({FAKETIME}; apt-get install faketime)"
+            )),
+            _ => None,
+        }
+    }
+
+    /// Before the cluster starts: the tmpfs for the disk that fills.
+    pub fn prepare(self, root: &Path) -> Result<Option<Mount>> {
+        if self != Scenario::DiskFull {
+            return Ok(None);
+        }
+        let dir = root.join(format!("node{VICTIM}"));
+        std::fs::create_dir_all(&dir)?;
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={TMPFS_SIZE}"), "tmpfs"])
+            .arg(&dir)
+            .status()?;
+        if !status.success() {
+            bail!("cannot mount a tmpfs on {}", dir.display());
+        }
+        Ok(Some(Mount(dir)))
+    }
+
+    /// Extra environment for node `i`.
+    pub fn node_env(self, i: usize, root: &Path) -> Vec<(String, String)> {
+        if self != Scenario::ClockJump || i != VICTIM {
+            return Vec::new();
+        }
+        let file = clock_file(root);
+        let _ = std::fs::write(&file, "+0\n");
+        [
+            ("LD_PRELOAD", FAKETIME.to_owned()),
+            ("FAKETIME_TIMESTAMP_FILE", file.display().to_string()),
+            ("FAKETIME_CACHE_DURATION", "1".into()),
+            ("DONT_FAKE_MONOTONIC", "1".into()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
+    /// Injects the fault, keeps it for `window`, heals it. Returns what was
+    /// done, for the report.
+    pub async fn inject(
+        self,
+        cluster: &mut Cluster,
+        net: &mut Network,
+        shared: &Shared,
+        root: &Path,
+        window: Duration,
+    ) -> Result<Vec<String>> {
+        let mut events = Vec::new();
+        let mut note = |text: String| {
+            events.push(format!(
+                "{:>7.1}s {text}",
+                shared.start.elapsed().as_secs_f64()
+            ));
+        };
+        let n = cluster.nodes.len();
+        match self {
+            Scenario::KillLeader | Scenario::KillFollower => {
+                let victim = if self == Scenario::KillLeader {
+                    leader(cluster)?
+                } else {
+                    cluster.followers()[0]
+                };
+                cluster.kill(victim)?;
+                note(format!("SIGKILL node {victim}"));
+                tokio::time::sleep(window).await;
+                cluster.restart(victim).await?;
+                note(format!("node {victim} restarted and ready"));
+            }
+            Scenario::KillUploading => {
+                let deadline = tokio::time::Instant::now() + window;
+                let victim = loop {
+                    let busy = shared
+                        .uploading
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .find(|(_, &c)| c > 0)
+                        .map(|(&i, _)| i);
+                    if let Some(i) = busy {
+                        break i;
+                    }
+                    if tokio::time::Instant::now() > deadline {
+                        break cluster.followers()[0];
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                };
+                cluster.kill(victim)?;
+                note(format!("SIGKILL node {victim} during an upload"));
+                tokio::time::sleep(window).await;
+                cluster.restart(victim).await?;
+                note(format!("node {victim} restarted and ready"));
+            }
+            Scenario::PauseLeader => {
+                let victim = leader(cluster)?;
+                cluster.pause(victim)?;
+                note(format!("SIGSTOP node {victim}"));
+                tokio::time::sleep(window.max(Duration::from_secs(5))).await;
+                cluster.resume(victim)?;
+                note(format!("SIGCONT node {victim}"));
+            }
+            Scenario::PartitionMinority | Scenario::PartitionMajority | Scenario::IsolateLeader => {
+                let lead = leader(cluster)?;
+                let followers = cluster.followers();
+                let minority = (n - 1) / 2;
+                let side: Vec<usize> = match self {
+                    Scenario::PartitionMinority => followers[..minority].to_vec(),
+                    Scenario::PartitionMajority => std::iter::once(lead)
+                        .chain(followers[..minority.saturating_sub(1)].iter().copied())
+                        .collect(),
+                    _ => vec![lead],
+                };
+                let rest: Vec<usize> = (1..=n).filter(|i| !side.contains(i)).collect();
+                net.partition(&side, &rest)?;
+                note(format!("partition {side:?} | {rest:?} (leader was {lead})"));
+                tokio::time::sleep(window).await;
+                net.heal()?;
+                note("partition healed".into());
+            }
+            Scenario::FlakyLinks => {
+                net.lossy(20)?;
+                note("20% packet loss between nodes".into());
+                tokio::time::sleep(window).await;
+                net.heal()?;
+                note("links healed".into());
+            }
+            Scenario::DiskFull => {
+                let filler = root.join(format!("node{VICTIM}")).join("filler");
+                fill(&filler)?;
+                note(format!("disk of node {VICTIM} full"));
+                tokio::time::sleep(window).await;
+                std::fs::remove_file(&filler)?;
+                note(format!("disk of node {VICTIM} freed"));
+            }
+            Scenario::RollingRestart => {
+                for i in 1..=n {
+                    cluster.terminate(i).await?;
+                    note(format!("SIGTERM node {i}: exited"));
+                    cluster.restart(i).await?;
+                    note(format!("node {i} restarted and ready"));
+                }
+            }
+            Scenario::CheckerSelfTest => {
+                tokio::time::sleep(window).await;
+                note("no fault".into());
+            }
+            Scenario::ClockJump => {
+                std::fs::write(clock_file(root), "+1h\n")?;
+                note(format!("wall clock of node {VICTIM} one hour ahead"));
+                tokio::time::sleep(window).await;
+                std::fs::write(clock_file(root), "+0\n")?;
+                note(format!("wall clock of node {VICTIM} back"));
+            }
+        }
+        for (i, how) in cluster.revive_crashed().await? {
+            note(format!("node {i} had exited by itself ({how}); restarted"));
+        }
+        Ok(events)
+    }
+}
+
+fn leader(cluster: &Cluster) -> Result<usize> {
+    cluster.leader().context("no node says it leads")
+}
+
+fn clock_file(root: &Path) -> PathBuf {
+    root.join("faketime")
+}
+
+/// Writes zeros to `path` until the file system is full.
+fn fill(path: &Path) -> Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::File::create(path)?;
+    let block = vec![0u8; 1 << 20];
+    loop {
+        match file.write_all(&block) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
+/// A tmpfs mounted for a scenario; unmounted when dropped.
+pub struct Mount(PathBuf);
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
