@@ -446,6 +446,48 @@ fn replicas_go_to_answering_members_while_one_is_stopped() {
     signal(cluster.node(stopped), "CONT");
 }
 
+/// With as many copies wanted as there are members, no other node can take
+/// the stopped member's copy: the upload waits on it only for the chunks
+/// already on their way (then it is passed over, and probed in the
+/// background), the chunks are one copy short meanwhile, and once the member
+/// answers again the leader's repair job gives them their third copy.
+#[test]
+fn a_stopped_member_holds_up_uploads_once_and_gets_its_copies_when_it_answers() {
+    let cluster = cluster(3, &[]);
+    let leader = cluster.node(1).cluster_status().leader.expect("a leader");
+    let via = cluster.position_of(leader);
+    let stopped = (1..=3).find(|&n| n != via).expect("a follower");
+    let other = 6 - via - stopped;
+    let local = cluster.node(via).client_dir().join("t.bin");
+    write_random_file(&local, 16 * CHUNK);
+    let sent = sha256_file(&local);
+
+    signal(cluster.node(stopped), "STOP");
+    upload(cluster.node(via), &local, "t.bin");
+    let gave_up = cluster
+        .node(via)
+        .logs()
+        .matches("replica not stored")
+        .count();
+    assert!(
+        gave_up <= 3,
+        "only the chunks in flight when it stopped waited for the stopped member, yet {gave_up} did"
+    );
+    assert!(
+        chunk_files(cluster.node(stopped)) < 16,
+        "a stopped process stored nothing"
+    );
+    assert_eq!(download_sha(cluster.node(other), "t.bin"), sent);
+
+    signal(cluster.node(stopped), "CONT");
+    poll_until(
+        Duration::from_secs(60),
+        "a copy of every chunk on the member that answers again",
+        || (chunk_files(cluster.node(stopped)) >= 16).then_some(()),
+    );
+    assert_eq!(download_sha(cluster.node(stopped), "t.bin"), sent);
+}
+
 fn signal(node: &Wharf, name: &str) {
     let out = run(std::process::Command::new("kill")
         .arg(format!("-{name}"))

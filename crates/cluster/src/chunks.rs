@@ -16,8 +16,16 @@ use crate::pb::chunks_client::ChunksClient;
 
 /// Largest chunk message accepted (chunks are 4 MiB by default).
 pub const MAX_CHUNK_MESSAGE: usize = 64 * 1024 * 1024;
-/// How long one chunk transfer to or from a peer may take.
-const TRANSFER_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a chunk transfer to a peer may take: a base for the round trip
+/// plus a second per MiB (a floor of 1 MiB/s between members). A peer behind
+/// a partition that silently drops packets answers nothing; this bounds how
+/// long an upload waits on it before it is marked failing and passed over.
+fn transfer_timeout(bytes: usize) -> Duration {
+    Duration::from_secs(2) + Duration::from_millis(bytes as u64 / 1024 * 1000 / 1024)
+}
+/// How long fetching a chunk from a peer may take (its size is unknown
+/// before the answer; chunks are 4 MiB by default).
+const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Setting that overrides the replication factor (`--replication`).
 pub const REPLICATION_SETTING: &str = "fs.replication";
 
@@ -38,9 +46,22 @@ const UNHEALTHY_FOR: Duration = Duration::from_secs(30);
 #[derive(Default)]
 pub struct PeerHealth {
     failed: std::sync::Mutex<std::collections::BTreeMap<NodeId, std::time::Instant>>,
+    /// Failing peers with a probe transfer on its way.
+    probing: std::sync::Mutex<std::collections::BTreeSet<NodeId>>,
 }
 
 impl PeerHealth {
+    /// Claims the one probe of a failing peer; false when one is running.
+    fn start_probe(&self, peer: NodeId) -> bool {
+        self.probing.lock().is_ok_and(|mut p| p.insert(peer))
+    }
+
+    fn end_probe(&self, peer: NodeId) {
+        if let Ok(mut p) = self.probing.lock() {
+            p.remove(&peer);
+        }
+    }
+
     fn failed(&self, peer: NodeId) {
         if let Ok(mut failed) = self.failed.lock() {
             failed.insert(peer, std::time::Instant::now());
@@ -124,16 +145,6 @@ impl ClusterHandle {
         )
     }
 
-    /// Peers to hold new replicas of `hash`: healthy ones first (in
-    /// `peers_for` order), those that recently failed a transfer last.
-    fn placement_for(&self, hash: &ChunkHash) -> Vec<NodeId> {
-        let (healthy, failing): (Vec<NodeId>, Vec<NodeId>) = self
-            .peers_for(hash)
-            .into_iter()
-            .partition(|peer| self.peer_health.is_healthy(*peer));
-        healthy.into_iter().chain(failing).collect()
-    }
-
     /// Members other than this node, starting at a place that depends on
     /// `hash`, so replicas spread evenly over the cluster.
     fn peers_for(&self, hash: &ChunkHash) -> Vec<NodeId> {
@@ -161,6 +172,12 @@ impl ClusterHandle {
 
     /// Sends a chunk to `copies` peers; returns those that stored it (fewer
     /// when not enough peers answer: the leader's repair job tops it up).
+    /// Peers that failed a transfer lately are not waited for: without
+    /// enough healthy peers the chunk has fewer copies for now, and a copy
+    /// goes to each failing peer in the background (one at a time), whose
+    /// answer makes it healthy again. So a member cut off by a partition
+    /// holds up uploads once, for one transfer timeout, not for as long as
+    /// the partition lasts.
     pub async fn replicate(
         self: &Arc<Self>,
         hash: ChunkHash,
@@ -168,7 +185,25 @@ impl ClusterHandle {
         copies: usize,
     ) -> Vec<NodeId> {
         let mut placed = Vec::new();
-        let mut candidates = self.placement_for(&hash).into_iter();
+        let (healthy, failing): (Vec<NodeId>, Vec<NodeId>) = self
+            .peers_for(&hash)
+            .into_iter()
+            .partition(|peer| self.peer_health.is_healthy(*peer));
+        for peer in failing {
+            if !self.peer_health.start_probe(peer) {
+                continue;
+            }
+            let node = self.clone();
+            let data = data.clone();
+            tokio::spawn(async move {
+                match node.put_chunk(peer, hash, data).await {
+                    Ok(()) => node.peer_health.answered(peer),
+                    Err(_) => node.peer_health.failed(peer),
+                }
+                node.peer_health.end_probe(peer);
+            });
+        }
+        let mut candidates = healthy.into_iter();
         while placed.len() < copies {
             let wave: Vec<NodeId> = candidates.by_ref().take(copies - placed.len()).collect();
             if wave.is_empty() {
@@ -208,11 +243,12 @@ impl ClusterHandle {
         let mut client = self
             .chunks_client(peer)
             .ok_or_else(|| Status::unavailable(format!("node {peer} is not a member")))?;
+        let timeout = transfer_timeout(data.len());
         let mut request = Request::new(pb::PutChunkRequest {
             hash: hash.as_bytes().to_vec(),
             data,
         });
-        request.set_timeout(TRANSFER_TIMEOUT);
+        request.set_timeout(timeout);
         client.put(request).await.map(|_| ())
     }
 
@@ -221,7 +257,7 @@ impl ClusterHandle {
         let mut request = Request::new(pb::GetChunkRequest {
             hash: hash.as_bytes().to_vec(),
         });
-        request.set_timeout(TRANSFER_TIMEOUT);
+        request.set_timeout(FETCH_TIMEOUT);
         match client.get(request).await {
             Ok(reply) => {
                 let data = Vec::from(reply.into_inner().data);
