@@ -133,10 +133,15 @@ pub struct FileWrite {
 /// What an upload found at its path when it began.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Found {
-    /// Not checked (entries written before uploads recorded it).
+    /// Not checked (live uploads: the last writer wins).
     #[default]
     Unchecked,
-    Absent,
+    /// No file; `removals` counts the names that had left directory `dir`
+    /// by then, so a file made and removed meanwhile is noticed.
+    Absent {
+        dir: u64,
+        removals: u64,
+    },
     File {
         inode: u64,
         generation: u64,
@@ -144,9 +149,16 @@ pub enum Found {
 }
 
 impl Found {
-    pub fn of(existing: Option<&crate::records::InodeRecord>) -> Found {
+    /// From the file at the path (if any) and its directory.
+    pub fn of(
+        existing: Option<&crate::records::InodeRecord>,
+        dir: Option<&crate::records::InodeRecord>,
+    ) -> Found {
         match existing {
-            None => Found::Absent,
+            None => Found::Absent {
+                dir: dir.map_or(0, |d| d.id),
+                removals: dir.map_or(0, |d| d.generation),
+            },
             Some(i) => Found::File {
                 inode: i.id,
                 generation: i.generation,
@@ -154,11 +166,15 @@ impl Found {
         }
     }
 
-    /// Whether `current` is still what was found.
-    pub fn matches(self, current: Option<&crate::records::InodeRecord>) -> bool {
+    /// Whether the path (`current` file in directory `dir`) is still as found.
+    pub fn matches(
+        self,
+        current: Option<&crate::records::InodeRecord>,
+        dir: Option<&crate::records::InodeRecord>,
+    ) -> bool {
         match self {
             Found::Unchecked => true,
-            other => other == Found::of(current),
+            other => other == Found::of(current, dir),
         }
     }
 }

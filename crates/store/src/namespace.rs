@@ -117,6 +117,15 @@ impl<'a> Txn<'a> {
         self.put(INODES, &inode.id.to_be_bytes(), inode)
     }
 
+    /// A name left directory `dir` (see `Found::Absent`).
+    fn note_removal(&mut self, dir: u64) -> Result<(), StoreError> {
+        if let Some(mut d) = self.inode(dir)? {
+            d.generation += 1;
+            self.put_inode(&d)?;
+        }
+        Ok(())
+    }
+
     fn child(&self, parent: u64, name: &str) -> Result<Option<u64>, StoreError> {
         self.get(DIRENTS, &dirent_key(parent, name))
     }
@@ -268,6 +277,7 @@ pub(crate) fn apply(txn: &mut Txn<'_>, command: FsCommand) -> Result<CommandResu
                 Some(t) => {
                     txn.delete(DIRENTS, &dirent_key(r.parent, r.name))?;
                     txn.delete(INODES, &t.id.to_be_bytes())?;
+                    txn.note_removal(r.parent)?;
                     Ok(CommandResult::Done)
                 }
             }
@@ -280,6 +290,7 @@ pub(crate) fn apply(txn: &mut Txn<'_>, command: FsCommand) -> Result<CommandResu
                 Some(t) => {
                     txn.delete(DIRENTS, &dirent_key(r.parent, r.name))?;
                     txn.release_file(&t)?;
+                    txn.note_removal(r.parent)?;
                     Ok(CommandResult::Done)
                 }
             }
@@ -429,6 +440,7 @@ fn rename(txn: &mut Txn<'_>, from: &str, to: &str) -> Result<CommandResult, Stor
         None => {}
     }
     txn.delete(DIRENTS, &dirent_key(src.parent, src.name))?;
+    txn.note_removal(src.parent)?;
     txn.put(DIRENTS, &dirent_key(dst.parent, dst.name), &moving.id)?;
     if let Some(upload) = &moving.upload {
         if let Some(mut record) = txn.get::<UploadRecord>(UPLOADS, upload.as_bytes())? {
@@ -451,7 +463,11 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
     let owned = previous
         .as_ref()
         .is_some_and(|p| p.upload.as_deref() == Some(w.upload.as_str()));
-    if !owned && !w.found.matches(previous.as_ref()) {
+    if !owned
+        && !w
+            .found
+            .matches(previous.as_ref(), txn.inode(r.parent)?.as_ref())
+    {
         return Ok(CommandResult::Superseded);
     }
     let size: u64 = w.chunks.iter().map(|c| c.len).sum();
@@ -540,7 +556,9 @@ pub(crate) mod read {
         let Some(parts) = components(path) else {
             return Ok(None);
         };
-        let mut current = InodeRecord::root();
+        // The root is stored once a name has left it (its removal count).
+        let mut current = table::get::<InodeRecord>(db, INODES, &ROOT_INODE.to_be_bytes())?
+            .unwrap_or_else(InodeRecord::root);
         for part in parts {
             if !current.is_dir() {
                 return Ok(None);

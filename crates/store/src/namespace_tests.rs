@@ -423,17 +423,21 @@ async fn an_upload_overtaken_by_a_newer_one_cannot_overwrite_it() {
     };
     let current = |fs: &Fs| {
         let inode = fs.store.reader.lookup("/f").unwrap();
-        (Found::of(inode.as_ref()), inode.map(|i| i.size))
+        let dir = fs.store.reader.lookup("/").unwrap();
+        (
+            Found::of(inode.as_ref(), dir.as_ref()),
+            inode.map(|i| i.size),
+        )
     };
     // Both began with no file; the later one finished first. The earlier
     // one, abandoned and finished late, must not replace it.
+    let (absent, _) = current(&fs);
     assert_eq!(
-        fs.run(write("quick", Found::Absent, &[b"complete"], true))
-            .await,
+        fs.run(write("quick", absent, &[b"complete"], true)).await,
         CommandResult::Done
     );
     assert_eq!(
-        fs.run(write("late", Found::Absent, &[b"part"], true)).await,
+        fs.run(write("late", absent, &[b"part"], true)).await,
         CommandResult::Superseded
     );
     assert_eq!(current(&fs).1, Some(8));
@@ -473,4 +477,33 @@ async fn an_upload_overtaken_by_a_newer_one_cannot_overwrite_it() {
     );
     assert_eq!(current(&fs).1, Some(4));
     assert!(fs.store.reader.uploads().unwrap().is_empty());
+
+    // Made and removed while an abandoned upload waited: the upload finds no
+    // file again, but must not bring one back.
+    assert_eq!(
+        fs.run(FsCommand::Remove { path: "/f".into() }).await,
+        CommandResult::Done
+    );
+    let (absent, _) = current(&fs);
+    assert_eq!(
+        fs.run(write("made", absent, &[b"m"], true)).await,
+        CommandResult::Done
+    );
+    assert_eq!(
+        fs.run(FsCommand::Remove { path: "/f".into() }).await,
+        CommandResult::Done
+    );
+    assert_eq!(
+        fs.run(write("waited", absent, &[b"w"], true)).await,
+        CommandResult::Superseded
+    );
+    assert_eq!(current(&fs).1, None, "the removed file stays removed");
+    // Files made beside it do not stop an abandoned upload from finishing.
+    let (absent, _) = current(&fs);
+    fs.mkdir("/other").await;
+    assert_eq!(
+        fs.run(write("cut", absent, &[b"kept"], true)).await,
+        CommandResult::Done
+    );
+    assert_eq!(current(&fs).1, Some(4));
 }

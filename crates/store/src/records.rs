@@ -117,8 +117,9 @@ pub struct InodeRecord {
     /// The account charged for the file (quotas).
     #[serde(default)]
     pub owner: String,
-    /// Counts the writes to the file, so an upload can tell whether the
-    /// file is still the one it started from.
+    /// A file: counts its writes, so an upload can tell whether the file is
+    /// still the one it started from. A directory: counts the names that
+    /// left it (removed, renamed away), for uploads that found no file.
     #[serde(default)]
     pub generation: u64,
 }

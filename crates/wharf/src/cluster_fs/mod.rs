@@ -210,8 +210,15 @@ impl FileSystem for ClusterFs {
         if existing.as_ref().is_some_and(|i| i.is_dir()) {
             return Err(FsError::IsADirectory);
         }
+        let parent = target.rsplit_once('/').map_or("/", |(p, _)| p);
+        let dir = self
+            .node
+            .reader
+            .lookup(if parent.is_empty() { "/" } else { parent })
+            .map_err(store_error)?;
+        let found = wharf_store::Found::of(existing.as_ref(), dir.as_ref());
         let writer =
-            writer::UploadWriter::open(self.target(target), self.chunk_size, mode, existing)
+            writer::UploadWriter::open(self.target(target), self.chunk_size, mode, existing, found)
                 .await?;
         Ok(Box::new(writer))
     }

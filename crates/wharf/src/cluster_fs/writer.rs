@@ -80,8 +80,9 @@ impl UploadWriter {
         chunk_size: usize,
         mode: WriteMode,
         existing: Option<InodeRecord>,
+        found: Found,
     ) -> Result<Self, FsError> {
-        let upload = Upload::open(target, chunk_size, mode, existing).await?;
+        let upload = Upload::open(target, chunk_size, mode, existing, found).await?;
         Ok(Self {
             upload: Some(upload),
         })
@@ -116,6 +117,7 @@ impl Upload {
         chunk_size: usize,
         mode: WriteMode,
         existing: Option<InodeRecord>,
+        found: Found,
     ) -> Result<Self, FsError> {
         let mut writer = Self {
             node: target.node,
@@ -125,7 +127,7 @@ impl Upload {
             quota: target.quota,
             chunk_size,
             create_new: mode == WriteMode::CreateNew,
-            found: Found::of(existing.as_ref()),
+            found,
             abandoned: false,
             chunks: Vec::new(),
             placed: Vec::new(),
