@@ -42,9 +42,15 @@ impl Node {
             .create(true)
             .append(true)
             .open(self.log())?;
-        let child = Command::new(&self.prefix[0])
-            .args(&self.prefix[1..])
-            .arg(wharf)
+        let mut command = match self.prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(wharf);
+                c
+            }
+            None => Command::new(wharf),
+        };
+        let child = command
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("WHARF_LOG", "info,openraft=warn")

@@ -55,6 +55,20 @@ impl Scenario {
 
     /// Why this scenario cannot run on this machine, if it cannot.
     pub fn unavailable(self) -> Option<String> {
+        let network = matches!(
+            self,
+            Scenario::PartitionMinority
+                | Scenario::PartitionMajority
+                | Scenario::IsolateLeader
+                | Scenario::FlakyLinks
+        );
+        if network && crate::net::on_loopback() {
+            return Some("network faults need network namespaces; this run is on loopback".into());
+        }
+        // SAFETY: geteuid has no preconditions.
+        if self == Scenario::DiskFull && unsafe { libc::geteuid() } != 0 {
+            return Some("mounting the tmpfs that fills needs root".into());
+        }
         match self {
             Scenario::ClockJump if !Path::new(FAKETIME).exists() => Some(format!(
                 "libfaketime is not installed ({FAKETIME}; apt-get install faketime)"
