@@ -133,7 +133,7 @@ impl Scenario {
         match self {
             Scenario::KillLeader | Scenario::KillFollower => {
                 let victim = if self == Scenario::KillLeader {
-                    leader(cluster)?
+                    leader(cluster).await?
                 } else {
                     cluster.followers()[0]
                 };
@@ -168,7 +168,7 @@ impl Scenario {
                 note(format!("node {victim} restarted and ready"));
             }
             Scenario::PauseLeader => {
-                let victim = leader(cluster)?;
+                let victim = leader(cluster).await?;
                 cluster.pause(victim)?;
                 note(format!("SIGSTOP node {victim}"));
                 tokio::time::sleep(window.max(Duration::from_secs(5))).await;
@@ -176,7 +176,7 @@ impl Scenario {
                 note(format!("SIGCONT node {victim}"));
             }
             Scenario::PartitionMinority | Scenario::PartitionMajority | Scenario::IsolateLeader => {
-                let lead = leader(cluster)?;
+                let lead = leader(cluster).await?;
                 let followers = cluster.followers();
                 let minority = (n - 1) / 2;
                 let side: Vec<usize> = match self {
@@ -235,7 +235,15 @@ impl Scenario {
     }
 }
 
-fn leader(cluster: &Cluster) -> Result<usize> {
+/// The leader, asked for up to ten seconds (a loaded node may answer
+/// /metrics slowly, and an election may be under way).
+async fn leader(cluster: &Cluster) -> Result<usize> {
+    for _ in 0..20 {
+        if let Some(i) = cluster.leader() {
+            return Ok(i);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     cluster.leader().context("no node says it leads")
 }
 
