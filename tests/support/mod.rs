@@ -627,10 +627,16 @@ fn greets(port: u16) -> bool {
 /// and outgoing connections (clients, gRPC between nodes) may take it again
 /// before the server under test binds it.
 pub fn free_port() -> u16 {
+    // Never the same port twice in one test process: a node's ports are
+    // drawn one after the other, each free when drawn, and two equal draws
+    // made a node fail to start now and then.
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
     let mut rng = rand::thread_rng();
     for _ in 0..1000 {
         let port = rng.gen_range(20000..32000);
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+        if !given.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
             return port;
         }
     }
