@@ -53,7 +53,11 @@ impl Node {
         let child = command
             .args(&self.args)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .env("WHARF_LOG", "info,openraft=warn")
+            // The nodes' log level: WHARF_LOG as given to wharf-chaos, if set.
+            .env(
+                "WHARF_LOG",
+                std::env::var("WHARF_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
