@@ -416,27 +416,19 @@ fn replicas_of_a_node_silent_past_repair_after_are_recreated_on_the_others() {
 #[test]
 fn replicas_go_to_answering_members_while_one_is_stopped() {
     let cluster = cluster(3, &["--replication", "2"]);
-    let leader = cluster.node(1).cluster_status().leader.expect("a leader");
-    let via = cluster.position_of(leader);
-    let stopped = (1..=3).find(|&n| n != via).expect("a follower");
-    let other = 6 - via - stopped;
-    let local = cluster.node(via).client_dir().join("s.bin");
-    write_random_file(&local, 16 * CHUNK);
-    let sent = sha256_file(&local);
-
-    signal(cluster.node(stopped), "STOP");
-    upload(cluster.node(via), &local, "s.bin");
+    let StoppedRun {
+        via,
+        stopped,
+        other,
+        sent,
+        gave_up,
+    } = upload_with_a_follower_stopped(&cluster, "s.bin");
     let status = cluster.node(via).cluster_status();
     assert_eq!(status.storage.chunks, 16, "{status:?}");
     assert_eq!(
         status.storage.under_replicated, 0,
         "every chunk has 2 copies on answering nodes: {status:?}"
     );
-    let gave_up = cluster
-        .node(via)
-        .logs()
-        .matches("replica not stored")
-        .count();
     assert!(
         gave_up <= 3,
         "after the first timeout the stopped node is not tried again (3 chunks travel \
@@ -454,21 +446,13 @@ fn replicas_go_to_answering_members_while_one_is_stopped() {
 #[test]
 fn a_stopped_member_holds_up_uploads_once_and_gets_its_copies_when_it_answers() {
     let cluster = cluster(3, &[]);
-    let leader = cluster.node(1).cluster_status().leader.expect("a leader");
-    let via = cluster.position_of(leader);
-    let stopped = (1..=3).find(|&n| n != via).expect("a follower");
-    let other = 6 - via - stopped;
-    let local = cluster.node(via).client_dir().join("t.bin");
-    write_random_file(&local, 16 * CHUNK);
-    let sent = sha256_file(&local);
-
-    signal(cluster.node(stopped), "STOP");
-    upload(cluster.node(via), &local, "t.bin");
-    let gave_up = cluster
-        .node(via)
-        .logs()
-        .matches("replica not stored")
-        .count();
+    let StoppedRun {
+        stopped,
+        other,
+        sent,
+        gave_up,
+        ..
+    } = upload_with_a_follower_stopped(&cluster, "t.bin");
     assert!(
         gave_up <= 3,
         "only the chunks in flight when it stopped waited for the stopped member, yet {gave_up} did"
@@ -486,6 +470,42 @@ fn a_stopped_member_holds_up_uploads_once_and_gets_its_copies_when_it_answers() 
         || (chunk_files(cluster.node(stopped)) >= 16).then_some(()),
     );
     assert_eq!(download_sha(cluster.node(stopped), "t.bin"), sent);
+}
+
+/// What `upload_with_a_follower_stopped` did: nodes by position, the
+/// SHA-256 sent, and how many replicas the uploading node gave up on.
+struct StoppedRun {
+    via: usize,
+    stopped: usize,
+    other: usize,
+    sent: String,
+    gave_up: usize,
+}
+
+/// Stops a follower (SIGSTOP), then uploads 16 chunks as `name` through the
+/// leader; the follower stays stopped.
+fn upload_with_a_follower_stopped(cluster: &Cluster, name: &str) -> StoppedRun {
+    let leader = cluster.node(1).cluster_status().leader.expect("a leader");
+    let via = cluster.position_of(leader);
+    let stopped = (1..=3).find(|&n| n != via).expect("a follower");
+    let other = 6 - via - stopped;
+    let local = cluster.node(via).client_dir().join(name);
+    write_random_file(&local, 16 * CHUNK);
+    let sent = sha256_file(&local);
+    signal(cluster.node(stopped), "STOP");
+    upload(cluster.node(via), &local, name);
+    let gave_up = cluster
+        .node(via)
+        .logs()
+        .matches("replica not stored")
+        .count();
+    StoppedRun {
+        via,
+        stopped,
+        other,
+        sent,
+        gave_up,
+    }
 }
 
 fn signal(node: &Wharf, name: &str) {

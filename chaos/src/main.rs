@@ -60,14 +60,20 @@ struct Args {
     loopback: bool,
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// `"16s"` as `(16, "s")`.
+fn number_and_unit<'a>(text: &'a str, example: &str) -> Result<(u64, &'a str), String> {
     let (number, unit) = text.split_at(
         text.find(|c: char| !c.is_ascii_digit())
             .unwrap_or(text.len()),
     );
-    let n: u64 = number
+    let n = number
         .parse()
-        .map_err(|_| format!("{text:?} is not like 20s, 5m or 1h"))?;
+        .map_err(|_| format!("{text:?} is not like {example}"))?;
+    Ok((n, unit))
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (n, unit) = number_and_unit(text, "20s, 5m or 1h")?;
     let seconds = match unit {
         "" | "s" => n,
         "m" => n * 60,
@@ -78,13 +84,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
-    let (number, unit) = text.split_at(
-        text.find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(text.len()),
-    );
-    let n: u64 = number
-        .parse()
-        .map_err(|_| format!("{text:?} is not like 256KiB or 64MiB"))?;
+    let (n, unit) = number_and_unit(text, "256KiB or 64MiB")?;
     let factor = match unit {
         "" | "B" => 1,
         "KiB" | "K" => 1 << 10,

@@ -131,38 +131,19 @@ impl Scenario {
         };
         let n = cluster.nodes.len();
         match self {
-            Scenario::KillLeader | Scenario::KillFollower => {
-                let victim = if self == Scenario::KillLeader {
-                    leader(cluster).await?
+            Scenario::KillLeader | Scenario::KillFollower | Scenario::KillUploading => {
+                let victim = match self {
+                    Scenario::KillLeader => leader(cluster).await?,
+                    Scenario::KillFollower => cluster.followers()[0],
+                    _ => uploading_node(cluster, shared, window).await,
+                };
+                let during = if self == Scenario::KillUploading {
+                    " during an upload"
                 } else {
-                    cluster.followers()[0]
+                    ""
                 };
                 cluster.kill(victim)?;
-                note(format!("SIGKILL node {victim}"));
-                tokio::time::sleep(window).await;
-                cluster.restart(victim).await?;
-                note(format!("node {victim} restarted and ready"));
-            }
-            Scenario::KillUploading => {
-                let deadline = tokio::time::Instant::now() + window;
-                let victim = loop {
-                    let busy = shared
-                        .uploading
-                        .lock()
-                        .unwrap()
-                        .iter()
-                        .find(|(_, &c)| c > 0)
-                        .map(|(&i, _)| i);
-                    if let Some(i) = busy {
-                        break i;
-                    }
-                    if tokio::time::Instant::now() > deadline {
-                        break cluster.followers()[0];
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                };
-                cluster.kill(victim)?;
-                note(format!("SIGKILL node {victim} during an upload"));
+                note(format!("SIGKILL node {victim}{during}"));
                 tokio::time::sleep(window).await;
                 cluster.restart(victim).await?;
                 note(format!("node {victim} restarted and ready"));
@@ -245,6 +226,27 @@ async fn leader(cluster: &Cluster) -> Result<usize> {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     cluster.leader().context("no node says it leads")
+}
+
+/// A node receiving an upload, waited for up to `limit` (else a follower).
+async fn uploading_node(cluster: &Cluster, shared: &Shared, limit: Duration) -> usize {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let busy = shared
+            .uploading
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|(_, &c)| c > 0)
+            .map(|(&i, _)| i);
+        if let Some(i) = busy {
+            return i;
+        }
+        if tokio::time::Instant::now() > deadline {
+            return cluster.followers()[0];
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 fn clock_file(root: &Path) -> PathBuf {

@@ -9,7 +9,7 @@ use rocksdb::{WriteBatch, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::command::{CommandResult, FileWrite, FsCommand};
+use crate::command::{CommandResult, FileWrite, Found, FsCommand};
 use crate::db::StoreError;
 use crate::records::{
     ChunkHash, ChunkRecord, InodeKind, InodeRecord, UploadRecord, UsageRecord, ROOT_INODE,
@@ -463,7 +463,9 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
     let owned = previous
         .as_ref()
         .is_some_and(|p| p.upload.as_deref() == Some(w.upload.as_str()));
+    // Live uploads (`Unchecked`) skip this: no directory read per checkpoint.
     if !owned
+        && w.found != Found::Unchecked
         && !w
             .found
             .matches(previous.as_ref(), txn.inode(r.parent)?.as_ref())
