@@ -4,9 +4,11 @@
 //! See chaos/README.md.
 
 mod check;
+mod containers;
 mod model;
 mod net;
 mod nodes;
+mod proxy;
 mod scenarios;
 mod workload;
 
@@ -54,10 +56,10 @@ struct Args {
     /// Seed of the workload's choices and contents.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Run the nodes on loopback addresses even where network namespaces
-    /// work (network faults are then skipped).
-    #[arg(long)]
-    loopback: bool,
+    /// Where the nodes run (default: namespaces where they work, else
+    /// loopback).
+    #[arg(long, value_enum)]
+    topology: Option<net::Topology>,
 }
 
 /// `"16s"` as `(16, "s")`.
@@ -192,7 +194,12 @@ fn longest_gap(mut times: Vec<Duration>, end: Duration) -> Duration {
     gap
 }
 
-async fn run_scenario(args: &Args, wharf: &Path, scenario: Scenario) -> Result<Report> {
+async fn run_scenario(
+    args: &Args,
+    wharf: &Path,
+    image: Option<&containers::Image>,
+    scenario: Scenario,
+) -> Result<Report> {
     let nodes = args.nodes as usize;
     if let Some(why) = scenario.unavailable() {
         return Ok(Report::skipped(scenario, nodes, why));
@@ -206,9 +213,21 @@ async fn run_scenario(args: &Args, wharf: &Path, scenario: Scenario) -> Result<R
     let root = std::fs::canonicalize(&root)?;
     let started = Instant::now();
     let mount = scenario.prepare(&root)?;
-    let mut net = net::Network::create(nodes)?;
-    let mut cluster =
-        nodes::Cluster::start(wharf, &net, &root, nodes, |i| scenario.node_env(i, &root)).await?;
+    let compose = match image {
+        Some(image) => Some(Arc::new(containers::Compose::up(
+            image,
+            &format!("wharfchaos{}", std::process::id()),
+            &root,
+            &format!("{}:{}", nodes::USER, nodes::PASSWORD),
+            scenario.victim(&root),
+        )?)),
+        None => None,
+    };
+    let mut net = net::Network::create(nodes, compose.clone()).await?;
+    let mut cluster = nodes::Cluster::start(wharf, &net, &root, nodes, compose, |i| {
+        scenario.node_env(i, &root)
+    })
+    .await?;
 
     let shared = Arc::new(Shared::new(std::fs::File::create(
         root.join("history.jsonl"),
@@ -404,12 +423,36 @@ async fn main() -> Result<()> {
         Some(p) => p.clone(),
         None => default_wharf()?,
     };
-    if args.loopback {
-        net::Network::use_loopback();
-    } else if let Some(why) = net::unavailable() {
-        println!("network namespaces unavailable ({why}): nodes run on 127.0.0.x, network faults are skipped");
-        net::Network::use_loopback();
-    }
+    let topology = match args.topology {
+        Some(t) => t,
+        None => match net::unavailable() {
+            Some(why) => {
+                println!("network namespaces unavailable ({why}): nodes run on 127.0.0.x, network faults are done by a proxy");
+                net::Topology::Loopback
+            }
+            None => net::Topology::Namespaces,
+        },
+    };
+    net::set_topology(topology);
+    let image = if topology == net::Topology::Containers {
+        if let Some(why) = containers::unavailable() {
+            bail!("the container topology cannot run here: {why}");
+        }
+        if args.nodes as usize != containers::NODES {
+            bail!(
+                "deploy/compose.yaml has {} nodes; --nodes {} cannot run as containers",
+                containers::NODES,
+                args.nodes
+            );
+        }
+        println!(
+            "building the image of deploy/Dockerfile with {}",
+            wharf.display()
+        );
+        Some(containers::Image::build(&wharf)?)
+    } else {
+        None
+    };
     let scenarios = if args.scenarios.is_empty() {
         <Scenario as clap::ValueEnum>::value_variants().to_vec()
     } else {
@@ -418,12 +461,13 @@ async fn main() -> Result<()> {
     let mut reports = Vec::new();
     for scenario in scenarios {
         println!(
-            "--- {} ({} nodes, {:?})",
+            "--- {} ({} nodes, {:?}, {:?})",
             scenario.name(),
             args.nodes,
-            args.duration
+            args.duration,
+            topology
         );
-        let report = match run_scenario(&args, &wharf, scenario).await {
+        let report = match run_scenario(&args, &wharf, image.as_ref(), scenario).await {
             Ok(r) => r,
             Err(e) => {
                 let mut r = Report::skipped(scenario, args.nodes as usize, String::new());

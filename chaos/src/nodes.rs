@@ -1,31 +1,43 @@
-//! The `wharf` processes of a chaos run, one per namespace, and what the
-//! faults do to them: SIGKILL, SIGSTOP/SIGCONT, SIGTERM and restart. Their
-//! state is read from each node's `/metrics`.
+//! The `wharf` nodes of a chaos run, processes (one per namespace, or on
+//! loopback) or containers, and what the faults do to them: SIGKILL,
+//! SIGSTOP/SIGCONT (a container's freezer), SIGTERM and restart. Their state
+//! is read from each node's `/metrics`.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-use crate::net::{node_ip, Network};
+use crate::containers::{docker, Compose};
+use crate::net::{node_ip, Network, CLUSTER_PORT};
 
 pub const USER: &str = "chaos";
 pub const PASSWORD: &str = "chaos-Monkey-7";
 const FTP_PORT: u16 = 2121;
 const HTTP_PORT: u16 = 9180;
-const CLUSTER_PORT: u16 = 7000;
 
 pub struct Node {
     pub index: usize,
     pub data_dir: PathBuf,
-    args: Vec<String>,
-    prefix: Vec<String>,
-    /// Environment for the process (libfaketime for the clock scenario).
-    env: Vec<(String, String)>,
-    child: Option<Child>,
+    runner: Runner,
+}
+
+enum Runner {
+    Process {
+        args: Vec<String>,
+        prefix: Vec<String>,
+        /// Environment for the process (libfaketime for the clock scenario).
+        env: Vec<(String, String)>,
+        child: Option<Child>,
+    },
+    Container {
+        compose: Arc<Compose>,
+        running: bool,
+    },
 }
 
 impl Node {
@@ -38,11 +50,25 @@ impl Node {
     }
 
     fn spawn(&mut self, wharf: &Path) -> Result<()> {
+        let log_file = self.log();
+        let (args, prefix, env, child) = match &mut self.runner {
+            Runner::Container { compose, running } => {
+                docker(&["start", compose.id(self.index)])?;
+                *running = true;
+                return Ok(());
+            }
+            Runner::Process {
+                args,
+                prefix,
+                env,
+                child,
+            } => (args, prefix, env, child),
+        };
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(self.log())?;
-        let mut command = match self.prefix.split_first() {
+            .open(log_file)?;
+        let mut command = match prefix.split_first() {
             Some((program, rest)) => {
                 let mut c = Command::new(program);
                 c.args(rest).arg(wharf);
@@ -50,9 +76,9 @@ impl Node {
             }
             None => Command::new(wharf),
         };
-        let child = command
-            .args(&self.args)
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
+        let spawned = command
+            .args(args.iter())
+            .envs(env.iter().map(|(k, v)| (k, v)))
             // The nodes' log level: WHARF_LOG as given to wharf-chaos, if set.
             .env(
                 "WHARF_LOG",
@@ -63,12 +89,29 @@ impl Node {
             .stderr(log)
             .spawn()
             .with_context(|| format!("cannot start node {}", self.index))?;
-        self.child = Some(child);
+        *child = Some(spawned);
         Ok(())
     }
 
     fn signal(&self, signal: libc::c_int) -> Result<()> {
-        let child = self.child.as_ref().context("node is not running")?;
+        let child = match &self.runner {
+            Runner::Process { child, .. } => child.as_ref().context("node is not running")?,
+            Runner::Container { compose, .. } => {
+                let verb = match signal {
+                    libc::SIGSTOP => "pause",
+                    libc::SIGCONT => "unpause",
+                    libc::SIGTERM => "stop",
+                    _ => "kill",
+                };
+                let mut args = vec![verb];
+                if verb == "stop" {
+                    args.extend(["--time", "60"]);
+                }
+                args.push(compose.id(self.index));
+                docker(&args)?;
+                return Ok(());
+            }
+        };
         // SAFETY: kill(2) on our own child's pid; `ip netns exec` execs the
         // program, so the pid is wharf's.
         if unsafe { libc::kill(child.id() as libc::pid_t, signal) } != 0 {
@@ -78,7 +121,54 @@ impl Node {
     }
 
     pub fn is_running(&self) -> bool {
-        self.child.is_some()
+        match &self.runner {
+            Runner::Process { child, .. } => child.is_some(),
+            Runner::Container { running, .. } => *running,
+        }
+    }
+
+    /// Stops the node at once (SIGKILL) and waits until it is gone.
+    fn kill(&mut self) -> Result<()> {
+        match &mut self.runner {
+            Runner::Process { child, .. } => {
+                if let Some(mut child) = child.take() {
+                    child.kill()?;
+                    child.wait()?;
+                }
+            }
+            Runner::Container { compose, running } => {
+                if std::mem::take(running) {
+                    docker(&["kill", "--signal", "KILL", compose.id(self.index)])?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the node exited by itself, and how.
+    fn exited(&mut self) -> Result<Option<String>> {
+        match &mut self.runner {
+            Runner::Process { child, .. } => {
+                let Some(c) = child.as_mut() else {
+                    return Ok(None);
+                };
+                let status = c.try_wait()?;
+                if status.is_some() {
+                    *child = None;
+                }
+                Ok(status.map(|s| s.to_string()))
+            }
+            Runner::Container { compose, running } => {
+                if !*running {
+                    return Ok(None);
+                }
+                let how = compose.state(self.index)?.err();
+                if how.is_some() {
+                    *running = false;
+                }
+                Ok(how)
+            }
+        }
     }
 
     pub fn ready(&self) -> bool {
@@ -171,12 +261,32 @@ impl Cluster {
         net: &Network,
         root: &Path,
         size: usize,
+        containers: Option<Arc<Compose>>,
         env_of: impl Fn(usize) -> Vec<(String, String)>,
     ) -> Result<Cluster> {
         let mut cluster = Cluster {
             nodes: Vec::new(),
             wharf: wharf.to_owned(),
         };
+        if let Some(compose) = containers {
+            for i in 1..=size {
+                let node = Node {
+                    index: i,
+                    data_dir: root.join(format!("node{i}")),
+                    runner: Runner::Container {
+                        compose: compose.clone(),
+                        running: true,
+                    },
+                };
+                wait_for(&format!("node {i} ready"), Duration::from_secs(120), || {
+                    node.ready()
+                })
+                .await?;
+                cluster.nodes.push(node);
+            }
+            cluster.wait_until_settled(Duration::from_secs(60)).await?;
+            return Ok(cluster);
+        }
         for i in 1..=size {
             let data_dir = root.join(format!("node{i}"));
             std::fs::create_dir_all(&data_dir)?;
@@ -191,8 +301,6 @@ impl Cluster {
                 "off".into(),
                 "--http-listen".into(),
                 format!("{ip}:{HTTP_PORT}"),
-                "--cluster-listen".into(),
-                format!("{ip}:{CLUSTER_PORT}"),
                 "--pasv-ports".into(),
                 "50000-50199".into(),
                 "--storage".into(),
@@ -203,6 +311,7 @@ impl Cluster {
                 ip.to_string(),
             ]
             .into();
+            args.extend(net.cluster_args(i));
             if i == 1 {
                 args.extend(["--user".into(), format!("{USER}:{PASSWORD}")]);
             } else {
@@ -217,10 +326,12 @@ impl Cluster {
             let mut node = Node {
                 index: i,
                 data_dir,
-                args,
-                prefix: net.exec_in(i),
-                env: env_of(i),
-                child: None,
+                runner: Runner::Process {
+                    args,
+                    prefix: net.exec_in(i),
+                    env: env_of(i),
+                    child: None,
+                },
             };
             node.spawn(wharf)?;
             wait_for(&format!("node {i} ready"), Duration::from_secs(60), || {
@@ -256,12 +367,7 @@ impl Cluster {
     }
 
     pub fn kill(&mut self, i: usize) -> Result<()> {
-        let node = self.node(i);
-        if let Some(mut child) = node.child.take() {
-            child.kill()?;
-            child.wait()?;
-        }
-        Ok(())
+        self.node(i).kill()
     }
 
     pub fn pause(&mut self, i: usize) -> Result<()> {
@@ -276,7 +382,15 @@ impl Cluster {
     pub async fn terminate(&mut self, i: usize) -> Result<()> {
         let node = self.node(i);
         node.signal(libc::SIGTERM)?;
-        let mut child = node.child.take().context("not running")?;
+        let child = match &mut node.runner {
+            Runner::Process { child, .. } => child.take(),
+            Runner::Container { running, .. } => {
+                // `docker stop` returns once the container has exited.
+                *running = false;
+                return Ok(());
+            }
+        };
+        let mut child = child.context("not running")?;
         let deadline = Instant::now() + Duration::from_secs(60);
         while child.try_wait()?.is_none() {
             if Instant::now() > deadline {
@@ -307,11 +421,8 @@ impl Cluster {
     pub async fn revive_crashed(&mut self) -> Result<Vec<(usize, String)>> {
         let mut crashed = Vec::new();
         for node in &mut self.nodes {
-            if let Some(child) = node.child.as_mut() {
-                if let Some(status) = child.try_wait()? {
-                    node.child = None;
-                    crashed.push((node.index, status.to_string()));
-                }
+            if let Some(how) = node.exited()? {
+                crashed.push((node.index, how));
             }
         }
         for (i, _) in &crashed {
@@ -332,17 +443,75 @@ impl Cluster {
         })
         .await
     }
+
+    /// Fills node `i`'s disk (a tmpfs) with a file of zeros.
+    pub fn fill_disk(&self, i: usize) -> Result<()> {
+        let node = &self.nodes[i - 1];
+        match &node.runner {
+            Runner::Process { .. } => fill(&node.data_dir.join(FILLER)),
+            Runner::Container { compose, .. } => {
+                // `cat` ends with "No space left on device", as it should.
+                let _ = compose.exec(
+                    i,
+                    "wharf",
+                    &format!("cat /dev/zero > /var/lib/wharf/{FILLER}"),
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    pub fn free_disk(&self, i: usize) -> Result<()> {
+        let node = &self.nodes[i - 1];
+        match &node.runner {
+            Runner::Process { .. } => Ok(std::fs::remove_file(node.data_dir.join(FILLER))?),
+            Runner::Container { compose, .. } => {
+                let out = compose.exec(i, "wharf", &format!("rm /var/lib/wharf/{FILLER}"))?;
+                if !out.status.success() {
+                    bail!(
+                        "cannot remove the filler: {}",
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+const FILLER: &str = "filler";
+
+/// Writes zeros to `path` until the file system is full.
+fn fill(path: &Path) -> Result<()> {
+    let mut file = std::fs::File::create(path)?;
+    let block = vec![0u8; 1 << 20];
+    loop {
+        match file.write_all(&block) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
         for node in &mut self.nodes {
-            if let Some(mut child) = node.child.take() {
-                // A paused process must be continued to die of SIGKILL promptly.
-                // SAFETY: signals to our own child.
-                unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGCONT) };
-                let _ = child.kill();
-                let _ = child.wait();
+            match &mut node.runner {
+                Runner::Process { child, .. } => {
+                    if let Some(mut child) = child.take() {
+                        // A paused process must be continued to die of SIGKILL promptly.
+                        // SAFETY: signals to our own child.
+                        unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGCONT) };
+                        let _ = child.kill();
+                        let _ = child.wait();
+                    }
+                }
+                Runner::Container { compose, .. } => {
+                    // The project comes down with its last handle; a paused
+                    // container would hold it up.
+                    let _ = docker(&["unpause", compose.id(node.index)]);
+                }
             }
         }
     }

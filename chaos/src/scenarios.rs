@@ -7,7 +7,8 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::ValueEnum;
 
-use crate::net::Network;
+use crate::containers::Victim;
+use crate::net::{topology, Network, Topology};
 use crate::nodes::Cluster;
 use crate::workload::Shared;
 
@@ -27,7 +28,8 @@ pub enum Scenario {
     PartitionMajority,
     /// Cut the leader off from every other node.
     IsolateLeader,
-    /// Drop 20% of the packets between nodes.
+    /// Drop 20% of the packets between nodes (on loopback: delay 20% of
+    /// the segments by a retransmission timeout, and every one by 40 ms).
     FlakyLinks,
     /// Fill the disk of one node (its data dir is a small tmpfs).
     DiskFull,
@@ -55,16 +57,6 @@ impl Scenario {
 
     /// Why this scenario cannot run on this machine, if it cannot.
     pub fn unavailable(self) -> Option<String> {
-        let network = matches!(
-            self,
-            Scenario::PartitionMinority
-                | Scenario::PartitionMajority
-                | Scenario::IsolateLeader
-                | Scenario::FlakyLinks
-        );
-        if network && crate::net::on_loopback() {
-            return Some("network faults need network namespaces; this run is on loopback".into());
-        }
         // SAFETY: geteuid has no preconditions.
         if self == Scenario::DiskFull && unsafe { libc::geteuid() } != 0 {
             return Some("mounting the tmpfs that fills needs root".into());
@@ -77,9 +69,10 @@ impl Scenario {
         }
     }
 
-    /// Before the cluster starts: the tmpfs for the disk that fills.
+    /// Before the cluster starts: the tmpfs for the disk that fills (the
+    /// container topology gives the node a tmpfs volume instead).
     pub fn prepare(self, root: &Path) -> Result<Option<Mount>> {
-        if self != Scenario::DiskFull {
+        if self != Scenario::DiskFull || topology() == Topology::Containers {
             return Ok(None);
         }
         let dir = root.join(format!("node{VICTIM}"));
@@ -110,6 +103,25 @@ impl Scenario {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect()
+    }
+
+    /// What the container of the scenario's victim needs: the same as
+    /// `prepare` and `node_env` give a process.
+    pub fn victim(self, root: &Path) -> Option<Victim> {
+        match self {
+            Scenario::DiskFull => Some(Victim {
+                node: VICTIM,
+                tmpfs: Some(TMPFS_SIZE),
+                ..Victim::default()
+            }),
+            Scenario::ClockJump => Some(Victim {
+                node: VICTIM,
+                env: self.node_env(VICTIM, root),
+                mounts: vec![Path::new(FAKETIME).parent()?.to_owned(), root.to_owned()],
+                ..Victim::default()
+            }),
+            _ => None,
+        }
     }
 
     /// Injects the fault, keeps it for `window`, heals it. Returns what was
@@ -175,18 +187,17 @@ impl Scenario {
                 note("partition healed".into());
             }
             Scenario::FlakyLinks => {
-                net.lossy(20)?;
-                note("20% packet loss between nodes".into());
+                let what = net.flaky(20, Duration::from_millis(40))?;
+                note(what);
                 tokio::time::sleep(window).await;
                 net.heal()?;
                 note("links healed".into());
             }
             Scenario::DiskFull => {
-                let filler = root.join(format!("node{VICTIM}")).join("filler");
-                fill(&filler)?;
+                cluster.fill_disk(VICTIM)?;
                 note(format!("disk of node {VICTIM} full"));
                 tokio::time::sleep(window).await;
-                std::fs::remove_file(&filler)?;
+                cluster.free_disk(VICTIM)?;
                 note(format!("disk of node {VICTIM} freed"));
             }
             Scenario::RollingRestart => {
@@ -251,20 +262,6 @@ async fn uploading_node(cluster: &Cluster, shared: &Shared, limit: Duration) -> 
 
 fn clock_file(root: &Path) -> PathBuf {
     root.join("faketime")
-}
-
-/// Writes zeros to `path` until the file system is full.
-fn fill(path: &Path) -> Result<()> {
-    use std::io::Write;
-    let mut file = std::fs::File::create(path)?;
-    let block = vec![0u8; 1 << 20];
-    loop {
-        match file.write_all(&block) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => return Ok(()),
-            Err(e) => return Err(e.into()),
-        }
-    }
 }
 
 /// A tmpfs mounted for a scenario; unmounted when dropped.

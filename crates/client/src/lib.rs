@@ -172,7 +172,10 @@ impl Session {
             .get_mut()
             .write_all(format!("{line}\r\n").as_bytes())
             .await?;
-        let reply = read_reply(&mut self.control).await?;
+        let verb = line.split(' ').next().unwrap_or_default();
+        let reply = read_reply(&mut self.control)
+            .await
+            .with_context(|| format!("waiting for the reply to {verb}"))?;
         expect(reply, want)
     }
 
@@ -237,7 +240,7 @@ impl Session {
             tls.write_all(piece).await?;
         }
         tls.shutdown().await?;
-        expect(read_reply(&mut self.control).await?, 226)?;
+        self.transfer_reply().await?;
         Ok(())
     }
 
@@ -275,8 +278,16 @@ impl Session {
         // before it reports the transfer.
         let _ = tls.shutdown().await;
         drop(tls);
-        expect(read_reply(&mut self.control).await?, 226)?;
+        self.transfer_reply().await?;
         Ok(())
+    }
+
+    /// The `226` that ends a transfer.
+    async fn transfer_reply(&mut self) -> Result<()> {
+        let reply = read_reply(&mut self.control)
+            .await
+            .context("waiting for the end of a transfer")?;
+        expect(reply, 226).map(drop)
     }
 
     /// SIZE `name`: `None` when the server has no such file (550).
@@ -325,7 +336,7 @@ impl Session {
         }
         let _ = tls.shutdown().await;
         drop(tls);
-        expect(read_reply(&mut self.control).await?, 226)?;
+        self.transfer_reply().await?;
         Ok(String::from_utf8_lossy(&listing)
             .lines()
             .map(|l| l.rsplit('/').next().unwrap_or(l).to_owned())

@@ -85,6 +85,9 @@ pub struct ClusterConfig {
     pub snapshot_logs: u64,
     /// This node's chunks, served to peers.
     pub chunk_store: Arc<wharf_blob::ChunkStore>,
+    /// The local address connections to peers leave from (default: the
+    /// system's choice).
+    pub source: Option<std::net::IpAddr>,
 }
 
 pub struct ClusterHandle {
@@ -194,7 +197,7 @@ pub async fn start(config: ClusterConfig) -> Result<RunningCluster, ClusterError
     };
     let store = wharf_store::open(&config.data_dir.join("raft")).await?;
     let (credentials, pending_ca) = settle_credentials(credentials, &store.reader, &tls_dir)?;
-    let transport = Transport::new(credentials);
+    let transport = Transport::new(credentials).with_source(config.source);
     let raft_config = Arc::new(
         raft_config(config.snapshot_logs)
             .validate()

@@ -5,6 +5,7 @@
 //! needs a node certificate, admin calls a node or admin certificate or the
 //! admin token, joining the join token.
 
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,11 +46,23 @@ pub fn peer_role<T>(request: &tonic::Request<T>) -> Option<PeerRole> {
 #[derive(Clone, Debug)]
 pub struct Transport {
     credentials: Credentials,
+    /// The local address connections to peers leave from; the system's
+    /// choice when `None`.
+    source: Option<IpAddr>,
 }
 
 impl Transport {
     pub fn new(credentials: Credentials) -> Self {
-        Self { credentials }
+        Self {
+            credentials,
+            source: None,
+        }
+    }
+
+    /// Connections to peers leave from `source` (a multi-homed host's
+    /// cluster interface).
+    pub fn with_source(self, source: Option<IpAddr>) -> Self {
+        Self { source, ..self }
     }
 
     pub fn credentials(&self) -> &Credentials {
@@ -68,11 +81,12 @@ impl Transport {
 
     /// A lazily connecting endpoint to a peer, authenticating both ways.
     pub fn endpoint(&self, addr: &str) -> Result<Endpoint, tonic::transport::Error> {
-        client_endpoint(
+        Ok(client_endpoint(
             addr,
             &self.credentials.ca_pem,
             Some((&self.credentials.chain_pem, &self.credentials.key_pem)),
-        )
+        )?
+        .local_address(self.source))
     }
 }
 

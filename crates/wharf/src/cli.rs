@@ -278,6 +278,10 @@ pub struct ServeArgs {
     /// Address other nodes use to reach this one (default: --cluster-listen).
     #[arg(long, env = "WHARF_CLUSTER_ADVERTISE")]
     pub cluster_advertise: Option<String>,
+    /// Local address connections to other nodes leave from (a multi-homed
+    /// host's cluster interface; default: the system's choice).
+    #[arg(long, env = "WHARF_CLUSTER_SOURCE")]
+    pub cluster_source: Option<std::net::IpAddr>,
     /// Join the cluster of the node at this cluster address.
     #[arg(long, env = "WHARF_JOIN")]
     pub join: Option<String>,

@@ -139,6 +139,7 @@ async fn serve(settings: Settings) -> Result<()> {
         data_dir: cluster_dir,
         listen: settings.cluster_listen,
         advertise: settings.cluster_advertise.clone(),
+        source: settings.cluster_source,
         join,
         snapshot_logs: settings.raft_snapshot_logs,
         chunk_store: Arc::new(

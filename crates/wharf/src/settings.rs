@@ -31,6 +31,7 @@ pub struct FileConfig {
     pub shutdown_grace: Option<u64>,
     pub cluster_listen: Option<String>,
     pub cluster_advertise: Option<String>,
+    pub cluster_source: Option<std::net::IpAddr>,
     /// Cluster address of a member to join through (first start only).
     pub join: Option<String>,
     pub join_token: Option<String>,
@@ -108,6 +109,7 @@ pub struct Settings {
     pub http_listen: Option<(SocketAddr, bool)>,
     pub cluster_listen: SocketAddr,
     pub cluster_advertise: Option<String>,
+    pub cluster_source: Option<std::net::IpAddr>,
     pub join: Option<Join>,
     pub raft_snapshot_logs: u64,
     /// `None`: the cluster's choice (or the default, cluster, when it has none).
@@ -265,6 +267,7 @@ impl Settings {
                 .cluster_advertise
                 .clone()
                 .or(file.cluster_advertise.clone()),
+            cluster_source: args.cluster_source.or(file.cluster_source),
             join,
             raft_snapshot_logs: args
                 .raft_snapshot_logs

@@ -102,6 +102,7 @@ impl ControlConnection {
     }
 
     pub async fn send(&mut self, reply: &Reply) -> io::Result<()> {
+        tracing::debug!(code = reply.code, "reply");
         let bytes = reply.encode();
         let write_timeout = self.write_timeout;
         let stream = self.stream()?;
