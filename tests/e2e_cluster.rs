@@ -507,3 +507,80 @@ fn drained_node_turns_new_connections_away_and_lets_open_sessions_finish() {
         describe(&out)
     );
 }
+
+/// A TCP relay that notes the source address of every connection it takes and
+/// forwards it to `target` once that is known.
+struct SourceRecorder {
+    address: std::net::SocketAddr,
+    sources: std::sync::Arc<std::sync::Mutex<Vec<std::net::IpAddr>>>,
+    target: std::sync::Arc<std::sync::OnceLock<String>>,
+}
+
+impl SourceRecorder {
+    fn start() -> SourceRecorder {
+        use std::net::{TcpListener, TcpStream};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let recorder = SourceRecorder {
+            address: listener.local_addr().unwrap(),
+            sources: Default::default(),
+            target: Default::default(),
+        };
+        let (sources, target) = (recorder.sources.clone(), recorder.target.clone());
+        std::thread::spawn(move || {
+            for inbound in listener.incoming().flatten() {
+                if let Ok(peer) = inbound.peer_addr() {
+                    sources.lock().unwrap().push(peer.ip());
+                }
+                let Some(Ok(outbound)) = target.get().map(TcpStream::connect) else {
+                    continue;
+                };
+                for (mut from, mut to) in [
+                    (inbound.try_clone().unwrap(), outbound.try_clone().unwrap()),
+                    (outbound, inbound),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        recorder
+    }
+}
+
+#[test]
+fn a_node_connects_to_its_peers_from_its_cluster_source_address() {
+    // Node 1 advertises the recorder, so every connection a peer makes to it
+    // passes there; node 2 makes its connections from 127.0.0.2.
+    let recorder = SourceRecorder::start();
+    let first = Wharf::start(
+        WharfOptions::default().args(["--cluster-advertise".into(), recorder.address.to_string()]),
+    );
+    recorder.target.set(first.cluster_addr()).unwrap();
+    let mut second = Wharf::start(
+        WharfOptions::default()
+            .no_users()
+            .join(&first.cluster_addr(), &first.join_token())
+            .args(["--cluster-source", "127.0.0.2"]),
+    );
+    second.user = first.user.clone();
+    second.password = first.password.clone();
+    let cluster = Cluster {
+        nodes: vec![first, second],
+    };
+    cluster.wait_for_voters(2, Duration::from_secs(30));
+
+    // A write through node 2 goes to the leader, node 1, through the recorder.
+    add_user(cluster.node(2), "sourced", "Source-Pass-91");
+    cluster
+        .node(1)
+        .wait_until_applied(applied_index(cluster.node(2)), REPLICATION_LIMIT);
+    assert_login_accepted(cluster.node(1), "sourced", "Source-Pass-91");
+    let sources = recorder.sources.lock().unwrap().clone();
+    let expected: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    assert!(
+        sources.contains(&expected),
+        "node 2's connections to node 1 came from {sources:?}, not from its --cluster-source {expected}"
+    );
+}

@@ -270,6 +270,12 @@ async fn run_scenario(
         events.push(format!("node {i} had exited by itself ({how}); restarted"));
     }
     let mut violations = Vec::new();
+    if net.proxied_from_nodes() == Some(0) {
+        violations.push(
+            "no node connected to a peer through the link proxies: network faults would do nothing"
+                .into(),
+        );
+    }
     if let Err(e) = cluster.wait_until_settled(Duration::from_secs(90)).await {
         violations.push(format!("after healing: {e:#}"));
     }

@@ -119,7 +119,7 @@ enum Kind {
         lossy: bool,
     },
     /// Every cluster link runs through a proxy that does the faults.
-    Loopback { faults: Faults, _proxies: Proxies },
+    Loopback { faults: Faults, proxies: Proxies },
 }
 
 /// The cluster port, on every node's address.
@@ -173,10 +173,7 @@ impl Network {
             let proxies = Proxies::start(layout, faults.clone()).await?;
             return Ok(Network {
                 nodes,
-                kind: Kind::Loopback {
-                    faults,
-                    _proxies: proxies,
-                },
+                kind: Kind::Loopback { faults, proxies },
             });
         }
         remove(nodes.max(5));
@@ -269,6 +266,14 @@ impl Network {
         let mut all: Vec<&str> = prefix.iter().map(String::as_str).collect();
         all.extend_from_slice(args);
         run(&all)
+    }
+
+    /// On loopback: how many connections the link proxies took from nodes.
+    pub fn proxied_from_nodes(&self) -> Option<u64> {
+        match &self.kind {
+            Kind::Loopback { proxies, .. } => Some(proxies.from_nodes.load(Ordering::Relaxed)),
+            Kind::Namespaces { .. } => None,
+        }
     }
 
     /// Cuts every link between a node of `a` and a node of `b`, both ways.

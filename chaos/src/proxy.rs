@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -80,6 +81,9 @@ impl Faults {
 /// forwards to where the node really listens.
 pub struct Proxies {
     tasks: Vec<JoinHandle<()>>,
+    /// Connections whose source named a node: if none, the faults touched
+    /// nothing (the nodes did not connect from their own addresses).
+    pub from_nodes: Arc<AtomicU64>,
 }
 
 /// Where each node's proxy listens and forwards to, and how a connection's
@@ -93,20 +97,25 @@ pub struct Layout {
 impl Proxies {
     pub async fn start(layout: Layout, faults: Faults) -> Result<Proxies> {
         let mut tasks = Vec::new();
+        let from_nodes = Arc::new(AtomicU64::new(0));
         for (to, listen, target) in layout.nodes {
             let listener = TcpListener::bind(listen)
                 .await
                 .with_context(|| format!("proxy cannot listen on {listen}"))?;
             let faults = faults.clone();
             let node_of = layout.node_of_source;
+            let counted = from_nodes.clone();
             tasks.push(tokio::spawn(async move {
                 while let Ok((inbound, peer)) = listener.accept().await {
                     let from = node_of(peer.ip());
+                    if from.is_some() {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                    }
                     tokio::spawn(relay(inbound, target, from, to, faults.clone()));
                 }
             }));
         }
-        Ok(Proxies { tasks })
+        Ok(Proxies { tasks, from_nodes })
     }
 }
 
