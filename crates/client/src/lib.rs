@@ -170,9 +170,9 @@ impl Session {
     async fn command(&mut self, line: &str, want: u16) -> Result<String> {
         let control = self.control.get_mut();
         control.write_all(format!("{line}\r\n").as_bytes()).await?;
-        // A TLS stream may keep the end of what it was given until flushed
-        // (when the socket was not writable): the server would never see the
-        // command while we wait for its reply.
+        // tokio-rustls may keep the end of what it was given until flushed
+        // (when the socket was not writable); only a flush guarantees the
+        // server sees the command we then wait for a reply to.
         control.flush().await?;
         let verb = line.split(' ').next().unwrap_or_default();
         let reply = read_reply(&mut self.control)
@@ -359,77 +359,4 @@ fn expect((code, text): (u16, String), want: u16) -> Result<String> {
         return Err(Refused { code, text }.into());
     }
     Ok(text)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::net::TcpListener;
-
-    fn server_config() -> Arc<rustls::ServerConfig> {
-        let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-        let key =
-            rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der()).unwrap();
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(vec![cert.cert.der().clone()], key)
-            .unwrap();
-        Arc::new(config)
-    }
-
-    /// A server that answers every command line, but after `TYPE` lets the
-    /// client's writes pile up for a while before it reads on.
-    async fn slow_reader(listener: TcpListener) -> Result<()> {
-        let (tcp, _) = listener.accept().await?;
-        let mut plain = BufReader::new(tcp);
-        plain.get_mut().write_all(b"220 ready\r\n").await?;
-        let mut line = String::new();
-        plain.read_line(&mut line).await?;
-        plain.get_mut().write_all(b"234 go ahead\r\n").await?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(server_config());
-        let mut control = BufReader::new(acceptor.accept(plain.into_inner()).await?);
-        loop {
-            let mut line = Vec::new();
-            if control.read_until(b'\n', &mut line).await? == 0 {
-                return Ok(());
-            }
-            let reply: &[u8] = match line.get(..4) {
-                Some(b"USER") => b"331 password\r\n",
-                Some(b"PASS") => b"230 in\r\n",
-                _ => b"200 ok\r\n",
-            };
-            control.get_mut().write_all(reply).await?;
-            control.get_mut().flush().await?;
-            if line.starts_with(b"TYPE") {
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-        }
-    }
-
-    #[tokio::test]
-    async fn a_command_written_while_the_socket_is_full_still_reaches_the_server() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let server = tokio::spawn(slow_reader(listener));
-        let mut session = Session::login_at(address, "user", "password")
-            .await
-            .unwrap();
-        // Far more than the socket buffers hold, so the last of it waits in
-        // the TLS layer for the socket to drain.
-        let long = format!("NOOP {}", "x".repeat(32 << 20));
-        let answered = tokio::time::timeout(
-            std::time::Duration::from_secs(20),
-            session.command(&long, 200),
-        )
-        .await;
-        assert!(
-            matches!(answered, Ok(Ok(_))),
-            "the command never reached the server whole: {answered:?}"
-        );
-        session.quit().await;
-        server.await.unwrap().unwrap();
-    }
 }
