@@ -46,7 +46,9 @@ fn output(command: &mut Command, limit: Duration) -> Result<Output> {
     Ok(child.wait_with_output()?)
 }
 
-fn checked(command: &mut Command, limit: Duration) -> Result<String> {
+/// Runs `command` to its end (killed after `limit`); its standard output, or
+/// an error with its standard error when it failed.
+pub fn checked(command: &mut Command, limit: Duration) -> Result<String> {
     let what = format!("{command:?}");
     let out = output(command, limit)?;
     if !out.status.success() {

@@ -17,10 +17,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::ValueEnum;
 
-use crate::containers::Compose;
+use crate::containers::{checked, Compose};
 use crate::proxy::{Faults, Layout, Proxies};
 
 const BRIDGE: &str = "wch-br";
@@ -74,18 +74,8 @@ fn namespace(i: usize) -> String {
 }
 
 fn run(args: &[&str]) -> Result<()> {
-    let out = Command::new(args[0])
-        .args(&args[1..])
-        .output()
-        .with_context(|| format!("cannot run {}", args[0]))?;
-    if !out.status.success() {
-        bail!(
-            "{} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
+    let (program, rest) = args.split_first().context("nothing to run")?;
+    checked(Command::new(program).args(rest), Duration::from_secs(60)).map(drop)
 }
 
 /// Why namespaces cannot be used here, if they cannot.
