@@ -48,19 +48,15 @@ pub struct LinkFaults {
 pub struct Faults(Arc<Mutex<HashMap<(usize, usize), LinkFaults>>>);
 
 impl Faults {
-    pub fn set(&self, from: usize, to: usize, faults: LinkFaults) {
+    pub fn change(&self, from: usize, to: usize, change: impl FnOnce(&mut LinkFaults)) {
         let mut links = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut faults = links.get(&(from, to)).copied().unwrap_or_default();
+        change(&mut faults);
         if faults == LinkFaults::default() {
             links.remove(&(from, to));
         } else {
             links.insert((from, to), faults);
         }
-    }
-
-    pub fn change(&self, from: usize, to: usize, change: impl FnOnce(&mut LinkFaults)) {
-        let mut faults = self.get(Some((from, to)));
-        change(&mut faults);
-        self.set(from, to, faults);
     }
 
     pub fn heal(&self) {
