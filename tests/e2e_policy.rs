@@ -294,3 +294,41 @@ permissions = ["list", "read", "write", "delete", "rename", "mkdir"]
         describe(&output)
     );
 }
+
+/// A rustls client on TLS 1.3 uses each ticket once and asks for a new one
+/// on every resumed connection (RFC 9149): data connections must answer, or
+/// the third transfer of a session finds no ticket left, does a full
+/// handshake and is refused (425) for not resuming. (Clients that do not ask
+/// get no ticket on data connections: see `curl_with_pasv_instead_of_epsv_transfers`.)
+#[test]
+fn a_tls13_client_that_asks_for_tickets_resumes_every_transfer() {
+    let wharf = Wharf::start_default();
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(async {
+        let server = std::net::SocketAddr::from(([127, 0, 0, 1], wharf.explicit_port));
+        let connector = wharf_client::Connector::new(wharf_client::TlsVersion::Tls13, true)
+            .expect("a TLS 1.3 connector");
+        let mut session =
+            wharf_client::Session::open(server, &wharf.user, &wharf.password, &connector)
+                .await
+                .expect("login over TLS 1.3");
+        session
+            .prepare_transfers()
+            .await
+            .expect("PBSZ, PROT P, TYPE I");
+        for round in 0..6u8 {
+            let name = format!("tls13-{round}.bin");
+            let content = vec![round; 70_000 + usize::from(round)];
+            session
+                .store(&name, &content)
+                .await
+                .unwrap_or_else(|e| panic!("STOR {round}: {e:#}"));
+            let back = session
+                .retrieve_bytes(&name)
+                .await
+                .unwrap_or_else(|e| panic!("RETR {round}: {e:#}"));
+            assert_eq!(back, content, "round {round}");
+        }
+        session.quit().await;
+    });
+}

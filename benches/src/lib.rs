@@ -1,4 +1,8 @@
-//! Benchmarks that drive real `wharf` processes (and their peers); each
-//! binary prints a Markdown report for `benches/README.md`.
+//! Benchmarks that drive real `wharf` processes (and their peers): the
+//! binaries print Markdown reports for `benches/README.md`, and
+//! `wharf-bench` is the load generator of `benches/compare.sh`.
 
 pub mod harness;
+pub mod memory;
+pub mod payload;
+pub mod report;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::Parser;
 use wharf_benches::harness::{free_port, ms, percentile, start_cluster, wait_for_greeting, Node};
+use wharf_benches::payload::payload;
 use wharf_client::Session;
 
 #[derive(Parser, Debug)]
@@ -65,20 +66,6 @@ impl Drop for Deployment {
             let _ = child.wait();
         }
     }
-}
-
-/// Deterministic, incompressible, never-repeating bytes (no chunk dedup).
-fn payload(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
 }
 
 async fn wharf(bin: &Path, root: &Path, nodes: usize, storage: &str) -> Result<Deployment> {

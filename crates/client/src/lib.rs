@@ -68,24 +68,72 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
-/// A client configuration with its own session cache, so a session's data
-/// connections resume that session and no other. TLS 1.2: rustls hands out
-/// each TLS 1.3 ticket only once, while FTPS clients built on OpenSSL or
-/// GnuTLS resume every data connection from the control session; with
-/// TLS 1.2 session resumption rustls does the same.
-fn session_config() -> Result<Arc<ClientConfig>> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = ClientConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(&[&rustls::version::TLS12])?
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+/// Which TLS version a client speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TlsVersion {
+    Tls12,
+    Tls13,
+}
+
+/// What one client brings to its connections: a TLS configuration with its
+/// own session cache, so its data connections resume its sessions and no
+/// other client's. Sessions opened one after another with the same
+/// connector resume each other when `resumption` is on.
+///
+/// rustls hands out each TLS 1.3 ticket only once, so with TLS 1.3 every
+/// data connection needs a fresh ticket from the server: the client asks
+/// for one per resumed connection (RFC 9149; Wharf answers it, OpenSSL
+/// servers send one anyway). With TLS 1.2 a session is resumed as often as
+/// the client likes, as OpenSSL and GnuTLS clients do.
+#[derive(Clone)]
+pub struct Connector {
+    tls: TlsConnector,
+}
+
+impl Connector {
+    pub fn new(version: TlsVersion, resumption: bool) -> Result<Self> {
+        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+        // ECDHE on P-256 only: the OpenSSL-based peers of the benchmark are
+        // held to it (vsftpd cannot be told otherwise), and a client whose
+        // first key share is another group costs them a retry.
+        provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::SECP256R1];
+        let provider = Arc::new(provider);
+        let versions: &[&rustls::SupportedProtocolVersion] = match version {
+            TlsVersion::Tls12 => &[&rustls::version::TLS12],
+            TlsVersion::Tls13 => &[&rustls::version::TLS13],
+        };
+        let mut config = ClientConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(versions)?
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth();
+        if resumption {
+            // One new ticket per resumed connection (RFC 9149): rustls uses
+            // each ticket once, and every data connection must resume.
+            config.send_ticket_request = Some(rustls::client::TicketRequest {
+                new_session_count: 2,
+                resumption_count: 1,
+            });
+        } else {
+            config.resumption = rustls::client::Resumption::disabled();
+        }
+        Ok(Self {
+            tls: TlsConnector::from(Arc::new(config)),
+        })
+    }
+
+    /// TLS 1.2 with resumption: what the chaos suite and the storage
+    /// benchmark use.
+    pub fn tls12() -> Result<Self> {
+        Self::new(TlsVersion::Tls12, true)
+    }
 }
 
 pub struct Session {
     control: BufReader<TlsStream<TcpStream>>,
     connector: TlsConnector,
+    /// Whether the control connection resumed an earlier session.
+    resumed: bool,
     /// Where passive data connections go: the control connection's server.
     server: IpAddr,
 }
@@ -141,8 +189,22 @@ impl Session {
         Self::login_at(SocketAddr::from(([127, 0, 0, 1], port)), user, password).await
     }
 
-    /// Connects to `server`, secures the control connection and logs in.
+    /// Connects to `server`, secures the control connection and logs in,
+    /// ready for transfers (TLS 1.2, a connector of its own).
     pub async fn login_at(server: SocketAddr, user: &str, password: &str) -> Result<Session> {
+        let mut session = Self::open(server, user, password, &Connector::tls12()?).await?;
+        session.prepare_transfers().await?;
+        Ok(session)
+    }
+
+    /// Connects to `server`, secures the control connection with
+    /// `connector` and logs in (no PBSZ, PROT or TYPE yet).
+    pub async fn open(
+        server: SocketAddr,
+        user: &str,
+        password: &str,
+        connector: &Connector,
+    ) -> Result<Session> {
         let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(server))
             .await
             .with_context(|| format!("connect to {server}: timed out"))?
@@ -152,19 +214,41 @@ impl Session {
         expect(read_reply(&mut plain).await?, 220)?;
         plain.get_mut().write_all(b"AUTH TLS\r\n").await?;
         expect(read_reply(&mut plain).await?, 234)?;
-        let connector = TlsConnector::from(session_config()?);
+        let connector = connector.tls.clone();
         let tls = connector.connect(server_name(), plain.into_inner()).await?;
+        let resumed = tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
         let mut session = Session {
             control: BufReader::new(tls),
             connector,
+            resumed,
             server: server.ip(),
         };
         session.command(&format!("USER {user}"), 331).await?;
         session.command(&format!("PASS {password}"), 230).await?;
-        session.command("PBSZ 0", 200).await?;
-        session.command("PROT P", 200).await?;
-        session.command("TYPE I", 200).await?;
         Ok(session)
+    }
+
+    /// PBSZ 0, PROT P and TYPE I: what a session needs before transfers.
+    pub async fn prepare_transfers(&mut self) -> Result<()> {
+        self.command("PBSZ 0", 200).await?;
+        self.command("PROT P", 200).await?;
+        self.command("TYPE I", 200).await?;
+        Ok(())
+    }
+
+    /// Whether the control connection's handshake resumed an earlier session.
+    pub fn resumed(&self) -> bool {
+        self.resumed
+    }
+
+    /// PWD: the current directory's reply text.
+    pub async fn pwd(&mut self) -> Result<String> {
+        self.command("PWD", 257).await
+    }
+
+    /// NOOP: whether the session still answers.
+    pub async fn noop(&mut self) -> Result<()> {
+        self.command("NOOP", 200).await.map(drop)
     }
 
     async fn command(&mut self, line: &str, want: u16) -> Result<String> {
@@ -242,8 +326,21 @@ impl Session {
             tls.write_all(piece).await?;
         }
         tls.shutdown().await?;
-        self.transfer_reply().await?;
-        Ok(())
+        // Read what the server still sends (a TLS 1.3 ticket, its
+        // close_notify) while the 226 is on its way: unread bytes would turn
+        // our close into a reset, and the ticket resumes the next transfer.
+        let drain = async {
+            let mut sink = [0u8; 4096];
+            while let Ok(1..) = tls.read(&mut sink).await {}
+            std::future::pending::<()>().await
+        };
+        // Drain first: when the 226 is already there, what the server sent
+        // before it (the ticket) must still be read.
+        tokio::select! {
+            biased;
+            _ = drain => unreachable!("the drain never ends"),
+            reply = self.transfer_reply() => reply,
+        }
     }
 
     /// RETR `name`; returns the number of bytes received.

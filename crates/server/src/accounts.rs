@@ -11,6 +11,8 @@ use argon2::Argon2;
 use async_trait::async_trait;
 use ipnet::IpNet;
 
+use crate::verified::VerifiedPasswords;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Permissions {
     pub list: bool,
@@ -170,14 +172,24 @@ pub async fn check_login(
     peer: IpAddr,
     decoy_hash: &str,
 ) -> Result<User, AuthError> {
-    let hash = account
-        .as_ref()
-        .map_or_else(|| decoy_hash.to_owned(), |a| a.password_hash.clone());
-    let password = password.to_owned();
-    // argon2 costs tens of milliseconds of CPU: keep it off the reactor.
-    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
-        .await
-        .unwrap_or(false);
+    let verified = VerifiedPasswords::global();
+    let ok = match &account {
+        Some(a) if verified.knows(&a.password_hash, password) => true,
+        _ => {
+            let hash = account
+                .as_ref()
+                .map_or_else(|| decoy_hash.to_owned(), |a| a.password_hash.clone());
+            let owned = password.to_owned();
+            // argon2 costs tens of milliseconds of CPU: keep it off the reactor.
+            let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &owned))
+                .await
+                .unwrap_or(false);
+            if let (true, Some(a)) = (ok, &account) {
+                verified.remember(&a.password_hash, password);
+            }
+            ok
+        }
+    };
     let user = match account {
         Some(a) if ok => a.user,
         _ => return Err(AuthError::BadCredentials),
@@ -255,6 +267,29 @@ mod tests {
                 .unwrap_err(),
             AuthError::BadCredentials
         );
+    }
+
+    #[tokio::test]
+    async fn a_login_remembers_a_right_password_and_never_a_wrong_one() {
+        let a = account("carol", "right-one", vec![]);
+        let phc = a.password_hash.clone();
+        let accounts = StaticAccounts::new(vec![a]);
+        let peer = "127.0.0.1".parse().unwrap();
+        let verified = VerifiedPasswords::global();
+        assert!(accounts.authenticate("carol", "wrong", peer).await.is_err());
+        assert!(!verified.knows(&phc, "wrong"));
+        assert!(!verified.knows(&phc, "right-one"));
+        assert!(accounts
+            .authenticate("carol", "right-one", peer)
+            .await
+            .is_ok());
+        assert!(verified.knows(&phc, "right-one"));
+        // The remembered password still passes; a wrong one still fails.
+        assert!(accounts
+            .authenticate("carol", "right-one", peer)
+            .await
+            .is_ok());
+        assert!(accounts.authenticate("carol", "wrong", peer).await.is_err());
     }
 
     #[tokio::test]

@@ -14,6 +14,7 @@ pub mod proxy_protocol;
 mod replies;
 mod session;
 mod throttle;
+pub mod verified;
 pub mod xferlog;
 
 use std::sync::Arc;

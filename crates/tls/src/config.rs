@@ -81,8 +81,17 @@ impl TlsConfigs {
         control.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
         control.ticketer = tickets;
         control.max_early_data_size = 0;
+        // Data connections hand out TLS 1.3 tickets only to clients that ask
+        // for them (RFC 9149 `ticket_request`). Clients built on OpenSSL or
+        // GnuTLS resume every data connection from the control session's
+        // ticket and never read what a data connection sends before they
+        // close it; an unread ticket would turn curl's close after an upload
+        // into a reset (refused with 426, and a reset may drop the last
+        // bytes in flight). A client that uses each ticket once (rustls)
+        // asks, reads the ticket, and so has one for its next transfer.
         let mut data = control.clone();
         data.send_tls13_tickets = 0;
+        data.max_tls13_tickets = 1;
         Ok(Self {
             control: Arc::new(control),
             data: Arc::new(data),
@@ -251,7 +260,7 @@ mod tests {
     }
 
     #[test]
-    fn data_config_sends_no_tls13_tickets() {
+    fn data_config_sends_no_tls13_tickets_unasked() {
         let configs = node(&[key()], &clock());
         let client = Handshake::new();
         client.run(&configs.data, HOST);

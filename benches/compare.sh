@@ -1,0 +1,249 @@
+#!/usr/bin/env bash
+# The peer comparison (DESIGN.md §10): vsftpd, ProFTPD (mod_tls), Pure-FTPd
+# and unFTP against Wharf on one node and on three, on loopback, with the
+# same TLS settings (TLS 1.3, an ECDSA P-256 certificate, TLS required for
+# logins and PROT P for data) and the same load generator (wharf-bench).
+# Writes the figures into benches/RESULTS.md between the markers (the text
+# around them is kept) and everything it measured into $BENCH_DIR.
+#
+#   bash benches/compare.sh                  # everything: about 20 minutes
+#   SERVERS="vsftpd wharf" LARGE_MIB=256 IDLE_SESSIONS=1000 bash benches/compare.sh
+#
+# Needs root (a system user for vsftpd, raised open-file limits). Everything
+# it starts listens on 127.0.0.1 only and is stopped when it exits.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+SERVERS=${SERVERS:-"vsftpd proftpd pureftpd unftp wharf wharf-local wharf-3"}
+LARGE_MIB=${LARGE_MIB:-1024}
+SESSION_CLIENTS=${SESSION_CLIENTS:-16}
+SESSION_SECONDS=${SESSION_SECONDS:-10}
+INGEST_CLIENTS=${INGEST_CLIENTS:-64}
+INGEST_FILES=${INGEST_FILES:-32}
+IDLE_SESSIONS=${IDLE_SESSIONS:-10000}
+IDLE_HOLD=${IDLE_HOLD:-10}
+BENCH_DIR=${BENCH_DIR:-/tmp/wharf-compare}
+RESULTS_MD=${RESULTS_MD:-$repo/benches/RESULTS.md}
+
+[ "$(id -u)" -eq 0 ] || { echo "compare.sh needs root" >&2; exit 1; }
+# 10,000 sessions on each side of loopback (client and server are separate
+# processes), plus the data connections.
+ulimit -n "$(ulimit -Hn)"
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_SESSIONS + 1000)) ]; then
+  echo "the open-file limit ($(ulimit -n)) is too low for $IDLE_SESSIONS idle sessions" >&2
+  exit 1
+fi
+# vsftpd runs three processes per logged-in session.
+if [ "$(cat /proc/sys/kernel/pid_max)" -lt 4194304 ]; then
+  sysctl -qw kernel.pid_max=4194304
+fi
+
+rm -rf "$BENCH_DIR"
+mkdir -p "$BENCH_DIR"
+results=$BENCH_DIR/results.tsv
+log=$BENCH_DIR/bench.log
+: >"$results"
+prefix=$BENCH_DIR/peers
+
+source "$repo/benches/peers.sh"
+
+# PROFILE=debug tries the script itself quickly; figures need release.
+PROFILE=${PROFILE:-release}
+echo "building wharf and wharf-bench ($PROFILE)" >&2
+# NO_BUILD=1 takes the binaries as they are.
+[ -n "${NO_BUILD:-}" ] || cargo build --profile "${PROFILE/debug/dev}" -p wharf -p wharf-benches
+target_dir=${CARGO_TARGET_DIR:-$repo/target}
+wharf=$target_dir/$PROFILE/wharf
+bench=$target_dir/$PROFILE/wharf-bench
+
+tls=$BENCH_DIR/tls
+mkdir -p "$tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
+  -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+  -keyout "$tls/key.pem" -out "$tls/cert.pem" 2>/dev/null
+
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# Runs one scenario (REPORT names it in the results: the sessions scenario
+# reports with and without resumption separately); a failure becomes an
+# "outcome" line, not the end of the run.
+scenario() {
+  local label=$1 report=$2 name=$3 ports=$4
+  shift 4
+  echo "== $label: $report" >>"$log"
+  # shellcheck disable=SC2086 # $client_tls is one flag or none
+  if ! timeout 900 "$bench" "$name" --label "$label" --port "$ports" $client_tls "$@" \
+      >>"$results" 2>>"$log"; then
+    printf '%s\t%s\toutcome\tfailed (see bench.log)\n' "$label" "$report" >>"$results"
+    echo "$label: $report failed; see $log" >&2
+  fi
+}
+
+# Every scenario against one server: PORTS (comma-separated), PID (top
+# process). $client_tls picks the client's TLS version (unFTP has only 1.2).
+client_tls=""
+run_all() {
+  local label=$1 ports=$2 pid=$3
+  echo "measuring $label" >&2
+  # Idle first, on a fresh server: memory the other scenarios made the
+  # allocator keep would otherwise hide what the sessions cost.
+  scenario "$label" idle idle "${ports%%,*}" --sessions "$IDLE_SESSIONS" --hold "$IDLE_HOLD" \
+    --server-pid "$pid"
+  scenario "$label" stor-large stor-large "$ports" --size-mib "$LARGE_MIB"
+  scenario "$label" retr-large retr-large "$ports" --size-mib "$LARGE_MIB"
+  scenario "$label" sessions-full sessions "$ports" --clients "$SESSION_CLIENTS" \
+    --seconds "$SESSION_SECONDS" --no-resumption
+  scenario "$label" sessions-resumed sessions "$ports" --clients "$SESSION_CLIENTS" \
+    --seconds "$SESSION_SECONDS"
+  scenario "$label" ingest-small ingest-small "$ports" --clients "$INGEST_CLIENTS" \
+    --files "$INGEST_FILES"
+}
+
+# Stops whatever is still running when the script ends, however it ends.
+started=()
+cleanup() {
+  for s in "${started[@]}"; do
+    case $s in
+      wharf*) pkill -f -- "--data-dir $BENCH_DIR/$s/" 2>/dev/null || true ;;
+      *) peer_stop "$s" "$BENCH_DIR/$s" 2>/dev/null || true ;;
+    esac
+  done
+}
+trap cleanup EXIT
+
+# `wharf serve` node N of deployment NAME in the background; prints its pid.
+wharf_node() {
+  local name=$1 n=$2 ftp=$3 cluster=$4
+  shift 4
+  local dir=$BENCH_DIR/$name/node$n
+  mkdir -p "$dir"
+  "$wharf" serve --data-dir "$dir/" --listen "127.0.0.1:$ftp" --implicit-listen off \
+    --cluster-listen "127.0.0.1:$cluster" --http-listen off \
+    --pasv-ports "$((40000 + 1000 * n))-$((40999 + 1000 * n))" \
+    --cert "$tls/cert.pem" --key "$tls/key.pem" \
+    --max-connections 20000 --max-per-ip 20000 "$@" \
+    >"$dir/stdout.log" 2>"$dir/stderr.log" &
+  echo $!
+}
+
+wait_greeting() {
+  local port=$1
+  for _ in $(seq 1 300); do
+    if python3 - "$port" <<'EOF' 2>/dev/null; then return 0; fi
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+sys.exit(0 if s.recv(64).startswith(b"220") else 1)
+EOF
+    sleep 0.2
+  done
+  echo "no 220 greeting on port $port" >&2
+  return 1
+}
+
+# Wharf: one node (DEFAULT storage flags in $2), or three.
+wharf_deployment() {
+  local name=$1 nodes=$2
+  shift 2
+  started+=("$name")
+  local ports=() pid1
+  local ftp1 cluster1
+  ftp1=$(free_port)
+  cluster1=$(free_port)
+  pid1=$(wharf_node "$name" 1 "$ftp1" "$cluster1" --user bench:bench "$@")
+  wait_greeting "$ftp1"
+  ports+=("$ftp1")
+  local token
+  token=$("$wharf" cluster token --data-dir "$BENCH_DIR/$name/node1/")
+  for n in $(seq 2 "$nodes"); do
+    local ftp cluster
+    ftp=$(free_port)
+    cluster=$(free_port)
+    wharf_node "$name" "$n" "$ftp" "$cluster" --join "127.0.0.1:$cluster1" --join-token "$token" "$@" >/dev/null
+    wait_greeting "$ftp"
+    ports+=("$ftp")
+  done
+  if [ "$nodes" -gt 1 ]; then
+    for _ in $(seq 1 120); do
+      voters=$("$wharf" cluster status --data-dir "$BENCH_DIR/$name/node1/" 2>/dev/null | grep -c voter || true)
+      [ "$voters" -ge "$nodes" ] && break
+      sleep 0.5
+    done
+  fi
+  local joined
+  joined=$(IFS=,; echo "${ports[*]}")
+  run_all "$name" "$joined" "$pid1"
+  pkill -f -- "--data-dir $BENCH_DIR/$name/" || true
+  sleep 1
+}
+
+for server in $SERVERS; do
+  case $server in
+    wharf) wharf_deployment wharf 1 ;;
+    wharf-local) wharf_deployment wharf-local 1 --storage local ;;
+    wharf-3) wharf_deployment wharf-3 3 ;;
+    vsftpd | proftpd | pureftpd | unftp)
+      if ! peer_install "$server" "$prefix" 2>>"$log"; then
+        printf '%s\tinstall\toutcome\tnot installed (see bench.log)\n' "$server" >>"$results"
+        continue
+      fi
+      started+=("$server")
+      port=$(free_port)
+      dir=$BENCH_DIR/$server
+      # Pure-FTPd admits at most half its passive range as clients.
+      if ! peer_start "$server" "$prefix" "$dir" "$port" 20000 44999 "$tls/cert.pem" "$tls/key.pem" 2>>"$log"; then
+        printf '%s\tstart\toutcome\tdid not start (see bench.log)\n' "$server" >>"$results"
+        continue
+      fi
+      label=$server
+      # unFTP 0.15 speaks TLS 1.2 only (hard-coded); measured with a TLS 1.2 client.
+      [ "$server" = unftp ] && { client_tls="--tls tls12"; label="unftp (TLS 1.2)"; }
+      run_all "$label" "$port" "$(cat "$dir/$server.pid")"
+      client_tls=""
+      peer_stop "$server" "$dir"
+      ;;
+    *) echo "unknown server $server" >&2; exit 2 ;;
+  esac
+done
+
+# What the figures depend on: the machine, the versions, one core's AES-GCM.
+machine() {
+  local cpu
+  cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+  echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "- Machine: $cpu, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
+  echo "- Wharf: commit $(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet || echo ' (with local changes)'), release build, $(rustc --version)"
+  for s in $SERVERS; do
+    case $s in vsftpd | proftpd | pureftpd | unftp) echo "- $(peer_version "$s" "$prefix" 2>/dev/null || echo "$s: version unknown")" ;; esac
+  done
+  echo "- Scenarios: large files $LARGE_MIB MiB; sessions: $SESSION_CLIENTS clients for ${SESSION_SECONDS} s;" \
+    "ingest: $INGEST_CLIENTS clients × $INGEST_FILES files of 4 KiB; idle: $IDLE_SESSIONS sessions held ${IDLE_HOLD} s"
+  echo "- One core's AES-128-GCM (\`openssl speed -evp aes-128-gcm\`, 16 KiB blocks):" \
+    "$(openssl speed -seconds 2 -bytes 16384 -evp aes-128-gcm 2>/dev/null | awk '/^AES-128-GCM|^aes-128-gcm/ {print $NF}')"
+}
+
+generated=$BENCH_DIR/generated.md
+{
+  echo "<!-- compare.sh: begin (generated; edit outside these markers) -->"
+  machine
+  echo
+  "$bench" report "$results"
+  echo
+  "$bench" targets "$results"
+  echo "<!-- compare.sh: end -->"
+} >"$generated"
+
+if [ -f "$RESULTS_MD" ] && grep -q '<!-- compare.sh: begin' "$RESULTS_MD"; then
+  python3 - "$RESULTS_MD" "$generated" <<'EOF'
+import re, sys
+path, gen = sys.argv[1], open(sys.argv[2]).read()
+text = open(path).read()
+text = re.sub(r"<!-- compare.sh: begin.*?<!-- compare.sh: end -->\n?", lambda _: gen, text, flags=re.S)
+open(path, "w").write(text)
+EOF
+else
+  { echo "# Benchmark results"; echo; cat "$generated"; } >"$RESULTS_MD"
+fi
+echo "wrote $RESULTS_MD (raw figures: $results, log: $log)" >&2

@@ -1,0 +1,528 @@
+//! `wharf-bench`: the load generator of the peer comparison
+//! (`benches/compare.sh`). It speaks explicit FTPS with PROT P to whatever
+//! server listens on the ports it is given, so every server meets the same
+//! client: rustls, TLS 1.3 by default, data connections resuming the
+//! control session. Each scenario prints its figures as tab-separated lines
+//! `label scenario metric value` on stdout (what `report` turns into a
+//! table) and a readable summary on stderr.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
+use tokio::sync::Semaphore;
+use wharf_benches::harness::percentile;
+use wharf_benches::payload::payload;
+use wharf_benches::{memory, report};
+use wharf_client::{Connector, Session, TlsVersion};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "wharf-bench",
+    about = "FTPS load generator for the peer comparison"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// One client downloads one large file (uploaded first when missing).
+    RetrLarge {
+        #[command(flatten)]
+        target: Target,
+        /// Size of the file, MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: usize,
+    },
+    /// One client uploads one large file.
+    StorLarge {
+        #[command(flatten)]
+        target: Target,
+        /// Size of the file, MiB.
+        #[arg(long, default_value_t = 1024)]
+        size_mib: usize,
+    },
+    /// Concurrent clients loop connect, AUTH TLS, login, PWD, QUIT.
+    Sessions {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 16)]
+        clients: usize,
+        /// How long the clients loop, seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Every control connection does a full handshake (no tickets, no
+        /// session IDs kept).
+        #[arg(long)]
+        no_resumption: bool,
+    },
+    /// Concurrent clients, one session each, upload small files.
+    IngestSmall {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Files each client uploads.
+        #[arg(long, default_value_t = 32)]
+        files: usize,
+        #[arg(long, default_value_t = 4)]
+        size_kib: usize,
+    },
+    /// Opens logged-in TLS control sessions, holds them, and measures the
+    /// server's memory (its process and all its descendants).
+    Idle {
+        #[command(flatten)]
+        target: Target,
+        #[arg(long, default_value_t = 10_000)]
+        sessions: usize,
+        /// The server's top process.
+        #[arg(long)]
+        server_pid: u32,
+        /// How long the sessions are held before they are checked, seconds.
+        #[arg(long, default_value_t = 10)]
+        hold: u64,
+        /// Sessions being opened at once (vsftpd listens with a backlog
+        /// of 32: more connects at once than that get lost).
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
+        /// Stop opening sessions when the machine has less memory available, MiB.
+        #[arg(long, default_value_t = 2048)]
+        min_available_mib: u64,
+    },
+    /// Judges the targets of DESIGN.md §10 on the lines the scenarios printed.
+    Targets {
+        results: PathBuf,
+        #[arg(long, default_value = "vsftpd")]
+        baseline: String,
+        /// The label of Wharf on one node.
+        #[arg(long, default_value = "wharf")]
+        single: String,
+        /// The label of Wharf on three nodes.
+        #[arg(long, default_value = "wharf-3")]
+        cluster: String,
+    },
+    /// Renders the lines the scenarios printed as Markdown tables.
+    Report {
+        /// The scenarios' output lines.
+        results: PathBuf,
+        /// The label every ratio is taken against.
+        #[arg(long, default_value = "vsftpd")]
+        baseline: String,
+    },
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+struct Target {
+    /// The server's FTP control port(s) on --host; with several (a
+    /// cluster's nodes) uploads go to the first, downloads to the last and
+    /// concurrent clients are spread over all.
+    #[arg(long, value_delimiter = ',', required = true)]
+    port: Vec<u16>,
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    #[arg(long, default_value = "bench")]
+    user: String,
+    #[arg(long, default_value = "bench")]
+    password: String,
+    #[arg(long, value_enum, default_value_t = Tls::Tls13)]
+    tls: Tls,
+    /// Names the server in the output lines.
+    #[arg(long, default_value = "server")]
+    label: String,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy)]
+enum Tls {
+    Tls12,
+    Tls13,
+}
+
+impl Target {
+    fn version(&self) -> TlsVersion {
+        match self.tls {
+            Tls::Tls12 => TlsVersion::Tls12,
+            Tls::Tls13 => TlsVersion::Tls13,
+        }
+    }
+
+    fn node(&self, i: usize) -> SocketAddr {
+        SocketAddr::new(self.host, self.port[i % self.port.len()])
+    }
+
+    fn last(&self) -> SocketAddr {
+        self.node(self.port.len() - 1)
+    }
+
+    /// A logged-in session ready for transfers, with a connector of its own.
+    async fn session(&self, node: SocketAddr) -> Result<Session> {
+        let connector = Connector::new(self.version(), true)?;
+        let mut session = Session::open(node, &self.user, &self.password, &connector).await?;
+        session.prepare_transfers().await?;
+        Ok(session)
+    }
+
+    fn emit(&self, scenario: &str, metric: &str, value: f64) {
+        println!("{}\t{scenario}\t{metric}\t{value:.3}", self.label);
+    }
+}
+
+const LARGE_NAME: &str = "wharf-bench-large.bin";
+
+fn mib_per_s(bytes: usize, took: Duration) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / took.as_secs_f64()
+}
+
+async fn stor_large(target: &Target, size_mib: usize) -> Result<()> {
+    let data = payload(size_mib << 20, 42);
+    let mut session = target.session(target.node(0)).await?;
+    let start = Instant::now();
+    session.store(LARGE_NAME, &data).await?;
+    let rate = mib_per_s(data.len(), start.elapsed());
+    session.quit().await;
+    eprintln!("{}: STOR {size_mib} MiB at {rate:.1} MiB/s", target.label);
+    target.emit("stor-large", "MiB/s", rate);
+    Ok(())
+}
+
+async fn retr_large(target: &Target, size_mib: usize) -> Result<()> {
+    let len = size_mib << 20;
+    let mut session = target.session(target.last()).await?;
+    if session.size(LARGE_NAME).await? != Some(len as u64) {
+        eprintln!("{}: uploading the {size_mib} MiB file first", target.label);
+        let mut up = target.session(target.node(0)).await?;
+        up.store(LARGE_NAME, &payload(len, 42)).await?;
+        up.quit().await;
+    }
+    let start = Instant::now();
+    let got = session.retrieve(LARGE_NAME).await?;
+    let took = start.elapsed();
+    session.quit().await;
+    if got != len as u64 {
+        bail!("RETR returned {got} bytes, expected {len}");
+    }
+    let rate = mib_per_s(len, took);
+    eprintln!("{}: RETR {size_mib} MiB at {rate:.1} MiB/s", target.label);
+    target.emit("retr-large", "MiB/s", rate);
+    Ok(())
+}
+
+/// What the clients of a looping scenario saw.
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    resumed: usize,
+    errors: usize,
+    first_error: Option<String>,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.latencies.extend(other.latencies);
+        self.resumed += other.resumed;
+        self.errors += other.errors;
+        if self.first_error.is_none() {
+            self.first_error = other.first_error;
+        }
+    }
+
+    /// The clients' tallies merged; an error when not one step succeeded.
+    async fn gather(tasks: Vec<tokio::task::JoinHandle<Tally>>, nothing: &str) -> Result<Tally> {
+        let mut tally = Tally::default();
+        for task in tasks {
+            tally.merge(task.await?);
+        }
+        if tally.latencies.is_empty() {
+            bail!("{nothing}: {}", tally.first_error.unwrap_or_default());
+        }
+        Ok(tally)
+    }
+
+    fn failed(&mut self, e: anyhow::Error) {
+        self.errors += 1;
+        self.first_error.get_or_insert_with(|| format!("{e:#}"));
+    }
+
+    fn emit_latencies(&mut self, target: &Target, scenario: &str) {
+        self.latencies.sort();
+        if self.latencies.is_empty() {
+            return;
+        }
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        target.emit(scenario, "p50 ms", ms(percentile(&self.latencies, 50)));
+        target.emit(scenario, "p99 ms", ms(percentile(&self.latencies, 99)));
+        target.emit(scenario, "errors", self.errors as f64);
+        if let Some(e) = &self.first_error {
+            eprintln!(
+                "{}: {scenario}: {} errors, first: {e}",
+                target.label, self.errors
+            );
+        }
+    }
+}
+
+async fn one_session(target: &Target, node: SocketAddr, connector: &Connector) -> Result<bool> {
+    let mut session = Session::open(node, &target.user, &target.password, connector).await?;
+    session.pwd().await?;
+    let resumed = session.resumed();
+    session.quit().await;
+    Ok(resumed)
+}
+
+async fn sessions(target: &Target, clients: usize, seconds: u64, resumption: bool) -> Result<()> {
+    let scenario = if resumption {
+        "sessions-resumed"
+    } else {
+        "sessions-full"
+    };
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (target, node) = (target.clone(), target.node(c));
+        let connector = Connector::new(target.version(), resumption)?;
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                match one_session(&target, node, &connector).await {
+                    Ok(resumed) => {
+                        tally.latencies.push(t.elapsed());
+                        tally.resumed += usize::from(resumed);
+                    }
+                    Err(e) => {
+                        tally.failed(e);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+            tally
+        }));
+    }
+    let mut tally = Tally::gather(tasks, "no session completed").await?;
+    let done = tally.latencies.len();
+    let rate = done as f64 / start.elapsed().as_secs_f64();
+    let resumed = 100.0 * tally.resumed as f64 / done as f64;
+    eprintln!(
+        "{}: {scenario}: {done} sessions, {rate:.0}/s, {resumed:.0}% resumed",
+        target.label
+    );
+    target.emit(scenario, "sessions/s", rate);
+    target.emit(scenario, "resumed %", resumed);
+    tally.emit_latencies(target, scenario);
+    Ok(())
+}
+
+async fn ingest_small(
+    target: &Target,
+    clients: usize,
+    files: usize,
+    size_kib: usize,
+) -> Result<()> {
+    let data = Arc::new(payload(size_kib * 1024, 7));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (target, node, data) = (target.clone(), target.node(c), data.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let mut session = match target.session(node).await {
+                Ok(s) => s,
+                Err(e) => {
+                    tally.failed(e);
+                    return tally;
+                }
+            };
+            for f in 0..files {
+                let t = Instant::now();
+                match session
+                    .store(&format!("wharf-bench-{c}-{f}.bin"), &data)
+                    .await
+                {
+                    Ok(()) => tally.latencies.push(t.elapsed()),
+                    Err(e) => tally.failed(e),
+                }
+            }
+            session.quit().await;
+            tally
+        }));
+    }
+    let mut tally = Tally::gather(tasks, "no file was stored").await?;
+    let done = tally.latencies.len();
+    let rate = done as f64 / start.elapsed().as_secs_f64();
+    eprintln!(
+        "{}: ingest-small: {done} files of {size_kib} KiB from {clients} clients, {rate:.0} files/s",
+        target.label
+    );
+    target.emit("ingest-small", "files/s", rate);
+    tally.emit_latencies(target, "ingest-small");
+    Ok(())
+}
+
+struct IdleSettings {
+    sessions: usize,
+    server_pid: u32,
+    hold: Duration,
+    concurrency: usize,
+    min_available_kib: u64,
+}
+
+async fn idle(target: &Target, settings: IdleSettings) -> Result<()> {
+    memory::raise_open_files(settings.sessions as u64 + 256)?;
+    let before = memory::of_tree(settings.server_pid)?;
+    let gate = Arc::new(Semaphore::new(settings.concurrency));
+    let mut tasks = Vec::with_capacity(settings.sessions);
+    let mut stopped_early = None;
+    for i in 0..settings.sessions {
+        let permit = gate.clone().acquire_owned().await?;
+        if i % 256 == 0 {
+            let available = memory::available_kib()?;
+            if available < settings.min_available_kib {
+                stopped_early = Some(available);
+                break;
+            }
+        }
+        let (target, node) = (target.clone(), target.node(0));
+        tasks.push(tokio::spawn(async move {
+            let session = target.session(node).await;
+            drop(permit);
+            session
+        }));
+    }
+    let mut held = Vec::with_capacity(tasks.len());
+    let mut tally = Tally::default();
+    for task in tasks {
+        match task.await? {
+            Ok(session) => held.push(session),
+            Err(e) => tally.failed(e),
+        }
+    }
+    if let Some(available) = stopped_early {
+        eprintln!(
+            "{}: idle: stopped opening at {} sessions: {} MiB available",
+            target.label,
+            held.len(),
+            available / 1024
+        );
+    }
+    if held.is_empty() {
+        bail!(
+            "no session opened: {}",
+            tally.first_error.unwrap_or_default()
+        );
+    }
+    tokio::time::sleep(settings.hold).await;
+    let after = memory::of_tree(settings.server_pid)?;
+    let mut alive = 0usize;
+    let mut checks = Vec::with_capacity(held.len());
+    for mut session in held.drain(..) {
+        let permit = gate.clone().acquire_owned().await?;
+        checks.push(tokio::spawn(async move {
+            let ok = session.noop().await.is_ok();
+            drop(permit);
+            (ok, session)
+        }));
+    }
+    for check in checks {
+        let (ok, session) = check.await?;
+        alive += usize::from(ok);
+        held.push(session);
+    }
+    let n = held.len();
+    let per = |a: u64, b: u64| a.saturating_sub(b) as f64 / n as f64;
+    let rss = per(after.rss_kib, before.rss_kib);
+    let pss = per(after.pss_kib, before.pss_kib);
+    eprintln!(
+        "{}: idle: {n} sessions held {:?}, {alive} answered NOOP after; server {} processes, \
+         RSS {} → {} MiB ({rss:.1} KiB/session), PSS {} → {} MiB ({pss:.1} KiB/session); {} failed to open",
+        target.label,
+        settings.hold,
+        after.processes,
+        before.rss_kib / 1024,
+        after.rss_kib / 1024,
+        before.pss_kib / 1024,
+        after.pss_kib / 1024,
+        tally.errors,
+    );
+    target.emit("idle", "sessions held", n as f64);
+    target.emit("idle", "alive after hold", alive as f64);
+    target.emit("idle", "server RSS MiB", after.rss_kib as f64 / 1024.0);
+    target.emit("idle", "RSS KiB/session", rss);
+    target.emit("idle", "PSS KiB/session", pss);
+    target.emit("idle", "server processes", after.processes as f64);
+    target.emit("idle", "errors", tally.errors as f64);
+    if let Some(e) = tally.first_error {
+        eprintln!("{}: idle: first error: {e}", target.label);
+    }
+    drop(held);
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let read = |path: &PathBuf| {
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    match &cli.command {
+        Command::Report { results, baseline } => {
+            print!("{}", report::render(&read(results)?, baseline)?);
+            return Ok(());
+        }
+        Command::Targets {
+            results,
+            baseline,
+            single,
+            cluster,
+        } => {
+            let roles = report::Roles {
+                baseline,
+                single,
+                cluster,
+            };
+            print!("{}", report::render_goals(&read(results)?, &roles)?);
+            return Ok(());
+        }
+        _ => {}
+    }
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::RetrLarge { target, size_mib } => retr_large(&target, size_mib).await,
+            Command::StorLarge { target, size_mib } => stor_large(&target, size_mib).await,
+            Command::Sessions {
+                target,
+                clients,
+                seconds,
+                no_resumption,
+            } => sessions(&target, clients, seconds, !no_resumption).await,
+            Command::IngestSmall {
+                target,
+                clients,
+                files,
+                size_kib,
+            } => ingest_small(&target, clients, files, size_kib).await,
+            Command::Idle {
+                target,
+                sessions,
+                server_pid,
+                hold,
+                concurrency,
+                min_available_mib,
+            } => {
+                let settings = IdleSettings {
+                    sessions,
+                    server_pid,
+                    hold: Duration::from_secs(hold),
+                    concurrency,
+                    min_available_kib: min_available_mib * 1024,
+                };
+                idle(&target, settings).await
+            }
+            Command::Report { .. } | Command::Targets { .. } => Ok(()),
+        }
+    })
+}
