@@ -23,6 +23,8 @@ INGEST_CLIENTS=${INGEST_CLIENTS:-64}
 INGEST_FILES=${INGEST_FILES:-32}
 IDLE_SESSIONS=${IDLE_SESSIONS:-10000}
 IDLE_HOLD=${IDLE_HOLD:-10}
+# "idle" (10,000 held sessions) and "load" (everything else), each on a fresh server.
+PHASES=${PHASES:-"idle load"}
 BENCH_DIR=${BENCH_DIR:-/tmp/wharf-compare}
 RESULTS_MD=${RESULTS_MD:-$repo/benches/RESULTS.md}
 
@@ -44,7 +46,9 @@ mkdir -p "$BENCH_DIR"
 results=$BENCH_DIR/results.tsv
 log=$BENCH_DIR/bench.log
 : >"$results"
-prefix=$BENCH_DIR/peers
+# Unpacked and built peers are kept between runs (unFTP takes minutes to build).
+prefix=${PEERS_DIR:-/var/cache/wharf-bench/peers}
+mkdir -p "$prefix"
 
 source "$repo/benches/peers.sh"
 
@@ -82,16 +86,21 @@ scenario() {
   fi
 }
 
-# Every scenario against one server: PORTS (comma-separated), PID (top
-# process). $client_tls picks the client's TLS version (unFTP has only 1.2).
+# The scenarios of one PHASE against one server: PORTS (comma-separated),
+# PID (top process). Every server is started afresh for each phase: the idle
+# phase measures what sessions cost a server that did nothing else yet, and
+# the 10,000 sessions leave nothing behind for the load phase (ProFTPD's
+# scoreboard, for one, keeps their slots and scans them at every login).
+# $client_tls picks the client's TLS version (unFTP has only 1.2).
 client_tls=""
-run_all() {
-  local label=$1 ports=$2 pid=$3
-  echo "measuring $label" >&2
-  # Idle first, on a fresh server: memory the other scenarios made the
-  # allocator keep would otherwise hide what the sessions cost.
-  scenario "$label" idle idle "${ports%%,*}" --sessions "$IDLE_SESSIONS" --hold "$IDLE_HOLD" \
-    --server-pid "$pid"
+run_phase() {
+  local phase=$1 label=$2 ports=$3 pid=$4
+  echo "measuring $label: $phase" >&2
+  if [ "$phase" = idle ]; then
+    scenario "$label" idle idle "${ports%%,*}" --sessions "$IDLE_SESSIONS" --hold "$IDLE_HOLD" \
+      --server-pid "$pid"
+    return
+  fi
   scenario "$label" stor-large stor-large "$ports" --size-mib "$LARGE_MIB"
   scenario "$label" retr-large retr-large "$ports" --size-mib "$LARGE_MIB"
   scenario "$label" sessions-full sessions "$ports" --clients "$SESSION_CLIENTS" \
@@ -143,11 +152,12 @@ EOF
   return 1
 }
 
-# Wharf: one node (DEFAULT storage flags in $2), or three.
+# Wharf on NODES nodes (extra `serve` flags after), fresh data dirs; runs PHASE.
 wharf_deployment() {
-  local name=$1 nodes=$2
-  shift 2
+  local phase=$1 name=$2 nodes=$3
+  shift 3
   started+=("$name")
+  rm -rf "${BENCH_DIR:?}/$name"
   local ports=() pid1
   local ftp1 cluster1
   ftp1=$(free_port)
@@ -174,38 +184,51 @@ wharf_deployment() {
   fi
   local joined
   joined=$(IFS=,; echo "${ports[*]}")
-  run_all "$name" "$joined" "$pid1"
+  run_phase "$phase" "$name" "$joined" "$pid1"
   pkill -f -- "--data-dir $BENCH_DIR/$name/" || true
   sleep 1
 }
 
+# A peer server, installed, started afresh; runs PHASE.
+peer_deployment() {
+  local phase=$1 server=$2
+  started+=("$server")
+  local port dir label=$server
+  port=$(free_port)
+  dir=$BENCH_DIR/$server
+  # Pure-FTPd admits at most half its passive range as clients.
+  if ! peer_start "$server" "$prefix" "$dir" "$port" 20000 44999 "$tls/cert.pem" "$tls/key.pem" 2>>"$log"; then
+    printf '%s\t%s\toutcome\tdid not start (see bench.log)\n' "$server" "$phase" >>"$results"
+    return
+  fi
+  # unFTP 0.15 speaks TLS 1.2 only (hard-coded); measured with a TLS 1.2 client.
+  [ "$server" = unftp ] && { client_tls="--tls tls12"; label="unftp (TLS 1.2)"; }
+  run_phase "$phase" "$label" "$port" "$(cat "$dir/$server.pid")"
+  client_tls=""
+  peer_stop "$server" "$dir"
+  # A forking server's 10,000 session processes take a while to go.
+  sleep 2
+}
+
 for server in $SERVERS; do
   case $server in
-    wharf) wharf_deployment wharf 1 ;;
-    wharf-local) wharf_deployment wharf-local 1 --storage local ;;
-    wharf-3) wharf_deployment wharf-3 3 ;;
     vsftpd | proftpd | pureftpd | unftp)
       if ! peer_install "$server" "$prefix" 2>>"$log"; then
         printf '%s\tinstall\toutcome\tnot installed (see bench.log)\n' "$server" >>"$results"
         continue
       fi
-      started+=("$server")
-      port=$(free_port)
-      dir=$BENCH_DIR/$server
-      # Pure-FTPd admits at most half its passive range as clients.
-      if ! peer_start "$server" "$prefix" "$dir" "$port" 20000 44999 "$tls/cert.pem" "$tls/key.pem" 2>>"$log"; then
-        printf '%s\tstart\toutcome\tdid not start (see bench.log)\n' "$server" >>"$results"
-        continue
-      fi
-      label=$server
-      # unFTP 0.15 speaks TLS 1.2 only (hard-coded); measured with a TLS 1.2 client.
-      [ "$server" = unftp ] && { client_tls="--tls tls12"; label="unftp (TLS 1.2)"; }
-      run_all "$label" "$port" "$(cat "$dir/$server.pid")"
-      client_tls=""
-      peer_stop "$server" "$dir"
       ;;
+    wharf | wharf-local | wharf-3) ;;
     *) echo "unknown server $server" >&2; exit 2 ;;
   esac
+  for phase in $PHASES; do
+    case $server in
+      wharf) wharf_deployment "$phase" wharf 1 ;;
+      wharf-local) wharf_deployment "$phase" wharf-local 1 --storage local ;;
+      wharf-3) wharf_deployment "$phase" wharf-3 3 ;;
+      *) peer_deployment "$phase" "$server" ;;
+    esac
+  done
 done
 
 # What the figures depend on: the machine, the versions, one core's AES-GCM.

@@ -17,7 +17,7 @@ use tokio::sync::Semaphore;
 use wharf_benches::harness::percentile;
 use wharf_benches::payload::payload;
 use wharf_benches::{memory, report};
-use wharf_client::{Connector, Session, TlsVersion};
+use wharf_client::{refusal, Connector, Session, TlsVersion};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -344,7 +344,13 @@ async fn ingest_small(
                     .await
                 {
                     Ok(()) => tally.latencies.push(t.elapsed()),
-                    Err(e) => tally.failed(e),
+                    // A refusal leaves the session usable; a timeout or a
+                    // broken connection does not: this client stops there.
+                    Err(e) if refusal(&e).is_some() => tally.failed(e),
+                    Err(e) => {
+                        tally.failed(e.context(format!("client {c} stopped at file {f}")));
+                        return tally;
+                    }
                 }
             }
             session.quit().await;

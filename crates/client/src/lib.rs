@@ -281,6 +281,15 @@ impl Session {
         Ok(tcp)
     }
 
+    /// The TLS handshake of a data connection, within CONNECT_TIMEOUT (a
+    /// server that never answers it must not hold the client forever).
+    async fn secure(&self, tcp: TcpStream) -> Result<TlsStream<TcpStream>> {
+        tokio::time::timeout(CONNECT_TIMEOUT, self.connector.connect(server_name(), tcp))
+            .await
+            .context("data connection TLS handshake timed out")?
+            .context("data connection TLS handshake")
+    }
+
     /// STOR `name` with `data`; returns once the server answered `226`.
     pub async fn store(&mut self, name: &str, data: &[u8]) -> Result<()> {
         self.upload("STOR", name, None, data).await
@@ -301,7 +310,7 @@ impl Session {
     pub async fn store_and_vanish(mut self, name: &str, data: &[u8], sent: usize) -> Result<()> {
         let tcp = self.passive().await?;
         self.command(&format!("STOR {name}"), 150).await?;
-        let mut tls = self.connector.connect(server_name(), tcp).await?;
+        let mut tls = self.secure(tcp).await?;
         for piece in data[..sent.min(data.len())].chunks(256 * 1024) {
             tls.write_all(piece).await?;
         }
@@ -321,7 +330,7 @@ impl Session {
             self.command(&format!("REST {offset}"), 350).await?;
         }
         self.command(&format!("{verb} {name}"), 150).await?;
-        let mut tls = self.connector.connect(server_name(), tcp).await?;
+        let mut tls = self.secure(tcp).await?;
         for piece in data.chunks(256 * 1024) {
             tls.write_all(piece).await?;
         }
@@ -362,7 +371,7 @@ impl Session {
     async fn download(&mut self, name: &str, mut take: impl FnMut(&[u8])) -> Result<()> {
         let tcp = self.passive().await?;
         self.command(&format!("RETR {name}"), 150).await?;
-        let mut tls = self.connector.connect(server_name(), tcp).await?;
+        let mut tls = self.secure(tcp).await?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             match tls.read(&mut buf).await {
@@ -426,7 +435,7 @@ impl Session {
             }
             other => other?,
         };
-        let mut tls = self.connector.connect(server_name(), tcp).await?;
+        let mut tls = self.secure(tcp).await?;
         let mut listing = Vec::new();
         match tls.read_to_end(&mut listing).await {
             Ok(_) => {}
