@@ -6,7 +6,7 @@
 # Writes the figures into benches/RESULTS.md between the markers (the text
 # around them is kept) and everything it measured into $BENCH_DIR.
 #
-#   bash benches/compare.sh                  # everything: about 20 minutes
+#   bash benches/compare.sh                  # everything: about 40 minutes
 #   SERVERS="vsftpd wharf" LARGE_MIB=256 IDLE_SESSIONS=1000 bash benches/compare.sh
 #
 # Needs root (a system user for vsftpd, raised open-file limits). Everything
@@ -38,7 +38,7 @@ if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt $((IDLE_SESSIONS + 10
 fi
 # vsftpd runs three processes per logged-in session.
 if [ "$(cat /proc/sys/kernel/pid_max)" -lt 4194304 ]; then
-  sysctl -qw kernel.pid_max=4194304
+  sysctl -qw kernel.pid_max=4194304 || echo "cannot raise kernel.pid_max: vsftpd may run short of pids" >&2
 fi
 
 rm -rf "$BENCH_DIR"
@@ -237,14 +237,14 @@ machine() {
   cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "- Machine: $cpu, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
-  echo "- Wharf: commit $(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet || echo ' (with local changes)'), release build, $(rustc --version)"
+  echo "- Wharf: commit $(git -C "$repo" rev-parse --short HEAD)$(git -C "$repo" diff --quiet || echo ' (with local changes)'), $PROFILE build, $(rustc --version)"
   for s in $SERVERS; do
     case $s in vsftpd | proftpd | pureftpd | unftp) echo "- $(peer_version "$s" "$prefix" 2>/dev/null || echo "$s: version unknown")" ;; esac
   done
   echo "- Scenarios: large files $LARGE_MIB MiB; sessions: $SESSION_CLIENTS clients for ${SESSION_SECONDS} s;" \
     "ingest: $INGEST_CLIENTS clients × $INGEST_FILES files of 4 KiB; idle: $IDLE_SESSIONS sessions held ${IDLE_HOLD} s"
   echo "- One core's AES-128-GCM (\`openssl speed -evp aes-128-gcm\`, 16 KiB blocks):" \
-    "$(openssl speed -seconds 2 -bytes 16384 -evp aes-128-gcm 2>/dev/null | awk '/^AES-128-GCM|^aes-128-gcm/ {print $NF}')"
+    "$(openssl speed -seconds 2 -bytes 16384 -evp aes-128-gcm 2>/dev/null | awk '/^AES-128-GCM|^aes-128-gcm/ {sub(/k$/, "", $NF); printf "%.2f GB/s", $NF / 1e6}')"
 }
 
 generated=$BENCH_DIR/generated.md
