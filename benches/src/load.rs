@@ -468,15 +468,19 @@ async fn idle(target: &Target, settings: IdleSettings) -> Result<()> {
     Ok(())
 }
 
+/// Runs a scenario; only the scenarios need a runtime, the reports read a file.
+fn run(scenario: impl std::future::Future<Output = Result<()>>) -> Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(scenario)
+}
+
 fn main() -> Result<()> {
-    let cli = Cli::parse();
     let read = |path: &PathBuf| {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
     };
-    match &cli.command {
+    match Cli::parse().command {
         Command::Report { results, baseline } => {
-            print!("{}", report::render(&read(results)?, baseline)?);
-            return Ok(());
+            print!("{}", report::render(&read(&results)?, &baseline)?);
+            Ok(())
         }
         Command::Targets {
             results,
@@ -485,50 +489,47 @@ fn main() -> Result<()> {
             cluster,
         } => {
             let roles = report::Roles {
-                baseline,
-                single,
-                cluster,
+                baseline: &baseline,
+                single: &single,
+                cluster: &cluster,
             };
-            print!("{}", report::render_goals(&read(results)?, &roles)?);
-            return Ok(());
+            print!("{}", report::render_goals(&read(&results)?, &roles)?);
+            Ok(())
         }
-        _ => {}
-    }
-    let runtime = tokio::runtime::Runtime::new()?;
-    runtime.block_on(async {
-        match cli.command {
-            Command::RetrLarge { target, size_mib } => retr_large(&target, size_mib).await,
-            Command::StorLarge { target, size_mib } => stor_large(&target, size_mib).await,
-            Command::Sessions {
-                target,
-                clients,
-                seconds,
-                no_resumption,
-            } => sessions(&target, clients, seconds, !no_resumption).await,
-            Command::IngestSmall {
-                target,
-                clients,
-                files,
-                size_kib,
-            } => ingest_small(&target, clients, files, size_kib).await,
-            Command::Idle {
-                target,
+        Command::RetrLarge { target, size_mib } => {
+            run(async move { retr_large(&target, size_mib).await })
+        }
+        Command::StorLarge { target, size_mib } => {
+            run(async move { stor_large(&target, size_mib).await })
+        }
+        Command::Sessions {
+            target,
+            clients,
+            seconds,
+            no_resumption,
+        } => run(async move { sessions(&target, clients, seconds, !no_resumption).await }),
+        Command::IngestSmall {
+            target,
+            clients,
+            files,
+            size_kib,
+        } => run(async move { ingest_small(&target, clients, files, size_kib).await }),
+        Command::Idle {
+            target,
+            sessions,
+            server_pid,
+            hold,
+            concurrency,
+            min_available_mib,
+        } => {
+            let settings = IdleSettings {
                 sessions,
                 server_pid,
-                hold,
+                hold: Duration::from_secs(hold),
                 concurrency,
-                min_available_mib,
-            } => {
-                let settings = IdleSettings {
-                    sessions,
-                    server_pid,
-                    hold: Duration::from_secs(hold),
-                    concurrency,
-                    min_available_kib: min_available_mib * 1024,
-                };
-                idle(&target, settings).await
-            }
-            Command::Report { .. } | Command::Targets { .. } => Ok(()),
+                min_available_kib: min_available_mib * 1024,
+            };
+            run(async move { idle(&target, settings).await })
         }
-    })
+    }
 }
