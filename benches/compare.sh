@@ -78,12 +78,40 @@ scenario() {
   local label=$1 report=$2 name=$3 ports=$4
   shift 4
   echo "== $label: $report" >>"$log"
+  profile_start "$label" "$report"
   # shellcheck disable=SC2086 # $client_tls is one flag or none
-  if ! timeout 900 "$bench" "$name" --label "$label" --port "$ports" $client_tls "$@" \
-      >>"$results" 2>>"$log"; then
+  if ! timeout 900 "$bench" "$name" --label "$label" --port "$ports" $client_tls \
+      --cpu-of "$server_pids" "$@" >>"$results" 2>>"$log"; then
     printf '%s\t%s\toutcome\tfailed (see bench.log)\n' "$label" "$report" >>"$results"
     echo "$label: $report failed; see $log" >&2
   fi
+  profile_stop
+}
+
+# PERF=1: a CPU profile of Wharf's processes during each scenario (perf
+# record, 499 Hz; PERF=dwarf adds call stacks), summarised by symbol in
+# $BENCH_DIR/profiles/LABEL-SCENARIO.txt. Peers are not profiled.
+profiling=""
+profile_start() {
+  local label=$1 report=$2 pids
+  [ -n "${PERF:-}" ] && [[ $label == wharf* ]] || return 0
+  command -v perf >/dev/null || { echo "PERF is set but perf is not installed" >&2; return 0; }
+  pids=$(pgrep -d, -f -- "--data-dir $BENCH_DIR/$label/" || true)
+  [ -n "$pids" ] || return 0
+  mkdir -p "$BENCH_DIR/profiles"
+  profiling=$BENCH_DIR/profiles/$label-$report
+  local stacks=()
+  [ "$PERF" = dwarf ] && stacks=(--call-graph dwarf,16384)
+  perf record -q -F 499 "${stacks[@]}" -p "$pids" -o "$profiling.data" 2>>"$log" &
+  profiler=$!
+}
+profile_stop() {
+  [ -n "$profiling" ] || return 0
+  kill -INT "$profiler" 2>/dev/null || true
+  wait "$profiler" 2>/dev/null || true
+  perf report -i "$profiling.data" --no-children --sort comm,dso,symbol --percent-limit 0.3 \
+    --stdio >"$profiling.txt" 2>>"$log" || true
+  profiling=""
 }
 
 # The scenarios of one PHASE against one server: PORTS (comma-separated),
@@ -92,13 +120,17 @@ scenario() {
 # the 10,000 sessions leave nothing behind for the load phase (ProFTPD's
 # scoreboard, for one, keeps their slots and scans them at every login).
 # $client_tls picks the client's TLS version (unFTP has only 1.2).
+# $server_pids: the server's processes, whose CPU time per unit of work the
+# scenarios report (every node of a cluster; a forking server's top process).
 client_tls=""
+server_pids=""
 run_phase() {
   local phase=$1 label=$2 ports=$3 pid=$4
+  server_pids=$pid
   echo "measuring $label: $phase" >&2
   if [ "$phase" = idle ]; then
     scenario "$label" idle idle "${ports%%,*}" --sessions "$IDLE_SESSIONS" --hold "$IDLE_HOLD" \
-      --server-pid "$pid"
+      --server-pid "${pid%%,*}"
     return
   fi
   scenario "$label" stor-large stor-large "$ports" --size-mib "$LARGE_MIB"
@@ -182,9 +214,11 @@ wharf_deployment() {
       sleep 0.5
     done
   fi
-  local joined
+  local joined pids
   joined=$(IFS=,; echo "${ports[*]}")
-  run_phase "$phase" "$name" "$joined" "$pid1"
+  # Node 1 first: the idle phase measures the node its sessions go to.
+  pids=$pid1$(pgrep -f -- "--data-dir $BENCH_DIR/$name/node[2-9]" | sed 's/^/,/' | tr -d '\n')
+  run_phase "$phase" "$name" "$joined" "$pids"
   pkill -f -- "--data-dir $BENCH_DIR/$name/" || true
   sleep 1
 }

@@ -2,6 +2,7 @@
 //! binaries print Markdown reports for `benches/README.md`, and
 //! `wharf-bench` is the load generator of `benches/compare.sh`.
 
+pub mod cpu;
 pub mod harness;
 pub mod memory;
 pub mod payload;

@@ -16,7 +16,7 @@ use clap::{Args as ClapArgs, Parser, Subcommand, ValueEnum};
 use tokio::sync::Semaphore;
 use wharf_benches::harness::percentile;
 use wharf_benches::payload::payload;
-use wharf_benches::{memory, report};
+use wharf_benches::{cpu, memory, report};
 use wharf_client::{refusal, Connector, Session, TlsVersion};
 
 #[derive(Parser, Debug)]
@@ -134,6 +134,11 @@ struct Target {
     /// Names the server in the output lines.
     #[arg(long, default_value = "server")]
     label: String,
+    /// The server's processes (each with its descendants: a cluster's
+    /// nodes, a forking server's top process): their CPU time during the
+    /// scenario is reported per unit of work.
+    #[arg(long, value_delimiter = ',')]
+    cpu_of: Vec<u32>,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy)]
@@ -169,9 +174,42 @@ impl Target {
     fn emit(&self, scenario: &str, metric: &str, value: f64) {
         println!("{}\t{scenario}\t{metric}\t{value:.3}", self.label);
     }
+
+    /// The server's CPU seconds so far (nothing without `--cpu-of`).
+    fn server_cpu(&self) -> Result<Option<f64>> {
+        if self.cpu_of.is_empty() {
+            return Ok(None);
+        }
+        cpu::of_trees(&self.cpu_of).map(Some)
+    }
+
+    /// Emits the server's CPU since `before` (seconds, times `scale`) per
+    /// unit of work, as `metric`.
+    fn emit_cpu(
+        &self,
+        scenario: &str,
+        before: Option<f64>,
+        metric: &str,
+        scale: f64,
+        units: f64,
+    ) -> Result<()> {
+        let (Some(before), Some(now)) = (before, self.server_cpu()?) else {
+            return Ok(());
+        };
+        if units > 0.0 {
+            self.emit(scenario, metric, (now - before) * scale / units);
+        }
+        Ok(())
+    }
 }
 
 const LARGE_NAME: &str = "wharf-bench-large.bin";
+
+const CPU_PER_GIB: &str = "server CPU s/GiB";
+
+fn gib(mib: usize) -> f64 {
+    mib as f64 / 1024.0
+}
 
 fn mib_per_s(bytes: usize, took: Duration) -> f64 {
     bytes as f64 / (1024.0 * 1024.0) / took.as_secs_f64()
@@ -180,9 +218,11 @@ fn mib_per_s(bytes: usize, took: Duration) -> f64 {
 async fn stor_large(target: &Target, size_mib: usize) -> Result<()> {
     let data = payload(size_mib << 20, 42);
     let mut session = target.session(target.node(0)).await?;
+    let cpu = target.server_cpu()?;
     let start = Instant::now();
     session.store(LARGE_NAME, &data).await?;
     let rate = mib_per_s(data.len(), start.elapsed());
+    target.emit_cpu("stor-large", cpu, CPU_PER_GIB, 1.0, gib(size_mib))?;
     session.quit().await;
     eprintln!("{}: STOR {size_mib} MiB at {rate:.1} MiB/s", target.label);
     target.emit("stor-large", "MiB/s", rate);
@@ -198,9 +238,11 @@ async fn retr_large(target: &Target, size_mib: usize) -> Result<()> {
         up.store(LARGE_NAME, &payload(len, 42)).await?;
         up.quit().await;
     }
+    let cpu = target.server_cpu()?;
     let start = Instant::now();
     let got = session.retrieve(LARGE_NAME).await?;
     let took = start.elapsed();
+    target.emit_cpu("retr-large", cpu, CPU_PER_GIB, 1.0, gib(size_mib))?;
     session.quit().await;
     if got != len as u64 {
         bail!("RETR returned {got} bytes, expected {len}");
@@ -280,6 +322,7 @@ async fn sessions(target: &Target, clients: usize, seconds: u64, resumption: boo
         "sessions-full"
     };
     let deadline = Instant::now() + Duration::from_secs(seconds);
+    let cpu = target.server_cpu()?;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -305,6 +348,7 @@ async fn sessions(target: &Target, clients: usize, seconds: u64, resumption: boo
     }
     let mut tally = Tally::gather(tasks, "no session completed").await?;
     let done = tally.latencies.len();
+    target.emit_cpu(scenario, cpu, "server CPU ms/session", 1000.0, done as f64)?;
     let rate = done as f64 / start.elapsed().as_secs_f64();
     let resumed = 100.0 * tally.resumed as f64 / done as f64;
     eprintln!(
@@ -324,6 +368,7 @@ async fn ingest_small(
     size_kib: usize,
 ) -> Result<()> {
     let data = Arc::new(payload(size_kib * 1024, 7));
+    let cpu = target.server_cpu()?;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -359,6 +404,13 @@ async fn ingest_small(
     }
     let mut tally = Tally::gather(tasks, "no file was stored").await?;
     let done = tally.latencies.len();
+    target.emit_cpu(
+        "ingest-small",
+        cpu,
+        "server CPU ms/file",
+        1000.0,
+        done as f64,
+    )?;
     let rate = done as f64 / start.elapsed().as_secs_f64();
     eprintln!(
         "{}: ingest-small: {done} files of {size_kib} KiB from {clients} clients, {rate:.0} files/s",

@@ -16,7 +16,7 @@ pub struct TreeMemory {
 }
 
 /// `root` and all its descendants.
-fn tree(root: u32) -> Result<Vec<u32>> {
+pub(crate) fn tree(root: u32) -> Result<Vec<u32>> {
     let mut children: HashMap<u32, Vec<u32>> = HashMap::new();
     for entry in std::fs::read_dir("/proc")? {
         let Some(pid) = entry?

@@ -50,6 +50,41 @@ const HEADLINE: &[(&str, &str, &str, Better)] = &[
     ),
 ];
 
+/// The server's CPU per unit of work (wharf-bench `--cpu-of`): what a
+/// figure cost, whatever share of the machine the client took.
+const CPU: &[(&str, &str, &str, Better)] = &[
+    (
+        "retr-large",
+        "server CPU s/GiB",
+        "retr-large CPU s/GiB",
+        Better::Lower,
+    ),
+    (
+        "stor-large",
+        "server CPU s/GiB",
+        "stor-large CPU s/GiB",
+        Better::Lower,
+    ),
+    (
+        "sessions-full",
+        "server CPU ms/session",
+        "full handshakes CPU ms/session",
+        Better::Lower,
+    ),
+    (
+        "sessions-resumed",
+        "server CPU ms/session",
+        "resumption CPU ms/session",
+        Better::Lower,
+    ),
+    (
+        "ingest-small",
+        "server CPU ms/file",
+        "ingest-small CPU ms/file",
+        Better::Lower,
+    ),
+];
+
 /// The detail columns (absolute only).
 const DETAIL: &[(&str, &str, &str)] = &[
     ("sessions-full", "p50 ms", "full: p50 ms"),
@@ -106,25 +141,33 @@ fn missing(figures: &Figures, label: &str, scenario: &str) -> String {
 fn figure(value: f64) -> String {
     if value >= 100.0 {
         format!("{value:.0}")
-    } else {
+    } else if value >= 10.0 {
         format!("{value:.1}")
+    } else {
+        format!("{value:.2}")
     }
 }
 
-pub fn render(text: &str, baseline: &str) -> Result<String> {
-    let (labels, figures) = parse(text)?;
-    let mut out = String::new();
-    let headings: Vec<&str> = HEADLINE.iter().map(|c| c.2).collect();
+/// One row per server, each column a figure and its ratio to `baseline`
+/// (above 1 is better than the baseline, whichever way the figure points).
+fn ratio_table(
+    out: &mut String,
+    labels: &[String],
+    figures: &Figures,
+    baseline: &str,
+    columns: &[(&str, &str, &str, Better)],
+) -> Result<()> {
+    let headings: Vec<&str> = columns.iter().map(|c| c.2).collect();
     writeln!(out, "| server | {} |", headings.join(" | "))?;
     writeln!(out, "|---|{}", "---|".repeat(headings.len()))?;
-    for label in &labels {
+    for label in labels {
         let mut cells = Vec::new();
-        for &(scenario, metric, _, better) in HEADLINE {
-            let Some(value) = number(&figures, label, scenario, metric) else {
-                cells.push(missing(&figures, label, scenario));
+        for &(scenario, metric, _, better) in columns {
+            let Some(value) = number(figures, label, scenario, metric) else {
+                cells.push(missing(figures, label, scenario));
                 continue;
             };
-            let base = number(&figures, baseline, scenario, metric);
+            let base = number(figures, baseline, scenario, metric);
             let ratio = match (base, better) {
                 _ if label == baseline => None,
                 (Some(b), Better::Higher) if b > 0.0 => Some(value / b),
@@ -138,7 +181,19 @@ pub fn render(text: &str, baseline: &str) -> Result<String> {
         }
         writeln!(out, "| {label} | {} |", cells.join(" | "))?;
     }
+    Ok(())
+}
+
+pub fn render(text: &str, baseline: &str) -> Result<String> {
+    let (labels, figures) = parse(text)?;
+    let mut out = String::new();
+    ratio_table(&mut out, &labels, &figures, baseline, HEADLINE)?;
     writeln!(out)?;
+    let measured_cpu = figures.keys().any(|(_, _, m)| m.starts_with("server CPU"));
+    if measured_cpu {
+        ratio_table(&mut out, &labels, &figures, baseline, CPU)?;
+        writeln!(out)?;
+    }
     let headings: Vec<&str> = DETAIL.iter().map(|c| c.2).collect();
     writeln!(out, "| server | {} |", headings.join(" | "))?;
     writeln!(out, "|---|{}", "---|".repeat(headings.len()))?;
@@ -340,6 +395,23 @@ mod tests {
         );
         assert!(row("64 KiB").contains("40.0 | met"), "{table}");
         assert!(row("stor-large ≥ 50%").contains("not measured"), "{table}");
+    }
+
+    #[test]
+    fn cpu_per_unit_of_work_gets_its_own_table_only_when_measured() {
+        assert!(!render(LINES, "vsftpd").unwrap().contains("CPU s/GiB"));
+        let lines = format!(
+            "{LINES}vsftpd\tretr-large\tserver CPU s/GiB\t3.000\n\
+             wharf\tretr-large\tserver CPU s/GiB\t1.500\n"
+        );
+        let table = render(&lines, "vsftpd").unwrap();
+        let cpu_row = table
+            .lines()
+            .skip_while(|l| !l.contains("retr-large CPU s/GiB"))
+            .find(|l| l.starts_with("| wharf"))
+            .unwrap();
+        // Less CPU is better: 3.0 / 1.5.
+        assert!(cpu_row.contains("1.50 (×2.00)"), "{table}");
     }
 
     #[test]

@@ -5,8 +5,10 @@ pub mod chunks;
 mod convert;
 pub mod credentials;
 mod drain;
+mod group_commit;
 mod network;
 mod node;
+mod rounds;
 mod service;
 pub mod transport;
 

@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
@@ -18,9 +17,11 @@ use wharf_store::{ClusterNode, Command, CommandResult, NodeId, Raft, StateReader
 use wharf_tls::{ClusterCa, LeafUsage};
 
 use crate::credentials::{self, write_private, Credentials, Token, NODE_CERT_LIFETIME, NODE_NAME};
+use crate::group_commit::{self, GroupCommit};
 use crate::network::PeerNetwork;
 use crate::pb;
 use crate::pb::cluster_client::ClusterClient;
+use crate::rounds::SharedRounds;
 use crate::service::{ClusterService, RaftService};
 use crate::transport::{self, PeerRole, Transport};
 
@@ -108,6 +109,13 @@ pub struct ClusterHandle {
     pub(crate) peer_health: crate::chunks::PeerHealth,
     /// Counts this node's open FTPS sessions, once the engine runs.
     pub(crate) sessions: std::sync::OnceLock<crate::drain::SessionCounter>,
+    /// Leadership confirmations for read-indexes, shared by concurrent asks
+    /// (this node's logins and those forwarded by followers).
+    confirmations: SharedRounds<Result<u64, Status>>,
+    /// Read-indexes fetched for this node's own sessions, shared likewise.
+    read_indexes: SharedRounds<Option<u64>>,
+    /// Namespace changes committed while this node leads.
+    group_commit: GroupCommit,
 }
 
 pub struct RunningCluster {
@@ -212,6 +220,7 @@ pub async fn start(config: ClusterConfig) -> Result<RunningCluster, ClusterError
     )
     .await
     .map_err(|e| ClusterError::Raft(e.to_string()))?;
+    let group_commit = GroupCommit::start(raft.clone(), WRITE_TIMEOUT);
     let handle = Arc::new(ClusterHandle {
         node_id,
         advertise: advertise.clone(),
@@ -223,6 +232,9 @@ pub async fn start(config: ClusterConfig) -> Result<RunningCluster, ClusterError
         peer_health: Default::default(),
         membership_lock: Mutex::new(()),
         sessions: std::sync::OnceLock::new(),
+        confirmations: SharedRounds::default(),
+        read_indexes: SharedRounds::default(),
+        group_commit,
     });
     let server = tokio::spawn(serve(handle.clone(), listener));
     if fresh && config.join.is_none() {
@@ -539,11 +551,15 @@ impl ClusterHandle {
 
     /// The leader's commit index, confirmed by a quorum (only on the leader).
     pub async fn leader_read_index(&self) -> Result<u64, Status> {
-        let confirmed = tokio::time::timeout(READ_INDEX_TIMEOUT, self.raft.get_read_log_id()).await;
-        match confirmed.map_err(|_| Status::unavailable("no quorum confirmed the leadership"))? {
-            Ok((log_id, _)) => Ok(log_id.map_or(0, |l| l.index)),
-            Err(e) => Err(Status::unavailable(e.to_string())),
-        }
+        let confirm = || async {
+            match self.raft.get_read_log_id().await {
+                Ok((log_id, _)) => Ok(log_id.map_or(0, |l| l.index)),
+                Err(e) => Err(Status::unavailable(e.to_string())),
+            }
+        };
+        tokio::time::timeout(READ_INDEX_TIMEOUT, self.confirmations.ask(confirm))
+            .await
+            .map_err(|_| Status::unavailable("no quorum confirmed the leadership"))?
     }
 
     /// Waits until this node has applied everything committed before the
@@ -553,23 +569,12 @@ impl ClusterHandle {
     /// committed reads). True when this node did catch up.
     pub async fn catch_up(&self) -> bool {
         let deadline = Instant::now() + READ_INDEX_TIMEOUT;
-        let index = match self.raft.current_leader().await {
-            Some(id) if id == self.node_id => self.leader_read_index().await.ok(),
-            Some(id) => match self.member_addr(id).map(|a| self.forward_channel(&a)) {
-                Some(Ok(channel)) => {
-                    let mut request = tonic::Request::new(pb::Empty {});
-                    request.set_timeout(READ_INDEX_TIMEOUT);
-                    ClusterClient::new(channel)
-                        .read_index(request)
-                        .await
-                        .ok()
-                        .map(|r| r.into_inner().index)
-                }
-                _ => None,
-            },
-            None => None,
-        };
-        match index {
+        let shared = self.read_indexes.ask(|| self.fetch_read_index());
+        match tokio::time::timeout(READ_INDEX_TIMEOUT, shared)
+            .await
+            .ok()
+            .flatten()
+        {
             Some(index) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let applied = tokio::time::timeout(left, self.reader.wait_applied(index)).await;
@@ -585,6 +590,26 @@ impl ClusterHandle {
                 tracing::debug!("no read index from a leader; reading local state");
                 false
             }
+        }
+    }
+
+    /// The read-index, from this node when it leads, else from the leader.
+    async fn fetch_read_index(&self) -> Option<u64> {
+        match self.raft.current_leader().await {
+            Some(id) if id == self.node_id => self.leader_read_index().await.ok(),
+            Some(id) => match self.member_addr(id).map(|a| self.forward_channel(&a)) {
+                Some(Ok(channel)) => {
+                    let mut request = tonic::Request::new(pb::Empty {});
+                    request.set_timeout(READ_INDEX_TIMEOUT);
+                    ClusterClient::new(channel)
+                        .read_index(request)
+                        .await
+                        .ok()
+                        .map(|r| r.into_inner().index)
+                }
+                _ => None,
+            },
+            None => None,
         }
     }
 
@@ -662,16 +687,11 @@ impl ClusterHandle {
     }
 
     /// The leader's half of a write: commit through Raft, bounded in time.
+    /// Namespace changes go through the group commit.
     pub async fn write_as_leader(&self, command: Command) -> Result<(CommandResult, u64), Status> {
-        match tokio::time::timeout(WRITE_TIMEOUT, self.raft.client_write(command)).await {
-            Err(_) => Err(Status::unavailable(
-                "no quorum: the write was not committed in time",
-            )),
-            Ok(Ok(resp)) => Ok((resp.data, resp.log_id.index)),
-            Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
-                Err(Status::unavailable("not the leader"))
-            }
-            Ok(Err(e)) => Err(Status::unavailable(e.to_string())),
+        match command {
+            Command::Fs(change) => self.group_commit.commit(change).await,
+            other => group_commit::client_write(&self.raft, other, WRITE_TIMEOUT).await,
         }
     }
 

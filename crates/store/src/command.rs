@@ -48,6 +48,10 @@ pub enum Command {
     },
     /// A change to the cluster file system (`namespace`).
     Fs(FsCommand),
+    /// Several namespace changes in one log entry (group commit: concurrent
+    /// uploads share one append). Applied in order as one atomic write, each
+    /// seeing the ones before it; the result is `Batch` with one result each.
+    FsBatch(Vec<FsCommand>),
 }
 
 /// Namespace changes. Paths are absolute (`/home/alice/file`), already
@@ -194,4 +198,6 @@ pub enum CommandResult {
     QuotaExceeded,
     /// The file changed since the upload began (see `FileWrite::found`).
     Superseded,
+    /// The results of an `FsBatch`, in its order.
+    Batch(Vec<CommandResult>),
 }

@@ -34,6 +34,15 @@ impl Fs {
         self.store.state_machine.apply(vec![entry]).await.unwrap()[0].clone()
     }
 
+    async fn run_batch(&mut self, commands: Vec<FsCommand>) -> CommandResult {
+        self.index += 1;
+        let entry = Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), self.index),
+            payload: EntryPayload::Normal(Command::FsBatch(commands)),
+        };
+        self.store.state_machine.apply(vec![entry]).await.unwrap()[0].clone()
+    }
+
     async fn mkdir(&mut self, path: &str) -> CommandResult {
         self.run(FsCommand::Mkdir {
             path: path.into(),
@@ -94,6 +103,23 @@ impl Fs {
             .unwrap()
             .map(|c| c.refs)
     }
+}
+
+fn upload(upload: &str, path: &str, bytes: &[u8]) -> FsCommand {
+    let chunk = chunk(bytes);
+    FsCommand::Write(FileWrite {
+        upload: upload.into(),
+        path: path.into(),
+        placed: vec![(chunk.hash, vec![1])],
+        chunks: vec![chunk],
+        mtime: 30,
+        node: 1,
+        done: true,
+        create_new: false,
+        owner: "alice".into(),
+        quota: Quota::default(),
+        found: Found::Unchecked,
+    })
 }
 
 fn chunk(bytes: &[u8]) -> ChunkRef {
@@ -506,4 +532,47 @@ async fn an_upload_overtaken_by_a_newer_one_cannot_overwrite_it() {
         CommandResult::Done
     );
     assert_eq!(current(&fs).1, Some(4));
+}
+
+#[tokio::test]
+async fn a_batch_applies_in_order_each_change_seeing_the_ones_before_it() {
+    let mut fs = Fs::new().await;
+    let mkdir = |path: &str| FsCommand::Mkdir {
+        path: path.into(),
+        parents: false,
+        mtime: 1,
+    };
+    let result = fs
+        .run_batch(vec![
+            mkdir("/in"),
+            upload("u1", "/in/a", b"same bytes"),
+            upload("u2", "/in/b", b"same bytes"),
+            mkdir("/in"),
+            FsCommand::Remove {
+                path: "/in/a".into(),
+            },
+            FsCommand::Remove {
+                path: "/in/missing".into(),
+            },
+        ])
+        .await;
+    assert_eq!(
+        result,
+        CommandResult::Batch(vec![
+            CommandResult::Done,
+            CommandResult::Done,
+            CommandResult::Done,
+            CommandResult::AlreadyExists,
+            CommandResult::Done,
+            CommandResult::NotFound,
+        ])
+    );
+    assert_eq!(fs.names("/in"), vec!["b"]);
+    assert_eq!(
+        fs.refs(b"same bytes"),
+        Some(1),
+        "two uploads of one chunk, one removed, all in one entry"
+    );
+    let usage = fs.store.reader.usage("alice").unwrap();
+    assert_eq!((usage.bytes, usage.files), (10, 1));
 }

@@ -135,6 +135,15 @@ impl StateMachineStore {
             Command::Fs(fs) => {
                 return crate::namespace::apply(&mut crate::namespace::Txn::new(db, batch), fs)
             }
+            Command::FsBatch(commands) => {
+                // One transaction: each change sees those before it.
+                let mut txn = crate::namespace::Txn::new(db, batch);
+                let results = commands
+                    .into_iter()
+                    .map(|fs| crate::namespace::apply(&mut txn, fs))
+                    .collect::<Result<_, _>>()?;
+                return Ok(CommandResult::Batch(results));
+            }
         }
         Ok(CommandResult::Done)
     }

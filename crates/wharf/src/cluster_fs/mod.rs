@@ -109,6 +109,11 @@ pub(crate) fn outcome(result: CommandResult) -> Result<(), FsError> {
             tracing::info!("namespace change refused: {why}");
             Err(FsError::PermissionDenied)
         }
+        // The group commit hands each change its own result; a batch's
+        // results never reach a single change.
+        CommandResult::Batch(_) => Err(FsError::Io(std::io::Error::other(
+            "a single change was answered with a batch's results",
+        ))),
     }
 }
 

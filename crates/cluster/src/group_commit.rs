@@ -1,0 +1,106 @@
+//! Group commit of namespace changes on the leader: while one log entry is
+//! being appended and replicated, the changes that arrive meanwhile (this
+//! node's uploads and those forwarded by followers) queue up, and the next
+//! entry carries all of them (`Command::FsBatch`). Sixty-four concurrent
+//! uploads then cost a few fsyncs and replication rounds, not sixty-four,
+//! while a lone writer waits exactly as long as before.
+
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+use wharf_store::{Command, CommandResult, FsCommand, Raft};
+
+/// At most this many changes share an entry (an upload's checkpoint lists
+/// its chunks, so entries stay well under a megabyte or two).
+const MAX_GROUP: usize = 128;
+
+type Committed = Result<(CommandResult, u64), Status>;
+
+struct Pending {
+    command: FsCommand,
+    reply: oneshot::Sender<Committed>,
+}
+
+/// The queue in front of the leader's log. Its task ends when the last
+/// handle is dropped.
+pub(crate) struct GroupCommit {
+    queue: mpsc::UnboundedSender<Pending>,
+}
+
+impl GroupCommit {
+    pub(crate) fn start(raft: Raft, timeout: Duration) -> Self {
+        let (queue, pending) = mpsc::unbounded_channel();
+        tokio::spawn(run(raft, pending, timeout));
+        Self { queue }
+    }
+
+    /// Commits `command` with whatever else is waiting; its own result and
+    /// the entry's log index. A caller that goes away does not take the
+    /// change back: once queued, it is committed like any submitted write.
+    pub(crate) async fn commit(&self, command: FsCommand) -> Committed {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { command, reply })
+            .map_err(|_| Status::unavailable("this node is shutting down"))?;
+        answer
+            .await
+            .map_err(|_| Status::unavailable("this node is shutting down"))?
+    }
+}
+
+async fn run(raft: Raft, mut pending: mpsc::UnboundedReceiver<Pending>, timeout: Duration) {
+    while let Some(first) = pending.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match pending.try_recv() {
+                Ok(more) => group.push(more),
+                Err(_) => break,
+            }
+        }
+        commit_group(&raft, group, timeout).await;
+    }
+}
+
+/// One entry for the whole group (a lone change goes as itself), each
+/// result back to its caller.
+async fn commit_group(raft: &Raft, mut group: Vec<Pending>, timeout: Duration) {
+    if group.len() == 1 {
+        let Pending { command, reply } = group.remove(0);
+        let _ = reply.send(client_write(raft, Command::Fs(command), timeout).await);
+        return;
+    }
+    let (commands, replies): (Vec<_>, Vec<_>) =
+        group.into_iter().map(|p| (p.command, p.reply)).unzip();
+    let count = commands.len();
+    let failed = match client_write(raft, Command::FsBatch(commands), timeout).await {
+        Ok((CommandResult::Batch(results), index)) if results.len() == count => {
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(Ok((result, index)));
+            }
+            return;
+        }
+        Ok((other, _)) => Status::internal(format!(
+            "a batch of {count} changes was answered with {other:?}"
+        )),
+        Err(status) => status,
+    };
+    for reply in replies {
+        let _ = reply.send(Err(failed.clone()));
+    }
+}
+
+/// The leader's half of a write: commit through Raft, bounded in time.
+pub(crate) async fn client_write(raft: &Raft, command: Command, timeout: Duration) -> Committed {
+    match tokio::time::timeout(timeout, raft.client_write(command)).await {
+        Err(_) => Err(Status::unavailable(
+            "no quorum: the write was not committed in time",
+        )),
+        Ok(Ok(resp)) => Ok((resp.data, resp.log_id.index)),
+        Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
+            Err(Status::unavailable("not the leader"))
+        }
+        Ok(Err(e)) => Err(Status::unavailable(e.to_string())),
+    }
+}
