@@ -217,7 +217,7 @@ wharf_deployment() {
   local joined pids
   joined=$(IFS=,; echo "${ports[*]}")
   # Node 1 first: the idle phase measures the node its sessions go to.
-  pids=$pid1$(pgrep -f -- "--data-dir $BENCH_DIR/$name/node[2-9]" | sed 's/^/,/' | tr -d '\n')
+  pids=$pid1$({ pgrep -f -- "--data-dir $BENCH_DIR/$name/node[2-9]" || true; } | sed 's/^/,/' | tr -d '\n')
   run_phase "$phase" "$name" "$joined" "$pids"
   pkill -f -- "--data-dir $BENCH_DIR/$name/" || true
   sleep 1

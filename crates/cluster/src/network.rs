@@ -1,4 +1,10 @@
-//! openraft's network side: one lazily connected gRPC client per peer.
+//! openraft's network side: one lazily connected gRPC channel per peer,
+//! shared by every client openraft asks for. openraft makes a new client for
+//! each leadership check (every read-index), so without sharing each login
+//! on a cluster paid a TCP connect and a mutual-TLS handshake per follower.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use openraft::error::{
     InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
@@ -20,11 +26,18 @@ use crate::transport::Transport;
 #[derive(Clone)]
 pub struct PeerNetwork {
     transport: Transport,
+    channels: SharedChannels,
 }
+
+/// Connected channels by peer address (HTTP/2: one carries many calls).
+type SharedChannels = Arc<Mutex<HashMap<String, RaftClient<Channel>>>>;
 
 impl PeerNetwork {
     pub fn new(transport: Transport) -> Self {
-        Self { transport }
+        Self {
+            transport,
+            channels: SharedChannels::default(),
+        }
     }
 }
 
@@ -36,6 +49,7 @@ impl RaftNetworkFactory<TypeConfig> for PeerNetwork {
             target,
             node: node.clone(),
             transport: self.transport.clone(),
+            channels: self.channels.clone(),
             client: None,
         }
     }
@@ -45,6 +59,7 @@ pub struct PeerConnection {
     target: NodeId,
     node: ClusterNode,
     transport: Transport,
+    channels: SharedChannels,
     client: Option<RaftClient<Channel>>,
 }
 
@@ -56,6 +71,12 @@ impl PeerConnection {
         if let Some(c) = &self.client {
             return Ok(c.clone());
         }
+        let addr = &self.node.cluster_addr;
+        let shared = self.shared().get(addr).cloned();
+        if let Some(shared) = shared {
+            self.client = Some(shared.clone());
+            return Ok(shared);
+        }
         let endpoint = self
             .transport
             .endpoint(&self.node.cluster_addr)
@@ -65,13 +86,20 @@ impl PeerConnection {
             .await
             .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
         let client = RaftClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
+        self.shared().insert(addr.clone(), client.clone());
         self.client = Some(client.clone());
         Ok(client)
     }
 
-    /// A failed call drops the channel so the next one reconnects.
+    fn shared(&self) -> std::sync::MutexGuard<'_, HashMap<String, RaftClient<Channel>>> {
+        self.channels.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A failed call drops the channel (here and for every other client of
+    /// this peer) so the next call reconnects.
     fn failed<E: std::error::Error>(&mut self, status: tonic::Status) -> RpcError<E> {
         self.client = None;
+        self.shared().remove(&self.node.cluster_addr);
         RPCError::Network(NetworkError::new(&status))
     }
 }
