@@ -27,27 +27,36 @@ struct Pending {
 /// handle is dropped.
 pub(crate) struct GroupCommit {
     queue: mpsc::UnboundedSender<Pending>,
+    timeout: Duration,
 }
 
 impl GroupCommit {
     pub(crate) fn start(raft: Raft, timeout: Duration) -> Self {
         let (queue, pending) = mpsc::unbounded_channel();
         tokio::spawn(run(raft, pending, timeout));
-        Self { queue }
+        Self { queue, timeout }
     }
 
     /// Commits `command` with whatever else is waiting; its own result and
-    /// the entry's log index. A caller that goes away does not take the
-    /// change back: once queued, it is committed like any submitted write.
+    /// the entry's log index. The caller waits at most `timeout` in all,
+    /// queueing included (an entry stuck without quorum must not hold the
+    /// changes behind it for two timeouts). A caller that goes away or
+    /// times out does not take the change back: once queued, it may still be
+    /// committed, like any submitted write whose answer was lost.
     pub(crate) async fn commit(&self, command: FsCommand) -> Committed {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Pending { command, reply })
             .map_err(|_| Status::unavailable("this node is shutting down"))?;
-        answer
-            .await
-            .map_err(|_| Status::unavailable("this node is shutting down"))?
+        match tokio::time::timeout(self.timeout, answer).await {
+            Err(_) => Err(no_quorum()),
+            Ok(answer) => answer.map_err(|_| Status::unavailable("this node is shutting down"))?,
+        }
     }
+}
+
+fn no_quorum() -> Status {
+    Status::unavailable("no quorum: the write was not committed in time")
 }
 
 async fn run(raft: Raft, mut pending: mpsc::UnboundedReceiver<Pending>, timeout: Duration) {
@@ -94,9 +103,7 @@ async fn commit_group(raft: &Raft, mut group: Vec<Pending>, timeout: Duration) {
 /// The leader's half of a write: commit through Raft, bounded in time.
 pub(crate) async fn client_write(raft: &Raft, command: Command, timeout: Duration) -> Committed {
     match tokio::time::timeout(timeout, raft.client_write(command)).await {
-        Err(_) => Err(Status::unavailable(
-            "no quorum: the write was not committed in time",
-        )),
+        Err(_) => Err(no_quorum()),
         Ok(Ok(resp)) => Ok((resp.data, resp.log_id.index)),
         Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_)))) => {
             Err(Status::unavailable("not the leader"))
