@@ -77,21 +77,22 @@ mod tests {
         number
     }
 
+    /// One caller asking in a task of its own.
+    fn spawn_ask(
+        rounds: &Arc<SharedRounds<usize>>,
+        runs: &Arc<AtomicUsize>,
+    ) -> tokio::task::JoinHandle<usize> {
+        let (rounds, runs) = (rounds.clone(), runs.clone());
+        tokio::spawn(async move { rounds.ask(|| counted(&runs)).await })
+    }
+
     #[tokio::test]
     async fn callers_arriving_during_a_round_share_the_next_one() {
         let rounds = Arc::new(SharedRounds::default());
         let runs = Arc::new(AtomicUsize::new(0));
-        let first = {
-            let (rounds, runs) = (rounds.clone(), runs.clone());
-            tokio::spawn(async move { rounds.ask(|| counted(&runs)).await })
-        };
+        let first = spawn_ask(&rounds, &runs);
         tokio::time::sleep(Duration::from_millis(10)).await;
-        let during: Vec<_> = (0..20)
-            .map(|_| {
-                let (rounds, runs) = (rounds.clone(), runs.clone());
-                tokio::spawn(async move { rounds.ask(|| counted(&runs)).await })
-            })
-            .collect();
+        let during: Vec<_> = (0..20).map(|_| spawn_ask(&rounds, &runs)).collect();
         assert_eq!(first.await.unwrap(), 1);
         for caller in during {
             assert_eq!(
@@ -115,10 +116,7 @@ mod tests {
     async fn an_abandoned_round_leaves_the_next_caller_to_run_its_own() {
         let rounds = Arc::new(SharedRounds::default());
         let runs = Arc::new(AtomicUsize::new(0));
-        let abandoned = {
-            let (rounds, runs) = (rounds.clone(), runs.clone());
-            tokio::spawn(async move { rounds.ask(|| counted(&runs)).await })
-        };
+        let abandoned = spawn_ask(&rounds, &runs);
         tokio::time::sleep(Duration::from_millis(10)).await;
         abandoned.abort();
         let _ = abandoned.await;
