@@ -385,7 +385,7 @@ fn cluster_status_on_every_node_shows_three_voters_and_the_same_leader() {
 #[test]
 fn address_banned_after_failed_logins_on_one_node_is_refused_by_the_others() {
     let limits =
-        "[limits]\nmax_login_failures = 3\nban_seconds = 120\nlogin_failure_delay_ms = 50\n";
+        "[limits]\nlogin_failure_delay_ms = 50\n[defender]\nthreshold = 3\nlogin_failure = 1\nban_seconds = 120\n";
     let cluster = Cluster::start_with(
         3,
         WharfOptions::default()
@@ -399,6 +399,8 @@ fn address_banned_after_failed_logins_on_one_node_is_refused_by_the_others() {
         let expected = if attempt < 3 { 530 } else { 421 };
         assert_eq!(reply.code, expected, "attempt {attempt}: {reply}");
     }
+    // Every node refuses the address within a second of the ban.
+    let banned_at = Instant::now();
     for n in [2, 3] {
         let port = cluster.node(n).explicit_port;
         let greeting = poll_until(Duration::from_secs(5), "the ban to reach the node", || {
@@ -407,6 +409,11 @@ fn address_banned_after_failed_logins_on_one_node_is_refused_by_the_others() {
         });
         assert!(greeting.text().contains("banned"), "node {n}: {greeting}");
     }
+    let reached = banned_at.elapsed();
+    assert!(
+        reached < Duration::from_secs(1),
+        "the ban took {reached:?} to reach every node"
+    );
 
     // The operator sees the ban on any node and lifts it everywhere, the node
     // that saw the failures included.
@@ -414,7 +421,7 @@ fn address_banned_after_failed_logins_on_one_node_is_refused_by_the_others() {
     assert_success(&list, "wharf ban list");
     let listed = String::from_utf8_lossy(&list.stdout).into_owned();
     assert!(
-        listed.starts_with("127.0.0.1\t") && listed.contains("repeated login failures"),
+        listed.starts_with("127.0.0.1\t") && listed.contains("failed logins"),
         "{listed}"
     );
     assert_success(

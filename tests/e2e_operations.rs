@@ -92,7 +92,7 @@ fn per_user_session_cap_refuses_the_extra_login_until_one_ends() {
 
 #[test]
 fn repeated_login_failures_ban_the_address_but_not_other_clients() {
-    let limits = "[limits]\nmax_login_failures = 3\nban_seconds = 120\nlogin_failure_delay_ms = 50";
+    let limits = "[limits]\nlogin_failure_delay_ms = 50\n[defender]\nthreshold = 3\nlogin_failure = 1\nban_seconds = 120";
     let (mut wharf, _home) = with_partner("", limits, &["--allow-plain-login"]);
     let (mut c, code) = plain_login(&wharf, PARTNER, "wrong-1");
     assert_eq!(code, 530);

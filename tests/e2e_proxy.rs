@@ -21,7 +21,7 @@ use support::*;
 
 const BALANCER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 const LIMITS: &str =
-    "[limits]\nmax_login_failures = 2\nban_seconds = 120\nlogin_failure_delay_ms = 50\n";
+    "[limits]\nlogin_failure_delay_ms = 50\n[defender]\nthreshold = 2\nlogin_failure = 1\nban_seconds = 120\n";
 
 fn balanced_options(extra: &[&str]) -> WharfOptions {
     WharfOptions::default()

@@ -89,6 +89,8 @@ pub struct ClusterConfig {
     /// The local address connections to peers leave from (default: the
     /// system's choice).
     pub source: Option<std::net::IpAddr>,
+    /// Seals private keys and ticket keys before they enter the log.
+    pub secrets: Option<Arc<wharf_store::secrets::SecretsKey>>,
 }
 
 pub struct ClusterHandle {
@@ -204,7 +206,8 @@ pub async fn start(config: ClusterConfig) -> Result<RunningCluster, ClusterError
         }
     };
     let store = wharf_store::open(&config.data_dir.join("raft")).await?;
-    let (credentials, pending_ca) = settle_credentials(credentials, &store.reader, &tls_dir)?;
+    let reader = store.reader.with_secrets(config.secrets.clone());
+    let (credentials, pending_ca) = settle_credentials(credentials, &reader, &tls_dir)?;
     let transport = Transport::new(credentials).with_source(config.source);
     let raft_config = Arc::new(
         raft_config(config.snapshot_logs)
@@ -225,7 +228,7 @@ pub async fn start(config: ClusterConfig) -> Result<RunningCluster, ClusterError
         node_id,
         advertise: advertise.clone(),
         raft,
-        reader: store.reader,
+        reader,
         transport,
         chunk_store: config.chunk_store.clone(),
         forward_channels: std::sync::Mutex::new(BTreeMap::new()),
@@ -691,7 +694,13 @@ impl ClusterHandle {
     pub async fn write_as_leader(&self, command: Command) -> Result<(CommandResult, u64), Status> {
         match command {
             Command::Fs(change) => self.group_commit.commit(change).await,
-            other => group_commit::client_write(&self.raft, other, WRITE_TIMEOUT).await,
+            other => {
+                let sealed = self
+                    .reader
+                    .seal(other)
+                    .map_err(|e| Status::internal(e.to_string()))?;
+                group_commit::client_write(&self.raft, sealed, WRITE_TIMEOUT).await
+            }
         }
     }
 

@@ -90,6 +90,13 @@ impl pb::raft_server::Raft for RaftService {
 /// list yet, so expiry is what retires a lost one.
 const MAX_ADMIN_CERT_SECS: u64 = 365 * 24 * 3600;
 
+/// Who made an admin call, for the audit log: the remote address.
+fn caller<T>(request: &Request<T>) -> String {
+    request
+        .remote_addr()
+        .map_or_else(|| "local".to_owned(), |a| a.to_string())
+}
+
 pub struct ClusterService {
     pub node: Arc<ClusterHandle>,
 }
@@ -109,10 +116,16 @@ impl pb::cluster_server::Cluster for ClusterService {
         let (result, log_index) = if from_peer {
             self.node.write_as_leader(command).await?
         } else {
-            self.node
-                .write_indexed(command)
-                .await
-                .map_err(|e| Status::unavailable(e.to_string()))?
+            let action = command.audit_summary();
+            let outcome = self.node.write_indexed(command).await;
+            let caller = caller(&request);
+            match &outcome {
+                Ok((result, _)) => tracing::info!(target: "audit", event = "admin", %action,
+                    ?result, caller, "admin action"),
+                Err(e) => tracing::warn!(target: "audit", event = "admin", %action,
+                    error = %e, caller, "admin action failed"),
+            }
+            outcome.map_err(|e| Status::unavailable(e.to_string()))?
         };
         let result =
             wharf_store::encode_value(&result).map_err(|e| Status::internal(e.to_string()))?;
@@ -179,6 +192,8 @@ impl pb::cluster_server::Cluster for ClusterService {
                     home: u.home,
                     permissions: u.permissions,
                     allow: u.allow,
+                    deny: u.deny,
+                    commands: u.commands,
                     enabled: u.enabled,
                 }
             })
@@ -234,7 +249,10 @@ impl pb::cluster_server::Cluster for ClusterService {
         request: Request<pb::RemoveNodeRequest>,
     ) -> Result<Response<pb::Empty>, Status> {
         self.node.check_admin(&request)?;
-        self.node.remove(request.get_ref().node_id).await?;
+        let node_id = request.get_ref().node_id;
+        self.node.remove(node_id).await?;
+        tracing::info!(target: "audit", event = "admin", action = %format!("remove node {node_id}"),
+            caller = caller(&request), "admin action");
         Ok(Response::new(pb::Empty {}))
     }
 
@@ -245,6 +263,13 @@ impl pb::cluster_server::Cluster for ClusterService {
         self.node.check_admin(&request)?;
         let req = request.get_ref();
         self.node.set_draining(req.node_id, req.draining).await?;
+        let action = format!(
+            "{} node {}",
+            if req.draining { "drain" } else { "undrain" },
+            req.node_id
+        );
+        tracing::info!(target: "audit", event = "admin", %action, caller = caller(&request),
+            "admin action");
         Ok(Response::new(pb::Empty {}))
     }
 

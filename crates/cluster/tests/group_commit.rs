@@ -18,6 +18,7 @@ async fn one_node(dir: &std::path::Path) -> Arc<ClusterHandle> {
         snapshot_logs: 10_000,
         chunk_store: Arc::new(chunks),
         source: None,
+        secrets: None,
     })
     .await
     .unwrap();

@@ -146,6 +146,28 @@ const UNIMPLEMENTED_VERBS: &[&str] = &[
     "MFCT", "MFF", "THMB", "XCRC", "XMD5", "XSHA1", "XSHA256",
 ];
 
+/// Every verb the server implements, by its standard name.
+pub const VERBS: &[&str] = &[
+    "ABOR", "ACCT", "ALLO", "APPE", "AUTH", "CCC", "CDUP", "CWD", "DELE", "EPRT", "EPSV", "FEAT",
+    "HASH", "HELP", "HOST", "LIST", "MDTM", "MFMT", "MKD", "MLSD", "MLST", "MODE", "NLST", "NOOP",
+    "OPTS", "PASS", "PASV", "PBSZ", "PORT", "PROT", "PWD", "QUIT", "REIN", "REST", "RETR", "RMD",
+    "RNFR", "RNTO", "SIZE", "STAT", "STOR", "STOU", "STRU", "SYST", "TYPE", "USER",
+];
+
+/// The standard name of an implemented verb given in upper case, aliases
+/// (`XMKD`, `XPWD`, …) included; `None` for anything else.
+pub fn canonical_verb(upper: &str) -> Option<&'static str> {
+    let standard = match upper {
+        "XCWD" => "CWD",
+        "XCUP" => "CDUP",
+        "XPWD" => "PWD",
+        "XRMD" => "RMD",
+        "XMKD" => "MKD",
+        other => other,
+    };
+    VERBS.iter().copied().find(|v| *v == standard)
+}
+
 impl ParseError {
     /// The reply to send: 500 for unparseable lines and unknown verbs, 502
     /// for known-but-unimplemented verbs, 501 for bad arguments, 504 for

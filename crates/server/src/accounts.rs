@@ -76,8 +76,13 @@ pub struct User {
     pub name: String,
     pub home: PathBuf,
     pub permissions: Permissions,
-    /// Source networks allowed to log in; empty means any.
+    /// Source networks allowed to log in; empty means any not denied.
     pub allow: Vec<IpNet>,
+    /// Source networks refused even when `allow` names them.
+    pub deny: Vec<IpNet>,
+    /// Canonical verbs the user may send once logged in, beyond the ones
+    /// every session needs (`commands::always_allowed`); empty means all.
+    pub commands: Vec<String>,
     /// Concurrent sessions; 0 means unlimited.
     pub max_sessions: usize,
     /// Bytes per second; 0 means unlimited.
@@ -194,13 +199,33 @@ pub async fn check_login(
         Some(a) if ok => a.user,
         _ => return Err(AuthError::BadCredentials),
     };
-    if !user.allow.is_empty() && !user.allow.iter().any(|net| net.contains(&peer)) {
+    if !crate::address_rules::permits(&user.allow, &user.deny, peer) {
         return Err(AuthError::SourceNotAllowed {
             user: user.name,
             peer,
         });
     }
     Ok(user)
+}
+
+/// Checks a per-user command allow-list: verbs in any case, aliases (`XMKD`)
+/// taken as their standard name; an unknown verb is an error so a typo never
+/// silently locks a partner out or lets it do more.
+pub fn command_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<String>, String> {
+    names
+        .iter()
+        .map(|name| {
+            let upper = name.as_ref().trim().to_ascii_uppercase();
+            wharf_ftp::command::canonical_verb(&upper)
+                .map(str::to_owned)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown FTP command {:?} in the command list",
+                        name.as_ref()
+                    )
+                })
+        })
+        .collect()
 }
 
 pub fn verify_password(phc: &str, password: &str) -> bool {
@@ -232,6 +257,8 @@ mod tests {
                 home: "/tmp".into(),
                 permissions: Permissions::all(),
                 allow,
+                deny: Vec::new(),
+                commands: Vec::new(),
                 max_sessions: 0,
                 upload_rate: 0,
                 download_rate: 0,
@@ -309,6 +336,28 @@ mod tests {
                 .await,
             Err(AuthError::SourceNotAllowed { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn deny_list_refuses_its_networks_even_inside_the_allow_list() {
+        let mut a = account("d", "pw", vec!["10.0.0.0/8".parse().unwrap()]);
+        a.user.deny = vec!["10.6.0.0/16".parse().unwrap()];
+        let accounts = StaticAccounts::new(vec![a]);
+        let login = |ip: &str| accounts.authenticate("d", "pw", ip.parse().unwrap());
+        assert!(login("10.5.0.1").await.is_ok());
+        assert!(matches!(
+            login("10.6.0.1").await,
+            Err(AuthError::SourceNotAllowed { .. })
+        ));
+    }
+
+    #[test]
+    fn command_names_are_checked_and_made_canonical() {
+        assert_eq!(
+            command_list(&["stor", "XMKD", "size"]).unwrap(),
+            ["STOR", "MKD", "SIZE"]
+        );
+        assert!(command_list(&["STOR", "UPLOAD"]).is_err());
     }
 
     #[test]

@@ -20,6 +20,9 @@ pub struct EngineConfig {
     pub trusted_proxies: crate::proxy_protocol::TrustedProxies,
     pub policy: TlsPolicy,
     pub limits: Limits,
+    /// Source networks allowed and denied for every connection (global list).
+    pub sources: crate::address_rules::AddressRules,
+    pub defender: crate::defender::DefenderConfig,
     /// xferlog-format transfer log; `None` logs transfers only through tracing.
     pub xferlog: Option<PathBuf>,
     /// How long SIGTERM waits for running transfers before exiting.
@@ -99,8 +102,6 @@ pub struct Limits {
     pub max_line: usize,
     /// Over-long or undecodable lines tolerated before the connection is closed.
     pub max_bad_lines: u32,
-    pub max_login_failures: u32,
-    pub ban_duration: Duration,
     pub login_failure_delay: Duration,
 }
 
@@ -115,8 +116,6 @@ impl Default for Limits {
             tls_handshake_timeout: Duration::from_secs(15),
             max_line: 4096,
             max_bad_lines: 3,
-            max_login_failures: 5,
-            ban_duration: Duration::from_secs(900),
             login_failure_delay: Duration::from_secs(1),
         }
     }

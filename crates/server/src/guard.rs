@@ -1,13 +1,12 @@
-//! Connection admission and brute-force protection: global and per-IP
-//! connection caps, per-user session caps, and temporary bans of source
-//! addresses after repeated login failures (vsftpd `max_login_fails`, fail2ban),
-//! and the drain switch that turns new connections away before maintenance.
+//! Connection admission: global and per-IP connection caps, per-user session
+//! caps, and the drain switch that turns new connections away before
+//! maintenance. Scores and bans are the defender's.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::config::Limits;
 
@@ -18,6 +17,8 @@ pub enum Refusal {
     Banned {
         remaining: Duration,
     },
+    /// The global allow/deny lists refuse the address.
+    NotAllowed,
     /// The operator is draining this node (`wharf cluster drain`).
     Draining,
 }
@@ -27,8 +28,6 @@ struct State {
     connections: usize,
     per_ip: HashMap<IpAddr, usize>,
     per_user: HashMap<String, usize>,
-    failures: HashMap<IpAddr, (u32, Instant)>,
-    bans: HashMap<IpAddr, Instant>,
 }
 
 pub struct Guard {
@@ -69,15 +68,6 @@ impl Guard {
             return Err(Refusal::Draining);
         }
         let mut s = self.state();
-        if let Some(until) = s.bans.get(&ip).copied() {
-            let now = Instant::now();
-            if until > now {
-                return Err(Refusal::Banned {
-                    remaining: until - now,
-                });
-            }
-            s.bans.remove(&ip);
-        }
         if s.connections >= self.limits.max_connections {
             return Err(Refusal::TooManyConnections);
         }
@@ -104,33 +94,6 @@ impl Guard {
     /// Control connections open now.
     pub fn connections(&self) -> usize {
         self.state().connections
-    }
-
-    /// Records a failed login; returns true when this failure banned the address.
-    pub fn login_failed(&self, ip: IpAddr) -> bool {
-        let mut s = self.state();
-        let now = Instant::now();
-        let window = self.limits.ban_duration;
-        let entry = s.failures.entry(ip).or_insert((0, now));
-        if now.duration_since(entry.1) > window {
-            *entry = (0, now);
-        }
-        entry.0 += 1;
-        if self.limits.max_login_failures > 0 && entry.0 >= self.limits.max_login_failures {
-            s.failures.remove(&ip);
-            s.bans.insert(ip, now + self.limits.ban_duration);
-            return true;
-        }
-        false
-    }
-
-    /// Forgets this node's own ban of `ip` (the cluster's ban list holds it).
-    pub fn lift_ban(&self, ip: IpAddr) {
-        self.state().bans.remove(&ip);
-    }
-
-    pub fn login_succeeded(&self, ip: IpAddr) {
-        self.state().failures.remove(&ip);
     }
 
     /// Takes a session slot for `user`, refusing past `max` (0 = unlimited).
@@ -181,7 +144,6 @@ mod tests {
         Limits {
             max_connections: 3,
             max_per_ip: 2,
-            max_login_failures: 3,
             ..Limits::default()
         }
     }
@@ -198,18 +160,6 @@ mod tests {
         assert_eq!(g.admit(b).err(), Some(Refusal::TooManyConnections));
         drop(s1);
         assert!(g.admit(b).is_ok());
-    }
-
-    #[test]
-    fn repeated_failures_ban_the_address_and_success_resets() {
-        let g = Guard::new(limits());
-        let a: IpAddr = "10.0.0.1".parse().unwrap();
-        assert!(!g.login_failed(a));
-        g.login_succeeded(a);
-        assert!(!g.login_failed(a));
-        assert!(!g.login_failed(a));
-        assert!(g.login_failed(a));
-        assert!(matches!(g.admit(a), Err(Refusal::Banned { .. })));
     }
 
     #[test]

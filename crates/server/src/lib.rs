@@ -3,9 +3,11 @@
 //! through the boundaries in `accounts`, `wharf_tls` and `fs` (DESIGN.md §3).
 
 pub mod accounts;
+pub mod address_rules;
 pub mod bans;
 mod commands;
 pub mod config;
+pub mod defender;
 pub mod fs;
 mod guard;
 mod listener;
@@ -41,8 +43,31 @@ pub struct Shared {
     pub bans: Arc<dyn bans::BanList>,
     pub storage: Arc<dyn fs::Storage>,
     guard: Arc<guard::Guard>,
+    defender: Arc<defender::Defender>,
     xferlog: xferlog::TransferLog,
     metrics: Arc<metrics::EngineMetrics>,
     /// Flips to true on SIGTERM: sessions finish their transfer, then close.
     shutdown: watch::Receiver<bool>,
+}
+
+impl Shared {
+    /// Scores an offence of `ip`; when that bans the address, the ban is
+    /// audited and offered to the cluster's ban list (the node's own copy
+    /// holds until the cluster has recorded it). True when `ip` is now banned.
+    pub(crate) fn offence(&self, ip: std::net::IpAddr, offence: defender::Offence) -> bool {
+        let defender::Verdict::Banned(duration) = self.defender.record(ip, offence) else {
+            return false;
+        };
+        let reason = offence.describe();
+        tracing::warn!(target: "audit", event = "ban", %ip, reason, seconds = duration.as_secs(),
+            "address banned");
+        let bans = self.bans.clone();
+        let local = self.defender.clone();
+        tokio::spawn(async move {
+            if bans.ban(ip, duration, reason).await {
+                local.lift_ban(ip);
+            }
+        });
+        true
+    }
 }

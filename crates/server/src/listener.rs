@@ -13,6 +13,7 @@ use tracing::Instrument;
 use wharf_ftp::Reply;
 use wharf_tls::SessionBinding;
 
+use crate::defender::Offence;
 use crate::guard::{Guard, Refusal};
 use crate::session::control::ControlConnection;
 use crate::session::stream::FtpStream;
@@ -87,6 +88,7 @@ impl Engine {
             .map_err(EngineError::TransferLog)?;
         let (shutdown_tx, shutdown) = watch::channel(false);
         let guard = Guard::new(config.limits.clone());
+        let defender = Arc::new(crate::defender::Defender::new(config.defender.clone()));
         Ok(Self {
             shared: Arc::new(Shared {
                 config,
@@ -95,6 +97,7 @@ impl Engine {
                 bans: boundaries.bans,
                 storage: boundaries.storage,
                 guard,
+                defender,
                 xferlog,
                 metrics: Default::default(),
                 shutdown,
@@ -228,16 +231,23 @@ async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
         Err(_) => return,
     };
     let limits = shared.config.limits.clone();
-    let admitted = match shared.bans.banned(ip) {
-        Some(remaining) => Err(Refusal::Banned { remaining }),
-        None => shared.guard.admit(ip),
+    let admitted = if !shared.config.sources.permits(ip) {
+        Err(Refusal::NotAllowed)
+    } else if let Some(remaining) = shared.bans.banned(ip).or(shared.defender.banned(ip)) {
+        Err(Refusal::Banned { remaining })
+    } else {
+        shared.guard.admit(ip)
     };
     let slot = match admitted {
         Ok(slot) => slot,
         Err(refusal) => {
             let text = match refusal {
                 Refusal::TooManyConnections => "Too many connections; try again later.".to_owned(),
-                Refusal::TooManyFromAddress => "Too many connections from your address.".to_owned(),
+                Refusal::TooManyFromAddress => {
+                    shared.offence(ip, Offence::Flood);
+                    "Too many connections from your address.".to_owned()
+                }
+                Refusal::NotAllowed => "Connections from your address are not allowed.".to_owned(),
                 Refusal::Draining => {
                     "This node is draining for maintenance; please connect to another node."
                         .to_owned()
@@ -274,6 +284,9 @@ async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
             }
             Ok(Err(e)) => {
                 tracing::info!("implicit TLS handshake failed: {e}");
+                if crate::defender::handshake_abuse(&e) {
+                    shared.offence(ip, Offence::ProtocolAbuse);
+                }
                 return;
             }
             Err(_) => {

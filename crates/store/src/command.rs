@@ -54,6 +54,37 @@ pub enum Command {
     FsBatch(Vec<FsCommand>),
 }
 
+impl Command {
+    /// What the command does, for the audit log: names and addresses, never
+    /// a password hash, key or token.
+    pub fn audit_summary(&self) -> String {
+        match self {
+            Command::PutUser { user, create_only } => format!(
+                "{} user {}",
+                if *create_only { "add" } else { "replace" },
+                user.name
+            ),
+            Command::RemoveUser { name } => format!("remove user {name}"),
+            Command::SetPassword { name, .. } => format!("set the password of user {name}"),
+            Command::PutCert(c) => format!(
+                "put certificate {} ({:?}, generation {})",
+                c.name, c.source, c.generation
+            ),
+            Command::RemoveCert { name } => format!("remove certificate {name}"),
+            Command::PutCa(_) => "put the cluster CA".to_owned(),
+            Command::PutTicketKey(k) => format!("put ticket key {}", k.id),
+            Command::RemoveTicketKey { id } => format!("remove ticket key {id}"),
+            Command::PutBan(b) => format!("ban {} until {} ({})", b.address, b.until, b.reason),
+            Command::RemoveBan { address } => format!("lift the ban of {address}"),
+            Command::PutAcmeToken(_) => "put an ACME challenge token".to_owned(),
+            Command::RemoveAcmeToken { .. } => "remove an ACME challenge token".to_owned(),
+            Command::PutSetting { key, value } => format!("set {key} = {value}"),
+            Command::Fs(_) => "change the namespace".to_owned(),
+            Command::FsBatch(changes) => format!("{} namespace changes", changes.len()),
+        }
+    }
+}
+
 /// Namespace changes. Paths are absolute (`/home/alice/file`), already
 /// normalised by the caller; they are resolved when the entry is applied, so
 /// concurrent changes through different nodes are ordered by the log.

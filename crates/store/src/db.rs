@@ -20,6 +20,8 @@ pub enum StoreError {
     Codec(#[from] CodecError),
     #[error("I/O: {0}")]
     Io(String),
+    #[error(transparent)]
+    Secrets(#[from] crate::secrets::SecretsError),
 }
 
 /// Raft log entries by index.

@@ -9,6 +9,7 @@ mod db;
 mod log_store;
 mod namespace;
 mod reader;
+pub mod secrets;
 mod state_machine;
 mod table;
 

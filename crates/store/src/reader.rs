@@ -7,22 +7,54 @@ use std::sync::Arc;
 use rocksdb::DB;
 use tokio::sync::watch;
 
+use crate::command::Command;
 use crate::db::StoreError;
 use crate::records::{
     AcmeToken, BanRecord, CaRecord, CertRecord, ChunkHash, ChunkRecord, InodeRecord,
     TicketKeyRecord, UploadRecord, UserRecord,
 };
+use crate::secrets::{self, SecretsKey};
 use crate::table;
 
 #[derive(Clone)]
 pub struct StateReader {
     db: Arc<DB>,
     applied: watch::Receiver<u64>,
+    /// Opens sealed private keys and ticket keys; seals them in commands.
+    secrets: Option<Arc<SecretsKey>>,
 }
 
 impl StateReader {
     pub(crate) fn new(db: Arc<DB>, applied: watch::Receiver<u64>) -> Self {
-        Self { db, applied }
+        Self {
+            db,
+            applied,
+            secrets: None,
+        }
+    }
+
+    /// This reader opening sealed secrets with `key` (see `secrets`).
+    pub fn with_secrets(mut self, key: Option<Arc<SecretsKey>>) -> Self {
+        self.secrets = key;
+        self
+    }
+
+    /// `command` with its private keys and ticket keys sealed, when this
+    /// node has a secrets key.
+    pub fn seal(&self, command: Command) -> Result<Command, StoreError> {
+        match &self.secrets {
+            Some(key) => Ok(key.seal_command(command)?),
+            None => Ok(command),
+        }
+    }
+
+    /// Opens every sealed secret in the store: an error says which key they
+    /// need when this node's is missing or another.
+    pub fn check_secrets(&self) -> Result<(), StoreError> {
+        self.certs()?;
+        self.ca()?;
+        self.ticket_keys()?;
+        Ok(())
     }
 
     /// Index of the last log entry applied on this node.
@@ -50,15 +82,27 @@ impl StateReader {
     }
 
     pub fn certs(&self) -> Result<Vec<CertRecord>, StoreError> {
-        table::scan(&self.db, "certs")
+        let mut certs: Vec<CertRecord> = table::scan(&self.db, "certs")?;
+        for c in &mut certs {
+            secrets::open_cert(self.secrets.as_deref(), c)?;
+        }
+        Ok(certs)
     }
 
     pub fn ca(&self) -> Result<Option<CaRecord>, StoreError> {
-        table::get(&self.db, "ca", b"ca")
+        let mut ca: Option<CaRecord> = table::get(&self.db, "ca", b"ca")?;
+        if let Some(c) = &mut ca {
+            secrets::open_ca(self.secrets.as_deref(), c)?;
+        }
+        Ok(ca)
     }
 
     pub fn ticket_keys(&self) -> Result<Vec<TicketKeyRecord>, StoreError> {
-        table::scan(&self.db, "ticket_keys")
+        let mut keys: Vec<TicketKeyRecord> = table::scan(&self.db, "ticket_keys")?;
+        for k in &mut keys {
+            secrets::open_ticket_key(self.secrets.as_deref(), k)?;
+        }
+        Ok(keys)
     }
 
     pub fn bans(&self) -> Result<Vec<BanRecord>, StoreError> {

@@ -16,6 +16,12 @@ pub struct UserRecord {
     pub permissions: Vec<String>,
     /// CIDR allow list; empty means any source.
     pub allow: Vec<String>,
+    /// CIDR deny list, winning over `allow`.
+    #[serde(default)]
+    pub deny: Vec<String>,
+    /// Commands the user may send beyond the session basics; empty = all.
+    #[serde(default)]
+    pub commands: Vec<String>,
     pub max_sessions: u64,
     pub upload_rate: u64,
     pub download_rate: u64,

@@ -34,6 +34,8 @@ fn user(name: &str, home: &str) -> UserRecord {
         home: home.into(),
         permissions: vec!["all".into()],
         allow: vec![],
+        deny: vec![],
+        commands: vec![],
         max_sessions: 0,
         upload_rate: 0,
         download_rate: 0,

@@ -46,6 +46,8 @@ pub async fn bootstrap(
         Some((chain_pem, key_pem)) => imported_record(DEFAULT_NAME, chain_pem, key_pem, 1),
         None => issue(node, DEFAULT_NAME, &policy.server_names, policy.lifetime, 1)?,
     };
+    tracing::info!(target: "audit", event = "cert", name = DEFAULT_NAME, source = ?record.source,
+        not_after = record.not_after, "the cluster's first default certificate");
     node.write(Command::PutCert(record)).await?;
     Ok(())
 }
@@ -223,7 +225,8 @@ async fn renew_once(node: &ClusterHandle, policy: &CertPolicy) -> Result<()> {
             policy.lifetime
         };
         let renewed = issue(node, &cert.name, &names, lifetime, cert.generation + 1)?;
-        tracing::info!(name = %cert.name, generation = renewed.generation, not_after = renewed.not_after,
+        tracing::info!(target: "audit", event = "cert", name = %cert.name,
+            generation = renewed.generation, not_after = renewed.not_after,
             "issued a new certificate from the cluster CA");
         node.write(Command::PutCert(renewed)).await?;
     }

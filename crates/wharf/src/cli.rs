@@ -83,6 +83,13 @@ pub enum UserCommand {
         /// Source network allowed to log in (repeatable; default any).
         #[arg(long = "allow")]
         allow: Vec<String>,
+        /// Source network refused even when --allow names it (repeatable).
+        #[arg(long = "deny")]
+        deny: Vec<String>,
+        /// Commands the account may send, e.g. STOR,SIZE (comma-separated or
+        /// repeated; login, PASV, TYPE and the like are always allowed; default all).
+        #[arg(long = "commands", value_delimiter = ',')]
+        commands: Vec<String>,
         /// Bytes the user's files may take (cluster storage; default unlimited).
         #[arg(long, default_value_t = 0)]
         quota_bytes: u64,
@@ -266,6 +273,12 @@ pub struct ServeArgs {
     /// from there the header is required.
     #[arg(long = "proxy-from", env = "WHARF_PROXY_FROM", value_delimiter = ',')]
     pub proxy_from: Vec<ipnet::IpNet>,
+    /// Only these source networks may connect (CIDR, repeatable; default any).
+    #[arg(long = "allow-from", env = "WHARF_ALLOW_FROM", value_delimiter = ',')]
+    pub allow_from: Vec<ipnet::IpNet>,
+    /// Source networks refused even when --allow-from names them (CIDR, repeatable).
+    #[arg(long = "deny-from", env = "WHARF_DENY_FROM", value_delimiter = ',')]
+    pub deny_from: Vec<ipnet::IpNet>,
     /// PEM certificate chain (leaf first, then intermediates).
     #[arg(long, env = "WHARF_CERT", requires = "key")]
     pub cert: Option<PathBuf>,
@@ -349,6 +362,15 @@ pub struct ServeArgs {
     /// xferlog-format transfer log (default DATA_DIR/xferlog).
     #[arg(long, env = "WHARF_XFERLOG")]
     pub xferlog: Option<PathBuf>,
+    /// Audit log, JSON lines of logins, bans, admin actions and certificate
+    /// changes (default DATA_DIR/audit.log).
+    #[arg(long, env = "WHARF_AUDIT_LOG")]
+    pub audit_log: Option<PathBuf>,
+    /// File holding the key (64 hex digits, `openssl rand -hex 32`) that seals
+    /// private keys and ticket keys in the store; the same on every node. The
+    /// key may also come as WHARF_SECRETS_KEY itself.
+    #[arg(long, env = "WHARF_SECRETS_KEY_FILE")]
+    pub secrets_key_file: Option<PathBuf>,
     /// Seconds SIGTERM waits for running transfers.
     #[arg(long, env = "WHARF_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<u64>,

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
 
-use crate::settings::{FileConfig, FileLimits, FilePolicy, FileUser, JoinToken, Settings};
+use crate::settings::{
+    FileAccess, FileConfig, FileDefender, FileLimits, FilePolicy, FileUser, JoinToken, Settings,
+};
 
 /// What a secret is replaced with.
 pub const REDACTED: &str = "<redacted>";
@@ -28,6 +30,7 @@ fn address(addr: Option<SocketAddr>) -> String {
 fn as_file(s: &Settings) -> FileConfig {
     let e = &s.engine;
     let l = &e.limits;
+    let d = &e.defender;
     let (join_token, join_token_file) = match s.join.as_ref().map(|j| &j.token) {
         Some(JoinToken::Given(_)) => (Some(REDACTED.to_owned()), None),
         Some(JoinToken::File(path)) => (None, Some(path.clone())),
@@ -45,6 +48,8 @@ fn as_file(s: &Settings) -> FileConfig {
         key: s.cert.as_ref().map(|(_, k)| k.clone()),
         log_format: Some(s.log_format),
         xferlog: e.xferlog.clone(),
+        audit_log: Some(s.audit_log.clone()),
+        secrets_key_file: s.secrets_key_file.clone(),
         shutdown_grace: Some(e.shutdown_grace.as_secs()),
         cluster_listen: Some(s.cluster_listen.to_string()),
         cluster_advertise: s.cluster_advertise.clone(),
@@ -71,9 +76,20 @@ fn as_file(s: &Settings) -> FileConfig {
             idle_timeout: Some(l.idle_timeout.as_secs()),
             data_timeout: Some(l.data_timeout.as_secs()),
             login_timeout: Some(l.login_timeout.as_secs()),
-            max_login_failures: Some(l.max_login_failures),
-            ban_seconds: Some(l.ban_duration.as_secs()),
             login_failure_delay_ms: Some(l.login_failure_delay.as_millis() as u64),
+        },
+        access: FileAccess {
+            allow: e.sources.allow.clone(),
+            deny: e.sources.deny.clone(),
+        },
+        defender: FileDefender {
+            threshold: Some(d.threshold),
+            observation_seconds: Some(d.observation.as_secs()),
+            ban_seconds: Some(d.ban_duration.as_secs()),
+            login_failure: Some(d.login_failure),
+            protocol_abuse: Some(d.protocol_abuse),
+            flood: Some(d.flood),
+            allow: d.allow.clone(),
         },
         users: s
             .accounts
@@ -86,6 +102,8 @@ fn as_file(s: &Settings) -> FileConfig {
                     home: u.home.clone(),
                     permissions: u.permissions.names(),
                     allow: u.allow.clone(),
+                    deny: u.deny.clone(),
+                    commands: u.commands.clone(),
                     max_sessions: u.max_sessions,
                     upload_rate: u.upload_rate,
                     download_rate: u.download_rate,
@@ -118,6 +136,8 @@ mod tests {
             "allow_plain_data" => "policy.require_prot_p",
             "no_require_ssl_reuse" => "policy.require_ssl_reuse",
             "no_active" => "policy.allow_active",
+            "allow_from" => "access.allow",
+            "deny_from" => "access.deny",
             "idle_timeout" | "data_timeout" | "max_connections" | "max_per_ip" => {
                 return Some(format!("limits.{flag}"))
             }
@@ -139,6 +159,7 @@ mod tests {
             replication: Some(2),
             users: vec!["quick:very-secret-password".into()],
             proxy_from: vec!["10.0.0.5/32".parse().unwrap()],
+            secrets_key_file: Some("/etc/wharf/secrets.key".into()),
             ..ServeArgs::default()
         }
     }

@@ -1,6 +1,7 @@
 //! `wharf`: the command-line entry point.
 
 mod admin;
+mod audit;
 mod certificates;
 mod cli;
 mod cluster_bans;
@@ -21,6 +22,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wharf_server::accounts::{hash_password, Account, Permissions};
 use wharf_server::Engine;
+use wharf_store::secrets::SecretsKey;
 use wharf_tls::{ServerIdentity, TlsConfigs};
 
 use cli::{
@@ -33,10 +35,16 @@ fn main() -> Result<()> {
     match cli.command {
         Commands::Serve(args) => {
             let settings = Settings::from_args(&args)?;
-            init_logging(settings.log_format);
             if args.check_config {
+                init_logging(settings.log_format, None)?;
                 return check_config(&settings);
             }
+            // Files and directories the node creates are its own alone:
+            // keys, the store, the audit log, uploaded files (vsftpd's
+            // local_umask 077).
+            // SAFETY: umask only swaps the process's file-creation mask.
+            unsafe { libc::umask(0o077) };
+            init_logging(settings.log_format, Some(&settings.audit_log))?;
             runtime()?.block_on(serve(settings))
         }
         Commands::User(command) => runtime()?.block_on(user_command(command)),
@@ -46,7 +54,7 @@ fn main() -> Result<()> {
         Commands::Config(ConfigCommand::Check { file, mut serve }) => {
             serve.config = Some(file);
             let settings = Settings::from_args(&serve)?;
-            init_logging(settings.log_format);
+            init_logging(settings.log_format, None)?;
             check_config(&settings)
         }
         Commands::Health { http: addr, live } => {
@@ -92,26 +100,70 @@ fn read_password(from_stdin: bool) -> Result<String> {
     Ok(password)
 }
 
-fn init_logging(format: LogFormat) {
+/// The operator's key sealing private keys and ticket keys in the store:
+/// from `--secrets-key-file`, else from `WHARF_SECRETS_KEY` (hex, 32 bytes).
+fn secrets_key(settings: &Settings) -> Result<Option<Arc<SecretsKey>>> {
+    let (text, from) = match &settings.secrets_key_file {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the secrets key file {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        None => match std::env::var("WHARF_SECRETS_KEY") {
+            Ok(text) => (text, "WHARF_SECRETS_KEY".to_owned()),
+            Err(_) => {
+                tracing::info!("no secrets key: private keys and ticket keys are stored in clear (protected by the data directory's mode only)");
+                return Ok(None);
+            }
+        },
+    };
+    let key = SecretsKey::from_hex(&text).with_context(|| format!("secrets key from {from}"))?;
+    tracing::info!(
+        key_id = key.id(),
+        "private keys and ticket keys in the store are sealed"
+    );
+    Ok(Some(Arc::new(key)))
+}
+
+/// Creates the data directory, or makes an existing one private (0700): it
+/// holds keys, the store and users' files.
+fn private_data_dir(dir: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o777;
+    if mode != 0o700 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make the data directory {} private", dir.display()))?;
+        tracing::info!(dir = %dir.display(), was = %format!("{mode:o}"), "data directory made private (0700)");
+    }
+    Ok(())
+}
+
+/// The operational log on stderr, and with `audit` the audit log's file.
+fn init_logging(format: LogFormat, audit: Option<&std::path::Path>) -> Result<()> {
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
     let filter = EnvFilter::try_from_env("WHARF_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,openraft=warn"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let stderr = tracing_subscriber::fmt::layer()
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
+    let stderr = match format {
+        LogFormat::Human => stderr.boxed(),
+        LogFormat::Json => stderr.json().boxed(),
+    };
+    let audit = audit.map(audit::layer).transpose()?;
+    tracing_subscriber::registry()
+        .with(stderr.with_filter(filter))
+        .with(audit)
+        .init();
+    Ok(())
 }
 
 async fn serve(settings: Settings) -> Result<()> {
-    std::fs::create_dir_all(&settings.data_dir).with_context(|| {
-        format!(
-            "cannot create data directory {}",
-            settings.data_dir.display()
-        )
-    })?;
+    private_data_dir(&settings.data_dir)?;
     let identity = match &settings.cert {
         Some((cert, key)) => ServerIdentity::from_pem_files(cert, key)?,
         None => ServerIdentity::self_signed_in(
@@ -146,9 +198,13 @@ async fn serve(settings: Settings) -> Result<()> {
             wharf_blob::ChunkStore::open(settings.data_dir.join("chunks"))
                 .context("cannot open the chunk store")?,
         ),
+        secrets: secrets_key(&settings)?,
     })
     .await?;
     let node = cluster.handle.clone();
+    node.reader
+        .check_secrets()
+        .context("cannot open the secrets in this node's store")?;
     tracing::info!(node_id = node.node_id, cluster = %cluster.local_addr, "cluster member started");
     tokio::spawn(ticket_keys::follow_table(node.clone(), ticket_ring.clone()));
     tokio::spawn(ticket_keys::rotate_while_leader(node.clone()));
@@ -308,6 +364,8 @@ async fn bootstrap(node: &wharf_cluster::ClusterHandle, accounts: &[Account]) ->
             home: user.home.display().to_string(),
             permissions: user.permissions.names(),
             allow: user.allow.iter().map(|n| n.to_string()).collect(),
+            deny: user.deny.iter().map(|n| n.to_string()).collect(),
+            commands: user.commands.clone(),
             max_sessions: user.max_sessions as u64,
             upload_rate: user.upload_rate,
             download_rate: user.download_rate,
@@ -329,6 +387,15 @@ async fn bootstrap(node: &wharf_cluster::ClusterHandle, accounts: &[Account]) ->
 }
 
 /// A quota as `wharf user list` shows it.
+/// `\tKEY=a,b` for a non-empty list, nothing otherwise.
+fn listed(key: &str, values: &[String]) -> String {
+    if values.is_empty() {
+        String::new()
+    } else {
+        format!("\t{key}={}", values.join(","))
+    }
+}
+
 fn limit(quota: u64) -> String {
     if quota == 0 {
         "unlimited".to_owned()
@@ -346,14 +413,22 @@ async fn user_command(command: UserCommand) -> Result<()> {
             home,
             read_only,
             allow,
+            deny,
+            commands,
             quota_bytes,
             quota_files,
             target,
         } => {
-            for net in &allow {
+            for (flag, net) in allow
+                .iter()
+                .map(|n| ("--allow", n))
+                .chain(deny.iter().map(|n| ("--deny", n)))
+            {
                 net.parse::<ipnet::IpNet>()
-                    .with_context(|| format!("--allow {net:?} is not a CIDR network"))?;
+                    .with_context(|| format!("{flag} {net:?} is not a CIDR network"))?;
             }
+            let commands =
+                wharf_server::accounts::command_list(&commands).map_err(anyhow::Error::msg)?;
             let password = read_password(password_stdin)?;
             let hash = hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
             let permissions = if read_only {
@@ -367,6 +442,8 @@ async fn user_command(command: UserCommand) -> Result<()> {
                 password_hash: hash,
                 permissions,
                 allow,
+                deny,
+                commands,
                 max_sessions: 0,
                 upload_rate: 0,
                 download_rate: 0,
@@ -389,7 +466,7 @@ async fn user_command(command: UserCommand) -> Result<()> {
         UserCommand::List { target } => {
             for u in Admin::connect(&target).await?.users().await? {
                 println!(
-                    "{}\thome={}\tpermissions={}\tallow={}\tused={}B/{}\tfiles={}/{}{}",
+                    "{}\thome={}\tpermissions={}\tallow={}\tused={}B/{}\tfiles={}/{}{}{}",
                     u.name,
                     u.home,
                     u.permissions.join(","),
@@ -402,6 +479,7 @@ async fn user_command(command: UserCommand) -> Result<()> {
                     limit(u.quota_bytes),
                     u.used_files,
                     limit(u.quota_files),
+                    listed("deny", &u.deny) + &listed("commands", &u.commands),
                     if u.enabled { "" } else { "\tdisabled" }
                 );
             }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use wharf_server::accounts::{hash_password, Account, Permissions, Quota, User};
+use wharf_server::accounts::{command_list, hash_password, Account, Permissions, Quota, User};
+use wharf_server::address_rules::AddressRules;
+use wharf_server::defender::DefenderConfig;
 use wharf_server::{EngineConfig, Limits, PortRange, TlsPolicy};
 
 use crate::cli::{LogFormat, ServeArgs, StorageMode};
@@ -28,6 +30,10 @@ pub struct FileConfig {
     pub key: Option<PathBuf>,
     pub log_format: Option<LogFormat>,
     pub xferlog: Option<PathBuf>,
+    /// JSON lines of logins, bans, admin actions and certificate changes.
+    pub audit_log: Option<PathBuf>,
+    /// 32 bytes in hex sealing private keys and ticket keys in the store.
+    pub secrets_key_file: Option<PathBuf>,
     pub shutdown_grace: Option<u64>,
     pub cluster_listen: Option<String>,
     pub cluster_advertise: Option<String>,
@@ -49,6 +55,10 @@ pub struct FileConfig {
     pub policy: FilePolicy,
     #[serde(default)]
     pub limits: FileLimits,
+    #[serde(default)]
+    pub access: FileAccess,
+    #[serde(default)]
+    pub defender: FileDefender,
     #[serde(default, rename = "user")]
     pub users: Vec<FileUser>,
 }
@@ -70,9 +80,48 @@ pub struct FileLimits {
     pub idle_timeout: Option<u64>,
     pub data_timeout: Option<u64>,
     pub login_timeout: Option<u64>,
-    pub max_login_failures: Option<u32>,
-    pub ban_seconds: Option<u64>,
     pub login_failure_delay_ms: Option<u64>,
+}
+
+/// The global source lists: `[access]`.
+#[derive(Deserialize, Serialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct FileAccess {
+    #[serde(default)]
+    pub allow: Vec<IpNet>,
+    #[serde(default)]
+    pub deny: Vec<IpNet>,
+}
+
+/// `[defender]`: scores per offence, the threshold that bans, its allow list.
+#[derive(Deserialize, Serialize, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct FileDefender {
+    pub threshold: Option<u32>,
+    pub observation_seconds: Option<u64>,
+    pub ban_seconds: Option<u64>,
+    pub login_failure: Option<u32>,
+    pub protocol_abuse: Option<u32>,
+    pub flood: Option<u32>,
+    #[serde(default)]
+    pub allow: Vec<IpNet>,
+}
+
+impl FileDefender {
+    fn config(&self) -> DefenderConfig {
+        let d = DefenderConfig::default();
+        let secs = Duration::from_secs;
+        DefenderConfig {
+            threshold: self.threshold.unwrap_or(d.threshold),
+            observation: self.observation_seconds.map(secs).unwrap_or(d.observation),
+            ban_duration: self.ban_seconds.map(secs).unwrap_or(d.ban_duration),
+            login_failure: self.login_failure.unwrap_or(d.login_failure),
+            protocol_abuse: self.protocol_abuse.unwrap_or(d.protocol_abuse),
+            flood: self.flood.unwrap_or(d.flood),
+            allow: self.allow.clone(),
+            ..d
+        }
+    }
 }
 
 #[derive(Deserialize, Serialize, Debug)]
@@ -85,6 +134,11 @@ pub struct FileUser {
     pub permissions: Vec<String>,
     #[serde(default)]
     pub allow: Vec<IpNet>,
+    #[serde(default)]
+    pub deny: Vec<IpNet>,
+    /// Commands the user may send beyond the session basics; empty = all.
+    #[serde(default)]
+    pub commands: Vec<String>,
     #[serde(default)]
     pub max_sessions: usize,
     #[serde(default)]
@@ -122,6 +176,8 @@ pub struct Settings {
     pub chunk_grace: Duration,
     pub cert_policy: crate::certificates::CertPolicy,
     pub data_dir: PathBuf,
+    pub audit_log: PathBuf,
+    pub secrets_key_file: Option<PathBuf>,
     pub cert: Option<(PathBuf, PathBuf)>,
     pub log_format: LogFormat,
     pub accounts: Vec<Account>,
@@ -218,8 +274,6 @@ impl Settings {
                 .map(secs)
                 .unwrap_or(d.data_timeout),
             login_timeout: fl.login_timeout.map(secs).unwrap_or(d.login_timeout),
-            max_login_failures: fl.max_login_failures.unwrap_or(d.max_login_failures),
-            ban_duration: fl.ban_seconds.map(secs).unwrap_or(d.ban_duration),
             login_failure_delay: fl
                 .login_failure_delay_ms
                 .map(Duration::from_millis)
@@ -239,6 +293,11 @@ impl Settings {
             .clone()
             .or(file.xferlog.clone())
             .unwrap_or_else(|| data_dir.join("xferlog"));
+        let audit_log = args
+            .audit_log
+            .clone()
+            .or(file.audit_log.clone())
+            .unwrap_or_else(|| data_dir.join("audit.log"));
         let mut accounts = Vec::new();
         for u in &file.users {
             accounts.push(file_account(u)?);
@@ -301,19 +360,26 @@ impl Settings {
                 implicit_listen,
                 passive_ports,
                 passive_address,
-                trusted_proxies: wharf_server::proxy_protocol::TrustedProxies::new(
-                    if args.proxy_from.is_empty() {
-                        file.proxy_from.clone()
-                    } else {
-                        args.proxy_from.clone()
-                    },
-                ),
+                trusted_proxies: wharf_server::proxy_protocol::TrustedProxies::new(pick(
+                    &args.proxy_from,
+                    &file.proxy_from,
+                )),
                 policy,
                 limits,
+                sources: AddressRules {
+                    allow: pick(&args.allow_from, &file.access.allow),
+                    deny: pick(&args.deny_from, &file.access.deny),
+                },
+                defender: file.defender.config(),
                 xferlog: Some(xferlog),
                 shutdown_grace: secs(args.shutdown_grace.or(file.shutdown_grace).unwrap_or(30)),
             },
             data_dir,
+            audit_log,
+            secrets_key_file: args
+                .secrets_key_file
+                .clone()
+                .or(file.secrets_key_file.clone()),
             cert,
             log_format: args
                 .log_format
@@ -401,6 +467,11 @@ impl Join {
     }
 }
 
+/// The command line's list when it gives one, else the config file's.
+fn pick(given: &[IpNet], file: &[IpNet]) -> Vec<IpNet> {
+    if given.is_empty() { file } else { given }.to_vec()
+}
+
 fn resolve_host(host: &str) -> Result<IpAddr> {
     if let Ok(ip) = host.parse() {
         return Ok(ip);
@@ -429,6 +500,9 @@ fn file_account(u: &FileUser) -> Result<Account> {
             home: u.home.clone(),
             permissions,
             allow: u.allow.clone(),
+            deny: u.deny.clone(),
+            commands: command_list(&u.commands)
+                .map_err(|e| anyhow::anyhow!("user {:?}: {e}", u.name))?,
             max_sessions: u.max_sessions,
             upload_rate: u.upload_rate,
             download_rate: u.download_rate,
@@ -454,6 +528,8 @@ fn quick_start_account(spec: &str) -> Result<Account> {
             home: PathBuf::from("home").join(name),
             permissions: Permissions::all(),
             allow: Vec::new(),
+            deny: Vec::new(),
+            commands: Vec::new(),
             max_sessions: 0,
             upload_rate: 0,
             download_rate: 0,

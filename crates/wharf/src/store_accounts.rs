@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use ipnet::IpNet;
-use wharf_server::accounts::{check_login, Account, AuthError, Permissions, User};
+use wharf_server::accounts::{check_login, command_list, Account, AuthError, Permissions, User};
 use wharf_server::Accounts;
 use wharf_store::records::UserRecord;
 use wharf_store::StateReader;
@@ -37,14 +37,9 @@ impl StoreAccounts {
                 self.data_dir.join(home)
             },
             permissions: Permissions::from_names(&r.permissions)?,
-            allow: r
-                .allow
-                .iter()
-                .map(|s| {
-                    s.parse::<IpNet>()
-                        .map_err(|e| format!("allow entry {s:?}: {e}"))
-                })
-                .collect::<Result<_, _>>()?,
+            allow: networks(&r.allow, "allow")?,
+            deny: networks(&r.deny, "deny")?,
+            commands: command_list(&r.commands)?,
             max_sessions: r.max_sessions as usize,
             upload_rate: r.upload_rate,
             download_rate: r.download_rate,
@@ -55,6 +50,15 @@ impl StoreAccounts {
             name: r.name,
         })
     }
+}
+
+fn networks(list: &[String], what: &str) -> Result<Vec<IpNet>, String> {
+    list.iter()
+        .map(|s| {
+            s.parse::<IpNet>()
+                .map_err(|e| format!("{what} entry {s:?}: {e}"))
+        })
+        .collect()
 }
 
 #[async_trait]

@@ -435,3 +435,29 @@ fn error_replies_use_the_right_codes() {
         b"501 RETR: argument required.\r\n"
     );
 }
+
+#[test]
+fn every_listed_verb_parses_to_a_command_of_that_verb() {
+    let argument = |verb: &str| match verb {
+        "PORT" => "127,0,0,1,4,1",
+        "EPRT" => "|1|127.0.0.1|1025|",
+        "MFMT" => "20200101000000 a",
+        "TYPE" => "I",
+        "STRU" => "F",
+        "MODE" => "S",
+        "AUTH" => "TLS",
+        "PBSZ" | "REST" => "0",
+        "PROT" => "P",
+        "OPTS" => "UTF8 ON",
+        _ => "a",
+    };
+    for verb in VERBS {
+        let line = format!("{verb} {}", argument(verb));
+        let command = parse(&line).or_else(|_| parse(verb));
+        let command = command.unwrap_or_else(|e| panic!("{line}: {e}"));
+        assert_eq!(command.verb(), *verb, "{line}");
+        assert_eq!(canonical_verb(verb), Some(*verb));
+    }
+    assert_eq!(canonical_verb("XMKD"), Some("MKD"));
+    assert_eq!(canonical_verb("SITE"), None);
+}

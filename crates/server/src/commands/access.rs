@@ -4,6 +4,7 @@ use wharf_ftp::command::{AuthMechanism, ProtectionLevel};
 use wharf_ftp::{Reply, VirtualPath};
 
 use crate::accounts::AuthError;
+use crate::defender::Offence;
 use crate::session::{LoggedIn, Outcome, Session};
 
 pub fn user(s: &mut Session, name: String) -> Reply {
@@ -41,9 +42,10 @@ pub async fn pass(s: &mut Session, password: String) -> Outcome {
                     return Reply::new(530, "Login failed: home directory unavailable.").into();
                 }
             };
-            shared.guard.login_succeeded(ip);
+            shared.defender.forgive(ip);
             tracing::Span::current().record("user", user.name.as_str());
-            tracing::info!(user = %user.name, "OK LOGIN");
+            tracing::info!(target: "audit", event = "login", user = %user.name, %ip, outcome = "ok",
+                "OK LOGIN");
             shared.metrics.login(true);
             let reply = Reply::new(230, format!("User {} logged in.", user.name));
             s.login = Some(LoggedIn::new(user, fs, slot));
@@ -53,23 +55,17 @@ pub async fn pass(s: &mut Session, password: String) -> Outcome {
         Err(e) => {
             match &e {
                 AuthError::BadCredentials => {
-                    tracing::info!(user = %name, "FAIL LOGIN: login incorrect")
+                    tracing::info!(target: "audit", event = "login", user = %name, %ip,
+                        outcome = "failed", "FAIL LOGIN: login incorrect")
                 }
-                other => tracing::info!(user = %name, "FAIL LOGIN: {other}"),
+                other => tracing::info!(target: "audit", event = "login", user = %name, %ip,
+                    outcome = "refused", "FAIL LOGIN: {other}"),
             }
             shared.metrics.login(false);
-            let banned = shared.guard.login_failed(ip);
+            let banned = shared.offence(ip, Offence::LoginFailed);
             // Slows down guessing on this connection; other sessions carry on.
             tokio::time::sleep(shared.config.limits.login_failure_delay).await;
             if banned {
-                tracing::warn!(%ip, "address banned after repeated login failures");
-                let (bans, guard) = (shared.bans.clone(), shared.guard.clone());
-                let duration = shared.config.limits.ban_duration;
-                tokio::spawn(async move {
-                    if bans.ban(ip, duration, "repeated login failures").await {
-                        guard.lift_ban(ip);
-                    }
-                });
                 return Outcome::Close(Reply::new(
                     421,
                     "Too many failed logins from your address; try again later.",

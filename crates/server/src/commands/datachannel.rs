@@ -6,6 +6,7 @@ use wharf_ftp::command::{EpsvArg, TransferType};
 use wharf_ftp::listing::{epsv_reply_text, pasv_reply_text};
 use wharf_ftp::Reply;
 
+use crate::defender::Offence;
 use crate::session::data::{canonical, DataSetup, PassiveListener};
 use crate::session::Session;
 
@@ -100,12 +101,15 @@ pub fn active(s: &mut Session, target: SocketAddr) -> Reply {
     }
     if canonical(target.ip()) != canonical(s.peer.ip()) {
         tracing::warn!(%target, "refused PORT/EPRT to a foreign address (FTP bounce)");
+        s.shared.offence(s.client_ip(), Offence::ProtocolAbuse);
         return Reply::new(
             500,
             "Illegal PORT command: data connections go only to your own address.",
         );
     }
     if target.port() < 1024 {
+        tracing::warn!(%target, "refused PORT/EPRT to a privileged port");
+        s.shared.offence(s.client_ip(), Offence::ProtocolAbuse);
         return Reply::new(500, "Illegal PORT command: the port must be 1024 or above.");
     }
     s.data = Some(DataSetup::Active {

@@ -17,8 +17,20 @@ use crate::session::{LoggedIn, Outcome, Session};
 
 pub async fn apply(s: &mut Session, command: Command) -> Outcome {
     use Command::*;
-    if s.login.is_none() && !allowed_before_login(&command) {
-        return replies::not_logged_in().into();
+    match &s.login {
+        None if !allowed_before_login(&command) => return replies::not_logged_in().into(),
+        Some(l) if !l.user.commands.is_empty() && !always_allowed(&command) => {
+            let verb = command.verb();
+            if !l.user.commands.iter().any(|c| c == verb) {
+                tracing::info!(verb, "command refused by the user's command list");
+                return Reply::new(
+                    550,
+                    format!("Permission denied: {verb} is not allowed for this account."),
+                )
+                .into();
+            }
+        }
+        _ => {}
     }
     match command {
         User(name) => access::user(s, name).into(),
@@ -100,6 +112,18 @@ fn allowed_before_login(c: &Command) -> bool {
             | Opts(_)
             | Stat(None)
     )
+}
+
+/// Commands a user with a command allow-list may always send: the login and
+/// protection handshake, session settings and opening a data connection —
+/// without them no partner restricted to `STOR` could upload anything.
+pub fn always_allowed(c: &Command) -> bool {
+    use Command::*;
+    allowed_before_login(c)
+        || matches!(
+            c,
+            Pwd | Type(_) | Stru(_) | Mode(_) | Pasv | Epsv(_) | Port(_) | Eprt(_) | Abor | Allo
+        )
 }
 
 /// The logged-in user if they hold the permission `which` selects.

@@ -20,6 +20,7 @@ use wharf_ftp::{Command, Facts, HashAlgorithm, Reply, VirtualPath};
 use wharf_tls::SessionBinding;
 
 use crate::accounts::User;
+use crate::defender::Offence;
 use crate::fs::FileSystem;
 use crate::guard::{ConnectionSlot, UserSlot};
 use crate::xferlog::{Direction, TransferRecord};
@@ -272,9 +273,16 @@ impl Session {
         }
     }
 
+    /// The client's address as bans and scores know it (IPv4-mapped made plain).
+    pub(crate) fn client_ip(&self) -> std::net::IpAddr {
+        data::canonical(self.peer.ip())
+    }
+
     async fn too_many_bad_lines(&mut self) -> bool {
         if self.bad_lines >= self.shared.config.limits.max_bad_lines {
             tracing::warn!("closing a connection that keeps sending malformed command lines");
+            self.shared
+                .offence(self.client_ip(), Offence::ProtocolAbuse);
             let _ = self
                 .control
                 .send(&Reply::new(
@@ -337,6 +345,10 @@ impl Session {
                     }
                     Err(e) => {
                         tracing::info!("TLS handshake on the control connection failed: {e}");
+                        if crate::defender::handshake_abuse(&e) {
+                            self.shared
+                                .offence(self.client_ip(), Offence::ProtocolAbuse);
+                        }
                         false
                     }
                 }
