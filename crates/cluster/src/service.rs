@@ -194,6 +194,8 @@ impl pb::cluster_server::Cluster for ClusterService {
                     allow: u.allow,
                     deny: u.deny,
                     commands: u.commands,
+                    login: u.login,
+                    certificates: u.certificates,
                     enabled: u.enabled,
                 }
             })
@@ -219,6 +221,32 @@ impl pb::cluster_server::Cluster for ClusterService {
                 not_before: c.not_before,
                 not_after: c.not_after,
                 generation: c.generation,
+            })
+            .collect();
+        Ok(Response::new(pb::CertList { certs }))
+    }
+
+    async fn list_trust_anchors(
+        &self,
+        request: Request<pb::Empty>,
+    ) -> Result<Response<pb::CertList>, Status> {
+        self.node.check_admin(&request)?;
+        let certs = self
+            .node
+            .reader
+            .trust_anchors()
+            .map_err(|e| Status::internal(e.to_string()))?
+            .into_iter()
+            .map(|t| {
+                let facts = wharf_tls::inspect_leaf_pem(&t.cert_pem);
+                pb::CertSummary {
+                    fingerprint: wharf_tls::leaf_fingerprint(&t.cert_pem).unwrap_or_default(),
+                    name: t.name,
+                    source: "trust".into(),
+                    not_before: facts.as_ref().map_or(0, |f| f.not_before),
+                    not_after: facts.as_ref().map_or(0, |f| f.not_after),
+                    generation: 0,
+                }
             })
             .collect();
         Ok(Response::new(pb::CertList { certs }))

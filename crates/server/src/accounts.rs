@@ -11,6 +11,8 @@ use argon2::Argon2;
 use async_trait::async_trait;
 use ipnet::IpNet;
 
+use wharf_tls::{CertMatch, ClientIdentity};
+
 use crate::verified::VerifiedPasswords;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -21,6 +23,17 @@ pub struct Permissions {
     pub delete: bool,
     pub rename: bool,
     pub mkdir: bool,
+}
+
+impl User {
+    /// Whether the client certificate `id` belongs to this user.
+    pub fn certificate_matches(&self, id: &ClientIdentity) -> bool {
+        if self.certificates.is_empty() {
+            id.common_names.contains(&self.name)
+        } else {
+            self.certificates.iter().any(|m| m.matches(id))
+        }
+    }
 }
 
 impl Permissions {
@@ -71,6 +84,51 @@ impl Permissions {
     }
 }
 
+/// What a user proves to log in (DESIGN.md §5: password, certificate, or both).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LoginMethod {
+    #[default]
+    Password,
+    /// A trusted client certificate mapped to the user; no password.
+    Certificate,
+    /// The certificate and the password.
+    Both,
+}
+
+impl LoginMethod {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "password" => Ok(Self::Password),
+            "certificate" => Ok(Self::Certificate),
+            "both" => Ok(Self::Both),
+            other => Err(format!(
+                "login method {other:?}: expected password, certificate or both"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Password => "password",
+            Self::Certificate => "certificate",
+            Self::Both => "both",
+        }
+    }
+
+    fn needs_password(self) -> bool {
+        self != Self::Certificate
+    }
+}
+
+/// What the client offers at login.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Credentials<'a> {
+    /// `None` at `USER`, when a certificate alone may log the user in.
+    pub password: Option<&'a str>,
+    /// The client's verified TLS certificate, if it presented one.
+    pub certificate: Option<&'a ClientIdentity>,
+}
+
 #[derive(Clone, Debug)]
 pub struct User {
     pub name: String,
@@ -83,6 +141,10 @@ pub struct User {
     /// Canonical verbs the user may send once logged in, beyond the ones
     /// every session needs (`commands::always_allowed`); empty means all.
     pub commands: Vec<String>,
+    pub login: LoginMethod,
+    /// How a client certificate maps to this user; empty means its subject
+    /// common name must be the user name.
+    pub certificates: Vec<CertMatch>,
     /// Concurrent sessions; 0 means unlimited.
     pub max_sessions: usize,
     /// Bytes per second; 0 means unlimited.
@@ -113,6 +175,9 @@ pub enum AuthError {
     BadCredentials,
     #[error("user {user} may not log in from {peer}")]
     SourceNotAllowed { user: String, peer: IpAddr },
+    /// The reply is the same as for a wrong password; the log says why.
+    #[error("user {user} needs a trusted client certificate mapped to it")]
+    CertificateNotAccepted { user: String },
 }
 
 #[async_trait]
@@ -120,7 +185,7 @@ pub trait Accounts: Send + Sync {
     async fn authenticate(
         &self,
         name: &str,
-        password: &str,
+        credentials: Credentials<'_>,
         peer: IpAddr,
     ) -> Result<User, AuthError>;
 }
@@ -159,46 +224,53 @@ impl Accounts for StaticAccounts {
     async fn authenticate(
         &self,
         name: &str,
-        password: &str,
+        credentials: Credentials<'_>,
         peer: IpAddr,
     ) -> Result<User, AuthError> {
         let account = self.accounts.get(name).cloned();
-        check_login(account, password, peer, &self.decoy_hash).await
+        check_login(account, credentials, peer, &self.decoy_hash).await
     }
 }
 
 /// The end of every login, whatever the account source: the password is
 /// checked against the account's hash, or against `decoy_hash` when there is
-/// no such account so the time taken does not reveal which names exist; then
-/// the source address against the account's allow list.
+/// no such account so the time taken does not reveal which names exist; the
+/// certificate against the account's mapping; what the account's login
+/// method asks for must hold; then the source address against its lists.
 pub async fn check_login(
     account: Option<Account>,
-    password: &str,
+    credentials: Credentials<'_>,
     peer: IpAddr,
     decoy_hash: &str,
 ) -> Result<User, AuthError> {
-    let verified = VerifiedPasswords::global();
-    let ok = match &account {
-        Some(a) if verified.knows(&a.password_hash, password) => true,
-        _ => {
-            let hash = account
-                .as_ref()
-                .map_or_else(|| decoy_hash.to_owned(), |a| a.password_hash.clone());
-            let owned = password.to_owned();
-            // argon2 costs tens of milliseconds of CPU: keep it off the reactor.
-            let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &owned))
-                .await
-                .unwrap_or(false);
-            if let (true, Some(a)) = (ok, &account) {
-                verified.remember(&a.password_hash, password);
-            }
-            ok
+    let wants_password = account
+        .as_ref()
+        .is_none_or(|a| a.user.login.needs_password());
+    let password_ok = match credentials.password {
+        Some(password) if wants_password => {
+            password_matches(account.as_ref(), password, decoy_hash).await
         }
+        _ => false,
     };
     let user = match account {
-        Some(a) if ok => a.user,
-        _ => return Err(AuthError::BadCredentials),
+        Some(a) => a.user,
+        None => return Err(AuthError::BadCredentials),
     };
+    let certificate_ok = credentials
+        .certificate
+        .is_some_and(|id| user.certificate_matches(id));
+    let ok = match user.login {
+        LoginMethod::Password => password_ok,
+        LoginMethod::Certificate => certificate_ok,
+        LoginMethod::Both => password_ok && certificate_ok,
+    };
+    if !ok {
+        return Err(if user.login == LoginMethod::Password || certificate_ok {
+            AuthError::BadCredentials
+        } else {
+            AuthError::CertificateNotAccepted { user: user.name }
+        });
+    }
     if !crate::address_rules::permits(&user.allow, &user.deny, peer) {
         return Err(AuthError::SourceNotAllowed {
             user: user.name,
@@ -228,6 +300,26 @@ pub fn command_list<S: AsRef<str>>(names: &[S]) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// The password check of `check_login` (remembered successes skip argon2).
+async fn password_matches(account: Option<&Account>, password: &str, decoy_hash: &str) -> bool {
+    let verified = VerifiedPasswords::global();
+    if let Some(a) = account {
+        if verified.knows(&a.password_hash, password) {
+            return true;
+        }
+    }
+    let hash = account.map_or_else(|| decoy_hash.to_owned(), |a| a.password_hash.clone());
+    let owned = password.to_owned();
+    // argon2 costs tens of milliseconds of CPU: keep it off the reactor.
+    let ok = tokio::task::spawn_blocking(move || verify_password(&hash, &owned))
+        .await
+        .unwrap_or(false);
+    if let (true, Some(a)) = (ok, account) {
+        verified.remember(&a.password_hash, password);
+    }
+    ok
+}
+
 pub fn verify_password(phc: &str, password: &str) -> bool {
     match PasswordHash::new(phc) {
         Ok(parsed) => Argon2::default()
@@ -250,6 +342,13 @@ pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Er
 mod tests {
     use super::*;
 
+    fn pw(password: &str) -> Credentials<'_> {
+        Credentials {
+            password: Some(password),
+            certificate: None,
+        }
+    }
+
     fn account(name: &str, password: &str, allow: Vec<IpNet>) -> Account {
         Account {
             user: User {
@@ -259,6 +358,8 @@ mod tests {
                 allow,
                 deny: Vec::new(),
                 commands: Vec::new(),
+                login: LoginMethod::Password,
+                certificates: Vec::new(),
                 max_sessions: 0,
                 upload_rate: 0,
                 download_rate: 0,
@@ -274,7 +375,7 @@ mod tests {
         let peer = "127.0.0.1".parse().unwrap();
         assert_eq!(
             accounts
-                .authenticate("alice", "s3cret", peer)
+                .authenticate("alice", pw("s3cret"), peer)
                 .await
                 .unwrap()
                 .name,
@@ -282,14 +383,14 @@ mod tests {
         );
         assert_eq!(
             accounts
-                .authenticate("alice", "wrong", peer)
+                .authenticate("alice", pw("wrong"), peer)
                 .await
                 .unwrap_err(),
             AuthError::BadCredentials
         );
         assert_eq!(
             accounts
-                .authenticate("bob", "s3cret", peer)
+                .authenticate("bob", pw("s3cret"), peer)
                 .await
                 .unwrap_err(),
             AuthError::BadCredentials
@@ -303,20 +404,26 @@ mod tests {
         let accounts = StaticAccounts::new(vec![a]);
         let peer = "127.0.0.1".parse().unwrap();
         let verified = VerifiedPasswords::global();
-        assert!(accounts.authenticate("carol", "wrong", peer).await.is_err());
+        assert!(accounts
+            .authenticate("carol", pw("wrong"), peer)
+            .await
+            .is_err());
         assert!(!verified.knows(&phc, "wrong"));
         assert!(!verified.knows(&phc, "right-one"));
         assert!(accounts
-            .authenticate("carol", "right-one", peer)
+            .authenticate("carol", pw("right-one"), peer)
             .await
             .is_ok());
         assert!(verified.knows(&phc, "right-one"));
         // The remembered password still passes; a wrong one still fails.
         assert!(accounts
-            .authenticate("carol", "right-one", peer)
+            .authenticate("carol", pw("right-one"), peer)
             .await
             .is_ok());
-        assert!(accounts.authenticate("carol", "wrong", peer).await.is_err());
+        assert!(accounts
+            .authenticate("carol", pw("wrong"), peer)
+            .await
+            .is_err());
     }
 
     #[tokio::test]
@@ -327,12 +434,12 @@ mod tests {
             vec!["10.0.0.0/8".parse().unwrap()],
         )]);
         assert!(accounts
-            .authenticate("p", "pw", "10.1.2.3".parse().unwrap())
+            .authenticate("p", pw("pw"), "10.1.2.3".parse().unwrap())
             .await
             .is_ok());
         assert!(matches!(
             accounts
-                .authenticate("p", "pw", "127.0.0.1".parse().unwrap())
+                .authenticate("p", pw("pw"), "127.0.0.1".parse().unwrap())
                 .await,
             Err(AuthError::SourceNotAllowed { .. })
         ));
@@ -343,12 +450,75 @@ mod tests {
         let mut a = account("d", "pw", vec!["10.0.0.0/8".parse().unwrap()]);
         a.user.deny = vec!["10.6.0.0/16".parse().unwrap()];
         let accounts = StaticAccounts::new(vec![a]);
-        let login = |ip: &str| accounts.authenticate("d", "pw", ip.parse().unwrap());
+        let login = |ip: &str| accounts.authenticate("d", pw("pw"), ip.parse().unwrap());
         assert!(login("10.5.0.1").await.is_ok());
         assert!(matches!(
             login("10.6.0.1").await,
             Err(AuthError::SourceNotAllowed { .. })
         ));
+    }
+
+    fn identity(cn: &str, fingerprint: &str) -> ClientIdentity {
+        ClientIdentity {
+            fingerprint: fingerprint.into(),
+            common_names: vec![cn.into()],
+            alt_names: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn certificate_users_log_in_with_a_mapped_certificate_and_no_password() {
+        let mut a = account("edi", "unused", vec![]);
+        a.user.login = LoginMethod::Certificate;
+        let accounts = StaticAccounts::new(vec![a]);
+        let peer = "127.0.0.1".parse().unwrap();
+        let mine = identity("edi", "aa");
+        let other = identity("someone", "bb");
+        let with = |certificate, password| Credentials {
+            password,
+            certificate,
+        };
+        assert!(accounts
+            .authenticate("edi", with(Some(&mine), None), peer)
+            .await
+            .is_ok());
+        assert!(matches!(
+            accounts
+                .authenticate("edi", with(Some(&other), None), peer)
+                .await,
+            Err(AuthError::CertificateNotAccepted { .. })
+        ));
+        // A password is no substitute for the certificate.
+        assert!(accounts
+            .authenticate("edi", with(None, Some("unused")), peer)
+            .await
+            .is_err());
+    }
+
+    #[tokio::test]
+    async fn both_needs_the_pinned_certificate_and_the_password() {
+        let mut a = account("bank", "s3cret", vec![]);
+        a.user.login = LoginMethod::Both;
+        a.user.certificates =
+            vec![CertMatch::parse(&format!("sha256:{}", "cc".repeat(32))).unwrap()];
+        let accounts = StaticAccounts::new(vec![a]);
+        let peer = "127.0.0.1".parse().unwrap();
+        let pinned = identity("anything", &"cc".repeat(32));
+        let unpinned = identity("bank", &"dd".repeat(32));
+        let try_login = |certificate, password| {
+            accounts.authenticate(
+                "bank",
+                Credentials {
+                    password: Some(password),
+                    certificate,
+                },
+                peer,
+            )
+        };
+        assert!(try_login(Some(&pinned), "s3cret").await.is_ok());
+        assert!(try_login(Some(&pinned), "wrong").await.is_err());
+        assert!(try_login(Some(&unpinned), "s3cret").await.is_err());
+        assert!(try_login(None, "s3cret").await.is_err());
     }
 
     #[test]

@@ -274,7 +274,7 @@ async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
     };
     let binding = SessionBinding::random();
     let stream = if implicit {
-        let acceptor = TlsAcceptor::from(shared.tls.control.clone());
+        let acceptor = TlsAcceptor::from(shared.tls.implicit.clone());
         let handshake = acceptor.accept_with(tcp, |c| binding.install(c));
         match tokio::time::timeout(limits.tls_handshake_timeout, handshake).await {
             Ok(Ok(tls)) => {

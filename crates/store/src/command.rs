@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::records::{
     AcmeToken, BanRecord, CaRecord, CertRecord, ChunkHash, ChunkRef, Quota, TicketKeyRecord,
-    UserRecord,
+    TrustAnchorRecord, UserRecord,
 };
 use crate::NodeId;
 
@@ -33,6 +33,10 @@ pub enum Command {
     PutTicketKey(TicketKeyRecord),
     RemoveTicketKey {
         id: u32,
+    },
+    PutTrustAnchor(TrustAnchorRecord),
+    RemoveTrustAnchor {
+        name: String,
     },
     PutBan(BanRecord),
     RemoveBan {
@@ -74,6 +78,10 @@ impl Command {
             Command::PutCa(_) => "put the cluster CA".to_owned(),
             Command::PutTicketKey(k) => format!("put ticket key {}", k.id),
             Command::RemoveTicketKey { id } => format!("remove ticket key {id}"),
+            Command::PutTrustAnchor(t) => format!("trust client certificates from {}", t.name),
+            Command::RemoveTrustAnchor { name } => {
+                format!("stop trusting client certificates from {name}")
+            }
             Command::PutBan(b) => format!("ban {} until {} ({})", b.address, b.until, b.reason),
             Command::RemoveBan { address } => format!("lift the ban of {address}"),
             Command::PutAcmeToken(_) => "put an ACME challenge token".to_owned(),

@@ -11,7 +11,7 @@ use crate::command::Command;
 use crate::db::StoreError;
 use crate::records::{
     AcmeToken, BanRecord, CaRecord, CertRecord, ChunkHash, ChunkRecord, InodeRecord,
-    TicketKeyRecord, UploadRecord, UserRecord,
+    TicketKeyRecord, TrustAnchorRecord, UploadRecord, UserRecord,
 };
 use crate::secrets::{self, SecretsKey};
 use crate::table;
@@ -103,6 +103,10 @@ impl StateReader {
             secrets::open_ticket_key(self.secrets.as_deref(), k)?;
         }
         Ok(keys)
+    }
+
+    pub fn trust_anchors(&self) -> Result<Vec<TrustAnchorRecord>, StoreError> {
+        table::scan(&self.db, "trust")
     }
 
     pub fn bans(&self) -> Result<Vec<BanRecord>, StoreError> {

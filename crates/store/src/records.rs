@@ -22,6 +22,13 @@ pub struct UserRecord {
     /// Commands the user may send beyond the session basics; empty = all.
     #[serde(default)]
     pub commands: Vec<String>,
+    /// `password` (also when empty), `certificate` or `both`.
+    #[serde(default)]
+    pub login: String,
+    /// How a client certificate maps to the user (`cn:`, `san:`, `sha256:`);
+    /// empty means the subject CN must be the user name.
+    #[serde(default)]
+    pub certificates: Vec<String>,
     pub max_sessions: u64,
     pub upload_rate: u64,
     pub download_rate: u64,
@@ -73,6 +80,15 @@ pub struct TicketKeyRecord {
     pub created: u64,
     pub activate_at: u64,
     pub expires: u64,
+}
+
+/// `trust`: a CA certificate client certificates may chain to (mutual TLS).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrustAnchorRecord {
+    pub name: String,
+    pub cert_pem: String,
+    /// Unix seconds.
+    pub added: u64,
 }
 
 /// `bans`: an address or network refused until a time.

@@ -123,6 +123,10 @@ impl StateMachineStore {
             Command::RemoveTicketKey { id } => {
                 return removed(batch, "ticket_keys", &id.to_be_bytes())
             }
+            Command::PutTrustAnchor(anchor) => {
+                table::put(db, batch, "trust", anchor.name.as_bytes(), &anchor)?
+            }
+            Command::RemoveTrustAnchor { name } => return removed(batch, "trust", name.as_bytes()),
             Command::PutBan(ban) => table::put(db, batch, "bans", ban.address.as_bytes(), &ban)?,
             Command::RemoveBan { address } => return removed(batch, "bans", address.as_bytes()),
             Command::PutAcmeToken(token) => {

@@ -35,7 +35,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 }
 
 /// The state-machine tables, in the order snapshots list them.
-pub const TABLES: [&str; 12] = [
+pub const TABLES: [&str; 13] = [
     "users",
     "certs",
     "ca",
@@ -48,6 +48,7 @@ pub const TABLES: [&str; 12] = [
     "uploads",
     "chunks",
     "usage",
+    "trust",
 ];
 
 pub fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, StoreError> {

@@ -36,6 +36,8 @@ fn user(name: &str, home: &str) -> UserRecord {
         allow: vec![],
         deny: vec![],
         commands: vec![],
+        login: String::new(),
+        certificates: vec![],
         max_sessions: 0,
         upload_rate: 0,
         download_rate: 0,

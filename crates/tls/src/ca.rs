@@ -503,7 +503,9 @@ mod tests {
         let certs = CertificateSet::new();
         let key = certified_key(issued.chain_pem.as_bytes(), issued.key_pem.as_bytes()).unwrap();
         certs.replace([(DEFAULT_NAME.to_string(), key)].into());
-        let configs = TlsConfigs::from_parts(certs, TicketKeyRing::new(3600)).unwrap();
+        let configs =
+            TlsConfigs::from_parts(certs, TicketKeyRing::new(3600), &crate::ClientAuth::off())
+                .unwrap();
 
         let client = Handshake::verifying(roots(&ca));
         client

@@ -11,6 +11,7 @@ use rustls::server::{ProducesTickets, ServerSessionMemoryCache};
 use rustls::ServerConfig;
 
 use crate::binding::ResumptionWitness;
+use crate::client_auth::{ClientAuth, ClientCertMode};
 use crate::resolver::{CertificateError, DEFAULT_NAME};
 use crate::ticketer::{unix_now, TicketKeyError};
 use crate::{CertificateSet, ServerIdentity, SessionBinding, TicketKey, TicketKeyRing};
@@ -29,7 +30,10 @@ pub enum TlsError {
 /// session cache, so a data connection can resume a control session.
 #[derive(Clone)]
 pub struct TlsConfigs {
+    /// The explicit listener's (`AUTH TLS`).
     pub control: Arc<ServerConfig>,
+    /// The implicit listener's: the same but for its client-certificate mode.
+    pub implicit: Arc<ServerConfig>,
     /// Identical to `control` except that it sends no TLS 1.3 tickets: a client
     /// that only writes on a data connection (an upload) never reads them, and
     /// closing a socket with unread bytes makes the kernel send RST, which can
@@ -64,7 +68,7 @@ impl TlsConfigs {
             0,
             STANDALONE_TICKET_KEY_LIFETIME_SECS,
         )?]);
-        Self::from_parts(certs, tickets)
+        Self::from_parts(certs, tickets, &ClientAuth::off())
     }
 
     /// Configurations that take certificates from `certs` and encrypt tickets
@@ -72,15 +76,22 @@ impl TlsConfigs {
     pub fn from_parts(
         certs: Arc<CertificateSet>,
         tickets: Arc<dyn ProducesTickets>,
+        client_auth: &ClientAuth,
     ) -> Result<Self, TlsError> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut control = ServerConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
-            .with_no_client_auth()
-            .with_cert_resolver(certs);
-        control.session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
-        control.ticketer = tickets;
-        control.max_early_data_size = 0;
+        let session_storage = ServerSessionMemoryCache::new(SESSION_CACHE_SIZE);
+        let config = |mode: ClientCertMode| -> Result<ServerConfig, TlsError> {
+            let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+            let mut c = ServerConfig::builder_with_provider(provider)
+                .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+                .with_client_cert_verifier(client_auth.anchors.verifier(mode))
+                .with_cert_resolver(certs.clone());
+            c.session_storage = session_storage.clone();
+            c.ticketer = tickets.clone();
+            c.max_early_data_size = 0;
+            Ok(c)
+        };
+        let control = config(client_auth.explicit)?;
+        let implicit = config(client_auth.implicit)?;
         // Data connections hand out TLS 1.3 tickets only to clients that ask
         // for them (RFC 9149 `ticket_request`). Clients built on OpenSSL or
         // GnuTLS resume every data connection from the control session's
@@ -89,11 +100,12 @@ impl TlsConfigs {
         // into a reset (refused with 426, and a reset may drop the last
         // bytes in flight). A client that uses each ticket once (rustls)
         // asks, reads the ticket, and so has one for its next transfer.
-        let mut data = control.clone();
+        let mut data = config(client_auth.data())?;
         data.send_tls13_tickets = 0;
         data.max_tls13_tickets = 1;
         Ok(Self {
             control: Arc::new(control),
+            implicit: Arc::new(implicit),
             data: Arc::new(data),
         })
     }
@@ -139,7 +151,7 @@ mod tests {
         let clock = clock.clone();
         let ring = TicketKeyRing::with_clock(3600, move || clock.load(Ordering::Relaxed));
         ring.replace_keys(keys.to_vec());
-        TlsConfigs::from_parts(certs, ring).unwrap()
+        TlsConfigs::from_parts(certs, ring, &ClientAuth::off()).unwrap()
     }
 
     fn key() -> TicketKey {

@@ -6,6 +6,7 @@
 
 mod binding;
 mod ca;
+mod client_auth;
 mod config;
 mod der;
 mod identity;
@@ -17,6 +18,9 @@ mod ticketer;
 
 pub use binding::{ResumptionWitness, SessionBinding};
 pub use ca::{certificate_request, CaError, ClusterCa, IssuedCert, LeafUsage, SignedCert};
+pub use client_auth::{
+    CertMatch, ClientAuth, ClientCertMode, ClientIdentity, TrustAnchors, TrustError,
+};
 pub use config::{TlsConfigs, TlsError};
 pub use identity::{IdentityError, ServerIdentity};
 pub use inspect::{

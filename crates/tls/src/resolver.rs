@@ -137,7 +137,12 @@ mod tests {
     }
 
     fn configs(set: &Arc<CertificateSet>) -> TlsConfigs {
-        TlsConfigs::from_parts(set.clone(), TicketKeyRing::new(3600)).unwrap()
+        TlsConfigs::from_parts(
+            set.clone(),
+            TicketKeyRing::new(3600),
+            &crate::ClientAuth::off(),
+        )
+        .unwrap()
     }
 
     #[test]

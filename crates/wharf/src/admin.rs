@@ -177,6 +177,17 @@ impl Admin {
             .certs)
     }
 
+    pub async fn trust_anchors(&mut self) -> Result<Vec<pb::CertSummary>> {
+        let request = self.request(pb::Empty {})?;
+        Ok(self
+            .client
+            .list_trust_anchors(request)
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .into_inner()
+            .certs)
+    }
+
     pub async fn bans(&mut self) -> Result<Vec<pb::BanSummary>> {
         let request = self.request(pb::Empty {})?;
         Ok(self

@@ -90,6 +90,14 @@ pub enum UserCommand {
         /// repeated; login, PASV, TYPE and the like are always allowed; default all).
         #[arg(long = "commands", value_delimiter = ',')]
         commands: Vec<String>,
+        /// What the user proves to log in: password, certificate (a trusted
+        /// client certificate, no password) or both.
+        #[arg(long, default_value = "password")]
+        login: String,
+        /// How a client certificate maps to the user: cn:NAME, san:NAME or
+        /// sha256:FINGERPRINT (repeatable; default: the subject CN is the user name).
+        #[arg(long = "cert-match")]
+        cert_match: Vec<String>,
         /// Bytes the user's files may take (cluster storage; default unlimited).
         #[arg(long, default_value_t = 0)]
         quota_bytes: u64,
@@ -143,6 +151,33 @@ pub enum CertCommand {
         cert: PathBuf,
         #[arg(long)]
         key: PathBuf,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// CA certificates that client certificates (mutual TLS) may chain to.
+    #[command(subcommand)]
+    Trust(TrustCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TrustCommand {
+    /// Trust client certificates issued by the CA in a PEM file, on every node.
+    Add {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        cert: PathBuf,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// Names, fingerprints and validity of the trusted CAs.
+    List {
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// Stop trusting a CA.
+    Remove {
+        name: String,
         #[command(flatten)]
         target: crate::admin::Target,
     },
@@ -371,6 +406,13 @@ pub struct ServeArgs {
     /// key may also come as WHARF_SECRETS_KEY itself.
     #[arg(long, env = "WHARF_SECRETS_KEY_FILE")]
     pub secrets_key_file: Option<PathBuf>,
+    /// Client certificates on the explicit listener: off, optional or required
+    /// (trusted CAs from `wharf cert trust add`).
+    #[arg(long, env = "WHARF_CLIENT_CERTS")]
+    pub client_certs: Option<String>,
+    /// Client certificates on the implicit listener: off, optional or required.
+    #[arg(long, env = "WHARF_IMPLICIT_CLIENT_CERTS")]
+    pub implicit_client_certs: Option<String>,
     /// Seconds SIGTERM waits for running transfers.
     #[arg(long, env = "WHARF_SHUTDOWN_GRACE")]
     pub shutdown_grace: Option<u64>,

@@ -69,6 +69,8 @@ fn as_file(s: &Settings) -> FileConfig {
             require_prot_p: Some(e.policy.require_prot_p),
             require_ssl_reuse: Some(e.policy.require_ssl_reuse),
             allow_active: Some(e.policy.allow_active),
+            client_certs: Some(s.client_certs.explicit.as_str().to_owned()),
+            implicit_client_certs: Some(s.client_certs.implicit.as_str().to_owned()),
         },
         limits: FileLimits {
             max_connections: Some(l.max_connections),
@@ -104,6 +106,8 @@ fn as_file(s: &Settings) -> FileConfig {
                     allow: u.allow.clone(),
                     deny: u.deny.clone(),
                     commands: u.commands.clone(),
+                    login: Some(u.login.as_str().to_owned()),
+                    certificates: u.certificates.iter().map(|m| m.to_string()).collect(),
                     max_sessions: u.max_sessions,
                     upload_rate: u.upload_rate,
                     download_rate: u.download_rate,
@@ -137,6 +141,7 @@ mod tests {
             "no_require_ssl_reuse" => "policy.require_ssl_reuse",
             "no_active" => "policy.allow_active",
             "allow_from" => "access.allow",
+            "client_certs" | "implicit_client_certs" => return Some(format!("policy.{flag}")),
             "deny_from" => "access.deny",
             "idle_timeout" | "data_timeout" | "max_connections" | "max_per_ip" => {
                 return Some(format!("limits.{flag}"))

@@ -13,6 +13,7 @@ mod settings;
 mod storage;
 mod store_accounts;
 mod ticket_keys;
+mod trust;
 
 use std::io::{BufRead, IsTerminal};
 use std::sync::Arc;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use wharf_server::accounts::{hash_password, Account, Permissions};
+use wharf_server::accounts::{hash_password, Account, LoginMethod, Permissions};
 use wharf_server::Engine;
 use wharf_store::secrets::SecretsKey;
 use wharf_tls::{ServerIdentity, TlsConfigs};
@@ -179,7 +180,12 @@ async fn serve(settings: Settings) -> Result<()> {
             .collect(),
     );
     let ticket_ring = wharf_tls::TicketKeyRing::new(ticket_keys::TICKET_LIFETIME);
-    let tls = TlsConfigs::from_parts(certificates.clone(), ticket_ring.clone())?;
+    let client_auth = wharf_tls::ClientAuth {
+        anchors: wharf_tls::TrustAnchors::new(),
+        explicit: settings.client_certs.explicit,
+        implicit: settings.client_certs.implicit,
+    };
+    let tls = TlsConfigs::from_parts(certificates.clone(), ticket_ring.clone(), &client_auth)?;
     let cluster_dir = settings.data_dir.join("cluster");
     let join = match &settings.join {
         Some(join) if !wharf_cluster::is_member(&cluster_dir) => {
@@ -208,6 +214,10 @@ async fn serve(settings: Settings) -> Result<()> {
     tracing::info!(node_id = node.node_id, cluster = %cluster.local_addr, "cluster member started");
     tokio::spawn(ticket_keys::follow_table(node.clone(), ticket_ring.clone()));
     tokio::spawn(ticket_keys::rotate_while_leader(node.clone()));
+    tokio::spawn(trust::follow_table(
+        node.clone(),
+        client_auth.anchors.clone(),
+    ));
     tokio::spawn(certificates::follow_table(
         node.clone(),
         certificates.clone(),
@@ -366,6 +376,8 @@ async fn bootstrap(node: &wharf_cluster::ClusterHandle, accounts: &[Account]) ->
             allow: user.allow.iter().map(|n| n.to_string()).collect(),
             deny: user.deny.iter().map(|n| n.to_string()).collect(),
             commands: user.commands.clone(),
+            login: user.login.as_str().to_owned(),
+            certificates: user.certificates.iter().map(|m| m.to_string()).collect(),
             max_sessions: user.max_sessions as u64,
             upload_rate: user.upload_rate,
             download_rate: user.download_rate,
@@ -415,6 +427,8 @@ async fn user_command(command: UserCommand) -> Result<()> {
             allow,
             deny,
             commands,
+            login,
+            cert_match,
             quota_bytes,
             quota_files,
             target,
@@ -429,7 +443,17 @@ async fn user_command(command: UserCommand) -> Result<()> {
             }
             let commands =
                 wharf_server::accounts::command_list(&commands).map_err(anyhow::Error::msg)?;
-            let password = read_password(password_stdin)?;
+            let login = LoginMethod::parse(&login).map_err(anyhow::Error::msg)?;
+            for rule in &cert_match {
+                wharf_tls::CertMatch::parse(rule).map_err(anyhow::Error::msg)?;
+            }
+            // A certificate-only account has no usable password: a random one,
+            // never shown, fills the hash.
+            let password = if login == LoginMethod::Certificate && !password_stdin {
+                format!("{:032x}", rand::random::<u128>())
+            } else {
+                read_password(password_stdin)?
+            };
             let hash = hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
             let permissions = if read_only {
                 vec!["list".to_owned(), "read".to_owned()]
@@ -444,6 +468,8 @@ async fn user_command(command: UserCommand) -> Result<()> {
                 allow,
                 deny,
                 commands,
+                login: login.as_str().to_owned(),
+                certificates: cert_match,
                 max_sessions: 0,
                 upload_rate: 0,
                 download_rate: 0,
@@ -479,7 +505,16 @@ async fn user_command(command: UserCommand) -> Result<()> {
                     limit(u.quota_bytes),
                     u.used_files,
                     limit(u.quota_files),
-                    listed("deny", &u.deny) + &listed("commands", &u.commands),
+                    listed("deny", &u.deny)
+                        + &listed("commands", &u.commands)
+                        + &listed(
+                            "login",
+                            &[u.login]
+                                .into_iter()
+                                .filter(|l| !l.is_empty() && l != "password")
+                                .collect::<Vec<_>>()
+                        )
+                        + &listed("cert_match", &u.certificates),
                     if u.enabled { "" } else { "\tdisabled" }
                 );
             }
@@ -539,6 +574,7 @@ async fn wait_for_cluster_certificate(node: &wharf_cluster::ClusterHandle) {
 
 async fn cert_command(command: CertCommand) -> Result<()> {
     match command {
+        CertCommand::Trust(command) => trust::command(command).await?,
         CertCommand::List { target } => {
             for c in admin::Admin::connect(&target).await?.certs().await? {
                 println!(

@@ -8,10 +8,13 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
-use wharf_server::accounts::{command_list, hash_password, Account, Permissions, Quota, User};
+use wharf_server::accounts::{
+    command_list, hash_password, Account, LoginMethod, Permissions, Quota, User,
+};
 use wharf_server::address_rules::AddressRules;
 use wharf_server::defender::DefenderConfig;
 use wharf_server::{EngineConfig, Limits, PortRange, TlsPolicy};
+use wharf_tls::{CertMatch, ClientCertMode};
 
 use crate::cli::{LogFormat, ServeArgs, StorageMode};
 
@@ -70,6 +73,9 @@ pub struct FilePolicy {
     pub require_prot_p: Option<bool>,
     pub require_ssl_reuse: Option<bool>,
     pub allow_active: Option<bool>,
+    /// Client certificates on the explicit listener: off, optional, required.
+    pub client_certs: Option<String>,
+    pub implicit_client_certs: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, Default, Debug)]
@@ -139,6 +145,11 @@ pub struct FileUser {
     /// Commands the user may send beyond the session basics; empty = all.
     #[serde(default)]
     pub commands: Vec<String>,
+    /// password (default), certificate or both.
+    pub login: Option<String>,
+    /// cn:NAME, san:NAME or sha256:FINGERPRINT; default: the CN is the name.
+    #[serde(default)]
+    pub certificates: Vec<String>,
     #[serde(default)]
     pub max_sessions: usize,
     #[serde(default)]
@@ -156,8 +167,16 @@ fn all_permissions() -> Vec<String> {
     vec!["all".into()]
 }
 
+/// Whether each control listener asks for client certificates.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ClientCerts {
+    pub explicit: ClientCertMode,
+    pub implicit: ClientCertMode,
+}
+
 pub struct Settings {
     pub engine: EngineConfig,
+    pub client_certs: ClientCerts,
     /// The HTTP endpoint, and whether the operator chose it (then failing to
     /// bind it is an error; the default address is only tried).
     pub http_listen: Option<(SocketAddr, bool)>,
@@ -320,7 +339,19 @@ impl Settings {
                 .clone()
                 .or(file.join_token_file.clone()),
         )?;
+        let mode = |given: &Option<String>, file: &Option<String>| -> Result<ClientCertMode> {
+            given
+                .as_deref()
+                .or(file.as_deref())
+                .map_or(Ok(ClientCertMode::Off), ClientCertMode::parse)
+                .map_err(anyhow::Error::msg)
+        };
+        let client_certs = ClientCerts {
+            explicit: mode(&args.client_certs, &fp.client_certs)?,
+            implicit: mode(&args.implicit_client_certs, &fp.implicit_client_certs)?,
+        };
         Ok(Self {
+            client_certs,
             cluster_listen,
             cluster_advertise: args
                 .cluster_advertise
@@ -503,6 +534,14 @@ fn file_account(u: &FileUser) -> Result<Account> {
             deny: u.deny.clone(),
             commands: command_list(&u.commands)
                 .map_err(|e| anyhow::anyhow!("user {:?}: {e}", u.name))?,
+            login: LoginMethod::parse(u.login.as_deref().unwrap_or("password"))
+                .map_err(|e| anyhow::anyhow!("user {:?}: {e}", u.name))?,
+            certificates: u
+                .certificates
+                .iter()
+                .map(|rule| CertMatch::parse(rule))
+                .collect::<Result<_, _>>()
+                .map_err(|e| anyhow::anyhow!("user {:?}: {e}", u.name))?,
             max_sessions: u.max_sessions,
             upload_rate: u.upload_rate,
             download_rate: u.download_rate,
@@ -530,6 +569,8 @@ fn quick_start_account(spec: &str) -> Result<Account> {
             allow: Vec::new(),
             deny: Vec::new(),
             commands: Vec::new(),
+            login: LoginMethod::Password,
+            certificates: Vec::new(),
             max_sessions: 0,
             upload_rate: 0,
             download_rate: 0,

@@ -6,10 +6,13 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use ipnet::IpNet;
-use wharf_server::accounts::{check_login, command_list, Account, AuthError, Permissions, User};
+use wharf_server::accounts::{
+    check_login, command_list, Account, AuthError, Credentials, LoginMethod, Permissions, User,
+};
 use wharf_server::Accounts;
 use wharf_store::records::UserRecord;
 use wharf_store::StateReader;
+use wharf_tls::CertMatch;
 
 pub struct StoreAccounts {
     reader: StateReader,
@@ -40,6 +43,16 @@ impl StoreAccounts {
             allow: networks(&r.allow, "allow")?,
             deny: networks(&r.deny, "deny")?,
             commands: command_list(&r.commands)?,
+            login: LoginMethod::parse(if r.login.is_empty() {
+                "password"
+            } else {
+                &r.login
+            })?,
+            certificates: r
+                .certificates
+                .iter()
+                .map(|rule| CertMatch::parse(rule))
+                .collect::<Result<_, _>>()?,
             max_sessions: r.max_sessions as usize,
             upload_rate: r.upload_rate,
             download_rate: r.download_rate,
@@ -66,7 +79,7 @@ impl Accounts for StoreAccounts {
     async fn authenticate(
         &self,
         name: &str,
-        password: &str,
+        credentials: Credentials<'_>,
         peer: IpAddr,
     ) -> Result<User, AuthError> {
         let record = match self.reader.user(name) {
@@ -92,6 +105,6 @@ impl Accounts for StoreAccounts {
                 }
             }
         };
-        check_login(account, password, peer, &self.decoy_hash).await
+        check_login(account, credentials, peer, &self.decoy_hash).await
     }
 }

@@ -3,55 +3,52 @@
 use wharf_ftp::command::{AuthMechanism, ProtectionLevel};
 use wharf_ftp::{Reply, VirtualPath};
 
-use crate::accounts::AuthError;
+use crate::accounts::{AuthError, Credentials, User};
 use crate::defender::Offence;
 use crate::session::{LoggedIn, Outcome, Session};
 
-pub fn user(s: &mut Session, name: String) -> Reply {
+pub async fn user(s: &mut Session, name: String) -> Outcome {
     if s.login.is_some() {
-        return Reply::new(530, "Already logged in; send REIN to change user.");
+        return Reply::new(530, "Already logged in; send REIN to change user.").into();
     }
     if s.shared.config.policy.require_tls_login && !s.control.is_tls() {
         return Reply::new(
             530,
             "Non-anonymous sessions must use encryption: send AUTH TLS before USER.",
-        );
+        )
+        .into();
+    }
+    // A trusted client certificate mapped to a certificate-only user logs it
+    // in here (RFC 4217's 232); anything else asks for the password as usual,
+    // so the reply never tells which names exist or how they log in.
+    if let Some(identity) = s.control.client_identity() {
+        let ip = s.client_ip();
+        let credentials = Credentials {
+            password: None,
+            certificate: Some(&identity),
+        };
+        if let Ok(user) = s.shared.accounts.authenticate(&name, credentials, ip).await {
+            return logged_in(s, user, 232, "authorized by its certificate").await;
+        }
     }
     let reply = Reply::new(331, format!("Password required for {name}."));
     s.pending_user = Some(name);
-    reply
+    reply.into()
 }
 
 pub async fn pass(s: &mut Session, password: String) -> Outcome {
     let Some(name) = s.pending_user.take() else {
         return Reply::new(503, "Send USER first.").into();
     };
-    let ip = crate::session::data::canonical(s.peer.ip());
+    let ip = s.client_ip();
     let shared = s.shared.clone();
-    match shared.accounts.authenticate(&name, &password, ip).await {
-        Ok(user) => {
-            let Some(slot) = shared.guard.user_session(&user.name, user.max_sessions) else {
-                tracing::info!(user = %user.name, "FAIL LOGIN: too many sessions for this user");
-                return Reply::new(530, "Too many sessions for this user; try again later.").into();
-            };
-            let fs = match shared.storage.open_home(&user).await {
-                Ok(fs) => fs,
-                Err(e) => {
-                    tracing::error!(user = %user.name, home = %user.home.display(),
-                        "cannot open the user's home directory: {e}");
-                    return Reply::new(530, "Login failed: home directory unavailable.").into();
-                }
-            };
-            shared.defender.forgive(ip);
-            tracing::Span::current().record("user", user.name.as_str());
-            tracing::info!(target: "audit", event = "login", user = %user.name, %ip, outcome = "ok",
-                "OK LOGIN");
-            shared.metrics.login(true);
-            let reply = Reply::new(230, format!("User {} logged in.", user.name));
-            s.login = Some(LoggedIn::new(user, fs, slot));
-            s.cwd = VirtualPath::root();
-            reply.into()
-        }
+    let identity = s.control.client_identity();
+    let credentials = Credentials {
+        password: Some(&password),
+        certificate: identity.as_ref(),
+    };
+    match shared.accounts.authenticate(&name, credentials, ip).await {
+        Ok(user) => logged_in(s, user, 230, "logged in").await,
         Err(e) => {
             match &e {
                 AuthError::BadCredentials => {
@@ -74,6 +71,34 @@ pub async fn pass(s: &mut Session, password: String) -> Outcome {
             Reply::new(530, "Login incorrect.").into()
         }
     }
+}
+
+/// The end of a successful authentication: a session slot, the home, the
+/// audit line, and the reply `code`.
+async fn logged_in(s: &mut Session, user: User, code: u16, how: &str) -> Outcome {
+    let shared = s.shared.clone();
+    let ip = s.client_ip();
+    let Some(slot) = shared.guard.user_session(&user.name, user.max_sessions) else {
+        tracing::info!(user = %user.name, "FAIL LOGIN: too many sessions for this user");
+        return Reply::new(530, "Too many sessions for this user; try again later.").into();
+    };
+    let fs = match shared.storage.open_home(&user).await {
+        Ok(fs) => fs,
+        Err(e) => {
+            tracing::error!(user = %user.name, home = %user.home.display(),
+                "cannot open the user's home directory: {e}");
+            return Reply::new(530, "Login failed: home directory unavailable.").into();
+        }
+    };
+    shared.defender.forgive(ip);
+    tracing::Span::current().record("user", user.name.as_str());
+    tracing::info!(target: "audit", event = "login", user = %user.name, %ip, outcome = "ok",
+        method = user.login.as_str(), "OK LOGIN");
+    shared.metrics.login(true);
+    let reply = Reply::new(code, format!("User {} {how}.", user.name));
+    s.login = Some(LoggedIn::new(user, fs, slot));
+    s.cwd = VirtualPath::root();
+    reply.into()
 }
 
 pub fn rein(s: &mut Session) -> Reply {

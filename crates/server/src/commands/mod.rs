@@ -33,7 +33,7 @@ pub async fn apply(s: &mut Session, command: Command) -> Outcome {
         _ => {}
     }
     match command {
-        User(name) => access::user(s, name).into(),
+        User(name) => access::user(s, name).await,
         Pass(password) => access::pass(s, password).await,
         Acct(_) => Reply::new(
             502,

@@ -51,6 +51,10 @@ impl ControlConnection {
         self.stream.as_ref()
     }
 
+    pub fn client_identity(&self) -> Option<wharf_tls::ClientIdentity> {
+        self.stream.as_ref()?.client_identity()
+    }
+
     pub fn tls_description(&self) -> Option<String> {
         self.stream.as_ref()?.tls_description()
     }

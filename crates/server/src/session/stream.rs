@@ -20,6 +20,17 @@ impl FtpStream {
     }
 
     /// Negotiated TLS version and cipher suite, for logs and STAT.
+    /// What the client's certificate says, when it presented one over TLS.
+    pub fn client_identity(&self) -> Option<wharf_tls::ClientIdentity> {
+        match self {
+            FtpStream::Tls(s) => {
+                let der = s.get_ref().1.peer_certificates()?.first()?;
+                wharf_tls::ClientIdentity::from_der(der)
+            }
+            FtpStream::Plain(_) => None,
+        }
+    }
+
     pub fn tls_description(&self) -> Option<String> {
         match self {
             FtpStream::Tls(s) => {
