@@ -45,6 +45,7 @@ fn main() -> Result<()> {
             // local_umask 077).
             // SAFETY: umask only swaps the process's file-creation mask.
             unsafe { libc::umask(0o077) };
+            raise_open_file_limit();
             init_logging(settings.log_format, Some(&settings.audit_log))?;
             runtime()?.block_on(serve(settings))
         }
@@ -124,6 +125,23 @@ fn secrets_key(settings: &Settings) -> Result<Option<Arc<SecretsKey>>> {
         "private keys and ticket keys in the store are sealed"
     );
     Ok(Some(Arc::new(key)))
+}
+
+/// Every connection is a file descriptor: take the hard limit as the soft one
+/// (often 1024 by default), so `--max-connections` in the thousands holds.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct given, nothing else.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
 }
 
 /// Creates the data directory, or makes an existing one private (0700): it
