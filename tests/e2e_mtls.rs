@@ -222,9 +222,7 @@ fn with_cert(mut cmd: Command, pki: &Pki, name: &str) -> Command {
 fn curl_round(
     wharf: &Wharf,
     pki: &Pki,
-    cert: Option<&str>,
-    user: &str,
-    password: &str,
+    (cert, user, password): (Option<&str>, &str, &str),
     url: &str,
     local: &Path,
 ) -> std::process::Output {
@@ -248,9 +246,7 @@ fn certificate_users_log_in_with_their_certificate_and_nothing_else() {
     let out = curl_round(
         &wharf,
         &pki,
-        Some("edi"),
-        "edi",
-        "",
+        (Some("edi"), "edi", ""),
         &wharf.explicit_url("invoice.edi"),
         &local,
     );
@@ -260,9 +256,7 @@ fn certificate_users_log_in_with_their_certificate_and_nothing_else() {
     let out = curl_round(
         &wharf,
         &pki,
-        Some("gateway"),
-        "gateway",
-        "",
+        (Some("gateway"), "gateway", ""),
         &wharf.explicit_url("gw.bin"),
         &local,
     );
@@ -273,9 +267,7 @@ fn certificate_users_log_in_with_their_certificate_and_nothing_else() {
     let out = curl_round(
         &wharf,
         &pki,
-        None,
-        "edi",
-        "anything",
+        (None, "edi", "anything"),
         &wharf.explicit_url("x.bin"),
         &local,
     );
@@ -287,9 +279,7 @@ fn certificate_users_log_in_with_their_certificate_and_nothing_else() {
     let out = curl_round(
         &wharf,
         &pki,
-        Some("gateway"),
-        "edi",
-        "",
+        (Some("gateway"), "edi", ""),
         &wharf.explicit_url("x.bin"),
         &local,
     );
@@ -318,9 +308,7 @@ fn both_needs_the_pinned_certificate_and_the_password() {
     let ok = curl_round(
         &wharf,
         &pki,
-        Some("bank"),
-        "bank",
-        "vault-Door-42",
+        (Some("bank"), "bank", "vault-Door-42"),
         &url,
         &local,
     );
@@ -338,9 +326,7 @@ fn both_needs_the_pinned_certificate_and_the_password() {
         let out = curl_round(
             &wharf,
             &pki,
-            cert,
-            "bank",
-            password,
+            (cert, "bank", password),
             &wharf.explicit_url("no.csv"),
             &local,
         );
@@ -350,9 +336,7 @@ fn both_needs_the_pinned_certificate_and_the_password() {
     let out = curl_round(
         &wharf,
         &pki,
-        None,
-        &wharf.user,
-        &wharf.password,
+        (None, &wharf.user, &wharf.password),
         &wharf.explicit_url("p.bin"),
         &local,
     );
@@ -371,9 +355,7 @@ fn the_required_listener_refuses_handshakes_without_a_trusted_certificate() {
     let ok = curl_round(
         &wharf,
         &pki,
-        Some("edi"),
-        "edi",
-        "",
+        (Some("edi"), "edi", ""),
         &wharf.implicit_url("implicit.bin"),
         &local,
     );
@@ -381,9 +363,7 @@ fn the_required_listener_refuses_handshakes_without_a_trusted_certificate() {
     let none = curl_round(
         &wharf,
         &pki,
-        None,
-        &wharf.user,
-        &wharf.password,
+        (None, &wharf.user, &wharf.password),
         &wharf.implicit_url("n.bin"),
         &local,
     );
@@ -395,7 +375,7 @@ fn the_required_listener_refuses_handshakes_without_a_trusted_certificate() {
     // A certificate from an untrusted CA fails the handshake on either listener, even
     // with the right CN.
     for url in [wharf.implicit_url("r.bin"), wharf.explicit_url("r.bin")] {
-        let out = curl_round(&wharf, &pki, Some("impostor"), "edi", "", &url, &local);
+        let out = curl_round(&wharf, &pki, (Some("impostor"), "edi", ""), &url, &local);
         assert!(
             !out.status.success(),
             "{url} with a rogue certificate: {}",
@@ -416,9 +396,7 @@ fn the_required_listener_refuses_handshakes_without_a_trusted_certificate() {
             let out = curl_round(
                 &wharf,
                 &pki,
-                Some("edi"),
-                "edi",
-                "",
+                (Some("edi"), "edi", ""),
                 &wharf.implicit_url("late.bin"),
                 &local,
             );
