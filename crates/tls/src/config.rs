@@ -88,6 +88,9 @@ impl TlsConfigs {
             c.session_storage = session_storage.clone();
             c.ticketer = tickets.clone();
             c.max_early_data_size = 0;
+            // The server's order (AES-256-GCM first, all AEAD): auditors'
+            // scanners flag a server without a cipher order.
+            c.ignore_client_order = true;
             Ok(c)
         };
         let control = config(client_auth.explicit)?;
