@@ -290,6 +290,9 @@ fn distinguished_name(subject: &[u8]) -> Result<DistinguishedName, CaError> {
         let unsupported = |_| CaError::UnsupportedSubject;
         let value = match attribute.tag {
             0x0c => DnValue::Utf8String(text()?.to_string()),
+            // rcgen takes a `?` (X.680 allows it) but its DER writer panics on
+            // one (found by the `certificate` fuzz target): refuse it here.
+            0x13 if text()?.contains('?') => return Err(CaError::UnsupportedSubject),
             0x13 => DnValue::PrintableString(text()?.try_into().map_err(unsupported)?),
             0x14 => DnValue::TeletexString(text()?.try_into().map_err(unsupported)?),
             0x16 => DnValue::Ia5String(text()?.try_into().map_err(unsupported)?),
@@ -333,6 +336,19 @@ mod tests {
     use rustls::RootCertStore;
 
     use super::*;
+
+    #[test]
+    fn a_printable_string_with_a_question_mark_is_refused_not_a_panic() {
+        // Name ::= SEQUENCE { SET { SEQUENCE { id-at-commonName, PrintableString "a?b" } } }
+        let subject = [
+            0x30, 0x0e, 0x31, 0x0c, 0x30, 0x0a, 0x06, 0x03, 0x55, 0x04, 0x03, 0x13, 0x03, b'a',
+            b'?', b'b',
+        ];
+        assert!(matches!(
+            distinguished_name(&subject),
+            Err(CaError::UnsupportedSubject)
+        ));
+    }
     use crate::test_support::Handshake;
     use crate::{certified_key, CertificateSet, TicketKeyRing, TlsConfigs, DEFAULT_NAME};
 
