@@ -1057,7 +1057,9 @@ fn ten_thousand_half_open_connections_cost_bounded_memory_and_leave_sessions_at_
     // The allocator keeps some of the freed memory (RSS falls only part of the way), so
     // the check for a leak is a second wave: it may land in other allocator arenas and
     // cost up to half as much again, but a server that kept what each connection used
-    // would double.
+    // would double. 16 MiB more is for what the normal sessions in between leave in the
+    // allocator (cluster storage buffers whole chunks: measured 5 MiB over the bare
+    // 1.5× there).
     let after_kib = rss_kib(pid);
     let held = open_half_open(wharf.explicit_port, HALF_OPEN);
     wait_for_sessions(
@@ -1073,7 +1075,7 @@ fn ten_thousand_half_open_connections_cost_bounded_memory_and_leave_sessions_at_
     let first_wave = loaded_kib.saturating_sub(baseline_kib);
     let both_waves = second_kib.saturating_sub(baseline_kib);
     assert!(
-        both_waves <= first_wave * 3 / 2 + 8192,
+        both_waves <= first_wave * 3 / 2 + 16384,
         "a second wave of {HALF_OPEN} took the server to {second_kib} KiB \
          ({baseline_kib} KiB before the first, {loaded_kib} KiB with it)"
     );
