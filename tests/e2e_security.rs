@@ -351,20 +351,6 @@ fn files_and_directories_the_node_creates_are_private() {
 }
 
 /// Whether any file of the node's store (`DATA_DIR/cluster/raft`) contains `needle`.
-fn store_contains(wharf: &Wharf, needle: &[u8]) -> bool {
-    fn walk(dir: &Path, needle: &[u8]) -> bool {
-        fs::read_dir(dir).unwrap().flatten().any(|entry| {
-            let path = entry.path();
-            if path.is_dir() {
-                return walk(&path, needle);
-            }
-            let bytes = fs::read(&path).unwrap_or_default();
-            bytes.windows(needle.len()).any(|w| w == needle)
-        })
-    }
-    walk(&wharf.data_dir.join("cluster").join("raft"), needle)
-}
-
 const SECRETS_KEY: &str = "5f0c2a8e4b7d19c3a6e0f4b2d8c1a7e95b3f0d6c2e8a4b1f7d3c9e5a0b6f2d8c";
 const OTHER_KEY: &str = "0f0c2a8e4b7d19c3a6e0f4b2d8c1a7e95b3f0d6c2e8a4b1f7d3c9e5a0b6f2d8c";
 
@@ -398,7 +384,7 @@ fn private_keys_and_ticket_keys_are_sealed_in_the_store_with_the_operators_key()
     // below can find them.
     let clear = Wharf::start_default();
     assert!(
-        store_contains(&clear, b"PRIVATE KEY"),
+        clear.store_contains(b"PRIVATE KEY"),
         "control: clear keys are found"
     );
     drop(clear);
@@ -413,11 +399,11 @@ fn private_keys_and_ticket_keys_are_sealed_in_the_store_with_the_operators_key()
     let listing = run(wharf.curl().arg(wharf.explicit_url("")));
     assert_success(&listing, "a listing over FTPS with sealed keys");
     assert!(
-        !store_contains(&wharf, b"PRIVATE KEY"),
+        !wharf.store_contains(b"PRIVATE KEY"),
         "a key in clear in the store"
     );
     assert!(
-        store_contains(&wharf, b"sealed:v1:"),
+        wharf.store_contains(b"sealed:v1:"),
         "no sealed value in the store"
     );
 

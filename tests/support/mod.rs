@@ -335,6 +335,22 @@ impl Wharf {
         wharf_cli(&all, stdin)
     }
 
+    /// Whether any file of this node's Raft store (log, state machine,
+    /// snapshots) holds `needle`: how tests see that a secret is sealed.
+    pub fn store_contains(&self, needle: &[u8]) -> bool {
+        fn walk(dir: &Path, needle: &[u8]) -> bool {
+            fs::read_dir(dir).unwrap().flatten().any(|entry| {
+                let path = entry.path();
+                if path.is_dir() {
+                    return walk(&path, needle);
+                }
+                let bytes = fs::read(&path).unwrap_or_default();
+                bytes.windows(needle.len()).any(|w| w == needle)
+            })
+        }
+        walk(&self.data_dir.join("cluster").join("raft"), needle)
+    }
+
     /// Starts a server with the default options: one account, default policies.
     pub fn start_default() -> Wharf {
         Wharf::start(WharfOptions::default())

@@ -252,6 +252,31 @@ impl pb::cluster_server::Cluster for ClusterService {
         Ok(Response::new(pb::CertList { certs }))
     }
 
+    async fn list_acme(
+        &self,
+        request: Request<pb::Empty>,
+    ) -> Result<Response<pb::AcmeList>, Status> {
+        self.node.check_admin(&request)?;
+        let certs = self
+            .node
+            .reader
+            .acme_certs()
+            .map_err(|e| Status::internal(e.to_string()))?
+            .into_iter()
+            .map(|a| pb::AcmeSummary {
+                order_url: a.order.as_ref().map(|o| o.url.clone()).unwrap_or_default(),
+                order_started: a.order.as_ref().map_or(0, |o| o.started),
+                order_started_by: a.order.as_ref().map_or(0, |o| o.started_by),
+                name: a.name,
+                domains: a.domains,
+                directory: a.directory,
+                last_error: a.last_error,
+                failures: a.failures,
+            })
+            .collect();
+        Ok(Response::new(pb::AcmeList { certs }))
+    }
+
     async fn list_bans(
         &self,
         request: Request<pb::Empty>,

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::records::{
-    AcmeToken, BanRecord, CaRecord, CertRecord, ChunkHash, ChunkRef, Quota, TicketKeyRecord,
-    TrustAnchorRecord, UserRecord,
+    AcmeAccountRecord, AcmeCertRecord, AcmeOrder, BanRecord, CaRecord, CertRecord, ChunkHash,
+    ChunkRef, Quota, TicketKeyRecord, TrustAnchorRecord, UserRecord,
 };
 use crate::NodeId;
 
@@ -42,9 +42,27 @@ pub enum Command {
     RemoveBan {
         address: String,
     },
-    PutAcmeToken(AcmeToken),
-    RemoveAcmeToken {
-        token: String,
+    /// Configures (or reconfigures, dropping any order) an ACME certificate.
+    PutAcmeCert(AcmeCertRecord),
+    RemoveAcmeCert {
+        name: String,
+    },
+    PutAcmeAccount(AcmeAccountRecord),
+    /// The leader's progress on an ACME certificate: applied only while the
+    /// record's current order URL is `expected` (`None`: no order), so a
+    /// deposed leader cannot overwrite its successor's order; `Superseded`
+    /// otherwise. `error` records a failed attempt.
+    SetAcmeOrder {
+        name: String,
+        expected: Option<String>,
+        order: Option<AcmeOrder>,
+        error: Option<String>,
+    },
+    /// The certificate an order produced: stored in `certs` and the order
+    /// cleared in one step, only while `order_url` is still the order.
+    CompleteAcmeOrder {
+        cert: CertRecord,
+        order_url: String,
     },
     PutSetting {
         key: String,
@@ -84,8 +102,24 @@ impl Command {
             }
             Command::PutBan(b) => format!("ban {} until {} ({})", b.address, b.until, b.reason),
             Command::RemoveBan { address } => format!("lift the ban of {address}"),
-            Command::PutAcmeToken(_) => "put an ACME challenge token".to_owned(),
-            Command::RemoveAcmeToken { .. } => "remove an ACME challenge token".to_owned(),
+            Command::PutAcmeCert(a) => format!(
+                "obtain certificate {} for {} from {}",
+                a.name,
+                a.domains.join(","),
+                a.directory
+            ),
+            Command::RemoveAcmeCert { name } => {
+                format!("stop obtaining certificate {name} by ACME")
+            }
+            Command::PutAcmeAccount(a) => format!("put the ACME account for {}", a.directory),
+            Command::SetAcmeOrder { name, order, .. } => match order {
+                Some(o) => format!("ACME order {} for certificate {name}", o.url),
+                None => format!("no ACME order for certificate {name}"),
+            },
+            Command::CompleteAcmeOrder { cert, .. } => format!(
+                "put certificate {} from ACME (generation {})",
+                cert.name, cert.generation
+            ),
             Command::PutSetting { key, value } => format!("set {key} = {value}"),
             Command::Fs(_) => "change the namespace".to_owned(),
             Command::FsBatch(changes) => format!("{} namespace changes", changes.len()),

@@ -10,8 +10,8 @@ use tokio::sync::watch;
 use crate::command::Command;
 use crate::db::StoreError;
 use crate::records::{
-    AcmeToken, BanRecord, CaRecord, CertRecord, ChunkHash, ChunkRecord, InodeRecord,
-    TicketKeyRecord, TrustAnchorRecord, UploadRecord, UserRecord,
+    AcmeAccountRecord, AcmeCertRecord, BanRecord, CaRecord, CertRecord, ChunkHash, ChunkRecord,
+    InodeRecord, TicketKeyRecord, TrustAnchorRecord, UploadRecord, UserRecord,
 };
 use crate::secrets::{self, SecretsKey};
 use crate::table;
@@ -54,6 +54,10 @@ impl StateReader {
         self.certs()?;
         self.ca()?;
         self.ticket_keys()?;
+        self.acme_certs()?;
+        for mut account in table::scan_prefix(&self.db, "acme", b"account/")? {
+            secrets::open_acme_account(self.secrets.as_deref(), &mut account)?;
+        }
         Ok(())
     }
 
@@ -117,8 +121,34 @@ impl StateReader {
         table::get(&self.db, "bans", address.as_bytes())
     }
 
-    pub fn acme_token(&self, token: &str) -> Result<Option<AcmeToken>, StoreError> {
-        table::get(&self.db, "acme", token.as_bytes())
+    /// The certificates obtained by ACME, with their orders in flight.
+    pub fn acme_certs(&self) -> Result<Vec<AcmeCertRecord>, StoreError> {
+        let mut out: Vec<AcmeCertRecord> = table::scan_prefix(&self.db, "acme", b"cert/")?;
+        for a in &mut out {
+            secrets::open_acme_cert(self.secrets.as_deref(), a)?;
+        }
+        Ok(out)
+    }
+
+    pub fn acme_account(&self, directory: &str) -> Result<Option<AcmeAccountRecord>, StoreError> {
+        let key = AcmeAccountRecord::key(directory);
+        let mut account: Option<AcmeAccountRecord> = table::get(&self.db, "acme", key.as_bytes())?;
+        if let Some(a) = &mut account {
+            secrets::open_acme_account(self.secrets.as_deref(), a)?;
+        }
+        Ok(account)
+    }
+
+    /// The key authorisation answering HTTP-01 `token`, if an order in
+    /// flight has that challenge (the keys need not be opened for this).
+    pub fn acme_key_authorization(&self, token: &str) -> Result<Option<String>, StoreError> {
+        let records: Vec<AcmeCertRecord> = table::scan_prefix(&self.db, "acme", b"cert/")?;
+        Ok(records
+            .into_iter()
+            .filter_map(|a| a.order)
+            .flat_map(|o| o.challenges)
+            .find(|c| c.token == token)
+            .map(|c| c.key_authorization))
     }
 
     pub fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {

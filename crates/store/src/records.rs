@@ -100,12 +100,89 @@ pub struct BanRecord {
     pub reason: String,
 }
 
-/// `acme`: a pending HTTP-01 challenge token and its key authorisation.
+/// `acme`, key `cert/<name>`: a certificate the leader obtains from an ACME
+/// directory for the `certs` entry `name`, and the order in flight for it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AcmeToken {
+pub struct AcmeCertRecord {
+    /// The `certs` entry the certificate goes to (a server name or `default`).
+    pub name: String,
+    /// DNS names the certificate covers, validated by HTTP-01.
+    pub domains: Vec<String>,
+    /// The directory URL (RFC 8555 §7.1.1).
+    pub directory: String,
+    /// PEM roots the directory's HTTPS certificate must chain to; empty:
+    /// the public web PKI roots.
+    pub directory_roots_pem: String,
+    /// Account contact URLs (`mailto:ops@example.com`).
+    pub contact: Vec<String>,
+    /// The order being worked on, so a new leader can finish it.
+    pub order: Option<AcmeOrder>,
+    /// Why the last attempt failed (empty after a success), for operators.
+    pub last_error: String,
+    /// Failed attempts since the last certificate (backoff).
+    pub failures: u32,
+}
+
+impl AcmeCertRecord {
+    /// A certificate for `domains` from `directory`, trusting the public
+    /// roots, with no contact and nothing ordered yet.
+    pub fn new(name: &str, domains: Vec<String>, directory: &str) -> Self {
+        Self {
+            name: name.to_ascii_lowercase(),
+            domains,
+            directory: directory.to_owned(),
+            directory_roots_pem: String::new(),
+            contact: Vec::new(),
+            order: None,
+            last_error: String::new(),
+            failures: 0,
+        }
+    }
+
+    /// Its key in the `acme` table.
+    pub fn key(name: &str) -> String {
+        format!("cert/{}", name.to_ascii_lowercase())
+    }
+}
+
+impl AcmeAccountRecord {
+    /// Its key in the `acme` table.
+    pub fn key(directory: &str) -> String {
+        format!("account/{directory}")
+    }
+}
+
+/// An ACME order in flight.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcmeOrder {
+    pub url: String,
+    /// The certificate's private key (PKCS#8 PEM), made with the order so
+    /// whichever node finalises it signs the CSR with the same key. Sealed
+    /// with the secrets key when the cluster has one.
+    pub key_pem: String,
+    /// HTTP-01 challenges every node answers.
+    pub challenges: Vec<AcmeChallenge>,
+    /// Unix seconds.
+    pub started: u64,
+    pub started_by: NodeId,
+}
+
+/// A pending HTTP-01 challenge: the token the validator asks for under
+/// `/.well-known/acme-challenge/` and the key authorisation to answer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcmeChallenge {
     pub token: String,
     pub key_authorization: String,
-    pub expires: u64,
+}
+
+/// `acme`, key `account/<directory>`: the cluster's account with one ACME
+/// directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AcmeAccountRecord {
+    pub directory: String,
+    /// The account's credentials (URL and private key) as the ACME client
+    /// serialises them; sealed with the secrets key when there is one.
+    pub credentials: String,
 }
 
 /// Inode of the namespace root; it exists without a record.

@@ -14,7 +14,7 @@ use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::digest::{digest, SHA256};
 
 use crate::command::Command;
-use crate::records::{CaRecord, CertRecord, TicketKeyRecord};
+use crate::records::{AcmeAccountRecord, AcmeCertRecord, CaRecord, CertRecord, TicketKeyRecord};
 
 const PREFIX: &str = "sealed:v1:";
 const KEY_LEN: usize = 32;
@@ -58,6 +58,8 @@ impl std::fmt::Debug for SecretsKey {
 const CERT_KEY: &str = "certificate key";
 const CA_KEY: &str = "cluster CA key";
 const TICKET_KEY: &str = "ticket key";
+const ACME_ORDER_KEY: &str = "ACME certificate key";
+const ACME_ACCOUNT: &str = "ACME account key";
 
 impl SecretsKey {
     /// From its hex form (surrounding whitespace ignored).
@@ -137,8 +139,48 @@ impl SecretsKey {
                 k.secret = self.seal(TICKET_KEY, &k.secret)?.into_bytes();
                 Command::PutTicketKey(k)
             }
+            Command::CompleteAcmeOrder {
+                mut cert,
+                order_url,
+            } => {
+                self.seal_text(CERT_KEY, &mut cert.key_pem)?;
+                Command::CompleteAcmeOrder { cert, order_url }
+            }
+            Command::PutAcmeCert(mut acme) => {
+                if let Some(order) = &mut acme.order {
+                    self.seal_text(ACME_ORDER_KEY, &mut order.key_pem)?;
+                }
+                Command::PutAcmeCert(acme)
+            }
+            Command::SetAcmeOrder {
+                name,
+                expected,
+                mut order,
+                error,
+            } => {
+                if let Some(order) = &mut order {
+                    self.seal_text(ACME_ORDER_KEY, &mut order.key_pem)?;
+                }
+                Command::SetAcmeOrder {
+                    name,
+                    expected,
+                    order,
+                    error,
+                }
+            }
+            Command::PutAcmeAccount(mut account) => {
+                self.seal_text(ACME_ACCOUNT, &mut account.credentials)?;
+                Command::PutAcmeAccount(account)
+            }
             other => other,
         })
+    }
+
+    fn seal_text(&self, label: &'static str, value: &mut String) -> Result<(), SecretsError> {
+        if !is_sealed(value.as_bytes()) {
+            *value = self.seal(label, value.as_bytes())?;
+        }
+        Ok(())
     }
 }
 
@@ -182,6 +224,23 @@ fn open_text(
 
 pub(crate) fn open_cert(key: Option<&SecretsKey>, c: &mut CertRecord) -> Result<(), SecretsError> {
     open_text(key, CERT_KEY, &mut c.key_pem)
+}
+
+pub(crate) fn open_acme_cert(
+    key: Option<&SecretsKey>,
+    a: &mut AcmeCertRecord,
+) -> Result<(), SecretsError> {
+    match &mut a.order {
+        Some(order) => open_text(key, ACME_ORDER_KEY, &mut order.key_pem),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn open_acme_account(
+    key: Option<&SecretsKey>,
+    a: &mut AcmeAccountRecord,
+) -> Result<(), SecretsError> {
+    open_text(key, ACME_ACCOUNT, &mut a.credentials)
 }
 
 pub(crate) fn open_ca(key: Option<&SecretsKey>, c: &mut CaRecord) -> Result<(), SecretsError> {
@@ -315,5 +374,62 @@ mod tests {
             open_ca(Some(&key), &mut c),
             Err(SecretsError::Damaged { .. })
         ));
+    }
+
+    #[test]
+    fn acme_account_and_order_keys_are_sealed_and_open_again() {
+        use crate::records::{AcmeAccountRecord, AcmeChallenge, AcmeOrder};
+        let key = SecretsKey::from_hex(KEY).unwrap();
+        let account = AcmeAccountRecord {
+            directory: "https://acme.test/dir".into(),
+            credentials: r#"{"key_pkcs8":"secret"}"#.into(),
+        };
+        let Command::PutAcmeAccount(mut sealed) = key
+            .seal_command(Command::PutAcmeAccount(account.clone()))
+            .unwrap()
+        else {
+            panic!("not an account")
+        };
+        assert!(
+            !sealed.credentials.contains("secret"),
+            "{}",
+            sealed.credentials
+        );
+        open_acme_account(Some(&key), &mut sealed).unwrap();
+        assert_eq!(sealed, account);
+
+        let order = AcmeOrder {
+            url: "https://acme.test/order/1".into(),
+            key_pem: "-----BEGIN PRIVATE KEY-----\nabc\n".into(),
+            challenges: vec![AcmeChallenge {
+                token: "tok".into(),
+                key_authorization: "tok.thumb".into(),
+            }],
+            started: 1,
+            started_by: 2,
+        };
+        let Command::SetAcmeOrder {
+            order: Some(sealed_order),
+            ..
+        } = key
+            .seal_command(Command::SetAcmeOrder {
+                name: "default".into(),
+                expected: None,
+                order: Some(order.clone()),
+                error: None,
+            })
+            .unwrap()
+        else {
+            panic!("no order")
+        };
+        assert!(!sealed_order.key_pem.contains("PRIVATE"));
+        assert_eq!(
+            sealed_order.challenges, order.challenges,
+            "tokens stay readable"
+        );
+        let mut record = crate::records::AcmeCertRecord::new("default", vec![], "");
+        record.order = Some(sealed_order);
+        open_acme_cert(Some(&key), &mut record).unwrap();
+        assert_eq!(record.order, Some(order));
     }
 }

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::command::{Command, CommandResult};
 use crate::db::{StoreError, SM_META};
 use crate::reader::StateReader;
+use crate::records::{AcmeAccountRecord, AcmeCertRecord};
 use crate::table::{self, cf, TABLES};
 use crate::{ClusterNode, NodeId, TypeConfig};
 
@@ -129,10 +130,54 @@ impl StateMachineStore {
             Command::RemoveTrustAnchor { name } => return removed(batch, "trust", name.as_bytes()),
             Command::PutBan(ban) => table::put(db, batch, "bans", ban.address.as_bytes(), &ban)?,
             Command::RemoveBan { address } => return removed(batch, "bans", address.as_bytes()),
-            Command::PutAcmeToken(token) => {
-                table::put(db, batch, "acme", token.token.as_bytes(), &token)?
+            Command::PutAcmeCert(acme) => {
+                let key = AcmeCertRecord::key(&acme.name);
+                table::put(db, batch, "acme", key.as_bytes(), &acme)?
             }
-            Command::RemoveAcmeToken { token } => return removed(batch, "acme", token.as_bytes()),
+            Command::RemoveAcmeCert { name } => {
+                return removed(batch, "acme", AcmeCertRecord::key(&name).as_bytes())
+            }
+            Command::PutAcmeAccount(account) => {
+                let key = AcmeAccountRecord::key(&account.directory);
+                table::put(db, batch, "acme", key.as_bytes(), &account)?
+            }
+            Command::SetAcmeOrder {
+                name,
+                expected,
+                order,
+                error,
+            } => {
+                let key = AcmeCertRecord::key(&name);
+                let Some(mut acme) = table::get::<AcmeCertRecord>(db, "acme", key.as_bytes())?
+                else {
+                    return Ok(CommandResult::NotFound);
+                };
+                if acme.order.as_ref().map(|o| &o.url) != expected.as_ref() {
+                    return Ok(CommandResult::Superseded);
+                }
+                acme.order = order;
+                if let Some(error) = error {
+                    acme.last_error = error;
+                    acme.failures = acme.failures.saturating_add(1);
+                }
+                table::put(db, batch, "acme", key.as_bytes(), &acme)?
+            }
+            Command::CompleteAcmeOrder { cert, order_url } => {
+                let key = AcmeCertRecord::key(&cert.name);
+                let Some(mut acme) = table::get::<AcmeCertRecord>(db, "acme", key.as_bytes())?
+                else {
+                    return Ok(CommandResult::NotFound);
+                };
+                if acme.order.as_ref().map(|o| &o.url) != Some(&order_url) {
+                    return Ok(CommandResult::Superseded);
+                }
+                acme.order = None;
+                acme.last_error.clear();
+                acme.failures = 0;
+                table::put(db, batch, "acme", key.as_bytes(), &acme)?;
+                let name = cert.name.to_ascii_lowercase();
+                table::put(db, batch, "certs", name.as_bytes(), &cert)?
+            }
             Command::PutSetting { key, value } => {
                 table::put(db, batch, "settings", key.as_bytes(), &value)?
             }

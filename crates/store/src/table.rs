@@ -71,6 +71,28 @@ pub fn scan<T: DeserializeOwned>(db: &DB, table: &str) -> Result<Vec<T>, StoreEr
     Ok(out)
 }
 
+/// Values of one table whose keys start with `prefix`, decoded, in key order.
+pub fn scan_prefix<T: DeserializeOwned>(
+    db: &DB,
+    table: &str,
+    prefix: &[u8],
+) -> Result<Vec<T>, StoreError> {
+    let handle = cf(db, table)?;
+    let mut out = Vec::new();
+    let from = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+    for item in db.iterator_cf(handle, from) {
+        let (key, value) = item?;
+        if !key.starts_with(prefix) {
+            break;
+        }
+        match decode(&value) {
+            Ok(v) => out.push(v),
+            Err(e) => tracing::error!(table, "skipping an undecodable record: {e}"),
+        }
+    }
+    Ok(out)
+}
+
 pub fn get<T: DeserializeOwned>(db: &DB, table: &str, key: &[u8]) -> Result<Option<T>, StoreError> {
     let handle = cf(db, table)?;
     match db.get_cf(handle, key)? {

@@ -200,3 +200,92 @@ async fn snapshot_installs_the_same_tables_on_another_node_and_drops_stale_rows(
         .unwrap();
     assert_eq!(current.meta.last_log_id.map(|l| l.index), Some(2));
 }
+
+fn acme_order(url: &str, token: &str) -> crate::records::AcmeOrder {
+    crate::records::AcmeOrder {
+        url: url.into(),
+        key_pem: "-----BEGIN PRIVATE KEY-----\nk\n".into(),
+        challenges: vec![crate::records::AcmeChallenge {
+            token: token.into(),
+            key_authorization: format!("{token}.thumb"),
+        }],
+        started: 1,
+        started_by: 1,
+    }
+}
+
+#[tokio::test]
+async fn acme_orders_change_only_from_the_order_their_writer_saw() {
+    use crate::records::{AcmeCertRecord, CertRecord, CertSource};
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(dir.path()).await.unwrap();
+    let config = AcmeCertRecord::new(
+        "Default",
+        vec!["ftp.example.test".into()],
+        "https://acme.test/dir",
+    );
+    let set = |expected: Option<&str>, order, error: Option<&str>| Command::SetAcmeOrder {
+        name: "default".into(),
+        expected: expected.map(Into::into),
+        order,
+        error: error.map(Into::into),
+    };
+    let cert = CertRecord {
+        name: "default".into(),
+        chain_pem: "CHAIN".into(),
+        key_pem: "KEY".into(),
+        not_before: 1,
+        not_after: 2,
+        source: CertSource::Acme,
+        generation: 2,
+    };
+    let complete = |url: &str| Command::CompleteAcmeOrder {
+        cert: cert.clone(),
+        order_url: url.into(),
+    };
+    let results = store
+        .state_machine
+        .apply(vec![
+            entry(1, set(None, None, None)),
+            entry(2, Command::PutAcmeCert(config)),
+            entry(3, set(None, Some(acme_order("o/1", "t1")), None)),
+            // A deposed leader that still believes there is no order.
+            entry(4, set(None, Some(acme_order("o/2", "t2")), None)),
+            entry(5, complete("o/2")),
+            entry(6, set(Some("o/1"), None, Some("validation failed"))),
+            entry(7, set(None, Some(acme_order("o/3", "t3")), None)),
+            entry(8, complete("o/3")),
+        ])
+        .await
+        .unwrap();
+    use CommandResult::{Done, NotFound, Superseded};
+    assert_eq!(
+        results,
+        vec![NotFound, Done, Done, Superseded, Superseded, Done, Done, Done]
+    );
+    let reader = &store.reader;
+    let acme = &reader.acme_certs().unwrap()[0];
+    assert_eq!(acme.order, None, "completed");
+    assert_eq!(
+        (acme.last_error.as_str(), acme.failures),
+        ("", 0),
+        "a success clears the failure"
+    );
+    assert_eq!(reader.certs().unwrap(), vec![cert]);
+    assert_eq!(reader.acme_key_authorization("t3").unwrap(), None);
+
+    store
+        .state_machine
+        .apply(vec![entry(
+            9,
+            set(None, Some(acme_order("o/4", "t4")), None),
+        )])
+        .await
+        .unwrap();
+    assert_eq!(
+        reader.acme_key_authorization("t4").unwrap().as_deref(),
+        Some("t4.thumb"),
+        "every node answers a pending challenge from the store"
+    );
+    assert_eq!(reader.acme_key_authorization("t1").unwrap(), None);
+}

@@ -188,6 +188,17 @@ impl Admin {
             .certs)
     }
 
+    pub async fn acme(&mut self) -> Result<Vec<pb::AcmeSummary>> {
+        let request = self.request(pb::Empty {})?;
+        Ok(self
+            .client
+            .list_acme(request)
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .into_inner()
+            .certs)
+    }
+
     pub async fn bans(&mut self) -> Result<Vec<pb::BanSummary>> {
         let request = self.request(pb::Empty {})?;
         Ok(self

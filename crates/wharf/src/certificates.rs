@@ -138,7 +138,7 @@ pub async fn follow_table(
 }
 
 /// Leader job: renew internal-CA certificates at 2/3 of their lifetime, or
-/// when `rotate_cert:<name>` asks for it. Idempotent across leader changes.
+/// when `rotate_cert:<name>` asks for it (ACME certificates: `acme.rs`). Idempotent across leader changes.
 /// Also warns about certificates nobody here renews (imported) as they near
 /// their end.
 pub async fn renew_while_leader(node: Arc<ClusterHandle>, policy: CertPolicy) {
@@ -174,21 +174,32 @@ fn expiry_threshold(now: u64, not_after: u64) -> Option<u64> {
 
 /// Logs once per certificate generation and threshold.
 fn warn_expiring(certs: &[CertRecord], now: u64, warned: &mut HashMap<(String, u64), u64>) {
+    // Internal-CA certificates are renewed long before; ACME ones 30 days
+    // before expiry, so only the last week says their renewal is failing.
     for cert in certs.iter().filter(|c| c.source != CertSource::InternalCa) {
         let Some(threshold) = expiry_threshold(now, cert.not_after) else {
             continue;
         };
+        let acme = cert.source == CertSource::Acme;
+        if acme && threshold > 7 {
+            continue;
+        }
         let key = (cert.name.clone(), cert.generation);
         if warned.insert(key, threshold) == Some(threshold) {
             continue;
         }
         let days_left = cert.not_after.saturating_sub(now) / DAY;
+        let remedy = if acme {
+            "its ACME renewal is failing: see `wharf cert acme list`"
+        } else {
+            "import a new one with `wharf cert import`"
+        };
         tracing::warn!(
             name = %cert.name,
             generation = cert.generation,
             days_left,
             not_after = cert.not_after,
-            "certificate {} expires within {threshold} days: import a new one with `wharf cert import`",
+            "certificate {} expires within {threshold} days: {remedy}",
             cert.name
         );
     }
@@ -207,7 +218,7 @@ async fn renew_once(node: &ClusterHandle, policy: &CertPolicy) -> Result<()> {
         let internal = cert.source == CertSource::InternalCa;
         let lifetime = cert.not_after.saturating_sub(cert.not_before);
         let due = internal && cert.not_after > 0 && now >= cert.not_before + lifetime * 2 / 3;
-        if !(due || requested) {
+        if !(due || requested) || cert.source == CertSource::Acme {
             continue;
         }
         if !internal {
@@ -263,5 +274,17 @@ mod tests {
         cert.generation = 2;
         warn_expiring(std::slice::from_ref(&cert), now, &mut warned);
         assert_eq!(warned.len(), 1, "internal-CA certificates renew themselves");
+        cert.source = CertSource::Acme;
+        cert.generation = 3;
+        cert.not_after = now + 20 * DAY;
+        warn_expiring(std::slice::from_ref(&cert), now, &mut warned);
+        assert_eq!(warned.len(), 1, "an ACME certificate renews 30 days ahead");
+        cert.not_after = now + 6 * DAY;
+        warn_expiring(std::slice::from_ref(&cert), now, &mut warned);
+        assert_eq!(
+            warned.get(&("default".to_owned(), 3)),
+            Some(&7),
+            "a week before expiry its renewal is failing"
+        );
     }
 }

@@ -157,6 +157,49 @@ pub enum CertCommand {
     /// CA certificates that client certificates (mutual TLS) may chain to.
     #[command(subcommand)]
     Trust(TrustCommand),
+    /// Certificates the leader obtains and renews from an ACME directory.
+    #[command(subcommand)]
+    Acme(AcmeCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AcmeCommand {
+    /// Obtain a certificate by ACME (HTTP-01) and keep it renewed; every node
+    /// serves it and answers the CA's challenges on its HTTP endpoint
+    /// (`--http-listen`), which must be what port 80 of each domain reaches.
+    Add {
+        /// The certificate's name: a server name (SNI) or "default".
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// A DNS name the certificate covers (repeatable).
+        #[arg(long = "domain", required = true)]
+        domains: Vec<String>,
+        /// The ACME directory URL.
+        #[arg(long, default_value = crate::acme::command::LETS_ENCRYPT)]
+        directory: String,
+        /// PEM file of the CA the directory's HTTPS certificate chains to
+        /// (a private or test CA such as pebble); default: the system's roots.
+        #[arg(long)]
+        directory_ca: Option<PathBuf>,
+        /// Account contact URL, e.g. mailto:ops@example.com (repeatable).
+        #[arg(long)]
+        contact: Vec<String>,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// ACME certificates, their orders in flight and last errors.
+    List {
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// Stop obtaining a certificate by ACME (the certificate stays served
+    /// until replaced or removed).
+    Remove {
+        #[arg(long, default_value = "default")]
+        name: String,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
 }
 
 #[derive(Subcommand, Debug)]

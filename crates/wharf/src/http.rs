@@ -2,13 +2,14 @@
 //! text format, `/healthz` (the process answers) and `/readyz` (a balancer may
 //! send clients here: a leader is known, this node has caught up with it, it
 //! is not draining; the endpoint starts only once the FTPS listeners are
-//! bound, so an answer also means they are up).
+//! bound, so an answer also means they are up), and ACME HTTP-01 answers
+//! under `/.well-known/acme-challenge/`.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -30,6 +31,7 @@ pub async fn serve(listener: TcpListener, observed: Arc<Observed>) {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/.well-known/acme-challenge/{token}", get(acme_challenge))
         .with_state(observed);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!("the HTTP endpoint stopped: {e}");
@@ -67,6 +69,29 @@ pub fn probe(addr: &str, live: bool) -> anyhow::Result<String> {
         bail!("{path} answered {status:?}: {}", body.trim());
     }
     Ok(body.trim().to_owned())
+}
+
+/// HTTP-01 (RFC 8555 §8.3): the key authorisation of a pending challenge,
+/// from the replicated store, so whichever node the validator reaches
+/// answers for the leader that placed the order.
+async fn acme_challenge(
+    State(o): State<Arc<Observed>>,
+    Path(token): Path<String>,
+) -> impl IntoResponse {
+    match o.node.reader.acme_key_authorization(&token) {
+        Ok(Some(answer)) => {
+            tracing::info!(token = %token, "answered an ACME HTTP-01 challenge");
+            (StatusCode::OK, answer)
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, "no such challenge\n".to_owned()),
+        Err(e) => {
+            tracing::error!("cannot read ACME challenges: {e}");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store unavailable\n".to_owned(),
+            )
+        }
+    }
 }
 
 async fn readyz(State(o): State<Arc<Observed>>) -> impl IntoResponse {

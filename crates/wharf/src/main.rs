@@ -1,5 +1,6 @@
 //! `wharf`: the command-line entry point.
 
+mod acme;
 mod admin;
 mod audit;
 mod certificates;
@@ -33,6 +34,9 @@ use settings::Settings;
 
 fn main() -> Result<()> {
     let cli = Cli::parse();
+    // One process-wide TLS provider, for clients built without naming one
+    // (the ACME client's default roots); an error means one is set already.
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match cli.command {
         Commands::Serve(args) => {
             let settings = Settings::from_args(&args)?;
@@ -245,6 +249,7 @@ async fn serve(settings: Settings) -> Result<()> {
         node.clone(),
         settings.cert_policy.clone(),
     ));
+    tokio::spawn(acme::obtain_while_leader(node.clone()));
     if settings.join.is_none() {
         bootstrap(&node, &settings.accounts).await?;
         let imported = match &settings.cert {
@@ -593,6 +598,7 @@ async fn wait_for_cluster_certificate(node: &wharf_cluster::ClusterHandle) {
 async fn cert_command(command: CertCommand) -> Result<()> {
     match command {
         CertCommand::Trust(command) => trust::command(command).await?,
+        CertCommand::Acme(command) => acme::command::run(command).await?,
         CertCommand::List { target } => {
             for c in admin::Admin::connect(&target).await?.certs().await? {
                 println!(
@@ -619,8 +625,8 @@ async fn cert_command(command: CertCommand) -> Result<()> {
                 .find(|c| c.name == name)
                 .with_context(|| format!("no certificate named {name:?}"))?;
             anyhow::ensure!(
-                current.source == "InternalCa",
-                "{name} is {}: only internal-CA certificates rotate; import a new one with `wharf cert import`",
+                current.source == "InternalCa" || current.source == "Acme",
+                "{name} is {}: only internal-CA and ACME certificates rotate; import a new one with `wharf cert import`",
                 current.source
             );
             admin::expect_done(
