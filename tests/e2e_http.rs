@@ -14,6 +14,11 @@ use support::*;
 
 /// `(status, body)` of `GET path` on the node's HTTP endpoint.
 fn get(wharf: &Wharf, path: &str) -> (u16, String) {
+    get_at(wharf.http_port, path)
+}
+
+/// `(status, body)` of `GET path` on 127.0.0.1:`port`.
+fn get_at(port: u16, path: &str) -> (u16, String) {
     let out = run(std::process::Command::new("curl").args([
         "--silent",
         "--show-error",
@@ -21,7 +26,7 @@ fn get(wharf: &Wharf, path: &str) -> (u16, String) {
         "10",
         "--write-out",
         "\n%{http_code}",
-        &format!("http://127.0.0.1:{}{path}", wharf.http_port),
+        &format!("http://127.0.0.1:{port}{path}"),
     ]));
     assert_success(&out, &format!("GET {path}"));
     let text = String::from_utf8(out.stdout).expect("UTF-8");
@@ -234,6 +239,20 @@ fn healthz_answers_and_readyz_is_false_while_draining() {
         (get(&wharf, "/readyz").0 == 200).then_some(())
     });
     assert_eq!(get(&wharf, "/nothing-here").0, 404);
+}
+
+#[test]
+fn acme_listen_answers_challenges_and_nothing_else() {
+    let port = free_port();
+    let wharf =
+        Wharf::start(WharfOptions::default().args(["--acme-listen", &format!("127.0.0.1:{port}")]));
+    let challenge = "/.well-known/acme-challenge/no-such-token";
+    let unknown = (404, "no such challenge\n".to_owned());
+    assert_eq!(get_at(port, challenge), unknown);
+    assert_eq!(get(&wharf, challenge), unknown, "--http-listen answers too");
+    for private in ["/metrics", "/readyz", "/healthz"] {
+        assert_eq!(get_at(port, private).0, 404, "{private} on --acme-listen");
+    }
 }
 
 #[test]

@@ -337,6 +337,11 @@ pub struct ServeArgs {
     /// 127.0.0.1:9180; "off" disables it).
     #[arg(long, env = "WHARF_HTTP_LISTEN")]
     pub http_listen: Option<String>,
+    /// HTTP address answering only ACME HTTP-01 challenges (e.g. 0.0.0.0:80),
+    /// for exposing port 80 without the metrics (default off; the
+    /// --http-listen endpoint answers them too).
+    #[arg(long, env = "WHARF_ACME_LISTEN")]
+    pub acme_listen: Option<String>,
     /// Implicit FTPS control address (TLS from the first byte); standard port 990. "off" disables it.
     #[arg(long, env = "WHARF_IMPLICIT_LISTEN")]
     pub implicit_listen: Option<String>,

@@ -41,6 +41,7 @@ fn as_file(s: &Settings) -> FileConfig {
         listen: Some(address(e.listen)),
         implicit_listen: Some(address(e.implicit_listen)),
         http_listen: Some(address(s.http_listen.map(|(a, _)| a))),
+        acme_listen: Some(address(s.acme_listen)),
         pasv_ports: Some(e.passive_ports.to_string()),
         pasv_address: e.passive_address.map(|a| a.to_string()),
         proxy_from: e.trusted_proxies.networks().to_vec(),

@@ -27,15 +27,30 @@ pub struct Observed {
 }
 
 pub async fn serve(listener: TcpListener, observed: Arc<Observed>) {
+    let challenges = challenges(observed.node.clone());
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
-        .route("/.well-known/acme-challenge/{token}", get(acme_challenge))
-        .with_state(observed);
+        .with_state(observed)
+        .merge(challenges);
     if let Err(e) = axum::serve(listener, app).await {
         tracing::error!("the HTTP endpoint stopped: {e}");
     }
+}
+
+/// `--acme-listen`: the ACME challenges alone, for a port 80 open to the
+/// world that should not show the metrics.
+pub async fn serve_challenges(listener: TcpListener, node: Arc<ClusterHandle>) {
+    if let Err(e) = axum::serve(listener, challenges(node)).await {
+        tracing::error!("the ACME challenge endpoint stopped: {e}");
+    }
+}
+
+fn challenges(node: Arc<ClusterHandle>) -> Router {
+    Router::new()
+        .route("/.well-known/acme-challenge/{token}", get(acme_challenge))
+        .with_state(node)
 }
 
 /// `wharf health`: asks a node's endpoint whether it is ready (or, with
@@ -75,10 +90,10 @@ pub fn probe(addr: &str, live: bool) -> anyhow::Result<String> {
 /// from the replicated store, so whichever node the validator reaches
 /// answers for the leader that placed the order.
 async fn acme_challenge(
-    State(o): State<Arc<Observed>>,
+    State(node): State<Arc<ClusterHandle>>,
     Path(token): Path<String>,
 ) -> impl IntoResponse {
-    match o.node.reader.acme_key_authorization(&token) {
+    match node.reader.acme_key_authorization(&token) {
         Ok(Some(answer)) => {
             tracing::info!(token = %token, "answered an ACME HTTP-01 challenge");
             (StatusCode::OK, answer)

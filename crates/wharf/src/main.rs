@@ -325,6 +325,13 @@ async fn serve(settings: Settings) -> Result<()> {
                  set --http-listen"),
         }
     }
+    if let Some(addr) = settings.acme_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on --acme-listen {addr}"))?;
+        tracing::info!(%addr, "ACME HTTP-01 endpoint: /.well-known/acme-challenge/");
+        tokio::spawn(http::serve_challenges(listener, node.clone()));
+    }
     print_summary(&settings, Some((&engine, &certificates)));
     engine.run(shutdown_signal()).await;
     Ok(())

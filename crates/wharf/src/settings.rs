@@ -25,6 +25,8 @@ pub struct FileConfig {
     pub listen: Option<String>,
     pub implicit_listen: Option<String>,
     pub http_listen: Option<String>,
+    /// HTTP address answering only ACME HTTP-01 challenges.
+    pub acme_listen: Option<String>,
     pub pasv_ports: Option<String>,
     pub pasv_address: Option<String>,
     #[serde(default)]
@@ -180,6 +182,8 @@ pub struct Settings {
     /// The HTTP endpoint, and whether the operator chose it (then failing to
     /// bind it is an error; the default address is only tried).
     pub http_listen: Option<(SocketAddr, bool)>,
+    /// Answers ACME HTTP-01 challenges only (off unless given).
+    pub acme_listen: Option<SocketAddr>,
     pub cluster_listen: SocketAddr,
     pub cluster_advertise: Option<String>,
     pub cluster_source: Option<std::net::IpAddr>,
@@ -247,6 +251,10 @@ impl Settings {
         let http_choice = args.http_listen.as_deref().or(file.http_listen.as_deref());
         let http_listen =
             parse_listen(http_choice, "127.0.0.1:9180")?.map(|addr| (addr, http_choice.is_some()));
+        let acme_listen = parse_listen(
+            args.acme_listen.as_deref().or(file.acme_listen.as_deref()),
+            "off",
+        )?;
         let passive_ports = PortRange::parse(
             args.pasv_ports
                 .as_deref()
@@ -386,6 +394,7 @@ impl Settings {
                 ),
             },
             http_listen,
+            acme_listen,
             engine: EngineConfig {
                 listen,
                 implicit_listen,
