@@ -25,6 +25,10 @@ use crate::certificates::ROTATE_PREFIX;
 
 /// How often the leader looks at the ACME certificates.
 const TICK: Duration = Duration::from_secs(2);
+/// The most one attempt may take, a CA that stops answering included (the
+/// HTTP client has no timeout of its own): validation and issuance polls
+/// take 90 s each at the most, the rest is a handful of requests.
+const ATTEMPT_LIMIT: Duration = Duration::from_secs(300);
 /// Renew this long before expiry at the most (certbot's habit for 90-day
 /// certificates), and at 2/3 of the lifetime for shorter ones.
 const RENEW_BEFORE: u64 = 30 * 24 * 3600;
@@ -109,7 +113,13 @@ pub async fn obtain_while_leader(node: Arc<ClusterHandle>) {
             {
                 continue;
             }
-            if let Err(e) = step(&node, &acme).await {
+            let attempt = tokio::time::timeout(ATTEMPT_LIMIT, step(&node, &acme)).await;
+            let outcome = attempt.unwrap_or_else(|_| {
+                Err(anyhow::anyhow!(
+                    "no answer from the CA within {ATTEMPT_LIMIT:?}"
+                ))
+            });
+            if let Err(e) = outcome {
                 let failures = acme.failures.saturating_add(1);
                 let wait = backoff(failures);
                 tracing::warn!(name = %acme.name, failures, retry_in = ?wait,
