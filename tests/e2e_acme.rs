@@ -440,6 +440,15 @@ fn cluster_obtains_and_renews_an_acme_certificate_across_a_leader_change() {
         Some(("Acme".to_owned(), generation + 1))
     );
     assert_eq!(served(cluster.node(1), "unreachable.wharf.test"), None);
+    let out = cluster.node(2).cli(
+        &["cert", "acme", "remove", "--name", "unreachable.wharf.test"],
+        None,
+    );
+    assert_success(&out, "wharf cert acme remove");
+    let listed = poll_until(Duration::from_secs(10), "the removal on node 3", || {
+        Some(acme_list(cluster.node(3))).filter(|l| !l.contains("unreachable.wharf.test"))
+    });
+    assert!(listed.starts_with("default\t"), "the other stays: {listed}");
     for n in 1..=3 {
         let node = cluster.node(n);
         assert!(
