@@ -367,6 +367,27 @@ fn cluster_obtains_and_renews_an_acme_certificate_across_a_leader_change() {
         listed.contains("order=none") && listed.contains("failures=0"),
         "{listed}"
     );
+    // The audit logs: the killed leader placed the order, a survivor stored
+    // the certificate.
+    assert_eq!(
+        cluster
+            .node(killed)
+            .audited(&[("event", "acme_order")])
+            .len(),
+        1,
+        "{:?}",
+        cluster.node(killed).audit_lines()
+    );
+    let issued: usize = survivors
+        .iter()
+        .map(|&n| {
+            cluster
+                .node(n)
+                .audited(&[("event", "cert"), ("source", "Acme")])
+                .len()
+        })
+        .sum();
+    assert_eq!(issued, 1, "one certificate stored, by the new leader");
 
     // Every node serves it, the killed one once back; it chains to pebble's root.
     let root = pebble.root();

@@ -44,27 +44,6 @@ fn login_from(source: Ipv4Addr, wharf: &Wharf, user: &str, password: &str) -> (C
     (c, reply)
 }
 
-fn audit_lines(wharf: &Wharf) -> Vec<serde_json::Value> {
-    let text = fs::read_to_string(wharf.data_dir.join("audit.log")).unwrap_or_default();
-    text.lines()
-        .map(|line| {
-            serde_json::from_str(line).unwrap_or_else(|e| panic!("audit line {line:?}: {e}"))
-        })
-        .collect()
-}
-
-/// The audit events whose fields include every `(key, value)` of `wanted`.
-fn audited(wharf: &Wharf, wanted: &[(&str, &str)]) -> Vec<serde_json::Value> {
-    audit_lines(wharf)
-        .into_iter()
-        .filter(|line| {
-            wanted
-                .iter()
-                .all(|(k, v)| line["fields"][k].as_str() == Some(v))
-        })
-        .collect()
-}
-
 #[test]
 fn global_deny_list_refuses_its_networks_at_connect() {
     let wharf = Wharf::start(WharfOptions::default().args(["--deny-from", "127.0.0.2/32"]));
@@ -199,8 +178,8 @@ fn port_bounce_attempts_score_as_protocol_abuse_and_ban_the_address() {
     let refused = greeting(&wharf);
     assert_eq!(refused.code, 421, "{refused}");
     assert!(refused.text().contains("banned"), "{refused}");
-    let bans = audited(&wharf, &[("event", "ban"), ("reason", "protocol abuse")]);
-    assert_eq!(bans.len(), 1, "{:?}", audit_lines(&wharf));
+    let bans = wharf.audited(&[("event", "ban"), ("reason", "protocol abuse")]);
+    assert_eq!(bans.len(), 1, "{:?}", wharf.audit_lines());
     assert_eq!(bans[0]["fields"]["ip"].as_str(), Some("127.0.0.1"));
     let listed = wharf.cli(&["ban", "list"], None);
     assert!(
@@ -232,10 +211,12 @@ fn a_connection_flood_is_banned_and_other_addresses_are_not() {
     let banned = greeting_from(flooder, &wharf);
     assert!(banned.text().contains("banned"), "{banned}");
     assert_eq!(
-        audited(&wharf, &[("event", "ban"), ("reason", "connection flood")]).len(),
+        wharf
+            .audited(&[("event", "ban"), ("reason", "connection flood")])
+            .len(),
         1,
         "{:?}",
-        audit_lines(&wharf)
+        wharf.audit_lines()
     );
     assert_eq!(greeting_from(Ipv4Addr::new(127, 0, 0, 6), &wharf).code, 220);
 }
@@ -283,22 +264,16 @@ fn the_audit_log_records_logins_and_admin_actions_without_secrets() {
 
     let user = wharf.user.as_str();
     for outcome in ["failed", "ok"] {
-        let logins = audited(
-            &wharf,
-            &[("event", "login"), ("user", user), ("outcome", outcome)],
-        );
-        assert_eq!(logins.len(), 1, "{outcome}: {:?}", audit_lines(&wharf));
+        let logins = wharf.audited(&[("event", "login"), ("user", user), ("outcome", outcome)]);
+        assert_eq!(logins.len(), 1, "{outcome}: {:?}", wharf.audit_lines());
         assert_eq!(logins[0]["fields"]["ip"].as_str(), Some("127.0.0.1"));
         assert!(logins[0]["timestamp"].is_string());
     }
-    let added = audited(
-        &wharf,
-        &[
-            ("event", "admin"),
-            ("action", &format!("add user {PARTNER}")),
-        ],
-    );
-    assert_eq!(added.len(), 1, "{:?}", audit_lines(&wharf));
+    let added = wharf.audited(&[
+        ("event", "admin"),
+        ("action", &format!("add user {PARTNER}")),
+    ]);
+    assert_eq!(added.len(), 1, "{:?}", wharf.audit_lines());
 
     let text = fs::read_to_string(wharf.data_dir.join("audit.log")).unwrap();
     for secret in [

@@ -351,6 +351,28 @@ impl Wharf {
         walk(&self.data_dir.join("cluster").join("raft"), needle)
     }
 
+    /// The audit log's events (`DATA_DIR/audit.log`), one JSON object each.
+    pub fn audit_lines(&self) -> Vec<serde_json::Value> {
+        let text = fs::read_to_string(self.data_dir.join("audit.log")).unwrap_or_default();
+        text.lines()
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("audit line {line:?}: {e}"))
+            })
+            .collect()
+    }
+
+    /// The audit events whose fields include every `(key, value)` of `wanted`.
+    pub fn audited(&self, wanted: &[(&str, &str)]) -> Vec<serde_json::Value> {
+        self.audit_lines()
+            .into_iter()
+            .filter(|line| {
+                wanted
+                    .iter()
+                    .all(|(k, v)| line["fields"][k].as_str() == Some(v))
+            })
+            .collect()
+    }
+
     /// Starts a server with the default options: one account, default policies.
     pub fn start_default() -> Wharf {
         Wharf::start(WharfOptions::default())
