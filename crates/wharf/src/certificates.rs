@@ -5,8 +5,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use crate::cluster_fs::unix_now as now;
 use anyhow::{Context, Result};
 use rustls::sign::CertifiedKey;
 use wharf_cluster::ClusterHandle;
@@ -23,13 +24,6 @@ pub struct CertPolicy {
     /// Names (DNS or IP) the default certificate is issued for.
     pub server_names: Vec<String>,
     pub lifetime: Duration,
-}
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
 }
 
 /// On the bootstrapping node: create the cluster CA and the default

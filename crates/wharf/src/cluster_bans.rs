@@ -3,20 +3,14 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use crate::cluster_fs::unix_now as now;
 use async_trait::async_trait;
 use wharf_cluster::ClusterHandle;
 use wharf_server::bans::BanList;
 use wharf_store::records::BanRecord;
 use wharf_store::Command;
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 pub struct ClusterBans {
     pub node: Arc<ClusterHandle>,

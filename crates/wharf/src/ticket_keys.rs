@@ -4,8 +4,9 @@
 //! therefore resumes on every other node.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use crate::cluster_fs::unix_now as now;
 use wharf_cluster::ClusterHandle;
 use wharf_store::records::TicketKeyRecord;
 use wharf_store::Command;
@@ -20,13 +21,6 @@ const ROTATE_EVERY: u64 = 6 * 3600;
 const ACTIVATION_DELAY: u64 = 60;
 /// A key decrypts until every ticket it encrypted has expired.
 const KEY_LIFETIME: u64 = ROTATE_EVERY + TICKET_LIFETIME as u64 + ACTIVATION_DELAY;
-
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
 
 fn to_key(r: &TicketKeyRecord) -> Option<TicketKey> {
     Some(TicketKey {

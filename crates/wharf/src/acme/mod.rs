@@ -22,6 +22,7 @@ use wharf_cluster::ClusterHandle;
 use wharf_store::records::{AcmeCertRecord, CertRecord, CertSource};
 
 use crate::certificates::ROTATE_PREFIX;
+use crate::cluster_fs::unix_now as now;
 
 /// How often the leader looks at the ACME certificates.
 const TICK: Duration = Duration::from_secs(2);
@@ -80,12 +81,6 @@ pub fn due(
 pub fn backoff(failures: u32) -> Duration {
     let secs = 10u64.saturating_mul(1 << failures.min(10).saturating_sub(1));
     Duration::from_secs(secs.min(3600))
-}
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 /// Leader job: for each ACME certificate, continue the order in flight or

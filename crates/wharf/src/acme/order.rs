@@ -89,7 +89,7 @@ async fn place(
         url: order.url().to_owned(),
         key_pem: rcgen::KeyPair::generate()?.serialize_pem(),
         challenges: pending_challenges(&mut order).await?,
-        started: super::now(),
+        started: crate::cluster_fs::unix_now(),
         started_by: node.node_id,
     };
     let (result, index) = node
