@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::AsyncBufReadExt;
 use wharf_ftp::listing::{format_time, mlsx_line};
 use wharf_ftp::reply::quote_path;
 use wharf_ftp::{EntryKind, HashAlgorithm, Reply};
@@ -149,11 +149,14 @@ pub async fn hash(s: &mut Session, arg: &str) -> Reply {
         Err(e) => return replies::fs_error(&e),
     };
     let mut digest = Digest::new(s.hash);
-    let mut buf = vec![0u8; 256 * 1024];
     loop {
-        match reader.read(&mut buf).await {
-            Ok(0) => break,
-            Ok(n) => digest.update(&buf[..n]),
+        match reader.fill_buf().await {
+            Ok([]) => break,
+            Ok(bytes) => {
+                let n = bytes.len();
+                digest.update(bytes);
+                reader.consume(n);
+            }
             Err(e) => return replies::fs_error(&e.into()),
         }
     }

@@ -15,6 +15,9 @@ use wharf_ftp::{Entry, EntryKind, VirtualPath};
 
 use super::{FileReader, FileSystem, FileWriter, FsError, WriteMode};
 
+/// How much of a file one read from disk brings in.
+const READ_BUFFER: usize = 256 * 1024;
+
 pub struct LocalFs {
     root: PathBuf,
 }
@@ -137,7 +140,10 @@ impl FileSystem for LocalFs {
         if offset > 0 {
             file.seek(std::io::SeekFrom::Start(offset)).await?;
         }
-        Ok(Box::new(file))
+        Ok(Box::new(tokio::io::BufReader::with_capacity(
+            READ_BUFFER,
+            file,
+        )))
     }
 
     async fn open_write(

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use tokio::io::AsyncRead;
+use tokio::io::AsyncBufRead;
 use wharf_ftp::{Entry, VirtualPath};
 
 pub use local::LocalFs;
@@ -92,7 +92,10 @@ pub trait FileWriter: Send {
     async fn commit(self: Box<Self>) -> Result<u64, FsError>;
 }
 
-pub type FileReader = Box<dyn AsyncRead + Send + Unpin>;
+/// A file's bytes from some offset on. Buffered reading: the transfer sends
+/// straight from the reader's own buffer (a cluster file's chunk as fetched),
+/// without copying it into one of its own first.
+pub type FileReader = Box<dyn AsyncBufRead + Send + Unpin>;
 
 #[async_trait]
 pub trait FileSystem: Send + Sync {

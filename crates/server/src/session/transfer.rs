@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use wharf_ftp::ascii::{FromNetwork, ToNetwork};
 use wharf_ftp::{Reply, VirtualPath};
@@ -16,7 +16,13 @@ use crate::fs::{FileReader, FileSystem, FileWriter, FsError, WriteMode};
 use crate::replies;
 use crate::throttle::Throttle;
 
-const CHUNK: usize = 256 * 1024;
+/// The most one step of a transfer moves: throttling and the progress that
+/// STAT and ABOR report advance in steps of at most this.
+const STEP: usize = 256 * 1024;
+/// An upload's first receive buffer. Small files (the ingest case) never
+/// need more, so a data connection does not allocate and zero `STEP` bytes
+/// for a 4 KiB file; a buffer that fills up doubles, up to `STEP`.
+const FIRST_RECEIVE: usize = 16 * 1024;
 
 pub enum Payload {
     Download { reader: FileReader, ascii: bool },
@@ -212,7 +218,7 @@ async fn pump(
     }
 }
 
-async fn send_all<R: AsyncRead + Unpin + ?Sized>(
+async fn send_all<R: AsyncBufRead + Unpin + ?Sized>(
     stream: &mut DataStream,
     source: &mut R,
     mut conv: Option<&mut ToNetwork>,
@@ -220,27 +226,31 @@ async fn send_all<R: AsyncRead + Unpin + ?Sized>(
     limits: &TransferLimits,
     progress: &AtomicU64,
 ) -> Result<(), PumpError> {
-    let mut buf = vec![0u8; CHUNK];
     let mut converted = Vec::new();
     loop {
-        let n = source
-            .read(&mut buf)
+        // Straight from the reader's buffer (a whole chunk of a cluster file)
+        // into TLS: no copy into a transfer buffer of our own.
+        let available = source
+            .fill_buf()
             .await
             .map_err(|e| PumpError::Storage(e.into()))?;
-        if n == 0 {
+        if available.is_empty() {
             break;
         }
+        let taken = available.len().min(STEP);
         let out = match conv.as_deref_mut() {
             Some(c) => {
                 converted.clear();
-                c.convert(&buf[..n], &mut converted);
+                c.convert(&available[..taken], &mut converted);
                 &converted[..]
             }
-            None => &buf[..n],
+            None => &available[..taken],
         };
         with_idle_limit(limits.idle_timeout, stream.write_all(out)).await?;
-        progress.fetch_add(out.len() as u64, Ordering::Relaxed);
-        throttle.consume(out.len()).await;
+        let sent = out.len();
+        source.consume(taken);
+        progress.fetch_add(sent as u64, Ordering::Relaxed);
+        throttle.consume(sent).await;
     }
     // close_notify, then FIN: the client knows the file is complete.
     with_idle_limit(limits.idle_timeout, stream.shutdown()).await
@@ -254,7 +264,7 @@ async fn receive_all(
     limits: &TransferLimits,
     progress: &AtomicU64,
 ) -> Result<(), PumpError> {
-    let mut buf = vec![0u8; CHUNK];
+    let mut buf = vec![0u8; FIRST_RECEIVE];
     let mut conv = ascii.then(FromNetwork::new);
     let mut converted = Vec::new();
     loop {
@@ -273,6 +283,7 @@ async fn receive_all(
         if n == 0 {
             break;
         }
+        let filled = n == buf.len();
         progress.fetch_add(n as u64, Ordering::Relaxed);
         let data = match conv.as_mut() {
             Some(c) => {
@@ -284,6 +295,9 @@ async fn receive_all(
         };
         writer.write(data).await.map_err(PumpError::Storage)?;
         throttle.consume(n).await;
+        if filled && buf.len() < STEP {
+            buf.resize(buf.len() * 2, 0);
+        }
     }
     if let Some(c) = conv.as_mut() {
         converted.clear();

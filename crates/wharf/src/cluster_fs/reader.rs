@@ -7,7 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncBufRead, AsyncRead, ReadBuf};
 use tokio::task::JoinHandle;
 use wharf_cluster::ClusterHandle;
 use wharf_store::records::ChunkRef;
@@ -64,16 +64,14 @@ fn from_offset(chunks: Vec<ChunkRef>, offset: u64) -> (usize, Vec<ChunkRef>) {
     (0, Vec::new())
 }
 
-impl AsyncRead for ChunkReader {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = &mut *self;
+impl AsyncBufRead for ChunkReader {
+    /// The rest of the current chunk, as fetched: the transfer sends from it
+    /// directly.
+    fn poll_fill_buf(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<&[u8]>> {
+        let this = self.get_mut();
         while this.pos == this.current.len() {
             let Some(next) = this.next.as_mut() else {
-                return Poll::Ready(Ok(()));
+                return Poll::Ready(Ok(&[]));
             };
             let fetched = match Pin::new(next).poll(cx) {
                 Poll::Pending => return Poll::Pending,
@@ -86,9 +84,29 @@ impl AsyncRead for ChunkReader {
             this.skip = 0;
             this.current = data;
         }
-        let n = buf.remaining().min(this.current.len() - this.pos);
-        buf.put_slice(&this.current[this.pos..this.pos + n]);
-        this.pos += n;
+        Poll::Ready(Ok(&this.current[this.pos..]))
+    }
+
+    fn consume(self: Pin<&mut Self>, amount: usize) {
+        let this = self.get_mut();
+        this.pos = (this.pos + amount).min(this.current.len());
+    }
+}
+
+impl AsyncRead for ChunkReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let available = match self.as_mut().poll_fill_buf(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+            Poll::Ready(Ok(bytes)) => bytes,
+        };
+        let n = buf.remaining().min(available.len());
+        buf.put_slice(&available[..n]);
+        self.consume(n);
         Poll::Ready(Ok(()))
     }
 }
