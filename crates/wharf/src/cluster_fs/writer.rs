@@ -21,6 +21,8 @@ type Placing = JoinHandle<Result<(ChunkRef, Vec<NodeId>), FsError>>;
 
 /// Chunks stored and replicated at once while the client keeps sending.
 const MAX_IN_FLIGHT: usize = 3;
+/// A chunk buffer's first size: enough for the small files of an ingest.
+const SMALL_BUFFER: usize = 64 * 1024;
 /// A checkpoint goes through Raft once this many chunks are durable since the
 /// last one, or once this much time has passed.
 const CHECKPOINT_CHUNKS: usize = 4;
@@ -131,7 +133,7 @@ impl Upload {
             abandoned: false,
             chunks: Vec::new(),
             placed: Vec::new(),
-            buffer: Vec::with_capacity(chunk_size),
+            buffer: Vec::new(),
             in_flight: std::collections::VecDeque::new(),
             last_checkpoint: std::time::Instant::now(),
         };
@@ -237,7 +239,7 @@ impl Upload {
         {
             self.checkpoint(false).await?;
         }
-        let data = std::mem::replace(&mut self.buffer, Vec::with_capacity(self.chunk_size));
+        let data = std::mem::take(&mut self.buffer);
         let placing = tokio::spawn(place_chunk(self.node.clone(), data));
         self.in_flight.push_back(placing);
         Ok(())
@@ -278,12 +280,29 @@ async fn place_chunk(
 }
 
 impl Upload {
+    /// Grows the chunk buffer for `more` bytes: a small file's buffer stays
+    /// small (no whole chunk allocated per 4 KiB upload), and a large one is
+    /// reallocated once, to the chunk size, when it outgrows that.
+    fn make_room(&mut self, more: usize) {
+        let needed = self.buffer.len() + more;
+        if needed > self.buffer.capacity() {
+            let size = if needed <= SMALL_BUFFER {
+                SMALL_BUFFER
+            } else {
+                self.chunk_size
+            };
+            self.buffer
+                .reserve_exact(size.min(self.chunk_size) - self.buffer.len());
+        }
+    }
+
     async fn write(&mut self, mut buf: &[u8]) -> Result<(), FsError> {
         while !buf.is_empty() {
             if self.buffer.len() == self.chunk_size {
                 self.place_buffer().await?;
             }
             let take = (self.chunk_size - self.buffer.len()).min(buf.len());
+            self.make_room(take);
             self.buffer.extend_from_slice(&buf[..take]);
             buf = &buf[take..];
         }
