@@ -1,12 +1,13 @@
 //! How fast a chunk is named: `ChunkHash::of` (BLAKE3) over buffers from one
 //! small file to a full chunk. Every uploaded byte is hashed once on the
-//! receiving node, so this bounds a single node's ingest rate.
+//! receiving node, so this bounds a single node's ingest rate. Beside it,
+//! `Checksum::of` (XXH3-128), the check every read of a stored chunk pays.
 
 use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use wharf_blob::ChunkHash;
+use wharf_blob::{Checksum, ChunkHash};
 
 const SIZES: &[(&str, usize)] = &[
     ("4KiB", 4 * 1024),
@@ -28,8 +29,8 @@ fn filler(len: usize) -> Vec<u8> {
         .collect()
 }
 
-fn chunk_hash(c: &mut Criterion) {
-    let mut group = c.benchmark_group("chunk_hash");
+fn over_sizes<T>(c: &mut Criterion, name: &str, f: fn(&[u8]) -> T) {
+    let mut group = c.benchmark_group(name);
     group.warm_up_time(Duration::from_millis(500));
     group.measurement_time(Duration::from_secs(3));
     group.sample_size(30);
@@ -37,11 +38,19 @@ fn chunk_hash(c: &mut Criterion) {
         let bytes = filler(len);
         group.throughput(Throughput::Bytes(len as u64));
         group.bench_with_input(BenchmarkId::from_parameter(label), &bytes, |b, bytes| {
-            b.iter(|| ChunkHash::of(black_box(bytes)))
+            b.iter(|| f(black_box(bytes)))
         });
     }
     group.finish();
 }
 
-criterion_group!(benches, chunk_hash);
+fn chunk_hash(c: &mut Criterion) {
+    over_sizes(c, "chunk_hash", ChunkHash::of);
+}
+
+fn chunk_checksum(c: &mut Criterion) {
+    over_sizes(c, "chunk_checksum", Checksum::of);
+}
+
+criterion_group!(benches, chunk_hash, chunk_checksum);
 criterion_main!(benches);

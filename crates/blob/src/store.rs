@@ -2,10 +2,11 @@
 //! files out over 256 directories).
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
+use crate::checksum::Checksum;
 use crate::hash::ChunkHash;
 
 /// Suffix of a chunk being written; such files are never read as chunks and
@@ -92,6 +93,9 @@ impl ChunkStore {
         let written = (|| {
             let mut file = File::create(&temp)?;
             file.write_all(bytes)?;
+            if let Err(e) = Checksum::of(bytes).write_to(&file) {
+                tracing::debug!(%hash, "chunk stored without its checksum attribute: {e}");
+            }
             file.sync_all()?;
             fs::rename(&temp, &path)?;
             File::open(fan)?.sync_all()
@@ -103,20 +107,31 @@ impl ChunkStore {
     }
 
     /// The chunk's bytes, or `None` when this node does not hold it. A file
-    /// whose bytes no longer match its name (disk damage) is removed and
-    /// reported as missing, so the caller fetches a good replica instead.
+    /// whose bytes no longer match (disk damage) is removed and reported as
+    /// missing, so the caller fetches a good replica instead. The check is the
+    /// file's checksum attribute where it has one (see `checksum`), else the
+    /// chunk's name.
     pub fn get(&self, hash: &ChunkHash) -> io::Result<Option<Vec<u8>>> {
         let path = self.path(hash);
-        match fs::read(&path) {
-            Ok(bytes) if hash.matches(&bytes) => Ok(Some(bytes)),
-            Ok(_) => {
-                tracing::error!(%hash, "chunk on disk is damaged; removed");
-                let _ = fs::remove_file(&path);
-                Ok(None)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        let (bytes, checksum) = match read_chunk_file(&path) {
+            Ok(found) => found,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if checksum.is_some_and(|c| c == Checksum::of(&bytes)) {
+            return Ok(Some(bytes));
         }
+        if hash.matches(&bytes) {
+            // Written before checksums, or the attribute itself was damaged.
+            let restored = File::open(&path).and_then(|f| Checksum::of(&bytes).write_to(&f));
+            if let Err(e) = restored {
+                tracing::debug!(%hash, "chunk checksum attribute not written: {e}");
+            }
+            return Ok(Some(bytes));
+        }
+        tracing::error!(%hash, "chunk on disk is damaged; removed");
+        let _ = fs::remove_file(&path);
+        Ok(None)
     }
 
     pub fn contains(&self, hash: &ChunkHash) -> bool {
@@ -150,6 +165,15 @@ impl ChunkStore {
         }
         Ok(out)
     }
+}
+
+/// A chunk file's bytes and the checksum it carries.
+fn read_chunk_file(path: &Path) -> io::Result<(Vec<u8>, Option<Checksum>)> {
+    let mut file = File::open(path)?;
+    let checksum = Checksum::read_from(&file);
+    let mut bytes = Vec::with_capacity(file.metadata()?.len() as usize);
+    file.read_to_end(&mut bytes)?;
+    Ok((bytes, checksum))
 }
 
 #[cfg(test)]
@@ -187,6 +211,76 @@ mod tests {
         fs::write(store.path(&hash), b"rotted").unwrap();
         assert_eq!(store.get(&hash).unwrap(), None);
         assert!(!store.contains(&hash), "a damaged chunk is removed");
+    }
+
+    /// Whether this file system keeps user extended attributes (ext4, xfs,
+    /// tmpfs since Linux 6.6 do); the checksum tests need them.
+    fn attributes_work(dir: &Path) -> bool {
+        let probe = dir.join("probe");
+        fs::write(&probe, b"").unwrap();
+        let file = File::open(&probe).unwrap();
+        let works = Checksum::of(b"").write_to(&file).is_ok();
+        if !works {
+            eprintln!(
+                "skipped: {} keeps no user extended attributes",
+                dir.display()
+            );
+        }
+        works
+    }
+
+    #[test]
+    fn damage_that_keeps_the_length_is_caught_by_the_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        if !attributes_work(dir.path()) {
+            return;
+        }
+        let store = ChunkStore::open(dir.path().join("chunks")).unwrap();
+        let bytes = vec![7u8; 64 * 1024];
+        let hash = ChunkHash::of(&bytes);
+        store.put_hashed(&hash, &bytes).unwrap();
+        let path = store.path(&hash);
+        assert_eq!(
+            Checksum::read_from(&File::open(&path).unwrap()),
+            Some(Checksum::of(&bytes)),
+            "a stored chunk carries its checksum"
+        );
+        // One bit flipped in place: same file, same length, same attribute.
+        let mut file = File::options().write(true).open(&path).unwrap();
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(40_000)).unwrap();
+        file.write_all(&[7 ^ 0x10]).unwrap();
+        drop(file);
+        assert_eq!(store.get(&hash).unwrap(), None);
+        assert!(!store.contains(&hash), "a damaged chunk is removed");
+    }
+
+    #[test]
+    fn a_chunk_without_a_good_checksum_is_checked_by_its_name_and_gets_one() {
+        use xattr::FileExt;
+        let dir = tempfile::tempdir().unwrap();
+        if !attributes_work(dir.path()) {
+            return;
+        }
+        let store = ChunkStore::open(dir.path().join("chunks")).unwrap();
+        let bytes = b"written before checksums existed".to_vec();
+        let hash = ChunkHash::of(&bytes);
+        store.put(&hash, &bytes).unwrap();
+        let path = store.path(&hash);
+        File::open(&path)
+            .unwrap()
+            .remove_xattr("user.wharf.xxh3")
+            .unwrap();
+        assert_eq!(store.get(&hash).unwrap(), Some(bytes.clone()));
+        let restored = Checksum::read_from(&File::open(&path).unwrap());
+        assert_eq!(restored, Some(Checksum::of(&bytes)));
+        // A damaged attribute on good bytes: the bytes are served, the
+        // attribute repaired.
+        Checksum::of(b"something else")
+            .write_to(&File::open(&path).unwrap())
+            .unwrap();
+        assert_eq!(store.get(&hash).unwrap(), Some(bytes.clone()));
+        let repaired = Checksum::read_from(&File::open(&path).unwrap());
+        assert_eq!(repaired, Some(Checksum::of(&bytes)));
     }
 
     #[test]
