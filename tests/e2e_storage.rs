@@ -3,7 +3,8 @@
 //! node are seen by the next command on another, an upload cut off by a killed node
 //! resumes on a survivor from the durable offset `SIZE` reports, concurrent writers
 //! never tear a file, the leader restores the replication factor after a node is
-//! removed or silent, and new replicas avoid a member that stopped answering.
+//! removed or silent, new replicas avoid a member that stopped answering, and a chunk
+//! damaged on disk is never served.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -517,9 +518,9 @@ fn signal(node: &Wharf, name: &str) {
 
 /// Chunk files on a node's disk (`DATA_DIR/chunks/<fan>/<BLAKE3 hex>`), partial
 /// writes left out.
-fn chunk_files(node: &Wharf) -> usize {
+fn chunk_paths(node: &Wharf) -> Vec<std::path::PathBuf> {
     let Ok(fans) = std::fs::read_dir(node.data_dir.join("chunks")) else {
-        return 0;
+        return Vec::new();
     };
     fans.flatten()
         .filter_map(|fan| std::fs::read_dir(fan.path()).ok())
@@ -528,7 +529,89 @@ fn chunk_files(node: &Wharf) -> usize {
             let name = f.file_name().to_string_lossy().into_owned();
             name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
         })
-        .count()
+        .map(|f| f.path())
+        .collect()
+}
+
+fn chunk_files(node: &Wharf) -> usize {
+    chunk_paths(node).len()
+}
+
+/// Flips one bit in the middle of every chunk file on `node`, in place: the
+/// file keeps its inode, length and extended attributes, as with damage on
+/// disk. Returns how many files it damaged.
+fn damage_every_chunk(node: &Wharf) -> usize {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let paths = chunk_paths(node);
+    for path in &paths {
+        let mut file = std::fs::File::options()
+            .read(true)
+            .write(true)
+            .open(path)
+            .unwrap();
+        let middle = file.metadata().unwrap().len() / 2;
+        let mut byte = [0u8];
+        file.seek(SeekFrom::Start(middle)).unwrap();
+        file.read_exact(&mut byte).unwrap();
+        file.seek(SeekFrom::Start(middle)).unwrap();
+        file.write_all(&[byte[0] ^ 0x04]).unwrap();
+    }
+    paths.len()
+}
+
+/// Whether the chunk file at `path` holds the bytes its name says.
+fn chunk_is_intact(path: &std::path::Path) -> bool {
+    let name = path.file_name().unwrap().to_string_lossy().into_owned();
+    let bytes = std::fs::read(path).unwrap();
+    wharf_blob::ChunkHash::of(&bytes).to_string() == name
+}
+
+/// Damage on one node's disk is never served: reading a chunk, the node
+/// notices that its bytes no longer match (the checksum the chunk file
+/// carries), removes it, takes the chunk from a replica for this download and
+/// stores the good copy again.
+#[test]
+fn a_chunk_damaged_on_disk_is_served_from_a_replica_and_stored_again() {
+    let cluster = cluster(3, &[]);
+    let local = cluster.node(1).client_dir().join("d.bin");
+    write_random_file(&local, 2 * CHUNK + 1000);
+    let sent = sha256_file(&local);
+    upload(cluster.node(1), &local, "d.bin");
+    let node = cluster.node(3);
+    assert_eq!(damage_every_chunk(node), 3, "three chunks on node 3");
+    assert!(chunk_paths(node).iter().all(|p| !chunk_is_intact(p)));
+    assert_eq!(download_sha(node, "d.bin"), sent);
+    let noticed = node.logs().matches("chunk on disk is damaged").count();
+    assert_eq!(noticed, 3, "node 3 logs each damaged chunk once");
+    let restored = chunk_paths(node);
+    assert_eq!(restored.len(), 3, "node 3 holds its three replicas again");
+    assert!(restored.iter().all(|p| chunk_is_intact(p)));
+}
+
+/// With no replica to turn to, a damaged chunk fails the download with an
+/// error reply; the client never receives the wrong bytes as the file.
+#[test]
+fn a_chunk_damaged_on_the_only_node_fails_the_download() {
+    let cluster = cluster(1, &[]);
+    let node = cluster.node(1);
+    let local = node.client_dir().join("only.bin");
+    write_random_file(&local, CHUNK + 1000);
+    upload(node, &local, "only.bin");
+    assert_eq!(damage_every_chunk(node), 2);
+    let back = node.client_dir().join("only.back");
+    let out = run(node
+        .curl()
+        .arg("-o")
+        .arg(&back)
+        .arg(node.explicit_url("only.bin")));
+    assert!(!out.status.success(), "curl must fail: {}", describe(&out));
+    let got = std::fs::read(&back).unwrap_or_default();
+    assert!(
+        (got.len() as u64) < CHUNK,
+        "at most what came before the damaged chunk arrived ({} bytes)",
+        got.len()
+    );
+    assert!(node.logs().contains("chunk on disk is damaged"));
 }
 
 /// Overwriting a file leaves its old chunks unreferenced: after `--chunk-grace`
