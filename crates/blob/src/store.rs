@@ -4,6 +4,7 @@
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
 use crate::checksum::Checksum;
@@ -15,6 +16,8 @@ const PARTIAL: &str = ".partial";
 
 pub struct ChunkStore {
     dir: PathBuf,
+    /// Set once the file system refused a user extended attribute.
+    no_attributes: AtomicBool,
 }
 
 /// A chunk found on disk, with the time it was last written (garbage
@@ -32,7 +35,10 @@ impl ChunkStore {
     pub fn open(dir: impl Into<PathBuf>) -> io::Result<Self> {
         let dir = dir.into();
         fs::create_dir_all(&dir)?;
-        let store = Self { dir };
+        let store = Self {
+            dir,
+            no_attributes: AtomicBool::new(false),
+        };
         for fan in store.fan_dirs()? {
             for entry in fs::read_dir(&fan)? {
                 let path = entry?.path();
@@ -93,9 +99,7 @@ impl ChunkStore {
         let written = (|| {
             let mut file = File::create(&temp)?;
             file.write_all(bytes)?;
-            if let Err(e) = Checksum::of(bytes).write_to(&file) {
-                tracing::debug!(%hash, "chunk stored without its checksum attribute: {e}");
-            }
+            self.attach_checksum(hash, &file, bytes);
             file.sync_all()?;
             fs::rename(&temp, &path)?;
             File::open(fan)?.sync_all()
@@ -113,25 +117,40 @@ impl ChunkStore {
     /// chunk's name.
     pub fn get(&self, hash: &ChunkHash) -> io::Result<Option<Vec<u8>>> {
         let path = self.path(hash);
-        let (bytes, checksum) = match read_chunk_file(&path) {
+        let (file, bytes, stored) = match read_chunk_file(&path) {
             Ok(found) => found,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
-        if checksum.is_some_and(|c| c == Checksum::of(&bytes)) {
+        if stored.is_some_and(|c| c == Checksum::of(&bytes)) {
             return Ok(Some(bytes));
         }
         if hash.matches(&bytes) {
             // Written before checksums, or the attribute itself was damaged.
-            let restored = File::open(&path).and_then(|f| Checksum::of(&bytes).write_to(&f));
-            if let Err(e) = restored {
-                tracing::debug!(%hash, "chunk checksum attribute not written: {e}");
-            }
+            self.attach_checksum(hash, &file, &bytes);
             return Ok(Some(bytes));
         }
         tracing::error!(%hash, "chunk on disk is damaged; removed");
         let _ = fs::remove_file(&path);
         Ok(None)
+    }
+
+    /// Gives `file` the checksum of `bytes`, unless this store's file system
+    /// already refused extended attributes (then reads fall back to BLAKE3,
+    /// and trying again on every read would be wasted work).
+    fn attach_checksum(&self, hash: &ChunkHash, file: &File, bytes: &[u8]) {
+        if self.no_attributes.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Err(e) = Checksum::of(bytes).write_to(file) {
+            if e.raw_os_error() == Some(libc::EOPNOTSUPP) {
+                self.no_attributes.store(true, Ordering::Relaxed);
+                tracing::warn!(dir = %self.dir.display(),
+                    "no user extended attributes here: chunks are checked with BLAKE3 on every read");
+            } else {
+                tracing::debug!(%hash, "chunk checksum attribute not written: {e}");
+            }
+        }
     }
 
     pub fn contains(&self, hash: &ChunkHash) -> bool {
@@ -167,13 +186,13 @@ impl ChunkStore {
     }
 }
 
-/// A chunk file's bytes and the checksum it carries.
-fn read_chunk_file(path: &Path) -> io::Result<(Vec<u8>, Option<Checksum>)> {
+/// A chunk file (still open), its bytes and the checksum it carries.
+fn read_chunk_file(path: &Path) -> io::Result<(File, Vec<u8>, Option<Checksum>)> {
     let mut file = File::open(path)?;
     let checksum = Checksum::read_from(&file);
     let mut bytes = Vec::with_capacity(file.metadata()?.len() as usize);
     file.read_to_end(&mut bytes)?;
-    Ok((bytes, checksum))
+    Ok((file, bytes, checksum))
 }
 
 #[cfg(test)]
