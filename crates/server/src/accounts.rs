@@ -152,6 +152,8 @@ pub struct User {
     pub download_rate: u64,
     /// Cluster storage limits on the user's files; 0 = unlimited.
     pub quota: Quota,
+    /// What this user's data connections must prove; `None` = the server's rule.
+    pub data_tls: Option<crate::data_tls::DataTlsRule>,
 }
 
 /// Limits on what a user's files may take (enforced by cluster storage).
@@ -364,6 +366,7 @@ mod tests {
                 upload_rate: 0,
                 download_rate: 0,
                 quota: Quota::default(),
+                data_tls: None,
             },
             password_hash: hash_password(password).unwrap(),
         }

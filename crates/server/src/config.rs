@@ -72,8 +72,12 @@ pub struct TlsPolicy {
     pub require_tls_login: bool,
     /// Data transfers only with PROT P (521 otherwise).
     pub require_prot_p: bool,
-    /// Data connections must resume the control connection's TLS session.
-    pub require_ssl_reuse: bool,
+    /// What a data connection's TLS session must prove, unless the user has a
+    /// rule of their own (`crate::data_tls`).
+    pub data_tls: crate::data_tls::DataTlsRule,
+    /// Client networks whose data connections need not resume a session
+    /// (clients that cannot); each such session is logged once.
+    pub data_tls_any_from: Vec<ipnet::IpNet>,
     /// PORT and EPRT allowed (always only to the control peer, ports >= 1024).
     pub allow_active: bool,
 }
@@ -83,7 +87,8 @@ impl Default for TlsPolicy {
         Self {
             require_tls_login: true,
             require_prot_p: true,
-            require_ssl_reuse: true,
+            data_tls: crate::data_tls::DataTlsRule::SameUser,
+            data_tls_any_from: Vec::new(),
             allow_active: true,
         }
     }

@@ -7,6 +7,7 @@ pub mod address_rules;
 pub mod bans;
 mod commands;
 pub mod config;
+pub mod data_tls;
 pub mod defender;
 pub mod fs;
 mod guard;
@@ -46,6 +47,8 @@ pub struct Shared {
     defender: Arc<defender::Defender>,
     xferlog: xferlog::TransferLog,
     metrics: Arc<metrics::EngineMetrics>,
+    /// This node's logged-in control connections, for the data-connection rule.
+    logged_in: Arc<data_tls::LoggedInSessions>,
     /// Flips to true on SIGTERM: sessions finish their transfer, then close.
     shutdown: watch::Receiver<bool>,
 }

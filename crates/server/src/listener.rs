@@ -100,6 +100,7 @@ impl Engine {
                 defender,
                 xferlog,
                 metrics: Default::default(),
+                logged_in: Default::default(),
                 shutdown,
             }),
             explicit,
@@ -272,7 +273,7 @@ async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
             return;
         }
     };
-    let binding = SessionBinding::random();
+    let binding = SessionBinding::new(ip);
     let stream = if implicit {
         let acceptor = TlsAcceptor::from(shared.tls.implicit.clone());
         let handshake = acceptor.accept_with(tcp, |c| binding.install(c));

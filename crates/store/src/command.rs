@@ -25,6 +25,12 @@ pub enum Command {
         name: String,
         password_hash: String,
     },
+    /// Sets what a user's data connections must prove (`reuse`, `same-user`,
+    /// `any`, or empty for the server's rule); `NotFound` for an unknown user.
+    SetDataTls {
+        name: String,
+        rule: String,
+    },
     PutCert(CertRecord),
     RemoveCert {
         name: String,
@@ -88,6 +94,9 @@ impl Command {
             ),
             Command::RemoveUser { name } => format!("remove user {name}"),
             Command::SetPassword { name, .. } => format!("set the password of user {name}"),
+            Command::SetDataTls { name, rule } => {
+                format!("set the data-connection TLS rule of user {name} to {rule:?}")
+            }
             Command::PutCert(c) => format!(
                 "put certificate {} ({:?}, generation {})",
                 c.name, c.source, c.generation

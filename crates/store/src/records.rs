@@ -39,6 +39,10 @@ pub struct UserRecord {
     /// Files the user may own in cluster storage; 0 = unlimited.
     #[serde(default)]
     pub quota_files: u64,
+    /// What the user's data connections must prove: `reuse`, `same-user`,
+    /// `any`; empty means the server's rule.
+    #[serde(default)]
+    pub data_tls: String,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -110,6 +110,15 @@ impl StateMachineStore {
                 user.password_hash = password_hash;
                 table::put(db, batch, "users", name.as_bytes(), &user)?;
             }
+            Command::SetDataTls { name, rule } => {
+                let Some(mut user) =
+                    table::get::<crate::records::UserRecord>(db, "users", name.as_bytes())?
+                else {
+                    return Ok(CommandResult::NotFound);
+                };
+                user.data_tls = rule;
+                table::put(db, batch, "users", name.as_bytes(), &user)?;
+            }
             Command::PutCert(cert) => {
                 let key = cert.name.to_ascii_lowercase();
                 table::put(db, batch, "certs", key.as_bytes(), &cert)?;

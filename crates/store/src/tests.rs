@@ -44,6 +44,7 @@ fn user(name: &str, home: &str) -> UserRecord {
         enabled: true,
         quota_bytes: 0,
         quota_files: 0,
+        data_tls: String::new(),
     }
 }
 

@@ -14,7 +14,7 @@ use crate::binding::ResumptionWitness;
 use crate::client_auth::{ClientAuth, ClientCertMode};
 use crate::resolver::{CertificateError, DEFAULT_NAME};
 use crate::ticketer::{unix_now, TicketKeyError};
-use crate::{CertificateSet, ServerIdentity, SessionBinding, TicketKey, TicketKeyRing};
+use crate::{CertificateSet, ServerIdentity, TicketKey, TicketKeyRing};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
@@ -95,16 +95,16 @@ impl TlsConfigs {
         };
         let control = config(client_auth.explicit)?;
         let implicit = config(client_auth.implicit)?;
-        // Data connections hand out TLS 1.3 tickets only to clients that ask
-        // for them (RFC 9149 `ticket_request`). Clients built on OpenSSL or
-        // GnuTLS resume every data connection from the control session's
-        // ticket and never read what a data connection sends before they
-        // close it; an unread ticket would turn curl's close after an upload
-        // into a reset (refused with 426, and a reset may drop the last
-        // bytes in flight). A client that uses each ticket once (rustls)
-        // asks, reads the ticket, and so has one for its next transfer.
+        // Every data connection hands out one fresh TLS 1.3 ticket (as an
+        // OpenSSL server does on a resumed connection): clients that use each
+        // ticket once (rustls, curl's session cache, Java) resume their next
+        // data connection from it. It is flushed right after the handshake,
+        // and a client that starts the handshake before its command gets
+        // `150` only then, so an uploading client finds the ticket waiting
+        // when it closes instead of leaving it unread (which turns the close
+        // into a reset).
         let mut data = config(client_auth.data())?;
-        data.send_tls13_tickets = 0;
+        data.send_tls13_tickets = 1;
         data.max_tls13_tickets = 1;
         Ok(Self {
             control: Arc::new(control),
@@ -113,19 +113,12 @@ impl TlsConfigs {
         })
     }
 
-    /// The configuration for one data connection of the control session that
-    /// owns `binding`, and the witness that tells afterwards whether the client
-    /// resumed that session.
-    pub fn for_data_connection(
-        &self,
-        binding: &SessionBinding,
-    ) -> (Arc<ServerConfig>, Arc<ResumptionWitness>) {
+    /// The configuration for one data connection, and the witness that tells
+    /// afterwards which session the client resumed.
+    pub fn for_data_connection(&self) -> (Arc<ServerConfig>, Arc<ResumptionWitness>) {
         let mut config = (*self.data).clone();
-        let witness = ResumptionWitness::new(
-            binding.clone(),
-            config.ticketer.clone(),
-            config.session_storage.clone(),
-        );
+        let witness =
+            ResumptionWitness::new(config.ticketer.clone(), config.session_storage.clone());
         config.ticketer = witness.clone();
         config.session_storage = witness.clone();
         (Arc::new(config), witness)
@@ -140,6 +133,7 @@ mod tests {
 
     use super::*;
     use crate::test_support::{self_signed, Handshake};
+    use crate::SessionBinding;
 
     const HOST: &str = "ftp.example.com";
 
@@ -245,17 +239,17 @@ mod tests {
         for client in [Handshake::new(), Handshake::tls12()] {
             let keys = [key()];
             let (a, b) = (node(&keys, &clock()), node(&keys, &clock()));
-            let binding = SessionBinding::random();
+            let binding = SessionBinding::new([192, 0, 2, 7].into());
             client.run_bound(&a.control, HOST, &binding);
 
-            let (config, witness) = b.for_data_connection(&binding);
+            let (config, witness) = b.for_data_connection();
             let data = client.run(&config, HOST);
             assert_eq!(data.kind(), HandshakeKind::Resumed);
-            assert!(witness.resumed_by(&data.server));
+            assert!(witness.resumed_by(&data.server, &binding));
+            assert_eq!(witness.claim(&data.server).unwrap().user, None);
 
-            let (config, witness) = b.for_data_connection(&SessionBinding::random());
-            let stranger = client.run(&config, HOST);
-            assert!(!witness.resumed_by(&stranger.server));
+            let stranger = SessionBinding::new([192, 0, 2, 7].into());
+            assert!(!witness.resumed_by(&data.server, &stranger));
         }
     }
 
@@ -275,10 +269,18 @@ mod tests {
     }
 
     #[test]
-    fn data_config_sends_no_tls13_tickets_unasked() {
+    fn each_data_connection_hands_out_a_fresh_ticket() {
+        // Clients that use each TLS 1.3 ticket once (rustls, curl's OpenSSL
+        // cache, Java) resume every data connection from the previous one's.
         let configs = node(&[key()], &clock());
         let client = Handshake::new();
-        client.run(&configs.data, HOST);
-        assert_eq!(client.run(&configs.data, HOST).kind(), HandshakeKind::Full);
+        let binding = SessionBinding::new([192, 0, 2, 7].into());
+        client.run_bound(&configs.control, HOST, &binding);
+        for _ in 0..5 {
+            let (config, witness) = configs.for_data_connection();
+            let data = client.run_bound(&config, HOST, &binding);
+            assert_eq!(data.kind(), HandshakeKind::Resumed);
+            assert!(witness.resumed_by(&data.server, &binding));
+        }
     }
 }

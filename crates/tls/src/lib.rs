@@ -16,7 +16,7 @@ mod resolver;
 mod test_support;
 mod ticketer;
 
-pub use binding::{ResumptionWitness, SessionBinding};
+pub use binding::{ResumptionWitness, SessionBinding, SessionClaim};
 pub use ca::{certificate_request, CaError, ClusterCa, IssuedCert, LeafUsage, SignedCert};
 pub use client_auth::{
     CertMatch, ClientAuth, ClientCertMode, ClientIdentity, TrustAnchors, TrustError,

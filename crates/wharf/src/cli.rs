@@ -104,6 +104,20 @@ pub enum UserCommand {
         /// Number of files the user may have (cluster storage; default unlimited).
         #[arg(long, default_value_t = 0)]
         quota_files: u64,
+        /// What the user's data connections must prove: reuse, same-user or
+        /// any (default: the server's --data-tls).
+        #[arg(long)]
+        data_tls: Option<String>,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// Change an account's settings.
+    Modify {
+        name: String,
+        /// What the user's data connections must prove: reuse, same-user,
+        /// any, or default (the server's --data-tls).
+        #[arg(long)]
+        data_tls: String,
         #[command(flatten)]
         target: crate::admin::Target,
     },
@@ -436,9 +450,23 @@ pub struct ServeArgs {
     /// Relax: allow unencrypted data connections (PROT C).
     #[arg(long, env = "WHARF_ALLOW_PLAIN_DATA")]
     pub allow_plain_data: bool,
-    /// Relax: accept data connections that do not resume the control TLS session.
+    /// Relax: accept data connections that do not resume a TLS session
+    /// (the same as --data-tls any).
     #[arg(long, env = "WHARF_NO_REQUIRE_SSL_REUSE")]
     pub no_require_ssl_reuse: bool,
+    /// What a data connection's TLS session must prove: `reuse` (a session of
+    /// its own control connection), `same-user` (one this cluster issued to
+    /// the same user at the same address; default) or `any`.
+    #[arg(long, env = "WHARF_DATA_TLS")]
+    pub data_tls: Option<String>,
+    /// Client networks (CIDR) whose data connections need not resume a TLS
+    /// session at all, for clients that cannot; logged once per session.
+    #[arg(
+        long = "data-tls-any-from",
+        env = "WHARF_DATA_TLS_ANY_FROM",
+        value_delimiter = ','
+    )]
+    pub data_tls_any_from: Vec<String>,
     /// Refuse active mode (PORT/EPRT).
     #[arg(long, env = "WHARF_NO_ACTIVE")]
     pub no_active: bool,

@@ -68,7 +68,15 @@ fn as_file(s: &Settings) -> FileConfig {
         policy: FilePolicy {
             require_tls_login: Some(e.policy.require_tls_login),
             require_prot_p: Some(e.policy.require_prot_p),
-            require_ssl_reuse: Some(e.policy.require_ssl_reuse),
+            require_ssl_reuse: None,
+            data_tls: Some(e.policy.data_tls.as_str().to_owned()),
+            data_tls_any_from: Some(
+                e.policy
+                    .data_tls_any_from
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+            ),
             allow_active: Some(e.policy.allow_active),
             client_certs: Some(s.client_certs.explicit.as_str().to_owned()),
             implicit_client_certs: Some(s.client_certs.implicit.as_str().to_owned()),
@@ -114,6 +122,7 @@ fn as_file(s: &Settings) -> FileConfig {
                     download_rate: u.download_rate,
                     quota_bytes: u.quota.bytes,
                     quota_files: u.quota.files,
+                    data_tls: u.data_tls.map(|r| r.as_str().to_owned()),
                 }
             })
             .collect(),
@@ -139,7 +148,8 @@ mod tests {
             "users" => "user",
             "allow_plain_login" => "policy.require_tls_login",
             "allow_plain_data" => "policy.require_prot_p",
-            "no_require_ssl_reuse" => "policy.require_ssl_reuse",
+            "no_require_ssl_reuse" => "policy.data_tls",
+            "data_tls" | "data_tls_any_from" => return Some(format!("policy.{flag}")),
             "no_active" => "policy.allow_active",
             "allow_from" => "access.allow",
             "client_certs" | "implicit_client_certs" => return Some(format!("policy.{flag}")),

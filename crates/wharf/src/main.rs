@@ -23,6 +23,7 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use wharf_server::accounts::{hash_password, Account, LoginMethod, Permissions};
+use wharf_server::data_tls::DataTlsRule;
 use wharf_server::Engine;
 use wharf_store::secrets::SecretsKey;
 use wharf_tls::{ServerIdentity, TlsConfigs};
@@ -178,8 +179,15 @@ fn init_logging(format: LogFormat, audit: Option<&std::path::Path>) -> Result<()
         LogFormat::Json => stderr.json().boxed(),
     };
     let audit = audit.map(audit::layer).transpose()?;
+    // rustls warns about every ClientHello whose SNI is an IP address (lftp
+    // sends one on each connection) or otherwise malformed; the handshake
+    // goes on without a server name, as it should, so the line tells an
+    // operator nothing and fills the log.
+    let sni_noise = tracing_subscriber::filter::filter_fn(|meta| {
+        !(meta.target() == "rustls::msgs::handshake" && *meta.level() == tracing::Level::WARN)
+    });
     tracing_subscriber::registry()
-        .with(stderr.with_filter(filter))
+        .with(stderr.with_filter(filter).with_filter(sni_noise))
         .with(audit)
         .init();
     Ok(())
@@ -374,8 +382,18 @@ fn print_summary(settings: &Settings, running: Option<(&Engine, &wharf_tls::Cert
     if !p.require_prot_p {
         tracing::warn!("policy relaxed: unencrypted data connections (PROT C) allowed");
     }
-    if !p.require_ssl_reuse {
-        tracing::warn!("policy relaxed: data connections need not resume the control TLS session");
+    match p.data_tls {
+        DataTlsRule::Any => tracing::warn!(
+            "policy relaxed: data connections need not resume a TLS session (--data-tls any)"
+        ),
+        DataTlsRule::Reuse => tracing::info!(
+            "data connections must resume a TLS session of their own control connection"
+        ),
+        DataTlsRule::SameUser => {}
+    }
+    if !p.data_tls_any_from.is_empty() {
+        tracing::warn!(networks = ?p.data_tls_any_from,
+            "policy relaxed: data connections from these networks need not resume a TLS session");
     }
     if !p.allow_active {
         tracing::info!("active mode (PORT/EPRT) disabled");
@@ -414,6 +432,10 @@ async fn bootstrap(node: &wharf_cluster::ClusterHandle, accounts: &[Account]) ->
             enabled: true,
             quota_bytes: user.quota.bytes,
             quota_files: user.quota.files,
+            data_tls: user
+                .data_tls
+                .map(|r| r.as_str().to_owned())
+                .unwrap_or_default(),
         };
         let result = node
             .write(wharf_store::Command::PutUser {
@@ -461,8 +483,12 @@ async fn user_command(command: UserCommand) -> Result<()> {
             cert_match,
             quota_bytes,
             quota_files,
+            data_tls,
             target,
         } => {
+            if let Some(rule) = &data_tls {
+                DataTlsRule::parse(rule).map_err(anyhow::Error::msg)?;
+            }
             for (flag, net) in allow
                 .iter()
                 .map(|n| ("--allow", n))
@@ -506,6 +532,7 @@ async fn user_command(command: UserCommand) -> Result<()> {
                 enabled: true,
                 quota_bytes,
                 quota_files,
+                data_tls: data_tls.unwrap_or_default(),
             };
             let mut admin = Admin::connect(&target).await?;
             expect_done(
@@ -567,6 +594,30 @@ async fn user_command(command: UserCommand) -> Result<()> {
                 &format!("user {name}"),
             )?;
             println!("password of {name} changed");
+        }
+        UserCommand::Modify {
+            name,
+            data_tls,
+            target,
+        } => {
+            let rule = match data_tls.as_str() {
+                "default" => String::new(),
+                rule => DataTlsRule::parse(rule)
+                    .map_err(anyhow::Error::msg)?
+                    .as_str()
+                    .to_owned(),
+            };
+            let mut admin = Admin::connect(&target).await?;
+            expect_done(
+                admin
+                    .write(wharf_store::Command::SetDataTls {
+                        name: name.clone(),
+                        rule,
+                    })
+                    .await?,
+                &format!("user {name}"),
+            )?;
+            println!("user {name}: data connections must prove {data_tls}");
         }
         UserCommand::Remove { name, target } => {
             let mut admin = Admin::connect(&target).await?;

@@ -12,6 +12,7 @@ use wharf_server::accounts::{
     command_list, hash_password, Account, LoginMethod, Permissions, Quota, User,
 };
 use wharf_server::address_rules::AddressRules;
+use wharf_server::data_tls::DataTlsRule;
 use wharf_server::defender::DefenderConfig;
 use wharf_server::{EngineConfig, Limits, PortRange, TlsPolicy};
 use wharf_tls::{CertMatch, ClientCertMode};
@@ -73,7 +74,13 @@ pub struct FileConfig {
 pub struct FilePolicy {
     pub require_tls_login: Option<bool>,
     pub require_prot_p: Option<bool>,
+    /// `false` is the old spelling of `data_tls = "any"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub require_ssl_reuse: Option<bool>,
+    /// What a data connection's TLS session must prove: reuse, same-user, any.
+    pub data_tls: Option<String>,
+    /// Client networks whose data connections need not resume a session.
+    pub data_tls_any_from: Option<Vec<String>>,
     pub allow_active: Option<bool>,
     /// Client certificates on the explicit listener: off, optional, required.
     pub client_certs: Option<String>,
@@ -149,6 +156,9 @@ pub struct FileUser {
     pub commands: Vec<String>,
     /// password (default), certificate or both.
     pub login: Option<String>,
+    /// What this user's data connections must prove: reuse, same-user or any
+    /// (default: the server's `policy.data_tls`).
+    pub data_tls: Option<String>,
     /// cn:NAME, san:NAME or sha256:FINGERPRINT; default: the CN is the name.
     #[serde(default)]
     pub certificates: Vec<String>,
@@ -277,8 +287,25 @@ impl Settings {
                 && fp.require_tls_login.unwrap_or(defaults.require_tls_login),
             require_prot_p: !args.allow_plain_data
                 && fp.require_prot_p.unwrap_or(defaults.require_prot_p),
-            require_ssl_reuse: !args.no_require_ssl_reuse
-                && fp.require_ssl_reuse.unwrap_or(defaults.require_ssl_reuse),
+            data_tls: if args.no_require_ssl_reuse || fp.require_ssl_reuse == Some(false) {
+                DataTlsRule::Any
+            } else {
+                match args.data_tls.as_deref().or(fp.data_tls.as_deref()) {
+                    Some(rule) => DataTlsRule::parse(rule).map_err(anyhow::Error::msg)?,
+                    None => defaults.data_tls,
+                }
+            },
+            data_tls_any_from: if args.data_tls_any_from.is_empty() {
+                fp.data_tls_any_from.clone().unwrap_or_default()
+            } else {
+                args.data_tls_any_from.clone()
+            }
+            .iter()
+            .map(|net| {
+                net.parse::<IpNet>()
+                    .with_context(|| format!("data_tls_any_from {net:?} is not a CIDR network"))
+            })
+            .collect::<Result<_>>()?,
             allow_active: !args.no_active && fp.allow_active.unwrap_or(defaults.allow_active),
         };
         let d = Limits::default();
@@ -558,6 +585,12 @@ fn file_account(u: &FileUser) -> Result<Account> {
                 bytes: u.quota_bytes,
                 files: u.quota_files,
             },
+            data_tls: u
+                .data_tls
+                .as_deref()
+                .map(DataTlsRule::parse)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("user {:?}: {e}", u.name))?,
         },
         password_hash: u.password_hash.clone(),
     })
@@ -584,6 +617,7 @@ fn quick_start_account(spec: &str) -> Result<Account> {
             upload_rate: 0,
             download_rate: 0,
             quota: Quota::default(),
+            data_tls: None,
         },
         password_hash: hash_password(password)
             .map_err(|e| anyhow::anyhow!("cannot hash the password of {name}: {e}"))?,

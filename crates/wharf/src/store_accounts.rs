@@ -9,6 +9,7 @@ use ipnet::IpNet;
 use wharf_server::accounts::{
     check_login, command_list, Account, AuthError, Credentials, LoginMethod, Permissions, User,
 };
+use wharf_server::data_tls::DataTlsRule;
 use wharf_server::Accounts;
 use wharf_store::records::UserRecord;
 use wharf_store::StateReader;
@@ -60,6 +61,9 @@ impl StoreAccounts {
                 bytes: r.quota_bytes,
                 files: r.quota_files,
             },
+            data_tls: (!r.data_tls.is_empty())
+                .then(|| DataTlsRule::parse(&r.data_tls))
+                .transpose()?,
             name: r.name,
         })
     }

@@ -96,6 +96,7 @@ async fn logged_in(s: &mut Session, user: User, code: u16, how: &str) -> Outcome
         method = user.login.as_str(), "OK LOGIN");
     shared.metrics.login(true);
     let reply = Reply::new(code, format!("User {} {how}.", user.name));
+    shared.logged_in.logged_in(&s.binding, &user.name);
     s.login = Some(LoggedIn::new(user, fs, slot));
     s.cwd = VirtualPath::root();
     reply.into()

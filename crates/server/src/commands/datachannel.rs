@@ -2,12 +2,12 @@
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 
-use wharf_ftp::command::{EpsvArg, TransferType};
+use wharf_ftp::command::{EpsvArg, ProtectionLevel, TransferType};
 use wharf_ftp::listing::{epsv_reply_text, pasv_reply_text};
 use wharf_ftp::Reply;
 
 use crate::defender::Offence;
-use crate::session::data::{canonical, DataSetup, PassiveListener};
+use crate::session::data::{canonical, DataSetup, PassiveListener, PendingPassive};
 use crate::session::Session;
 
 async fn listen(s: &mut Session) -> Result<u16, Reply> {
@@ -21,7 +21,8 @@ async fn listen(s: &mut Session) -> Result<u16, Reply> {
     match bound.await {
         Ok(listener) => {
             let port = listener.port().map_err(|_| no_passive_port())?;
-            s.data = Some(DataSetup::Passive(listener));
+            let tls = (s.prot == ProtectionLevel::Private).then(|| s.data_tls_context());
+            s.data = Some(DataSetup::Passive(PendingPassive::start(listener, tls)));
             Ok(port)
         }
         Err(e) => {

@@ -1,14 +1,19 @@
 //! Data connections: the passive listener (PASV/EPSV), active connects
-//! (PORT/EPRT), and the TLS layer with its session-reuse check.
+//! (PORT/EPRT), and the TLS handshake on them.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::oneshot;
 use tokio_rustls::TlsAcceptor;
-use wharf_tls::{SessionBinding, TlsConfigs};
+use tracing::Instrument;
+use wharf_tls::{SessionBinding, SessionClaim, TlsConfigs};
 
 use super::stream::FtpStream;
 use crate::config::PortRange;
@@ -27,11 +32,13 @@ pub enum DataError {
     Handshake(io::Error),
     #[error("TLS session of data connection not resumed")]
     NotResumed,
+    #[error("the data connection is protected but PROT C was set after PASV; send PASV again")]
+    ProtectionChanged,
 }
 
 /// Where the next data connection comes from.
 pub enum DataSetup {
-    Passive(PassiveListener),
+    Passive(PendingPassive),
     Active { target: SocketAddr, local: IpAddr },
 }
 
@@ -107,12 +114,107 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// A passive listener whose connection is accepted, and under `PROT P` secured,
+/// in the background from the moment `PASV`/`EPSV` is answered: some clients
+/// (aioftp, older Go clients) finish the data connection's TLS handshake before
+/// they send `STOR`/`RETR`, and would wait forever for a server that starts it
+/// only after the command. Dropping it (a new PASV, the session's end) stops
+/// the background task.
+pub struct PendingPassive {
+    opened: oneshot::Receiver<io::Result<Opened>>,
+    _task: AbortOnDrop,
+}
+
+/// A data connection as the transfer finds it.
+pub enum Opened {
+    Plain(TcpStream),
+    /// The TLS handshake runs (or has run) in the background.
+    Securing {
+        result: oneshot::Receiver<Result<Secured, DataError>>,
+        /// Set once the client sent its first bytes (its ClientHello).
+        spoke: Arc<AtomicBool>,
+        _task: AbortOnDrop,
+    },
+}
+
+/// A data connection after its TLS handshake, with the session it resumed.
+pub struct Secured {
+    pub stream: DataStream,
+    pub claim: Option<SessionClaim>,
+}
+
+/// What the background handshake installs and uses: the session's binding and
+/// user go into the tickets this data connection hands out.
+#[derive(Clone)]
+pub struct DataTlsContext {
+    pub configs: TlsConfigs,
+    pub binding: SessionBinding,
+    pub user: String,
+}
+
+pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+impl PendingPassive {
+    /// Starts accepting on `listener`; with `tls`, the handshake follows the
+    /// accept at once.
+    pub fn start(listener: PassiveListener, tls: Option<DataTlsContext>) -> Self {
+        let (opened_tx, opened) = oneshot::channel();
+        let task = tokio::spawn(
+            async move {
+                let tcp = match listener.accept().await {
+                    Ok(tcp) => tcp,
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = tcp.set_nodelay(true);
+                let Some(tls) = tls else {
+                    let _ = opened_tx.send(Ok(Opened::Plain(tcp)));
+                    return;
+                };
+                let (result_tx, result) = oneshot::channel();
+                let spoke = Arc::new(AtomicBool::new(false));
+                let heard = spoke.clone();
+                let handshake = tokio::spawn(
+                    async move {
+                        if matches!(tcp.peek(&mut [0u8; 1]).await, Ok(n) if n > 0) {
+                            heard.store(true, Ordering::Release);
+                        }
+                        let _ = result_tx.send(handshake(tcp, &tls).await);
+                    }
+                    .in_current_span(),
+                );
+                let _ = opened_tx.send(Ok(Opened::Securing {
+                    result,
+                    spoke,
+                    _task: AbortOnDrop(handshake),
+                }));
+            }
+            .in_current_span(),
+        );
+        Self {
+            opened,
+            _task: AbortOnDrop(task),
+        }
+    }
+}
+
 impl DataSetup {
-    /// The TCP connection, before any TLS.
-    pub async fn connect(self, timeout: Duration) -> Result<TcpStream, DataError> {
+    /// The data connection, accepted or connected within `timeout`.
+    pub async fn connect(self, timeout: Duration) -> Result<Opened, DataError> {
         let fut = async {
             match self {
-                DataSetup::Passive(listener) => listener.accept().await,
+                DataSetup::Passive(pending) => pending
+                    .opened
+                    .await
+                    .unwrap_or_else(|_| Err(io::Error::other("passive listener stopped"))),
                 DataSetup::Active { target, local } => {
                     let socket = match target {
                         SocketAddr::V4(_) => TcpSocket::new_v4()?,
@@ -121,44 +223,68 @@ impl DataSetup {
                     if canonical(local).is_ipv4() == target.is_ipv4() {
                         socket.bind(SocketAddr::new(canonical(local), 0))?;
                     }
-                    socket.connect(target).await
+                    let tcp = socket.connect(target).await?;
+                    let _ = tcp.set_nodelay(true);
+                    Ok(Opened::Plain(tcp))
                 }
             }
         };
-        let stream = tokio::time::timeout(timeout, fut)
+        tokio::time::timeout(timeout, fut)
             .await
-            .map_err(|_| DataError::Timeout)??;
-        let _ = stream.set_nodelay(true);
-        Ok(stream)
+            .map_err(|_| DataError::Timeout)?
+            .map_err(DataError::Io)
     }
 }
 
 pub type DataStream = FtpStream;
 
-/// Runs the server side of the data connection's TLS handshake. With
-/// `require_reuse`, the client must resume a session carrying `binding`.
-pub async fn secure(
-    tcp: TcpStream,
-    configs: &TlsConfigs,
-    binding: &SessionBinding,
-    require_reuse: bool,
-    timeout: Duration,
-) -> Result<DataStream, DataError> {
-    let (config, witness) = configs.for_data_connection(binding);
+/// The server side of a data connection's TLS handshake. Its tickets carry the
+/// session's binding and user; which session the client resumed is returned
+/// for the caller to judge (`crate::data_tls`).
+pub async fn handshake(tcp: TcpStream, tls: &DataTlsContext) -> Result<Secured, DataError> {
+    let (config, witness) = tls.configs.for_data_connection();
     let acceptor = TlsAcceptor::from(config);
-    let tls = tokio::time::timeout(timeout, acceptor.accept_with(tcp, |c| binding.install(c)))
+    let mut stream = acceptor
+        .accept_with(tcp, |c| tls.binding.install_for_user(c, &tls.user))
         .await
-        .map_err(|_| DataError::Handshake(io::Error::new(io::ErrorKind::TimedOut, "timed out")))?
         .map_err(DataError::Handshake)?;
-    let resumed = witness.resumed_by(tls.get_ref().1);
-    tracing::debug!(resumed, "data connection TLS established");
-    if require_reuse && !resumed {
-        tracing::info!(
-            "data connection refused: its TLS session does not resume the control connection's \
-             (the client must reuse TLS sessions, as FileZilla, lftp and curl do; \
-             legacy clients need --no-require-ssl-reuse)"
-        );
-        return Err(DataError::NotResumed);
+    // The new session ticket goes out now, not with the first data: a client
+    // that only writes (an upload) finds it waiting when it closes.
+    stream.flush().await.map_err(DataError::Handshake)?;
+    let claim = witness.claim(stream.get_ref().1);
+    Ok(Secured {
+        stream: DataStream::Tls(Box::new(stream)),
+        claim,
+    })
+}
+
+impl Opened {
+    /// Whether the client started the TLS handshake before the server
+    /// answered its command (curl, Go, aioftp do).
+    pub fn client_spoke_first(&self) -> bool {
+        match self {
+            Opened::Plain(_) => false,
+            Opened::Securing { spoke, .. } => spoke.load(Ordering::Acquire),
+        }
     }
-    Ok(DataStream::Tls(Box::new(tls)))
+
+    /// The connection secured within `timeout` (counted from now: the client
+    /// may have been waiting for `150` to start).
+    pub async fn secure(
+        self,
+        tls: &DataTlsContext,
+        timeout: Duration,
+    ) -> Result<Secured, DataError> {
+        let timed_out =
+            || DataError::Handshake(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+        match self {
+            Opened::Plain(tcp) => tokio::time::timeout(timeout, handshake(tcp, tls))
+                .await
+                .map_err(|_| timed_out())?,
+            Opened::Securing { result, _task, .. } => tokio::time::timeout(timeout, result)
+                .await
+                .map_err(|_| timed_out())?
+                .unwrap_or_else(|_| Err(DataError::Io(io::Error::other("handshake task stopped")))),
+        }
+    }
 }

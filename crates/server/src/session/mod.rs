@@ -103,6 +103,8 @@ pub struct Session {
     pub hash: HashAlgorithm,
     pub host: Option<String>,
     bad_lines: u32,
+    /// Set once the session's first relaxed data connection has been logged.
+    relaxation_logged: Arc<std::sync::atomic::AtomicBool>,
     running: Option<RunningTransfer>,
     queued: VecDeque<Vec<u8>>,
     connected_at: Instant,
@@ -146,6 +148,7 @@ impl Session {
             hash: HashAlgorithm::Sha256,
             host: None,
             bad_lines: 0,
+            relaxation_logged: Arc::default(),
             running: None,
             queued: VecDeque::new(),
             connected_at: Instant::now(),
@@ -249,6 +252,7 @@ impl Session {
         if let Some(t) = self.running.take() {
             t.task.abort();
         }
+        self.shared.logged_in.closed(&self.binding);
         self.control.close().await;
     }
 
@@ -366,9 +370,10 @@ impl Session {
         let limits = &self.shared.config.limits;
         let protection =
             (self.prot == ProtectionLevel::Private).then(|| transfer::DataProtection {
-                configs: self.shared.tls.clone(),
-                binding: self.binding.clone(),
-                require_reuse: self.shared.config.policy.require_ssl_reuse,
+                tls: self.data_tls_context(),
+                rule: self.data_tls_rule(),
+                sessions: self.shared.logged_in.clone(),
+                relaxation_logged: self.relaxation_logged.clone(),
                 metrics: self.shared.metrics.clone(),
             });
         let transfer_limits = transfer::TransferLimits {
@@ -500,6 +505,26 @@ impl Session {
             .send(&Reply::new(226, "ABOR command successful."))
             .await
             .is_ok()
+    }
+
+    /// What a data connection's handshake needs to know of this session.
+    pub fn data_tls_context(&self) -> data::DataTlsContext {
+        data::DataTlsContext {
+            configs: self.shared.tls.clone(),
+            binding: self.binding.clone(),
+            user: self.user().map(|u| u.name.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// What this session's data connections must prove (`crate::data_tls`).
+    fn data_tls_rule(&self) -> crate::data_tls::DataTlsRule {
+        let policy = &self.shared.config.policy;
+        crate::data_tls::rule_for(
+            policy.data_tls,
+            self.user().and_then(|u| u.data_tls),
+            &policy.data_tls_any_from,
+            self.client_ip(),
+        )
     }
 
     pub fn span(id: u64, peer: SocketAddr) -> tracing::Span {

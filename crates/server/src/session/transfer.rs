@@ -1,7 +1,7 @@
 //! One transfer on a data connection, run as its own task beside the control
 //! loop so that ABOR, STAT and NOOP keep working while bytes move.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,9 +9,10 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 use wharf_ftp::ascii::{FromNetwork, ToNetwork};
 use wharf_ftp::{Reply, VirtualPath};
-use wharf_tls::SessionBinding;
+use wharf_tls::SessionClaim;
 
-use super::data::{secure, DataError, DataSetup, DataStream};
+use super::data::{DataError, DataSetup, DataStream, DataTlsContext, Opened};
+use crate::data_tls::{self, Admission, DataTlsRule, LoggedInSessions};
 use crate::fs::{FileReader, FileSystem, FileWriter, FsError, WriteMode};
 use crate::replies;
 use crate::throttle::Throttle;
@@ -62,10 +63,11 @@ pub struct TransferJob {
 /// How the data connection must be protected.
 #[derive(Clone)]
 pub struct DataProtection {
-    pub configs: wharf_tls::TlsConfigs,
-    pub binding: SessionBinding,
-    pub require_reuse: bool,
-    pub metrics: std::sync::Arc<crate::metrics::EngineMetrics>,
+    pub tls: DataTlsContext,
+    pub rule: DataTlsRule,
+    pub sessions: Arc<LoggedInSessions>,
+    pub relaxation_logged: Arc<AtomicBool>,
+    pub metrics: Arc<crate::metrics::EngineMetrics>,
 }
 
 pub struct TransferLimits {
@@ -110,31 +112,77 @@ pub async fn run(
 }
 
 /// TCP first, then `150`, then TLS: most clients (ftplib, FileZilla) start
-/// the data connection's handshake only after they have read the `150`.
+/// the data connection's handshake only after they have read the `150`;
+/// those that start it earlier find a passive connection's handshake already
+/// running (`PendingPassive`).
 async fn open(
     job: TransferJob,
     protection: Option<DataProtection>,
     limits: &TransferLimits,
     events: &mpsc::Sender<TransferEvent>,
 ) -> Result<(DataStream, Payload, u64), DataError> {
-    let tcp = job.setup.connect(limits.connect_timeout).await?;
-    let _ = events.send(TransferEvent::Opened(job.opening)).await;
-    let stream = match protection {
-        None => DataStream::Plain(tcp),
-        Some(p) => {
-            let stream = secure(
-                tcp,
-                &p.configs,
-                &p.binding,
-                p.require_reuse,
-                limits.handshake_timeout,
-            )
-            .await?;
-            p.metrics.handshake(&stream);
-            stream
+    let opened = job.setup.connect(limits.connect_timeout).await?;
+    let stream = match (protection, opened) {
+        (None, Opened::Plain(tcp)) => {
+            let _ = events.send(TransferEvent::Opened(job.opening)).await;
+            DataStream::Plain(tcp)
+        }
+        (None, Opened::Securing { .. }) => return Err(DataError::ProtectionChanged),
+        (Some(p), opened) => {
+            // A client that started the handshake first gets `150` once it
+            // is over: the new ticket is then on the wire before the client
+            // can finish an upload and close (curl keeps only that ticket
+            // for its next data connection, and reads it on close).
+            let early = opened.client_spoke_first();
+            if !early {
+                let _ = events
+                    .send(TransferEvent::Opened(job.opening.clone()))
+                    .await;
+            }
+            let secured = opened.secure(&p.tls, limits.handshake_timeout).await;
+            if early {
+                let _ = events.send(TransferEvent::Opened(job.opening)).await;
+            }
+            let secured = secured?;
+            p.metrics.handshake(&secured.stream);
+            admit(&p, secured.claim.as_ref())?;
+            secured.stream
         }
     };
     Ok((stream, job.payload, job.rate))
+}
+
+/// Applies the session's data-connection rule to the session the client
+/// resumed (`crate::data_tls`).
+fn admit(p: &DataProtection, claim: Option<&SessionClaim>) -> Result<(), DataError> {
+    match data_tls::admit(p.rule, &p.tls.binding, &p.tls.user, claim, &p.sessions) {
+        Some(Admission::Relaxed) => {
+            if !p.relaxation_logged.swap(true, Ordering::Relaxed) {
+                tracing::info!(
+                    rule = p.rule.as_str(),
+                    resumed = claim.is_some(),
+                    "data connections of this session are accepted without a resumed TLS \
+                     session of this user (relaxed for this user or network)"
+                );
+            }
+            Ok(())
+        }
+        Some(admission) => {
+            tracing::debug!(?admission, "data connection TLS established");
+            Ok(())
+        }
+        None => {
+            tracing::info!(
+                rule = p.rule.as_str(),
+                resumed = claim.is_some(),
+                "data connection refused: its TLS session is not one this cluster issued to \
+                 this user at this address (the client must reuse TLS sessions, as FileZilla, \
+                 lftp, curl and rclone do; relax with wharf user modify --data-tls any or \
+                 [policy] data_tls_any_from)"
+            );
+            Err(DataError::NotResumed)
+        }
+    }
 }
 
 fn data_error_reply(e: &DataError) -> Reply {
