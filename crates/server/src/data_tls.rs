@@ -109,9 +109,13 @@ pub fn admit(
 const REMEMBERED_AFTER_CLOSE: Duration = Duration::from_secs(600);
 /// The most bindings a node remembers; the oldest closed ones go first.
 const MAX_REMEMBERED: usize = 100_000;
+/// How long a data connection that resumed the session of a sibling still
+/// logging in waits for that login (parallel clients open their control
+/// connections together and share one session cache).
+pub const SIBLING_LOGIN_WAIT: Duration = Duration::from_secs(3);
 
-/// The control connections of this node that logged in, by binding: which
-/// user each one is. A data connection on this node that resumes a sibling's
+/// The control connections of this node, by binding: which user each one
+/// logged in as. A data connection on this node that resumes a sibling's
 /// control session (whose tickets were issued before login and so name no
 /// user) is judged by this.
 #[derive(Default)]
@@ -120,8 +124,31 @@ pub struct LoggedInSessions {
 }
 
 struct Entry {
-    user: String,
+    /// `None` until the connection logs in.
+    user: Option<String>,
     closed: Option<Instant>,
+}
+
+/// What this node knows of the control connection behind a binding.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Sibling {
+    LoggedIn(String),
+    /// Connected, not logged in (yet).
+    Pending,
+    Unknown,
+}
+
+/// Keeps a control connection known while it is open; forgets it (or starts
+/// its grace period) when dropped.
+pub struct Registration<'a> {
+    sessions: &'a LoggedInSessions,
+    binding: SessionBinding,
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.sessions.closed(&self.binding);
+    }
 }
 
 impl LoggedInSessions {
@@ -129,47 +156,80 @@ impl LoggedInSessions {
         Self::default()
     }
 
-    /// Records that the session `binding` logged in as `user`.
-    pub fn logged_in(&self, binding: &SessionBinding, user: &str) {
-        let Ok(mut entries) = self.entries.lock() else {
-            return;
-        };
-        if entries.len() >= MAX_REMEMBERED {
-            forget_closed(&mut entries, Instant::now());
+    /// Records a new control connection; it is known until the returned
+    /// registration is dropped.
+    pub fn connected(&self, binding: &SessionBinding) -> Registration<'_> {
+        if let Ok(mut entries) = self.entries.lock() {
+            if entries.len() >= MAX_REMEMBERED {
+                forget_closed(&mut entries, Instant::now());
+            }
+            // With every remembered session open, the newest is not
+            // remembered: its siblings fall back to their own sessions.
+            if entries.len() < MAX_REMEMBERED {
+                entries.insert(
+                    binding.clone(),
+                    Entry {
+                        user: None,
+                        closed: None,
+                    },
+                );
+            }
         }
-        if entries.len() >= MAX_REMEMBERED {
-            // Every remembered session is open: the newest one is not
-            // remembered, and its siblings fall back to their own sessions.
-            return;
+        Registration {
+            sessions: self,
+            binding: binding.clone(),
         }
-        entries.insert(
-            binding.clone(),
-            Entry {
-                user: user.to_owned(),
-                closed: None,
-            },
-        );
     }
 
-    /// Records that the session `binding` ended.
-    pub fn closed(&self, binding: &SessionBinding) {
+    /// Records that the session `binding` logged in as `user`.
+    pub fn logged_in(&self, binding: &SessionBinding, user: &str) {
+        if let Ok(mut entries) = self.entries.lock() {
+            if let Some(entry) = entries.get_mut(binding) {
+                entry.user = Some(user.to_owned());
+            }
+        }
+    }
+
+    fn closed(&self, binding: &SessionBinding) {
         let Ok(mut entries) = self.entries.lock() else {
             return;
         };
         let now = Instant::now();
-        if let Some(entry) = entries.get_mut(binding) {
-            entry.closed = Some(now);
+        match entries.get_mut(binding) {
+            // Never logged in: its sessions prove nothing about a user.
+            Some(entry) if entry.user.is_none() => {
+                entries.remove(binding);
+            }
+            Some(entry) => entry.closed = Some(now),
+            None => {}
         }
         forget_closed(&mut entries, now);
     }
 
+    pub fn sibling(&self, binding: &SessionBinding) -> Sibling {
+        let Ok(entries) = self.entries.lock() else {
+            return Sibling::Unknown;
+        };
+        match entries.get(binding) {
+            Some(Entry {
+                user: Some(user),
+                closed,
+            }) if closed.is_none_or(|at| at.elapsed() < REMEMBERED_AFTER_CLOSE) => {
+                Sibling::LoggedIn(user.clone())
+            }
+            Some(Entry {
+                user: None,
+                closed: None,
+            }) => Sibling::Pending,
+            _ => Sibling::Unknown,
+        }
+    }
+
     fn user_of(&self, binding: &SessionBinding) -> Option<String> {
-        let entries = self.entries.lock().ok()?;
-        let entry = entries.get(binding)?;
-        let fresh = entry
-            .closed
-            .is_none_or(|at| at.elapsed() < REMEMBERED_AFTER_CLOSE);
-        fresh.then(|| entry.user.clone())
+        match self.sibling(binding) {
+            Sibling::LoggedIn(user) => Some(user),
+            _ => None,
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -196,6 +256,16 @@ mod tests {
         s.parse().unwrap()
     }
 
+    fn log_in<'a>(
+        sessions: &'a LoggedInSessions,
+        binding: &SessionBinding,
+        user: &str,
+    ) -> Registration<'a> {
+        let registration = sessions.connected(binding);
+        sessions.logged_in(binding, user);
+        registration
+    }
+
     /// The claim a session's tickets carry (a data connection's name the user).
     fn claim_of(binding: &SessionBinding, user: Option<&str>) -> SessionClaim {
         binding.claim(user)
@@ -206,8 +276,7 @@ mod tests {
         let sessions = LoggedInSessions::new();
         let own = SessionBinding::new(ip("192.0.2.1"));
         let sibling = SessionBinding::new(ip("192.0.2.1"));
-        sessions.logged_in(&own, "alice");
-        sessions.logged_in(&sibling, "alice");
+        let _open = [log_in(&sessions, &own, "alice"), log_in(&sessions, &sibling, "alice")];
         let rule = DataTlsRule::Reuse;
         assert_eq!(
             admit(rule, &own, "alice", Some(&claim_of(&own, None)), &sessions),
@@ -233,10 +302,14 @@ mod tests {
         let other_user = SessionBinding::new(ip("192.0.2.1"));
         let elsewhere = SessionBinding::new(ip("192.0.2.2"));
         let anonymous = SessionBinding::new(ip("192.0.2.1"));
-        sessions.logged_in(&own, "alice");
-        sessions.logged_in(&sibling, "alice");
-        sessions.logged_in(&other_user, "bob");
-        sessions.logged_in(&elsewhere, "alice");
+        let _open = [
+            log_in(&sessions, &own, "alice"),
+            log_in(&sessions, &sibling, "alice"),
+            log_in(&sessions, &other_user, "bob"),
+            log_in(&sessions, &elsewhere, "alice"),
+        ];
+        let _anonymous = sessions.connected(&anonymous);
+        assert_eq!(sessions.sibling(&anonymous), Sibling::Pending);
         let rule = DataTlsRule::SameUser;
         let judge = |c: &SessionClaim| admit(rule, &own, "alice", Some(c), &sessions);
         assert_eq!(
@@ -272,21 +345,15 @@ mod tests {
     fn closed_sessions_are_remembered_for_a_while() {
         let sessions = LoggedInSessions::new();
         let closed = SessionBinding::new(ip("192.0.2.1"));
-        sessions.logged_in(&closed, "alice");
-        sessions.closed(&closed);
+        drop(log_in(&sessions, &closed, "alice"));
         assert_eq!(sessions.user_of(&closed).as_deref(), Some("alice"));
-        sessions
-            .entries
-            .lock()
-            .unwrap()
-            .get_mut(&closed)
-            .unwrap()
-            .closed = Some(Instant::now() - REMEMBERED_AFTER_CLOSE);
+        sessions.entries.lock().unwrap().get_mut(&closed).unwrap().closed =
+            Some(Instant::now() - REMEMBERED_AFTER_CLOSE);
         assert_eq!(sessions.user_of(&closed), None);
-        // The next session to close sweeps the stale entry away.
-        let next = SessionBinding::new(ip("192.0.2.1"));
-        sessions.logged_in(&next, "alice");
-        sessions.closed(&next);
+        // The next session to close sweeps the stale entry away; one that
+        // never logged in is forgotten at once.
+        drop(log_in(&sessions, &SessionBinding::new(ip("192.0.2.1")), "alice"));
+        drop(sessions.connected(&SessionBinding::new(ip("192.0.2.1"))));
         assert_eq!(sessions.len(), 1);
     }
 

@@ -274,6 +274,9 @@ async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
         }
     };
     let binding = SessionBinding::new(ip);
+    // Known to this node's data connections from the first ticket on.
+    let sessions = shared.logged_in.clone();
+    let _registered = sessions.connected(&binding);
     let stream = if implicit {
         let acceptor = TlsAcceptor::from(shared.tls.implicit.clone());
         let handshake = acceptor.accept_with(tcp, |c| binding.install(c));

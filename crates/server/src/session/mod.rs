@@ -252,7 +252,6 @@ impl Session {
         if let Some(t) = self.running.take() {
             t.task.abort();
         }
-        self.shared.logged_in.closed(&self.binding);
         self.control.close().await;
     }
 

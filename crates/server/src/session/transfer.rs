@@ -12,7 +12,7 @@ use wharf_ftp::{Reply, VirtualPath};
 use wharf_tls::SessionClaim;
 
 use super::data::{DataError, DataSetup, DataStream, DataTlsContext, Opened};
-use crate::data_tls::{self, Admission, DataTlsRule, LoggedInSessions};
+use crate::data_tls::{self, Admission, DataTlsRule, LoggedInSessions, Sibling};
 use crate::fs::{FileReader, FileSystem, FileWriter, FsError, WriteMode};
 use crate::replies;
 use crate::throttle::Throttle;
@@ -145,7 +145,7 @@ async fn open(
             }
             let secured = secured?;
             p.metrics.handshake(&secured.stream);
-            admit(&p, secured.claim.as_ref())?;
+            admit(&p, secured.claim.as_ref()).await?;
             secured.stream
         }
     };
@@ -153,9 +153,23 @@ async fn open(
 }
 
 /// Applies the session's data-connection rule to the session the client
-/// resumed (`crate::data_tls`).
-fn admit(p: &DataProtection, claim: Option<&SessionClaim>) -> Result<(), DataError> {
-    match data_tls::admit(p.rule, &p.tls.binding, &p.tls.user, claim, &p.sessions) {
+/// resumed (`crate::data_tls`). A sibling control connection that has not
+/// logged in yet (parallel clients connect all at once and share their
+/// tickets) is given a moment to do so.
+async fn admit(p: &DataProtection, claim: Option<&SessionClaim>) -> Result<(), DataError> {
+    let judge = || data_tls::admit(p.rule, &p.tls.binding, &p.tls.user, claim, &p.sessions);
+    let mut verdict = judge();
+    if verdict.is_none() && p.rule != DataTlsRule::Reuse {
+        let deadline = tokio::time::Instant::now() + data_tls::SIBLING_LOGIN_WAIT;
+        while verdict.is_none()
+            && claim.is_some_and(|c| p.sessions.sibling(&c.binding()) == Sibling::Pending)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            verdict = judge();
+        }
+    }
+    match verdict {
         Some(Admission::Relaxed) => {
             if !p.relaxation_logged.swap(true, Ordering::Relaxed) {
                 tracing::info!(
