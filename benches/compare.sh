@@ -2,7 +2,8 @@
 # The peer comparison (DESIGN.md §10): vsftpd, ProFTPD (mod_tls), Pure-FTPd
 # and unFTP against Wharf on one node and on three, on loopback, with the
 # same TLS settings (TLS 1.3, an ECDSA P-256 certificate, TLS required for
-# logins and PROT P for data) and the same load generator (wharf-bench).
+# logins and PROT P for data) and the same load generator (wharf-bench;
+# sequential-small is benches/sequential_small.py, Python's ftplib).
 # Writes the figures into benches/RESULTS.md between the markers (the text
 # around them is kept) and everything it measured into $BENCH_DIR.
 #
@@ -23,6 +24,11 @@ INGEST_CLIENTS=${INGEST_CLIENTS:-64}
 INGEST_FILES=${INGEST_FILES:-32}
 IDLE_SESSIONS=${IDLE_SESSIONS:-10000}
 IDLE_HOLD=${IDLE_HOLD:-10}
+# Sequential small files (benches/sequential_small.py: Python's ftplib, one
+# session): this many files of SEQUENTIAL_SIZE bytes stored, then retrieved;
+# 0 leaves the scenario out.
+SEQUENTIAL_FILES=${SEQUENTIAL_FILES:-1000}
+SEQUENTIAL_SIZE=${SEQUENTIAL_SIZE:-4096}
 # "idle" (10,000 held sessions) and "load" (everything else), each on a fresh server.
 PHASES=${PHASES:-"idle load"}
 BENCH_DIR=${BENCH_DIR:-/tmp/wharf-compare}
@@ -88,6 +94,31 @@ scenario() {
   profile_stop
 }
 
+# The sequential-small scenario on PORT: benches/sequential_small.py, not
+# wharf-bench (the client is Python's ftplib, what ingestion scripts use),
+# its `key=value …` line turned into results lines (`stor p50 ms`, …). Like
+# scenario(), a failure becomes an "outcome" line.
+sequential() {
+  local label=$1 port=$2 line
+  [ "$SEQUENTIAL_FILES" -gt 0 ] || return 0
+  echo "== $label: sequential-small" >>"$log"
+  profile_start "$label" sequential-small
+  # shellcheck disable=SC2086 # $client_tls is one flag or none
+  if line=$(timeout 900 python3 "$repo/benches/sequential_small.py" $client_tls \
+      127.0.0.1 "$port" bench bench "$SEQUENTIAL_FILES" "$SEQUENTIAL_SIZE" 2>>"$log") &&
+      [[ $line == *stor_p50_ms=* ]]; then
+    echo "$line" >>"$log"
+    tr ' ' '\n' <<<"$line" | awk -F= -v label="$label" 'NF == 2 {
+      sub(/_ms$/, " ms", $1); sub(/_files_per_s$/, " files/s", $1); sub(/_pct$/, " %", $1)
+      gsub(/_/, " ", $1)
+      printf "%s\tsequential-small\t%s\t%s\n", label, $1, $2 }' >>"$results"
+  else
+    printf '%s\t%s\toutcome\tfailed (see bench.log)\n' "$label" sequential-small >>"$results"
+    echo "$label: sequential-small failed; see $log" >&2
+  fi
+  profile_stop
+}
+
 # PERF=1: a CPU profile of Wharf's processes during each scenario (perf
 # record, 499 Hz; PERF=dwarf adds call stacks), summarised by symbol in
 # $BENCH_DIR/profiles/LABEL-SCENARIO.txt. Peers are not profiled.
@@ -141,6 +172,8 @@ run_phase() {
     --seconds "$SESSION_SECONDS"
   scenario "$label" ingest-small ingest-small "$ports" --clients "$INGEST_CLIENTS" \
     --files "$INGEST_FILES"
+  # One session, so one node of a cluster: the first.
+  sequential "$label" "${ports%%,*}"
 }
 
 # Stops whatever is still running when the script ends, however it ends.
@@ -276,9 +309,62 @@ machine() {
     case $s in vsftpd | proftpd | pureftpd | unftp) echo "- $(peer_version "$s" "$prefix" 2>/dev/null || echo "$s: version unknown")" ;; esac
   done
   echo "- Scenarios: large files $LARGE_MIB MiB; sessions: $SESSION_CLIENTS clients for ${SESSION_SECONDS} s;" \
-    "ingest: $INGEST_CLIENTS clients × $INGEST_FILES files of 4 KiB; idle: $IDLE_SESSIONS sessions held ${IDLE_HOLD} s"
+    "ingest: $INGEST_CLIENTS clients × $INGEST_FILES files of 4 KiB; idle: $IDLE_SESSIONS sessions held ${IDLE_HOLD} s;" \
+    "sequential: $SEQUENTIAL_FILES files of $SEQUENTIAL_SIZE B over one session"
   echo "- One core's AES-128-GCM (\`openssl speed -evp aes-128-gcm\`, 16 KiB blocks):" \
     "$(openssl speed -seconds 2 -bytes 16384 -evp aes-128-gcm 2>/dev/null | awk '/^AES-128-GCM|^aes-128-gcm/ {sub(/k$/, "", $NF); printf "%.2f GB/s", $NF / 1e6}')"
+}
+
+# The sequential-small table (wharf-bench's report knows only its own
+# scenarios): p50/p99 per file and direction, with the same ratios as the
+# tables above (vsftpd's figure over the server's: above 1 is faster).
+sequential_report() {
+  python3 - "$results" "$SEQUENTIAL_FILES" "$SEQUENTIAL_SIZE" <<'EOF'
+import sys
+results, files, size = sys.argv[1:]
+rows, labels = {}, []
+for line in open(results):
+    f = line.rstrip("\n").split("\t", 3)
+    if len(f) == 4 and f[1] == "sequential-small":
+        if f[0] not in rows:
+            labels.append(f[0])
+            rows[f[0]] = {}
+        rows[f[0]][f[2]] = f[3]
+if not labels:
+    sys.exit(0)
+def number(label, metric):
+    try:
+        return float(rows.get(label, {})[metric])
+    except (KeyError, ValueError):
+        return None
+def figure(v):
+    return "%.0f" % v if v >= 100 else "%.1f" % v if v >= 10 else "%.2f" % v
+columns = [("stor p50 ms", "STOR p50 ms"), ("stor p99 ms", "STOR p99 ms"),
+           ("retr p50 ms", "RETR p50 ms"), ("retr p99 ms", "RETR p99 ms")]
+print("Sequential small files: one session (Python ftplib `FTP_TLS`, PROT P, data"
+      " connections resuming the control session), %s files of %s B stored one after"
+      " the other, then each retrieved and compared; latency per file: the whole"
+      " `storbinary`/`retrbinary` call, `TYPE I` to `226`. ×: vsftpd's latency over"
+      " the server's (above 1: faster than vsftpd)." % (files, size))
+print()
+print("| server | %s | data connections resumed |" % " | ".join(c[1] for c in columns))
+print("|---|%s---|" % ("---|" * len(columns)))
+for label in labels:
+    cells = []
+    for metric, _ in columns:
+        v = number(label, metric)
+        if v is None:
+            cells.append(rows[label].get("outcome", "—"))
+            continue
+        base = number("vsftpd", metric)
+        if label != "vsftpd" and base is not None and v > 0:
+            cells.append("%s (×%.2f)" % (figure(v), base / v))
+        else:
+            cells.append(figure(v))
+    resumed = number(label, "resumed %")
+    cells.append("—" if resumed is None else "%.0f%%" % resumed)
+    print("| %s | %s |" % (label, " | ".join(cells)))
+EOF
 }
 
 generated=$BENCH_DIR/generated.md
@@ -289,6 +375,10 @@ generated=$BENCH_DIR/generated.md
   "$bench" report "$results"
   echo
   "$bench" targets "$results"
+  if [ "$SEQUENTIAL_FILES" -gt 0 ] && [[ " $PHASES " == *" load "* ]]; then
+    echo
+    sequential_report
+  fi
   echo "<!-- compare.sh: end -->"
 } >"$generated"
 

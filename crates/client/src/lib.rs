@@ -90,23 +90,31 @@ pub struct Connector {
     tls: TlsConnector,
 }
 
+/// A rustls client configuration as any rustls-based FTP client has it
+/// (default session cache, no ticket request), speaking `version` and
+/// accepting any server certificate: what the end-to-end tests hand to
+/// third-party rustls clients such as suppaftp.
+pub fn stock_rustls_config(version: TlsVersion) -> Result<ClientConfig> {
+    let mut provider = rustls::crypto::aws_lc_rs::default_provider();
+    // ECDHE on P-256 only: the OpenSSL-based peers of the benchmark are
+    // held to it (vsftpd cannot be told otherwise), and a client whose
+    // first key share is another group costs them a retry.
+    provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::SECP256R1];
+    let provider = Arc::new(provider);
+    let versions: &[&rustls::SupportedProtocolVersion] = match version {
+        TlsVersion::Tls12 => &[&rustls::version::TLS12],
+        TlsVersion::Tls13 => &[&rustls::version::TLS13],
+    };
+    Ok(ClientConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+        .with_no_client_auth())
+}
+
 impl Connector {
     pub fn new(version: TlsVersion, resumption: bool) -> Result<Self> {
-        let mut provider = rustls::crypto::aws_lc_rs::default_provider();
-        // ECDHE on P-256 only: the OpenSSL-based peers of the benchmark are
-        // held to it (vsftpd cannot be told otherwise), and a client whose
-        // first key share is another group costs them a retry.
-        provider.kx_groups = vec![rustls::crypto::aws_lc_rs::kx_group::SECP256R1];
-        let provider = Arc::new(provider);
-        let versions: &[&rustls::SupportedProtocolVersion] = match version {
-            TlsVersion::Tls12 => &[&rustls::version::TLS12],
-            TlsVersion::Tls13 => &[&rustls::version::TLS13],
-        };
-        let mut config = ClientConfig::builder_with_provider(provider.clone())
-            .with_protocol_versions(versions)?
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth();
+        let mut config = stock_rustls_config(version)?;
         if resumption {
             // One new ticket per resumed connection (RFC 9149): rustls uses
             // each ticket once, and every data connection must resume.

@@ -276,7 +276,10 @@ mod tests {
         let sessions = LoggedInSessions::new();
         let own = SessionBinding::new(ip("192.0.2.1"));
         let sibling = SessionBinding::new(ip("192.0.2.1"));
-        let _open = [log_in(&sessions, &own, "alice"), log_in(&sessions, &sibling, "alice")];
+        let _open = [
+            log_in(&sessions, &own, "alice"),
+            log_in(&sessions, &sibling, "alice"),
+        ];
         let rule = DataTlsRule::Reuse;
         assert_eq!(
             admit(rule, &own, "alice", Some(&claim_of(&own, None)), &sessions),
@@ -347,12 +350,21 @@ mod tests {
         let closed = SessionBinding::new(ip("192.0.2.1"));
         drop(log_in(&sessions, &closed, "alice"));
         assert_eq!(sessions.user_of(&closed).as_deref(), Some("alice"));
-        sessions.entries.lock().unwrap().get_mut(&closed).unwrap().closed =
-            Some(Instant::now() - REMEMBERED_AFTER_CLOSE);
+        sessions
+            .entries
+            .lock()
+            .unwrap()
+            .get_mut(&closed)
+            .unwrap()
+            .closed = Some(Instant::now() - REMEMBERED_AFTER_CLOSE);
         assert_eq!(sessions.user_of(&closed), None);
         // The next session to close sweeps the stale entry away; one that
         // never logged in is forgotten at once.
-        drop(log_in(&sessions, &SessionBinding::new(ip("192.0.2.1")), "alice"));
+        drop(log_in(
+            &sessions,
+            &SessionBinding::new(ip("192.0.2.1")),
+            "alice",
+        ));
         drop(sessions.connected(&SessionBinding::new(ip("192.0.2.1"))));
         assert_eq!(sessions.len(), 1);
     }

@@ -34,11 +34,19 @@ pub struct TlsConfigs {
     pub control: Arc<ServerConfig>,
     /// The implicit listener's: the same but for its client-certificate mode.
     pub implicit: Arc<ServerConfig>,
-    /// Identical to `control` except that it sends no TLS 1.3 tickets: a client
-    /// that only writes on a data connection (an upload) never reads them, and
-    /// closing a socket with unread bytes makes the kernel send RST, which can
-    /// destroy the tail of the upload before the server has read it.
+    /// A data connection's, for a client that may never read from it (an
+    /// upload whose client sends its command first): no TLS 1.3 ticket unless
+    /// the client asks for one (RFC 9149). A client that only writes closes
+    /// with an unread ticket in its socket, which the kernel turns into a
+    /// reset that can cut off the tail of the upload (Go's crypto/tls,
+    /// rclone).
     pub data: Arc<ServerConfig>,
+    /// A data connection's that hands out fresh TLS 1.3 tickets: for
+    /// downloads and listings (the client reads to the end) and for clients
+    /// that start the handshake before their command (curl, which reads what
+    /// is waiting when it closes). Clients that use each ticket once (curl's
+    /// session cache, rustls, Java) resume their next data connection from it.
+    pub data_with_tickets: Arc<ServerConfig>,
 }
 
 /// How many TLS 1.2 sessions each node remembers for session-ID resumption.
@@ -93,30 +101,42 @@ impl TlsConfigs {
             c.ignore_client_order = true;
             Ok(c)
         };
-        let control = config(client_auth.explicit)?;
-        let implicit = config(client_auth.implicit)?;
-        // Every data connection hands out one fresh TLS 1.3 ticket (as an
-        // OpenSSL server does on a resumed connection): clients that use each
-        // ticket once (rustls, curl's session cache, Java) resume their next
-        // data connection from it. It is flushed right after the handshake,
-        // and a client that starts the handshake before its command gets
-        // `150` only then, so an uploading client finds the ticket waiting
-        // when it closes instead of leaving it unread (which turns the close
-        // into a reset).
+        // Eight TLS 1.3 tickets per control connection, as many as a rustls
+        // client keeps: one for each of its data connections until one of
+        // them hands out more.
+        let mut control = config(client_auth.explicit)?;
+        control.send_tls13_tickets = 8;
+        let mut implicit = config(client_auth.implicit)?;
+        implicit.send_tls13_tickets = 8;
         let mut data = config(client_auth.data())?;
-        data.send_tls13_tickets = 1;
+        data.send_tls13_tickets = 0;
         data.max_tls13_tickets = 1;
+        // Two: a download replaces the ticket it used and adds one for an
+        // upload, which cannot get its own (alternating uploads and downloads
+        // never run dry).
+        let mut data_with_tickets = config(client_auth.data())?;
+        data_with_tickets.send_tls13_tickets = 2;
         Ok(Self {
             control: Arc::new(control),
             implicit: Arc::new(implicit),
             data: Arc::new(data),
+            data_with_tickets: Arc::new(data_with_tickets),
         })
     }
 
-    /// The configuration for one data connection, and the witness that tells
-    /// afterwards which session the client resumed.
-    pub fn for_data_connection(&self) -> (Arc<ServerConfig>, Arc<ResumptionWitness>) {
-        let mut config = (*self.data).clone();
+    /// The configuration for one data connection (handing out tickets or
+    /// not), and the witness that tells afterwards which session the client
+    /// resumed.
+    pub fn for_data_connection(
+        &self,
+        tickets: bool,
+    ) -> (Arc<ServerConfig>, Arc<ResumptionWitness>) {
+        let base = if tickets {
+            &self.data_with_tickets
+        } else {
+            &self.data
+        };
+        let mut config = (**base).clone();
         let witness =
             ResumptionWitness::new(config.ticketer.clone(), config.session_storage.clone());
         config.ticketer = witness.clone();
@@ -242,7 +262,7 @@ mod tests {
             let binding = SessionBinding::new([192, 0, 2, 7].into());
             client.run_bound(&a.control, HOST, &binding);
 
-            let (config, witness) = b.for_data_connection();
+            let (config, witness) = b.for_data_connection(false);
             let data = client.run(&config, HOST);
             assert_eq!(data.kind(), HandshakeKind::Resumed);
             assert!(witness.resumed_by(&data.server, &binding));
@@ -269,18 +289,26 @@ mod tests {
     }
 
     #[test]
-    fn each_data_connection_hands_out_a_fresh_ticket() {
+    fn a_data_connection_with_tickets_hands_out_fresh_ones() {
         // Clients that use each TLS 1.3 ticket once (rustls, curl's OpenSSL
         // cache, Java) resume every data connection from the previous one's.
         let configs = node(&[key()], &clock());
         let client = Handshake::new();
         let binding = SessionBinding::new([192, 0, 2, 7].into());
         client.run_bound(&configs.control, HOST, &binding);
-        for _ in 0..5 {
-            let (config, witness) = configs.for_data_connection();
+        for _ in 0..20 {
+            let (config, witness) = configs.for_data_connection(true);
             let data = client.run_bound(&config, HOST, &binding);
             assert_eq!(data.kind(), HandshakeKind::Resumed);
             assert!(witness.resumed_by(&data.server, &binding));
         }
+    }
+
+    #[test]
+    fn a_quiet_data_connection_hands_out_no_ticket_unasked() {
+        let configs = node(&[key()], &clock());
+        let client = Handshake::new();
+        client.run(&configs.data, HOST);
+        assert_eq!(client.run(&configs.data, HOST).kind(), HandshakeKind::Full);
     }
 }

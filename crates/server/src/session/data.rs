@@ -3,7 +3,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -122,8 +122,16 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
 /// the background task.
 pub struct PendingPassive {
     opened: oneshot::Receiver<io::Result<Opened>>,
+    intent: Arc<AtomicU8>,
     _task: AbortOnDrop,
 }
+
+/// What the transfer on a data connection does, as far as its TLS tickets go.
+const INTENT_UNKNOWN: u8 = 0;
+/// An upload: the client may never read from the connection.
+const INTENT_UPLOAD: u8 = 1;
+/// A download or listing: the client reads to the end.
+const INTENT_READ: u8 = 2;
 
 /// A data connection as the transfer finds it.
 pub enum Opened {
@@ -165,6 +173,8 @@ impl PendingPassive {
     /// accept at once.
     pub fn start(listener: PassiveListener, tls: Option<DataTlsContext>) -> Self {
         let (opened_tx, opened) = oneshot::channel();
+        let intent = Arc::new(AtomicU8::new(INTENT_UNKNOWN));
+        let known = intent.clone();
         let task = tokio::spawn(
             async move {
                 let tcp = match listener.accept().await {
@@ -187,7 +197,10 @@ impl PendingPassive {
                         if matches!(tcp.peek(&mut [0u8; 1]).await, Ok(n) if n > 0) {
                             heard.store(true, Ordering::Release);
                         }
-                        let _ = result_tx.send(handshake(tcp, &tls).await);
+                        // A client that speaks before its command is known
+                        // (curl) reads what is waiting when it closes.
+                        let tickets = known.load(Ordering::Acquire) != INTENT_UPLOAD;
+                        let _ = result_tx.send(handshake(tcp, &tls, tickets).await);
                     }
                     .in_current_span(),
                 );
@@ -201,12 +214,22 @@ impl PendingPassive {
         );
         Self {
             opened,
+            intent,
             _task: AbortOnDrop(task),
         }
     }
 }
 
 impl DataSetup {
+    /// Tells a passive connection's background handshake what the transfer
+    /// does (before `150`, so before a client that waits for it starts).
+    pub fn announce(&self, upload: bool) {
+        if let DataSetup::Passive(pending) = self {
+            let intent = if upload { INTENT_UPLOAD } else { INTENT_READ };
+            pending.intent.store(intent, Ordering::Release);
+        }
+    }
+
     /// The data connection, accepted or connected within `timeout`.
     pub async fn connect(self, timeout: Duration) -> Result<Opened, DataError> {
         let fut = async {
@@ -241,8 +264,12 @@ pub type DataStream = FtpStream;
 /// The server side of a data connection's TLS handshake. Its tickets carry the
 /// session's binding and user; which session the client resumed is returned
 /// for the caller to judge (`crate::data_tls`).
-pub async fn handshake(tcp: TcpStream, tls: &DataTlsContext) -> Result<Secured, DataError> {
-    let (config, witness) = tls.configs.for_data_connection();
+pub async fn handshake(
+    tcp: TcpStream,
+    tls: &DataTlsContext,
+    tickets: bool,
+) -> Result<Secured, DataError> {
+    let (config, witness) = tls.configs.for_data_connection(tickets);
     let acceptor = TlsAcceptor::from(config);
     let mut stream = acceptor
         .accept_with(tcp, |c| tls.binding.install_for_user(c, &tls.user))
@@ -270,15 +297,18 @@ impl Opened {
 
     /// The connection secured within `timeout` (counted from now: the client
     /// may have been waiting for `150` to start).
+    /// `tickets`: whether a connection handshaken now hands out TLS 1.3
+    /// tickets (a background handshake has decided for itself).
     pub async fn secure(
         self,
         tls: &DataTlsContext,
         timeout: Duration,
+        tickets: bool,
     ) -> Result<Secured, DataError> {
         let timed_out =
             || DataError::Handshake(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
         match self {
-            Opened::Plain(tcp) => tokio::time::timeout(timeout, handshake(tcp, tls))
+            Opened::Plain(tcp) => tokio::time::timeout(timeout, handshake(tcp, tls, tickets))
                 .await
                 .map_err(|_| timed_out())?,
             Opened::Securing { result, _task, .. } => tokio::time::timeout(timeout, result)

@@ -121,6 +121,8 @@ async fn open(
     limits: &TransferLimits,
     events: &mpsc::Sender<TransferEvent>,
 ) -> Result<(DataStream, Payload, u64), DataError> {
+    let upload = matches!(job.payload, Payload::Upload { .. });
+    job.setup.announce(upload);
     let opened = job.setup.connect(limits.connect_timeout).await?;
     let stream = match (protection, opened) {
         (None, Opened::Plain(tcp)) => {
@@ -139,7 +141,9 @@ async fn open(
                     .send(TransferEvent::Opened(job.opening.clone()))
                     .await;
             }
-            let secured = opened.secure(&p.tls, limits.handshake_timeout).await;
+            let secured = opened
+                .secure(&p.tls, limits.handshake_timeout, !upload)
+                .await;
             if early {
                 let _ = events.send(TransferEvent::Opened(job.opening)).await;
             }
