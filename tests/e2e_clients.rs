@@ -129,8 +129,8 @@ fn rclone_copies_up_and_back_with_default_parallelism_explicit_and_implicit() {
 
 /// suppaftp over rustls with its default session cache: rustls offers each TLS 1.3
 /// ticket once, and an upload never reads the tickets its data connection could hand
-/// out. The control connection's eight tickets carry the uploads; each download hands
-/// out two (one replaces its own). Fifty files, each uploaded then downloaded.
+/// out. Each download hands out two tickets (one replaces its own, one is for the next
+/// upload). Fifty files, each uploaded then downloaded.
 #[test]
 fn suppaftp_with_rustls_moves_fifty_files_up_and_down_on_tls13() {
     use suppaftp::{RustlsConnector, RustlsFtpStream};
@@ -140,7 +140,8 @@ fn suppaftp_with_rustls_moves_fifty_files_up_and_down_on_tls13() {
     let plain = RustlsFtpStream::connect(("127.0.0.1", wharf.explicit_port)).unwrap();
     let mut ftp = plain.into_secure(connector, "localhost").unwrap();
     ftp.login(&wharf.user, &wharf.password).unwrap();
-    ftp.transfer_type(suppaftp::types::FileType::Binary).unwrap();
+    ftp.transfer_type(suppaftp::types::FileType::Binary)
+        .unwrap();
     let contents: Vec<Vec<u8>> = (0..50)
         .map(|i| (0..(4096 + i * 131)).map(|b| (b * 7 + i) as u8).collect())
         .collect();

@@ -328,7 +328,8 @@ fn config_check_prints_the_effective_configuration_with_secrets_redacted() {
     let printed = String::from_utf8_lossy(&out.stdout);
     for expected in [
         "pasv_ports = \"51000-51099\"",
-        "require_ssl_reuse = false",
+        // `require_ssl_reuse = false` in the file, spelled as today's key.
+        "data_tls = \"any\"",
         "name = \"bob\"",
         "join = \"127.0.0.1:7999\"",
         // The environment is applied on top of the file, as `serve` does.

@@ -101,13 +101,8 @@ impl TlsConfigs {
             c.ignore_client_order = true;
             Ok(c)
         };
-        // Eight TLS 1.3 tickets per control connection, as many as a rustls
-        // client keeps: one for each of its data connections until one of
-        // them hands out more.
-        let mut control = config(client_auth.explicit)?;
-        control.send_tls13_tickets = 8;
-        let mut implicit = config(client_auth.implicit)?;
-        implicit.send_tls13_tickets = 8;
+        let control = config(client_auth.explicit)?;
+        let implicit = config(client_auth.implicit)?;
         let mut data = config(client_auth.data())?;
         data.send_tls13_tickets = 0;
         data.max_tls13_tickets = 1;

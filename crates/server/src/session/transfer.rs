@@ -334,6 +334,7 @@ async fn receive_all(
     let mut conv = ascii.then(FromNetwork::new);
     let mut converted = Vec::new();
     loop {
+        stream.acknowledge_promptly();
         let n = match tokio::time::timeout(limits.idle_timeout, stream.read(&mut buf)).await {
             Err(_) => return Err(PumpError::Idle),
             Ok(Ok(n)) => n,
