@@ -22,7 +22,7 @@ impl FtpStream {
     fn tcp(&self) -> &TcpStream {
         match self {
             FtpStream::Plain(s) => s,
-            FtpStream::Tls(s) => &s.get_ref().0,
+            FtpStream::Tls(s) => s.get_ref().0,
         }
     }
 
