@@ -299,6 +299,18 @@ fn commons_net_works_with_its_workaround_on_tls12_and_for_a_relaxed_user_without
     // Relaxed for one user: the stock client works for that user, on both versions.
     let modified = wharf.cli(&["user", "modify", &wharf.user, "--data-tls", "any"], None);
     assert_success(&modified, "wharf user modify --data-tls any");
+    let listed = wharf.cli(&["user", "list"], None);
+    assert_success(&listed, "wharf user list");
+    let listing = String::from_utf8_lossy(&listed.stdout);
+    let line = |name: &str| {
+        listing
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}\t")))
+            .unwrap_or_default()
+            .to_owned()
+    };
+    assert!(line(&wharf.user).contains("data_tls=any"), "{listing}");
+    assert!(!line(BOB).contains("data_tls"), "{listing}");
     for version in ["1.2", "1.3"] {
         let sub = dir.join(format!("stock{version}"));
         drive(

@@ -196,6 +196,7 @@ impl pb::cluster_server::Cluster for ClusterService {
                     commands: u.commands,
                     login: u.login,
                     certificates: u.certificates,
+                    data_tls: u.data_tls,
                     enabled: u.enabled,
                 }
             })

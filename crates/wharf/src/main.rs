@@ -571,7 +571,14 @@ async fn user_command(command: UserCommand) -> Result<()> {
                                 .filter(|l| !l.is_empty() && l != "password")
                                 .collect::<Vec<_>>()
                         )
-                        + &listed("cert_match", &u.certificates),
+                        + &listed("cert_match", &u.certificates)
+                        + &listed(
+                            "data_tls",
+                            &[u.data_tls]
+                                .into_iter()
+                                .filter(|r| !r.is_empty())
+                                .collect::<Vec<_>>()
+                        ),
                     if u.enabled { "" } else { "\tdisabled" }
                 );
             }
