@@ -1224,7 +1224,10 @@ enum TlsGarbage {
     Random,
     /// A real ClientHello, then application-data records of random bytes.
     HelloThenRandomRecords,
-    /// A real TLS 1.2 ClientHello, then a handshake record of random bytes.
+    /// A real TLS 1.2 ClientHello, then a complete handshake message the server does not
+    /// expect (a Finished before any key exchange) whose body is random bytes. The message's
+    /// header is fixed: a random length would, once in a few hundred runs, announce a message
+    /// longer than the record, and only the handshake timeout would end the wait for the rest.
     Tls12HelloThenHandshakeJunk,
     /// A real ClientHello, then a thousand ChangeCipherSpec records.
     HelloThenCcsStorm,
@@ -1276,7 +1279,9 @@ impl TlsGarbage {
             }
             TlsGarbage::Tls12HelloThenHandshakeJunk => {
                 let mut bytes = client_hello(&rustls::version::TLS12);
-                bytes.extend(record(0x16, &random(256)));
+                let mut finished = vec![20, 0, 0, 252];
+                finished.extend(random(252));
+                bytes.extend(record(0x16, &finished));
                 bytes
             }
             TlsGarbage::HelloThenCcsStorm => {

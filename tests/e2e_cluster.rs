@@ -164,6 +164,90 @@ fn node_down_while_the_log_was_compacted_catches_up_through_a_snapshot() {
     );
 }
 
+/// Pieces a snapshot travels in for the streamed-snapshot test (`--raft-snapshot-piece-kib`).
+const SNAPSHOT_PIECE_KIB: u64 = 16;
+
+#[test]
+fn a_follower_far_behind_installs_a_streamed_snapshot_even_when_killed_during_it() {
+    let options = WharfOptions::default().cluster_storage().args([
+        "--raft-snapshot-logs",
+        "200",
+        "--raft-snapshot-piece-kib",
+        &SNAPSHOT_PIECE_KIB.to_string(),
+    ]);
+    let mut cluster = Cluster::start_with(3, options);
+    cluster.node_mut(3).kill9();
+
+    // A namespace whose snapshot takes many pieces, written while node 3 is down.
+    const DIRS: usize = 1500;
+    let steps: Vec<String> = (0..DIRS).map(|i| format!("mkdir /d{i:05}")).collect();
+    assert_success(
+        &run(&mut cluster.node(1).batch("reuse", &steps)),
+        "1,500 MKD through node 1",
+    );
+    let index = applied_index(cluster.node(1));
+
+    // Killed once it has started to receive the snapshot (during the transfer or the
+    // install, whichever the moment falls on), then started again.
+    let log_before = cluster.node(3).stderr().len();
+    cluster.node_mut(3).restart();
+    poll_until(
+        Duration::from_secs(30),
+        "node 3 receiving a snapshot",
+        || {
+            cluster.node(3).stderr()[log_before..]
+                .contains("receiving a snapshot from the leader")
+                .then_some(())
+        },
+    );
+    cluster.node_mut(3).kill9();
+    let log_killed = cluster.node(3).stderr().len();
+    let phase = if cluster.node(3).stderr()[log_before..].contains("loading a snapshot") {
+        "while loading the tables"
+    } else {
+        "during the transfer"
+    };
+    eprintln!("node 3 was killed {phase}");
+    cluster.node_mut(3).restart();
+    let node3 = cluster.node(3);
+    node3.wait_until_applied(index, Duration::from_secs(60));
+
+    let after = node3.stderr()[log_killed..].to_owned();
+    let installed = after
+        .lines()
+        .find(|l| l.contains("installed a snapshot from the leader"))
+        .unwrap_or_else(|| panic!("node 3 caught up without a snapshot\n{}", node3.logs()));
+    let bytes: u64 = installed
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("bytes=")?.parse().ok())
+        .unwrap_or_else(|| panic!("no size in {installed:?}"));
+    assert!(
+        bytes > 10 * SNAPSHOT_PIECE_KIB * 1024,
+        "a snapshot of {bytes} bytes does not need several {SNAPSHOT_PIECE_KIB} KiB pieces"
+    );
+
+    let listing = run(&mut node3.batch("reuse", &["nlst /".to_owned()]));
+    assert_success(&listing, "NLST / on node 3");
+    let names = tagged(&listing, "NLST");
+    assert_eq!(
+        names.len(),
+        DIRS,
+        "node 3 lists {} of {DIRS} directories",
+        names.len()
+    );
+    assert!(names
+        .iter()
+        .any(|n| n.last().is_some_and(|n| n.ends_with("d01499"))));
+
+    // One snapshot file, nothing half-written left behind.
+    let snapshots = node3.data_dir.join("cluster/raft/snapshots");
+    let files: Vec<String> = std::fs::read_dir(&snapshots)
+        .unwrap_or_else(|e| panic!("{}: {e}", snapshots.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, ["current.snap"], "in {}", snapshots.display());
+}
+
 /// Kills the two nodes at `victims`, then checks the survivor: a write fails in bounded
 /// time with the quorum message and changes nothing; existing accounts still log in.
 fn minority_refuses_writes_and_serves_logins(victims: [usize; 2]) {

@@ -19,6 +19,6 @@ pub mod pb {
 }
 
 pub use node::{
-    is_member, start, ClusterConfig, ClusterError, ClusterHandle, RunningCluster, WriteError,
-    ADMIN_TOKEN_FILE, CLUSTER_ADDR_FILE, JOIN_TOKEN_FILE,
+    is_member, start, ClusterConfig, ClusterError, ClusterHandle, RunningCluster, SnapshotSettings,
+    WriteError, ADMIN_TOKEN_FILE, CLUSTER_ADDR_FILE, JOIN_TOKEN_FILE,
 };

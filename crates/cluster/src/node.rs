@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use openraft::{ChangeMembers, Config, ServerState, SnapshotPolicy};
+use openraft::{ChangeMembers, Config, ServerState};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tonic::Status;
@@ -82,8 +82,10 @@ pub struct ClusterConfig {
     pub advertise: Option<String>,
     /// `(address of a member, join token)` for a node that is not yet a member.
     pub join: Option<(String, String)>,
-    /// Log entries between snapshots (older entries are then purged).
-    pub snapshot_logs: u64,
+    /// When this node builds a snapshot (older log entries are then purged).
+    pub snapshot: SnapshotSettings,
+    /// RocksDB's memory and write-ahead-log budget.
+    pub store_limits: wharf_store::StoreLimits,
     /// This node's chunks, served to peers.
     pub chunk_store: Arc<wharf_blob::ChunkStore>,
     /// The local address connections to peers leave from (default: the
@@ -126,7 +128,88 @@ pub struct RunningCluster {
     pub local_addr: SocketAddr,
 }
 
-fn raft_config(snapshot_logs: u64) -> Config {
+/// When a node builds a snapshot: once the log written since the last one
+/// outweighs the state a snapshot holds (and at least `min_log_bytes`), so
+/// snapshot work per committed byte stays the same however big the namespace
+/// grows; or, when `every_entries` is set, also every that many entries.
+/// A snapshot goes to a follower in pieces of `piece_bytes`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SnapshotSettings {
+    pub min_log_bytes: u64,
+    pub every_entries: u64,
+    pub piece_bytes: u64,
+}
+
+impl Default for SnapshotSettings {
+    fn default() -> Self {
+        Self {
+            min_log_bytes: 32 << 20,
+            every_entries: 0,
+            piece_bytes: 3 << 20,
+        }
+    }
+}
+
+/// Log entries kept behind a snapshot, so a follower a little behind catches
+/// up from the log rather than with a whole snapshot.
+const LOG_KEPT_BEHIND_SNAPSHOT: u64 = 1000;
+
+impl SnapshotSettings {
+    fn due(&self, log_bytes_since: u64, snapshot_bytes: u64, entries_since: u64) -> bool {
+        log_bytes_since >= self.min_log_bytes.max(snapshot_bytes)
+            || (self.every_entries > 0 && entries_since >= self.every_entries)
+    }
+
+    fn kept_behind(&self) -> u64 {
+        match self.every_entries {
+            0 => LOG_KEPT_BEHIND_SNAPSHOT,
+            n => (n / 2).min(LOG_KEPT_BEHIND_SNAPSHOT),
+        }
+    }
+}
+
+/// Asks openraft for a snapshot whenever the policy says one is due.
+async fn apply_snapshot_policy(
+    raft: Raft,
+    stats: wharf_store::StoreStats,
+    policy: SnapshotSettings,
+) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut asked_at: Option<(u64, Instant)> = None;
+    loop {
+        tick.tick().await;
+        let (applied, snapshot) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            (
+                m.last_applied.map_or(0, |l| l.index),
+                m.snapshot.map_or(0, |l| l.index),
+            )
+        };
+        // One request per snapshot: wait for it (or for a minute) before asking again.
+        if let Some((built, at)) = asked_at {
+            if stats.snapshots() == built && at.elapsed() < Duration::from_secs(60) {
+                continue;
+            }
+        }
+        let since = applied.saturating_sub(snapshot);
+        if since > 0
+            && policy.due(
+                stats.log_bytes_since_snapshot(),
+                stats.snapshot_bytes(),
+                since,
+            )
+        {
+            if raft.trigger().snapshot().await.is_err() {
+                return;
+            }
+            asked_at = Some((stats.snapshots(), Instant::now()));
+        }
+    }
+}
+
+fn raft_config(snapshot: SnapshotSettings) -> Config {
     Config {
         cluster_name: "wharf".into(),
         // openraft's leader lease equals election_timeout_max: voters refuse a
@@ -135,8 +218,10 @@ fn raft_config(snapshot_logs: u64) -> Config {
         heartbeat_interval: 150,
         election_timeout_min: 700,
         election_timeout_max: 1000,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(snapshot_logs.max(1)),
-        max_in_snapshot_log_to_keep: snapshot_logs / 2,
+        // `apply_snapshot_policy` decides when.
+        snapshot_policy: openraft::SnapshotPolicy::Never,
+        max_in_snapshot_log_to_keep: snapshot.kept_behind(),
+        snapshot_max_chunk_size: snapshot.piece_bytes.max(1),
         purge_batch_size: 1,
         ..Config::default()
     }
@@ -205,12 +290,13 @@ pub async fn start(config: ClusterConfig) -> Result<RunningCluster, ClusterError
             (id, true)
         }
     };
-    let store = wharf_store::open(&config.data_dir.join("raft")).await?;
+    let store = wharf_store::open_with(&config.data_dir.join("raft"), config.store_limits).await?;
+    let store_stats = store.stats.clone();
     let reader = store.reader.with_secrets(config.secrets.clone());
     let (credentials, pending_ca) = settle_credentials(credentials, &reader, &tls_dir)?;
     let transport = Transport::new(credentials).with_source(config.source);
     let raft_config = Arc::new(
-        raft_config(config.snapshot_logs)
+        raft_config(config.snapshot)
             .validate()
             .map_err(|e| ClusterError::Raft(e.to_string()))?,
     );
@@ -224,6 +310,11 @@ pub async fn start(config: ClusterConfig) -> Result<RunningCluster, ClusterError
     .await
     .map_err(|e| ClusterError::Raft(e.to_string()))?;
     let group_commit = GroupCommit::start(raft.clone(), WRITE_TIMEOUT);
+    tokio::spawn(apply_snapshot_policy(
+        raft.clone(),
+        store_stats,
+        config.snapshot,
+    ));
     let handle = Arc::new(ClusterHandle {
         node_id,
         advertise: advertise.clone(),

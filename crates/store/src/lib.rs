@@ -10,23 +10,26 @@ mod log_store;
 mod namespace;
 mod reader;
 pub mod secrets;
+pub mod snapshot;
+mod snapshot_io;
 mod state_machine;
+mod stats;
 mod table;
 
 pub mod command;
 pub mod records;
 
 use std::fmt;
-use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
 pub use command::{Command, CommandResult, FileWrite, Found, FsCommand};
-pub use db::{open, OpenedStore, StoreError};
+pub use db::{open, open_with, OpenedStore, StoreError, StoreLimits};
 pub use log_store::LogStore;
 pub use namespace::components as path_components;
 pub use reader::StateReader;
 pub use state_machine::StateMachineStore;
+pub use stats::StoreStats;
 
 pub type NodeId = u64;
 
@@ -51,7 +54,7 @@ openraft::declare_raft_types!(
         NodeId = NodeId,
         Node = ClusterNode,
         Entry = openraft::Entry<TypeConfig>,
-        SnapshotData = Cursor<Vec<u8>>,
+        SnapshotData = tokio::fs::File,
         AsyncRuntime = openraft::TokioRuntime,
 );
 

@@ -14,6 +14,7 @@ use openraft::{
 use rocksdb::{WriteBatch, DB};
 
 use crate::db::{StoreError, RAFT_LOG, RAFT_META};
+use crate::stats::StoreStats;
 use crate::table::{self, cf};
 use crate::{NodeId, TypeConfig};
 
@@ -26,6 +27,7 @@ const LAST_PURGED: &[u8] = b"last_purged";
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<DB>,
+    stats: StoreStats,
 }
 
 fn io(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: StoreError) -> StorageError<NodeId> {
@@ -38,8 +40,8 @@ fn index_key(index: u64) -> [u8; 8] {
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<DB>) -> Self {
-        Self { db }
+    pub(crate) fn new(db: Arc<DB>, stats: StoreStats) -> Self {
+        Self { db, stats }
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
@@ -171,6 +173,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             )
             .map_err(write)?;
         }
+        self.stats.appended(batch.size_in_bytes() as u64);
         let result = self
             .db
             .write(batch)

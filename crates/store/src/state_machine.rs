@@ -2,8 +2,10 @@
 //! entries. Each entry's table changes, `last_applied` and membership go into
 //! one `WriteBatch`, so after a crash the tables and `last_applied` agree and
 //! openraft re-applies exactly what is missing.
+//!
+//! Snapshots are files (see [`crate::snapshot`]), built and installed by the
+//! blocking routines of [`crate::snapshot_io`].
 
-use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -13,36 +15,24 @@ use openraft::{
     StorageError, StorageIOError, StoredMembership,
 };
 use rocksdb::{WriteBatch, DB};
-use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::command::{Command, CommandResult};
 use crate::db::{StoreError, SM_META};
 use crate::reader::StateReader;
 use crate::records::{AcmeAccountRecord, AcmeCertRecord};
-use crate::table::{self, cf, TABLES};
+use crate::snapshot::SnapshotDir;
+use crate::snapshot_io::{self, Promotion};
+use crate::stats::StoreStats;
+use crate::table;
 use crate::{ClusterNode, NodeId, TypeConfig};
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
-const LAST_APPLIED: &[u8] = b"last_applied";
-const MEMBERSHIP: &[u8] = b"membership";
-const SNAPSHOT: &[u8] = b"snapshot";
-
-/// One stored row: key and encoded value.
-type Row = (Vec<u8>, Vec<u8>);
-
-/// Every row of every table, as shipped to a follower that is too far behind.
-#[derive(Serialize, Deserialize, Default)]
-struct SnapshotImage {
-    tables: Vec<(String, Vec<Row>)>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, ClusterNode>,
-    data: Vec<u8>,
-}
+pub(crate) const LAST_APPLIED: &[u8] = b"last_applied";
+pub(crate) const MEMBERSHIP: &[u8] = b"membership";
+/// Where releases before snapshot files kept the whole snapshot, as one value.
+const LEGACY_SNAPSHOT: &[u8] = b"snapshot";
 
 #[derive(Clone)]
 pub struct StateMachineStore {
@@ -51,6 +41,11 @@ pub struct StateMachineStore {
     membership: StoredMembership<NodeId, ClusterNode>,
     applied_tx: Arc<watch::Sender<u64>>,
     snapshot_seq: Arc<AtomicU64>,
+    snapshots: SnapshotDir,
+    /// Serialises making a file the current snapshot: a build and an install
+    /// may finish together, and the newer must win.
+    promotion: Promotion,
+    stats: StoreStats,
 }
 
 fn io(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: StoreError) -> StorageError<NodeId> {
@@ -58,17 +53,38 @@ fn io(subject: ErrorSubject<NodeId>, verb: ErrorVerb, e: StoreError) -> StorageE
 }
 
 impl StateMachineStore {
-    pub(crate) fn load(db: Arc<DB>) -> Result<Self, StoreError> {
+    pub(crate) fn load(
+        db: Arc<DB>,
+        snapshots: SnapshotDir,
+        stats: StoreStats,
+    ) -> Result<Self, StoreError> {
+        let meta_cf = table::cf(&db, SM_META)?;
+        if db.get_pinned_cf(meta_cf, LEGACY_SNAPSHOT)?.is_some() {
+            // The next snapshot is built as a file; until then a follower
+            // that needs one waits for it.
+            db.delete_cf(meta_cf, LEGACY_SNAPSHOT)?;
+            tracing::info!("dropped the snapshot an earlier release kept inside the store");
+        }
+        snapshot_io::finish_interrupted_install(&db, &snapshots)?;
         let last_applied: Option<LogId<NodeId>> = table::get(&db, SM_META, LAST_APPLIED)?;
         let membership = table::get(&db, SM_META, MEMBERSHIP)?.unwrap_or_default();
         let (applied_tx, _) = watch::channel(last_applied.map_or(0, |l| l.index));
+        stats.snapshot_built(snapshots.current_size().unwrap_or(0));
         Ok(Self {
             db,
             last_applied,
             membership,
             applied_tx: Arc::new(applied_tx),
             snapshot_seq: Arc::new(AtomicU64::new(0)),
+            snapshots,
+            promotion: Promotion::default(),
+            stats,
         })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn db(&self) -> Arc<DB> {
+        self.db.clone()
     }
 
     pub(crate) fn reader(&self) -> StateReader {
@@ -205,124 +221,27 @@ impl StateMachineStore {
         }
         Ok(CommandResult::Done)
     }
-
-    fn read_current_snapshot(&self) -> Result<Option<StoredSnapshot>, StoreError> {
-        table::get(&self.db, SM_META, SNAPSHOT)
-    }
-
-    fn install_image(
-        &mut self,
-        meta: &SnapshotMeta<NodeId, ClusterNode>,
-        data: Vec<u8>,
-    ) -> Result<(), StoreError> {
-        let image: SnapshotImage =
-            serde_json::from_slice(&data).map_err(table::CodecError::from)?;
-        let db = &*self.db;
-        let mut batch = WriteBatch::default();
-        for name in TABLES {
-            let handle = cf(db, name)?;
-            for item in db.iterator_cf(handle, rocksdb::IteratorMode::Start) {
-                let (key, _) = item?;
-                batch.delete_cf(handle, key);
-            }
-        }
-        for (name, rows) in image.tables {
-            if !TABLES.contains(&name.as_str()) {
-                tracing::warn!(table = %name, "snapshot holds an unknown table; skipped");
-                continue;
-            }
-            let handle = cf(db, &name)?;
-            for (key, value) in rows {
-                batch.put_cf(handle, key, value);
-            }
-        }
-        let membership = meta.last_membership.clone();
-        table::put(db, &mut batch, SM_META, LAST_APPLIED, &meta.last_log_id)?;
-        table::put(db, &mut batch, SM_META, MEMBERSHIP, &membership)?;
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
-        table::put(db, &mut batch, SM_META, SNAPSHOT, &stored)?;
-        db.write(batch)?;
-        db.flush_wal(true)?;
-        self.last_applied = meta.last_log_id;
-        self.membership = membership;
-        self.applied_tx
-            .send_replace(meta.last_log_id.map_or(0, |l| l.index));
-        tracing::info!(
-            snapshot = %meta.snapshot_id,
-            up_to = ?meta.last_log_id.map(|l| l.index),
-            "installed a snapshot from the leader"
-        );
-        Ok(())
-    }
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachineStore {
     async fn build_snapshot(&mut self) -> StorageResult<Snapshot<TypeConfig>> {
-        let read = |e: StoreError| io(ErrorSubject::StateMachine, ErrorVerb::Read, e);
-        // A RocksDB snapshot gives one consistent view even while entries
-        // keep being applied.
-        let db = &*self.db;
-        let view = db.snapshot();
-        let mut image = SnapshotImage::default();
-        for name in TABLES {
-            let handle = cf(db, name).map_err(read)?;
-            let mut rows = Vec::new();
-            for item in view.iterator_cf(handle, rocksdb::IteratorMode::Start) {
-                let (key, value) = item.map_err(|e| read(e.into()))?;
-                rows.push((key.to_vec(), value.to_vec()));
-            }
-            image.tables.push((name.to_owned(), rows));
-        }
-        let meta_cf = cf(db, SM_META).map_err(read)?;
-        let decode_meta =
-            |key: &[u8]| -> Result<Option<Vec<u8>>, StoreError> { Ok(view.get_cf(meta_cf, key)?) };
-        let last_applied: Option<LogId<NodeId>> = match decode_meta(LAST_APPLIED).map_err(read)? {
-            Some(v) => table::decode(&v).map_err(|e| read(e.into()))?,
-            None => None,
-        };
-        let membership: StoredMembership<NodeId, ClusterNode> =
-            match decode_meta(MEMBERSHIP).map_err(read)? {
-                Some(v) => table::decode(&v).map_err(|e| read(e.into()))?,
-                None => StoredMembership::default(),
-            };
-        drop(view);
-        let data = serde_json::to_vec(&image)
-            .map_err(|e| read(StoreError::Codec(table::CodecError::Json(e))))?;
         let seq = self.snapshot_seq.fetch_add(1, Ordering::Relaxed);
-        let snapshot_id = match last_applied {
-            Some(l) => format!("{}-{}-{seq}", l.leader_id, l.index),
-            None => format!("--{seq}"),
-        };
-        let meta = SnapshotMeta {
-            last_log_id: last_applied,
-            last_membership: membership,
-            snapshot_id,
-        };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        };
-        let mut batch = WriteBatch::default();
-        table::put(db, &mut batch, SM_META, SNAPSHOT, &stored).map_err(|e| {
-            io(
-                ErrorSubject::Snapshot(Some(meta.signature())),
-                ErrorVerb::Write,
-                e,
-            )
-        })?;
-        db.write(batch).map_err(|e| {
-            io(
-                ErrorSubject::Snapshot(Some(meta.signature())),
-                ErrorVerb::Write,
-                e.into(),
-            )
-        })?;
+        let (db, dir, promotion) = (
+            self.db.clone(),
+            self.snapshots.clone(),
+            self.promotion.clone(),
+        );
+        let log_bytes = self.stats.log_bytes();
+        let built =
+            tokio::task::spawn_blocking(move || snapshot_io::build(&db, &dir, &promotion, seq))
+                .await
+                .map_err(|e| StoreError::Io(format!("the snapshot builder stopped: {e}")))
+                .and_then(|r| r)
+                .map_err(|e| io(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?;
+        self.stats.snapshot_built_at(built.bytes, log_bytes);
         Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
+            meta: built.meta,
+            snapshot: Box::new(tokio::fs::File::from_std(built.file)),
         })
     }
 }
@@ -379,32 +298,59 @@ impl RaftStateMachine<TypeConfig> for StateMachineStore {
         self.clone()
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<Cursor<Vec<u8>>>> {
-        Ok(Box::new(Cursor::new(Vec::new())))
+    async fn begin_receiving_snapshot(&mut self) -> StorageResult<Box<tokio::fs::File>> {
+        let file = snapshot_io::receiving_file(&self.snapshots)
+            .map_err(|e| io(ErrorSubject::Snapshot(None), ErrorVerb::Write, e))?;
+        tracing::info!("receiving a snapshot from the leader");
+        Ok(Box::new(tokio::fs::File::from_std(file)))
     }
 
     async fn install_snapshot(
         &mut self,
         meta: &SnapshotMeta<NodeId, ClusterNode>,
-        snapshot: Box<Cursor<Vec<u8>>>,
+        snapshot: Box<tokio::fs::File>,
     ) -> StorageResult<()> {
-        self.install_image(meta, snapshot.into_inner())
-            .map_err(|e| {
-                io(
-                    ErrorSubject::Snapshot(Some(meta.signature())),
-                    ErrorVerb::Write,
-                    e,
-                )
-            })
+        let failed = |e| {
+            io(
+                ErrorSubject::Snapshot(Some(meta.signature())),
+                ErrorVerb::Write,
+                e,
+            )
+        };
+        let received = snapshot.into_std().await;
+        let (db, dir, promotion, expected) = (
+            self.db.clone(),
+            self.snapshots.clone(),
+            self.promotion.clone(),
+            meta.clone(),
+        );
+        let bytes = tokio::task::spawn_blocking(move || {
+            snapshot_io::install(&db, &dir, &promotion, &expected, received)
+        })
+        .await
+        .map_err(|e| StoreError::Io(format!("the snapshot installer stopped: {e}")))
+        .and_then(|r| r)
+        .map_err(failed)?;
+        self.stats.snapshot_built_at(bytes, self.stats.log_bytes());
+        self.last_applied = meta.last_log_id;
+        self.membership = meta.last_membership.clone();
+        self.applied_tx
+            .send_replace(meta.last_log_id.map_or(0, |l| l.index));
+        tracing::info!(
+            snapshot = %meta.snapshot_id,
+            up_to = ?meta.last_log_id.map(|l| l.index),
+            bytes,
+            "installed a snapshot from the leader"
+        );
+        Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> StorageResult<Option<Snapshot<TypeConfig>>> {
-        let stored = self
-            .read_current_snapshot()
+        let current = snapshot_io::open_current(&self.snapshots)
             .map_err(|e| io(ErrorSubject::Snapshot(None), ErrorVerb::Read, e))?;
-        Ok(stored.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
+        Ok(current.map(|(meta, file)| Snapshot {
+            meta,
+            snapshot: Box::new(tokio::fs::File::from_std(file)),
         }))
     }
 }

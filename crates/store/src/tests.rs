@@ -48,6 +48,36 @@ fn user(name: &str, home: &str) -> UserRecord {
     }
 }
 
+/// Applies a `PutUser` of `name` at log index `index`.
+async fn put_user(store: &mut crate::OpenedStore, index: u64, name: &str, home: &str) {
+    store
+        .state_machine
+        .apply(vec![entry(
+            index,
+            Command::PutUser {
+                user: user(name, home),
+                create_only: false,
+            },
+        )])
+        .await
+        .unwrap();
+}
+
+async fn build_snapshot(store: &mut crate::OpenedStore) -> openraft::storage::Snapshot<TypeConfig> {
+    let mut builder = store.state_machine.get_snapshot_builder().await;
+    builder.build_snapshot().await.unwrap()
+}
+
+fn user_names(store: &crate::OpenedStore) -> Vec<String> {
+    store
+        .reader
+        .users()
+        .unwrap()
+        .into_iter()
+        .map(|u| u.name)
+        .collect()
+}
+
 fn entry(index: u64, command: Command) -> Entry<TypeConfig> {
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
@@ -110,17 +140,7 @@ async fn applied_state_survives_reopening() {
     let dir = tempfile::tempdir().unwrap();
     {
         let mut store = open(dir.path()).await.unwrap();
-        store
-            .state_machine
-            .apply(vec![entry(
-                1,
-                Command::PutUser {
-                    user: user("carol", "/c"),
-                    create_only: false,
-                },
-            )])
-            .await
-            .unwrap();
+        put_user(&mut store, 1, "carol", "/c").await;
     }
     let mut store = open(dir.path()).await.unwrap();
     let (applied, _) = store.state_machine.applied_state().await.unwrap();
@@ -154,39 +174,17 @@ async fn snapshot_installs_the_same_tables_on_another_node_and_drops_stale_rows(
         ])
         .await
         .unwrap();
-    let snapshot = leader
-        .state_machine
-        .get_snapshot_builder()
-        .await
-        .build_snapshot()
-        .await
-        .unwrap();
+    let snapshot = build_snapshot(&mut leader).await;
 
     let follower_dir = tempfile::tempdir().unwrap();
     let mut follower = open(follower_dir.path()).await.unwrap();
-    follower
-        .state_machine
-        .apply(vec![entry(
-            1,
-            Command::PutUser {
-                user: user("stale", "/s"),
-                create_only: false,
-            },
-        )])
-        .await
-        .unwrap();
+    put_user(&mut follower, 1, "stale", "/s").await;
     follower
         .state_machine
         .install_snapshot(&snapshot.meta, snapshot.snapshot)
         .await
         .unwrap();
-    let names: Vec<_> = follower
-        .reader
-        .users()
-        .unwrap()
-        .into_iter()
-        .map(|u| u.name)
-        .collect();
+    let names = user_names(&follower);
     assert_eq!(names, vec!["dave".to_owned()]);
     assert_eq!(
         follower.reader.setting("cluster_name").unwrap().as_deref(),
@@ -289,4 +287,172 @@ async fn acme_orders_change_only_from_the_order_their_writer_saw() {
         "every node answers a pending challenge from the store"
     );
     assert_eq!(reader.acme_key_authorization("t1").unwrap(), None);
+}
+
+/// A leader's store holding `users` accounts, and its snapshot file.
+async fn leader_with_snapshot(
+    dir: &std::path::Path,
+    users: usize,
+) -> (crate::OpenedStore, openraft::storage::Snapshot<TypeConfig>) {
+    let mut leader = open(dir).await.unwrap();
+    let entries = (0..users)
+        .map(|i| {
+            entry(
+                i as u64 + 1,
+                Command::PutUser {
+                    user: user(&format!("u{i:05}"), "/h"),
+                    create_only: false,
+                },
+            )
+        })
+        .collect::<Vec<_>>();
+    leader.state_machine.apply(entries).await.unwrap();
+    let snapshot = build_snapshot(&mut leader).await;
+    (leader, snapshot)
+}
+
+#[tokio::test]
+async fn snapshots_are_files_and_only_the_newest_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut leader, first) = leader_with_snapshot(dir.path(), 3).await;
+    put_user(&mut leader, 4, "late", "/l").await;
+    let second = build_snapshot(&mut leader).await;
+    assert_ne!(first.meta.snapshot_id, second.meta.snapshot_id);
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(files, ["current.snap"]);
+    let current = leader
+        .state_machine
+        .get_current_snapshot()
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.meta, second.meta);
+    // No snapshot inside RocksDB: the state machine's metadata stays small.
+    let db_bytes: u64 = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| std::fs::read(e.path()).unwrap())
+        .filter(|bytes| bytes.windows(8).any(|w| w == b"WHARFSNP"))
+        .count() as u64;
+    assert_eq!(db_bytes, 0, "a snapshot file's bytes are inside the store");
+}
+
+#[tokio::test]
+async fn an_install_interrupted_by_a_crash_is_finished_when_the_store_opens() {
+    let leader_dir = tempfile::tempdir().unwrap();
+    let (_leader, snapshot) = leader_with_snapshot(leader_dir.path(), 2_000).await;
+
+    let follower_dir = tempfile::tempdir().unwrap();
+    {
+        let mut follower = open(follower_dir.path()).await.unwrap();
+        put_user(&mut follower, 1, "stale", "/s").await;
+    }
+    // What a crash in the middle of loading the tables leaves: the checked
+    // file as the current snapshot, the install record, old and new rows mixed.
+    std::fs::copy(
+        leader_dir.path().join("snapshots/current.snap"),
+        follower_dir.path().join("snapshots/current.snap"),
+    )
+    .unwrap();
+    {
+        let db = rocksdb::DB::open_cf(
+            &rocksdb::Options::default(),
+            follower_dir.path(),
+            [
+                crate::db::RAFT_LOG,
+                crate::db::RAFT_META,
+                crate::db::SM_META,
+            ]
+            .into_iter()
+            .chain(crate::table::TABLES),
+        )
+        .unwrap();
+        let mut batch = rocksdb::WriteBatch::default();
+        crate::table::put(
+            &db,
+            &mut batch,
+            crate::db::SM_META,
+            b"installing",
+            &snapshot.meta.snapshot_id,
+        )
+        .unwrap();
+        crate::table::put(&db, &mut batch, "users", b"u00007", &user("u00007", "/h")).unwrap();
+        db.write(batch).unwrap();
+    }
+
+    let reopened = open(follower_dir.path()).await.unwrap();
+    let names = user_names(&reopened);
+    assert_eq!(names.len(), 2_000);
+    assert!(!names.contains(&"stale".to_owned()));
+    assert_eq!(reopened.reader.applied_index(), 2_000);
+    let marker: Option<String> =
+        crate::table::get(&reopened_db(&reopened), crate::db::SM_META, b"installing").unwrap();
+    assert_eq!(marker, None);
+}
+
+fn reopened_db(store: &crate::OpenedStore) -> std::sync::Arc<rocksdb::DB> {
+    store.state_machine.db()
+}
+
+#[tokio::test]
+async fn a_damaged_snapshot_is_refused_and_the_tables_stay_as_they_were() {
+    let leader_dir = tempfile::tempdir().unwrap();
+    let (_leader, snapshot) = leader_with_snapshot(leader_dir.path(), 50).await;
+    let mut bytes = std::fs::read(leader_dir.path().join("snapshots/current.snap")).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+
+    let follower_dir = tempfile::tempdir().unwrap();
+    let mut follower = open(follower_dir.path()).await.unwrap();
+    put_user(&mut follower, 1, "kept", "/k").await;
+    let mut received = follower
+        .state_machine
+        .begin_receiving_snapshot()
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut *received, &bytes)
+        .await
+        .unwrap();
+    let result = follower
+        .state_machine
+        .install_snapshot(&snapshot.meta, received)
+        .await;
+    assert!(result.is_err(), "a damaged snapshot was installed");
+    let names = user_names(&follower);
+    assert_eq!(names, ["kept"]);
+    assert!(follower
+        .state_machine
+        .get_current_snapshot()
+        .await
+        .unwrap()
+        .is_none());
+}
+
+#[tokio::test]
+async fn a_snapshot_kept_inside_the_store_by_an_earlier_release_is_dropped_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let mut store = open(dir.path()).await.unwrap();
+        put_user(&mut store, 1, "old", "/o").await;
+        let db = store.state_machine.db();
+        let mut batch = rocksdb::WriteBatch::default();
+        let legacy = serde_json::json!({"meta": {}, "data": [1, 2, 3]});
+        crate::table::put(&db, &mut batch, crate::db::SM_META, b"snapshot", &legacy).unwrap();
+        db.write(batch).unwrap();
+    }
+    let mut store = open(dir.path()).await.unwrap();
+    let db = store.state_machine.db();
+    assert!(!crate::table::exists(&db, crate::db::SM_META, b"snapshot").unwrap());
+    assert!(store
+        .state_machine
+        .get_current_snapshot()
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(store.reader.users().unwrap().len(), 1);
+    assert_eq!(store.reader.applied_index(), 1);
 }

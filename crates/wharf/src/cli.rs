@@ -426,9 +426,25 @@ pub struct ServeArgs {
     /// checkpoints (about a second), or its newest chunks could go.
     #[arg(long, env = "WHARF_CHUNK_GRACE", value_parser = clap::value_parser!(u64).range(1..))]
     pub chunk_grace: Option<u64>,
-    /// Raft log entries between snapshots; older entries are purged after one.
+    /// Also build a Raft snapshot every N log entries (0: only when the log
+    /// since the last snapshot outweighs the state, the default).
     #[arg(long, env = "WHARF_RAFT_SNAPSHOT_LOGS")]
     pub raft_snapshot_logs: Option<u64>,
+    /// MiB of Raft log below which no snapshot is built, however small the state.
+    #[arg(long, env = "WHARF_RAFT_SNAPSHOT_MIN_LOG_MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub raft_snapshot_min_log_mib: Option<u64>,
+    /// KiB per piece when a snapshot is sent to a follower.
+    #[arg(long, env = "WHARF_RAFT_SNAPSHOT_PIECE_KIB", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    pub raft_snapshot_piece_kib: Option<u64>,
+    /// MiB of RocksDB write-ahead log, all column families together.
+    #[arg(long, env = "WHARF_STORE_WAL_MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub store_wal_mib: Option<u64>,
+    /// MiB of RocksDB memtables, all column families together.
+    #[arg(long, env = "WHARF_STORE_WRITE_BUFFER_MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub store_write_buffer_mib: Option<u64>,
+    /// MiB of RocksDB block cache (index and filter blocks included).
+    #[arg(long, env = "WHARF_STORE_BLOCK_CACHE_MIB", value_parser = clap::value_parser!(u64).range(1..))]
+    pub store_block_cache_mib: Option<u64>,
     /// Quick-start account NAME:PASSWORD (repeatable); home is DATA_DIR/home/NAME.
     #[arg(long = "user", env = "WHARF_USER")]
     pub users: Vec<String>,

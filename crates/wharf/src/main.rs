@@ -229,7 +229,12 @@ async fn serve(settings: Settings) -> Result<()> {
         advertise: settings.cluster_advertise.clone(),
         source: settings.cluster_source,
         join,
-        snapshot_logs: settings.raft_snapshot_logs,
+        snapshot: wharf_cluster::SnapshotSettings {
+            every_entries: settings.raft_snapshot_logs,
+            min_log_bytes: settings.raft_snapshot_min_log_mib.saturating_mul(1 << 20),
+            piece_bytes: settings.raft_snapshot_piece_kib.saturating_mul(1 << 10),
+        },
+        store_limits: settings.store_limits,
         chunk_store: Arc::new(
             wharf_blob::ChunkStore::open(settings.data_dir.join("chunks"))
                 .context("cannot open the chunk store")?,

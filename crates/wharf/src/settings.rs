@@ -50,6 +50,11 @@ pub struct FileConfig {
     /// A file holding the join token (a mounted secret); waited for.
     pub join_token_file: Option<PathBuf>,
     pub raft_snapshot_logs: Option<u64>,
+    pub raft_snapshot_min_log_mib: Option<u64>,
+    pub raft_snapshot_piece_kib: Option<u64>,
+    pub store_wal_mib: Option<u64>,
+    pub store_write_buffer_mib: Option<u64>,
+    pub store_block_cache_mib: Option<u64>,
     #[serde(default)]
     pub server_names: Vec<String>,
     pub cert_lifetime: Option<u64>,
@@ -199,6 +204,9 @@ pub struct Settings {
     pub cluster_source: Option<std::net::IpAddr>,
     pub join: Option<Join>,
     pub raft_snapshot_logs: u64,
+    pub raft_snapshot_min_log_mib: u64,
+    pub raft_snapshot_piece_kib: u64,
+    pub store_limits: wharf_store::StoreLimits,
     /// `None`: the cluster's choice (or the default, cluster, when it has none).
     pub storage: Option<StorageMode>,
     pub replication: Option<usize>,
@@ -397,7 +405,16 @@ impl Settings {
             raft_snapshot_logs: args
                 .raft_snapshot_logs
                 .or(file.raft_snapshot_logs)
-                .unwrap_or(1000),
+                .unwrap_or(0),
+            raft_snapshot_min_log_mib: args
+                .raft_snapshot_min_log_mib
+                .or(file.raft_snapshot_min_log_mib)
+                .unwrap_or(DEFAULT_SNAPSHOT_MIN_LOG_MIB),
+            raft_snapshot_piece_kib: args
+                .raft_snapshot_piece_kib
+                .or(file.raft_snapshot_piece_kib)
+                .unwrap_or(DEFAULT_SNAPSHOT_PIECE_KIB),
+            store_limits: store_limits(args, &file),
             storage: args.storage.or(file.storage),
             replication: args.replication.map(|r| r as usize).or(file.replication),
             repair_after: Duration::from_secs(
@@ -622,4 +639,29 @@ fn quick_start_account(spec: &str) -> Result<Account> {
         password_hash: hash_password(password)
             .map_err(|e| anyhow::anyhow!("cannot hash the password of {name}: {e}"))?,
     })
+}
+
+/// MiB of Raft log written before a snapshot is worth building at all.
+pub const DEFAULT_SNAPSHOT_MIN_LOG_MIB: u64 = 32;
+/// KiB per piece of a snapshot sent to a follower (openraft's default).
+pub const DEFAULT_SNAPSHOT_PIECE_KIB: u64 = 3 << 10;
+
+fn store_limits(args: &ServeArgs, file: &FileConfig) -> wharf_store::StoreLimits {
+    let defaults = wharf_store::StoreLimits::default();
+    let mib = |flag: Option<u64>, key: Option<u64>, default: u64| {
+        flag.or(key).map_or(default, |m| m.saturating_mul(1 << 20))
+    };
+    wharf_store::StoreLimits {
+        wal_bytes: mib(args.store_wal_mib, file.store_wal_mib, defaults.wal_bytes),
+        write_buffer_bytes: mib(
+            args.store_write_buffer_mib,
+            file.store_write_buffer_mib,
+            defaults.write_buffer_bytes as u64,
+        ) as usize,
+        block_cache_bytes: mib(
+            args.store_block_cache_mib,
+            file.store_block_cache_mib,
+            defaults.block_cache_bytes as u64,
+        ) as usize,
+    }
 }
