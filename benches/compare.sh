@@ -57,6 +57,7 @@ prefix=${PEERS_DIR:-/var/cache/wharf-bench/peers}
 mkdir -p "$prefix"
 
 source "$repo/benches/peers.sh"
+source "$repo/benches/loopback.sh"
 
 # PROFILE=debug tries the script itself quickly; figures need release.
 PROFILE=${PROFILE:-release}
@@ -73,9 +74,6 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 7 \
   -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
   -keyout "$tls/key.pem" -out "$tls/cert.pem" 2>/dev/null
 
-free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 # Runs one scenario (REPORT names it in the results: the sessions scenario
 # reports with and without resumption separately); a failure becomes an
@@ -203,19 +201,6 @@ wharf_node() {
   echo $!
 }
 
-wait_greeting() {
-  local port=$1
-  for _ in $(seq 1 300); do
-    if python3 - "$port" <<'EOF' 2>/dev/null; then return 0; fi
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
-sys.exit(0 if s.recv(64).startswith(b"220") else 1)
-EOF
-    sleep 0.2
-  done
-  echo "no 220 greeting on port $port" >&2
-  return 1
-}
 
 # Wharf on NODES nodes (extra `serve` flags after), fresh data dirs; runs PHASE.
 wharf_deployment() {

@@ -647,3 +647,82 @@ fn chunks_no_file_uses_are_deleted_on_every_node_after_the_grace_period() {
         assert_eq!(download_sha(cluster.node(n), "g.bin"), sent);
     }
 }
+
+/// A counter or gauge without labels from `node`'s `/metrics`.
+fn metric(node: &Wharf, name: &str) -> u64 {
+    let out = run(std::process::Command::new("curl").args([
+        "--silent",
+        "--show-error",
+        "--max-time",
+        "10",
+        &format!("http://127.0.0.1:{}/metrics", node.http_port),
+    ]));
+    assert_success(&out, "GET /metrics");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+}
+
+#[test]
+fn raft_log_written_per_mib_uploaded_does_not_grow_with_the_file() {
+    let cluster = cluster(1, &[]);
+    let node = cluster.node(1);
+    let mut per_mib = Vec::new();
+    for mib in [32, 512] {
+        let name = format!("log-{mib}.bin");
+        let local = node.client_dir().join(&name);
+        write_random_file(&local, mib * MIB);
+        let before = metric(node, "wharf_raft_log_bytes_written_total");
+        upload(node, &local, &name);
+        let written = metric(node, "wharf_raft_log_bytes_written_total") - before;
+        per_mib.push(written as f64 / mib as f64);
+        let _ = std::fs::remove_file(local);
+    }
+    eprintln!("Raft log bytes per MiB uploaded: {per_mib:?} (32 MiB, 512 MiB)");
+    // Were every checkpoint to carry the whole chunk list, the 512 MiB file
+    // would cost about 16 times the small one's per MiB.
+    assert!(
+        per_mib[1] <= per_mib[0] * 1.3,
+        "log bytes per MiB grow with the file: {per_mib:?}"
+    );
+}
+
+#[test]
+fn a_two_gib_upload_cut_off_by_a_killed_node_resumes_on_another_byte_identical() {
+    const SIZE: u64 = 2048 * MIB + 12_345;
+    let mut cluster = cluster(3, &[]);
+    let local = cluster.node(1).client_dir().join("two-gib.bin");
+    write_random_file(&local, SIZE);
+    let sent = sha256_file(&local);
+    let name = "two-gib.bin";
+
+    let mut curl = cluster
+        .node(1)
+        .curl()
+        .arg("-T")
+        .arg(&local)
+        .arg(cluster.node(1).explicit_url(name))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start curl");
+    let durable = poll_until(Duration::from_secs(300), "1 GiB durable", || {
+        size_on(cluster.node(3), name).filter(|&s| s >= 1024 * MIB)
+    });
+    cluster.node_mut(1).kill9();
+    let _ = wait_or_kill(&mut curl, Duration::from_secs(30));
+    let gap = size_on(cluster.node(3), name).expect("SIZE after the kill");
+    assert!(gap >= durable && gap < SIZE, "durable offset {gap}");
+
+    let out = run(cluster
+        .node(2)
+        .curl()
+        .args(["-C", "-", "-T"])
+        .arg(&local)
+        .arg(cluster.node(2).explicit_url(name)));
+    assert_success(&out, "curl resumes on node 2");
+    assert_eq!(size_on(cluster.node(3), name), Some(SIZE));
+    assert_eq!(download_sha(cluster.node(3), name), sent);
+    let _ = std::fs::remove_file(local);
+}

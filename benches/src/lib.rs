@@ -3,6 +3,7 @@
 //! `wharf-bench` is the load generator of `benches/compare.sh`.
 
 pub mod cpu;
+pub mod footprint;
 pub mod harness;
 pub mod memory;
 pub mod payload;

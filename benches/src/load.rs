@@ -94,6 +94,43 @@ enum Command {
         #[arg(long, default_value_t = 2048)]
         min_available_mib: u64,
     },
+    /// Clients upload small files of distinct contents into a growing
+    /// namespace; per step it reports the rate, p99 and each node's disk
+    /// and memory.
+    Namespace {
+        #[command(flatten)]
+        target: Target,
+        /// Files in all.
+        #[arg(long, default_value_t = 1_000_000)]
+        files: usize,
+        /// Files per reported step.
+        #[arg(long, default_value_t = 100_000)]
+        step: usize,
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        #[arg(long, default_value_t = 1)]
+        size_kib: usize,
+        /// Files per directory (`/ns/d0`, `/ns/d1`, …).
+        #[arg(long, default_value_t = 200_000)]
+        per_dir: usize,
+        /// The nodes' data directories, measured after every step.
+        #[arg(long, value_delimiter = ',')]
+        data_dir: Vec<PathBuf>,
+        /// The nodes' processes, whose RSS is read after every step.
+        #[arg(long, value_delimiter = ',')]
+        node_pid: Vec<u32>,
+    },
+    /// Times one listing of a directory (on the first node), sampling the
+    /// server's RSS while it runs.
+    ListDir {
+        #[command(flatten)]
+        target: Target,
+        dir: String,
+        #[arg(long, default_value = "MLSD")]
+        verb: String,
+        #[arg(long)]
+        server_pid: u32,
+    },
     /// Judges the targets of DESIGN.md §10 on the lines the scenarios printed.
     Targets {
         results: PathBuf,
@@ -284,6 +321,33 @@ impl Tally {
         Ok(tally)
     }
 
+    /// A logged-in session on `node`, or the failure counted.
+    async fn session(&mut self, target: &Target, node: SocketAddr) -> Option<Session> {
+        match target.session(node).await {
+            Ok(session) => Some(session),
+            Err(e) => {
+                self.failed(e);
+                None
+            }
+        }
+    }
+
+    /// Stores one file and counts it; false when client `c` must stop (a
+    /// refusal leaves the session usable; a timeout or a broken connection
+    /// does not).
+    async fn store(&mut self, session: &mut Session, path: &str, data: &[u8], c: usize) -> bool {
+        let t = Instant::now();
+        match session.store(path, data).await {
+            Ok(()) => self.latencies.push(t.elapsed()),
+            Err(e) if refusal(&e).is_some() => self.failed(e),
+            Err(e) => {
+                self.failed(e.context(format!("client {c} stopped at {path}")));
+                return false;
+            }
+        }
+        true
+    }
+
     fn failed(&mut self, e: anyhow::Error) {
         self.errors += 1;
         self.first_error.get_or_insert_with(|| format!("{e:#}"));
@@ -375,27 +439,13 @@ async fn ingest_small(
         let (target, node, data) = (target.clone(), target.node(c), data.clone());
         tasks.push(tokio::spawn(async move {
             let mut tally = Tally::default();
-            let mut session = match target.session(node).await {
-                Ok(s) => s,
-                Err(e) => {
-                    tally.failed(e);
-                    return tally;
-                }
+            let Some(mut session) = tally.session(&target, node).await else {
+                return tally;
             };
             for f in 0..files {
-                let t = Instant::now();
-                match session
-                    .store(&format!("wharf-bench-{c}-{f}.bin"), &data)
-                    .await
-                {
-                    Ok(()) => tally.latencies.push(t.elapsed()),
-                    // A refusal leaves the session usable; a timeout or a
-                    // broken connection does not: this client stops there.
-                    Err(e) if refusal(&e).is_some() => tally.failed(e),
-                    Err(e) => {
-                        tally.failed(e.context(format!("client {c} stopped at file {f}")));
-                        return tally;
-                    }
+                let path = format!("wharf-bench-{c}-{f}.bin");
+                if !tally.store(&mut session, &path, &data, c).await {
+                    return tally;
                 }
             }
             session.quit().await;
@@ -520,6 +570,160 @@ async fn idle(target: &Target, settings: IdleSettings) -> Result<()> {
     Ok(())
 }
 
+struct NamespaceSettings {
+    files: usize,
+    step: usize,
+    clients: usize,
+    size: usize,
+    per_dir: usize,
+    data_dirs: Vec<PathBuf>,
+    pids: Vec<u32>,
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// File `i` of the namespace scenario: its directory and path.
+fn namespace_path(i: usize, per_dir: usize) -> (String, String) {
+    let dir = format!("/ns/d{}", i / per_dir);
+    let path = format!("{dir}/f{i:08}");
+    (dir, path)
+}
+
+async fn namespace(target: &Target, s: NamespaceSettings) -> Result<()> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use wharf_benches::footprint::{node_disk, rss_kib};
+    let mut setup = target.session(target.node(0)).await?;
+    setup.make_dir("/ns").await?;
+    for d in 0..s.files.div_ceil(s.per_dir) {
+        setup.make_dir(&format!("/ns/d{d}")).await?;
+    }
+    setup.quit().await;
+    eprintln!(
+        "| files | files/s | p99 ms | errors | {} |",
+        (1..=s.data_dirs.len().max(s.pids.len()))
+            .map(|n| format!("node {n}: store MiB, snapshot MiB, chunks MiB, RSS MiB"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let mut done = 0;
+    while done < s.files {
+        let end = (done + s.step).min(s.files);
+        let start = Instant::now();
+        let mut tasks = Vec::new();
+        for c in 0..s.clients {
+            let (target, node, next) = (target.clone(), target.node(c), next.clone());
+            let (size, per_dir) = (s.size, s.per_dir);
+            tasks.push(tokio::spawn(async move {
+                let mut tally = Tally::default();
+                let Some(mut session) = tally.session(&target, node).await else {
+                    return tally;
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= end {
+                        // Not this step's: the next step starts from it.
+                        next.fetch_min(end, Ordering::Relaxed);
+                        break;
+                    }
+                    let (_, path) = namespace_path(i, per_dir);
+                    let data = payload(size, i as u64 + 1);
+                    if !tally.store(&mut session, &path, &data, c).await {
+                        return tally;
+                    }
+                }
+                session.quit().await;
+                tally
+            }));
+        }
+        let mut tally = Tally::gather(tasks, "no file was stored").await?;
+        let rate = tally.latencies.len() as f64 / start.elapsed().as_secs_f64();
+        tally.latencies.sort();
+        let p99 = percentile(&tally.latencies, 99).as_secs_f64() * 1000.0;
+        let at = |metric: &str| format!("{metric} @{end}");
+        target.emit("namespace", &at("files/s"), rate);
+        target.emit("namespace", &at("p99 ms"), p99);
+        target.emit("namespace", &at("errors"), tally.errors as f64);
+        let mut nodes = Vec::new();
+        for n in 0..s.data_dirs.len().max(s.pids.len()) {
+            let disk = s.data_dirs.get(n).map(|d| node_disk(d)).unwrap_or_default();
+            let rss = s.pids.get(n).map_or(0, |&pid| rss_kib(pid));
+            let node = |metric: &str| at(&format!("node {} {metric}", n + 1));
+            target.emit("namespace", &node("store MiB"), disk.store as f64 / MIB);
+            target.emit(
+                "namespace",
+                &node("snapshot MiB"),
+                disk.snapshots as f64 / MIB,
+            );
+            target.emit("namespace", &node("chunks MiB"), disk.chunks as f64 / MIB);
+            target.emit("namespace", &node("RSS MiB"), rss as f64 / 1024.0);
+            target.emit(
+                "namespace",
+                &node("store bytes/file"),
+                (disk.store + disk.snapshots) as f64 / end as f64,
+            );
+            nodes.push(format!(
+                "{:.0}, {:.0}, {:.0}, {:.0}",
+                disk.store as f64 / MIB,
+                disk.snapshots as f64 / MIB,
+                disk.chunks as f64 / MIB,
+                rss as f64 / 1024.0
+            ));
+        }
+        eprintln!(
+            "| {end} | {rate:.0} | {p99:.1} | {} | {} |",
+            tally.errors,
+            nodes.join(" | ")
+        );
+        if let Some(e) = &tally.first_error {
+            eprintln!("{}: namespace: first error: {e}", target.label);
+        }
+        done = end;
+    }
+    Ok(())
+}
+
+async fn list_dir(target: &Target, dir: &str, verb: &str, server_pid: u32) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use wharf_benches::footprint::rss_kib;
+    let mut session = target.session(target.node(0)).await?;
+    let (stop, peak) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicU64::new(0)),
+    );
+    let sampler = {
+        let (stop, peak) = (stop.clone(), peak.clone());
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_kib(server_pid), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
+    let before = rss_kib(server_pid);
+    let start = Instant::now();
+    let lines = session.listing(verb, dir).await;
+    let took = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    let lines = lines?;
+    session.quit().await;
+    let peak = peak.load(Ordering::Relaxed);
+    eprintln!(
+        "{}: {verb} {dir}: {} entries in {:.2} s, server RSS {:.0} MiB before, {:.0} MiB at its peak",
+        target.label,
+        lines.len(),
+        took.as_secs_f64(),
+        before as f64 / 1024.0,
+        peak as f64 / 1024.0
+    );
+    target.emit("list-dir", "entries", lines.len() as f64);
+    target.emit("list-dir", "seconds", took.as_secs_f64());
+    target.emit("list-dir", "RSS MiB before", before as f64 / 1024.0);
+    target.emit("list-dir", "peak RSS MiB", peak as f64 / 1024.0);
+    Ok(())
+}
+
 /// Runs a scenario; only the scenarios need a runtime, the reports read a file.
 fn run(scenario: impl std::future::Future<Output = Result<()>>) -> Result<()> {
     tokio::runtime::Runtime::new()?.block_on(scenario)
@@ -566,6 +770,33 @@ fn main() -> Result<()> {
             files,
             size_kib,
         } => run(async move { ingest_small(&target, clients, files, size_kib).await }),
+        Command::Namespace {
+            target,
+            files,
+            step,
+            clients,
+            size_kib,
+            per_dir,
+            data_dir,
+            node_pid,
+        } => {
+            let settings = NamespaceSettings {
+                files,
+                step: step.max(1),
+                clients: clients.max(1),
+                size: size_kib * 1024,
+                per_dir: per_dir.max(1),
+                data_dirs: data_dir,
+                pids: node_pid,
+            };
+            run(async move { namespace(&target, settings).await })
+        }
+        Command::ListDir {
+            target,
+            dir,
+            verb,
+            server_pid,
+        } => run(async move { list_dir(&target, &dir, &verb, server_pid).await }),
         Command::Idle {
             target,
             sessions,

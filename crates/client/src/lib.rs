@@ -436,8 +436,20 @@ impl Session {
 
     /// NLST `dir`: the names in it (an empty or missing directory: none).
     pub async fn names(&mut self, dir: &str) -> Result<Vec<String>> {
+        Ok(self
+            .listing("NLST", dir)
+            .await?
+            .into_iter()
+            .map(|l| l.rsplit('/').next().unwrap_or(&l).to_owned())
+            .filter(|l| !l.is_empty())
+            .collect())
+    }
+
+    /// The lines of a `verb` (`NLST`, `LIST`, `MLSD`) listing of `dir` (an empty
+    /// or missing directory: none).
+    pub async fn listing(&mut self, verb: &str, dir: &str) -> Result<Vec<String>> {
         let tcp = self.passive().await?;
-        match self.command(&format!("NLST {dir}"), 150).await {
+        match self.command(&format!("{verb} {dir}"), 150).await {
             Err(e) if refusal(&e).is_some_and(|r| r.code == 550 || r.code == 450) => {
                 return Ok(Vec::new())
             }
@@ -455,8 +467,7 @@ impl Session {
         self.transfer_reply().await?;
         Ok(String::from_utf8_lossy(&listing)
             .lines()
-            .map(|l| l.rsplit('/').next().unwrap_or(l).to_owned())
-            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
             .collect())
     }
 

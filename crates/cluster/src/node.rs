@@ -103,6 +103,8 @@ pub struct ClusterHandle {
     /// This node's certificate and the cluster CA, for every peer connection.
     pub transport: Transport,
     pub chunk_store: Arc<wharf_blob::ChunkStore>,
+    /// Log bytes written and snapshot sizes, for the snapshot policy and metrics.
+    pub store_stats: wharf_store::StoreStats,
     /// One multiplexed channel per peer address for forwarded writes, so a
     /// write does not pay for a TLS handshake.
     forward_channels: std::sync::Mutex<BTreeMap<String, tonic::transport::Channel>>,
@@ -312,7 +314,7 @@ pub async fn start(config: ClusterConfig) -> Result<RunningCluster, ClusterError
     let group_commit = GroupCommit::start(raft.clone(), WRITE_TIMEOUT);
     tokio::spawn(apply_snapshot_policy(
         raft.clone(),
-        store_stats,
+        store_stats.clone(),
         config.snapshot,
     ));
     let handle = Arc::new(ClusterHandle {
@@ -322,6 +324,7 @@ pub async fn start(config: ClusterConfig) -> Result<RunningCluster, ClusterError
         reader,
         transport,
         chunk_store: config.chunk_store.clone(),
+        store_stats,
         forward_channels: std::sync::Mutex::new(BTreeMap::new()),
         peer_health: Default::default(),
         membership_lock: Mutex::new(()),

@@ -165,8 +165,11 @@ pub enum FsCommand {
         mtime: u64,
     },
     /// A checkpoint (`done: false`) or the end (`done: true`) of an upload:
-    /// the file's content becomes `chunks` (the whole list, so the entry is
-    /// idempotent and the last writer's complete list wins).
+    /// the file's content becomes its first `from` chunks followed by
+    /// `chunks`. With `from: 0` the list is whole (the entry is idempotent
+    /// and the last writer's complete list wins); later checkpoints of the
+    /// same upload send only the chunks since the previous one, so a
+    /// checkpoint costs the same at the start and at the end of a big file.
     Write(FileWrite),
     /// Forgets an abandoned upload (the file keeps its durable prefix).
     ForgetUpload {
@@ -187,7 +190,14 @@ pub enum FsCommand {
 pub struct FileWrite {
     pub upload: String,
     pub path: String,
+    /// The chunks from position `from` on.
     pub chunks: Vec<ChunkRef>,
+    /// Chunks of the file kept before `chunks`. More than 0 only when this
+    /// upload's own last checkpoint left the file with exactly that many;
+    /// otherwise the write is answered `Resend` and changes nothing, and the
+    /// upload sends its whole list.
+    #[serde(default)]
+    pub from: u64,
     /// Unix seconds.
     pub mtime: u64,
     /// The node receiving the upload.
@@ -280,6 +290,9 @@ pub enum CommandResult {
     QuotaExceeded,
     /// The file changed since the upload began (see `FileWrite::found`).
     Superseded,
+    /// A checkpoint sent the chunks since its last one, but the file no
+    /// longer ends where that checkpoint left it: send the whole list.
+    Resend,
     /// The results of an `FsBatch`, in its order.
     Batch(Vec<CommandResult>),
 }

@@ -1,5 +1,6 @@
 //! The cluster file system's namespace in the state machine: `inodes`,
-//! `dirents` (`parent inode ‖ name → child inode`), `uploads` and `chunks`
+//! `dirents` (`parent inode ‖ name → child inode`), `extents` (`inode ‖
+//! position → chunk`, a file's content in order), `uploads` and `chunks`
 //! (replicas and reference counts). Applying an [`FsCommand`] resolves its
 //! paths against the tables as they are at that point of the log.
 
@@ -12,7 +13,7 @@ use serde::Serialize;
 use crate::command::{CommandResult, FileWrite, Found, FsCommand};
 use crate::db::StoreError;
 use crate::records::{
-    ChunkHash, ChunkRecord, InodeKind, InodeRecord, UploadRecord, UsageRecord, ROOT_INODE,
+    ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, UploadRecord, UsageRecord, ROOT_INODE,
 };
 use crate::table::{self, cf};
 
@@ -20,6 +21,7 @@ const INODES: &str = "inodes";
 const DIRENTS: &str = "dirents";
 const UPLOADS: &str = "uploads";
 const CHUNKS: &str = "chunks";
+const EXTENTS: &str = "extents";
 const USAGE: &str = "usage";
 const SETTINGS: &str = "settings";
 const NEXT_INODE: &[u8] = b"fs.next_inode";
@@ -30,6 +32,13 @@ pub fn components(path: &str) -> Option<Vec<&str>> {
     let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
     let bad = |p: &&str| *p == "." || *p == ".." || p.contains('\0');
     (!parts.iter().any(bad)).then_some(parts)
+}
+
+pub fn extent_key(inode: u64, position: u64) -> [u8; 16] {
+    let mut key = [0u8; 16];
+    key[..8].copy_from_slice(&inode.to_be_bytes());
+    key[8..].copy_from_slice(&position.to_be_bytes());
+    key
 }
 
 pub fn dirent_key(parent: u64, name: &str) -> Vec<u8> {
@@ -106,6 +115,67 @@ impl<'a> Txn<'a> {
         Ok(false)
     }
 
+    /// The chunks of `file` from position `from` on, as this entry sees them.
+    fn chunks_from(&self, file: &InodeRecord, from: u64) -> Result<Vec<ChunkRef>, StoreError> {
+        if file.extents == 0 {
+            return Ok(file.chunks.iter().skip(from as usize).cloned().collect());
+        }
+        let mut found = BTreeMap::new();
+        let handle = cf(self.db, EXTENTS)?;
+        let start = extent_key(file.id, from);
+        let mode = rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(handle, mode) {
+            let (key, value) = item?;
+            if !key.starts_with(&file.id.to_be_bytes()) {
+                break;
+            }
+            found.insert(key.to_vec(), table::decode::<ChunkRef>(&value)?);
+        }
+        let prefix = file.id.to_be_bytes();
+        for ((t, key), value) in &self.overlay {
+            if *t != EXTENTS || !key.starts_with(&prefix) || key.as_slice() < start.as_slice() {
+                continue;
+            }
+            match value {
+                Some(bytes) => found.insert(key.clone(), table::decode(bytes)?),
+                None => found.remove(key),
+            };
+        }
+        Ok(found
+            .into_values()
+            .take((file.extents.saturating_sub(from)) as usize)
+            .collect())
+    }
+
+    /// Makes `file`'s content its first `from` chunks (`kept`, when they are
+    /// still inline in a record of an earlier release) followed by `chunks`,
+    /// in `extents`; `replaced` are the chunks it had from `from` on.
+    fn set_chunks(
+        &mut self,
+        file: &mut InodeRecord,
+        from: u64,
+        kept: &[ChunkRef],
+        replaced: usize,
+        chunks: &[ChunkRef],
+    ) -> Result<(), StoreError> {
+        for position in from..from + replaced as u64 {
+            if file.extents > 0 {
+                self.delete(EXTENTS, &extent_key(file.id, position))?;
+            }
+        }
+        if file.extents == 0 {
+            for (position, chunk) in kept.iter().enumerate() {
+                self.put(EXTENTS, &extent_key(file.id, position as u64), chunk)?;
+            }
+        }
+        for (i, chunk) in chunks.iter().enumerate() {
+            self.put(EXTENTS, &extent_key(file.id, from + i as u64), chunk)?;
+        }
+        file.chunks = Vec::new();
+        file.extents = from + chunks.len() as u64;
+        Ok(())
+    }
+
     fn inode(&self, id: u64) -> Result<Option<InodeRecord>, StoreError> {
         match self.get(INODES, &id.to_be_bytes())? {
             None if id == ROOT_INODE => Ok(Some(InodeRecord::root())),
@@ -161,8 +231,12 @@ impl<'a> Txn<'a> {
         if let Some(upload) = &file.upload {
             self.delete(UPLOADS, upload.as_bytes())?;
         }
+        let chunks = self.chunks_from(file, 0)?;
+        for position in 0..file.extents {
+            self.delete(EXTENTS, &extent_key(file.id, position))?;
+        }
         let mut deltas = BTreeMap::new();
-        chunk_deltas(&mut deltas, &file.chunks, -1);
+        chunk_deltas(&mut deltas, &chunks, -1);
         self.count_refs(deltas)?;
         self.charge(&file.owner, -(file.size as i64), -1)
     }
@@ -351,6 +425,7 @@ fn new_dir(id: u64, mtime: u64) -> InodeRecord {
         size: 0,
         mtime,
         chunks: Vec::new(),
+        extents: 0,
         upload: None,
         owner: String::new(),
         generation: 0,
@@ -472,7 +547,27 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
     {
         return Ok(CommandResult::Superseded);
     }
-    let size: u64 = w.chunks.iter().map(|c| c.len).sum();
+    // What the file keeps (its first `from` chunks) and what this write
+    // replaces (the rest).
+    let (kept, replaced) = match &previous {
+        Some(p) => {
+            if w.from > 0 && !(owned && p.chunk_count() == w.from) {
+                return Ok(CommandResult::Resend);
+            }
+            let kept = match p.extents {
+                0 => p.chunks[..(w.from as usize).min(p.chunks.len())].to_vec(),
+                _ => Vec::new(),
+            };
+            (kept, txn.chunks_from(p, w.from)?)
+        }
+        None if w.from > 0 => return Ok(CommandResult::Resend),
+        None => (Vec::new(), Vec::new()),
+    };
+    let replaced_bytes: u64 = replaced.iter().map(|c| c.len).sum();
+    let kept_bytes = previous
+        .as_ref()
+        .map_or(0, |p| p.size.saturating_sub(replaced_bytes));
+    let size: u64 = kept_bytes + w.chunks.iter().map(|c| c.len).sum::<u64>();
     // Quota first: a refused write must leave every table as it was.
     let (old_bytes, old_file) = match &previous {
         Some(p) if p.owner == w.owner => (p.size as i64, 1),
@@ -498,7 +593,7 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
     chunk_deltas(&mut deltas, &w.chunks, 1);
     let id = match &previous {
         Some(p) => {
-            chunk_deltas(&mut deltas, &p.chunks, -1);
+            chunk_deltas(&mut deltas, &replaced, -1);
             if let Some(other) = p.upload.as_ref().filter(|u| **u != w.upload) {
                 // Another upload to the same name: the later writer owns it now.
                 txn.delete(UPLOADS, other.as_bytes())?;
@@ -523,16 +618,18 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
             txn.put(CHUNKS, &key, &record)?;
         }
     }
-    let inode = InodeRecord {
+    let mut inode = InodeRecord {
         id,
         kind: InodeKind::File,
         size,
         mtime: w.mtime,
-        chunks: w.chunks,
+        chunks: Vec::new(),
+        extents: previous.as_ref().map_or(0, |p| p.extents),
         upload: (!w.done).then(|| w.upload.clone()),
         owner: w.owner.clone(),
         generation: previous.as_ref().map_or(1, |p| p.generation + 1),
     };
+    txn.set_chunks(&mut inode, w.from, &kept, replaced.len(), &w.chunks)?;
     txn.put_inode(&inode)?;
     if w.done {
         txn.delete(UPLOADS, w.upload.as_bytes())?;
@@ -574,6 +671,23 @@ pub(crate) mod read {
             }
         }
         Ok(Some(current))
+    }
+
+    /// The chunks of `file`, in order.
+    pub fn file_chunks(db: &DB, file: &InodeRecord) -> Result<Vec<ChunkRef>, StoreError> {
+        if file.extents == 0 {
+            return Ok(file.chunks.clone());
+        }
+        let prefix = file.id.to_be_bytes();
+        let mut out = Vec::with_capacity(file.extents as usize);
+        for item in db.prefix_iterator_cf(cf(db, EXTENTS)?, prefix) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) || out.len() as u64 == file.extents {
+                break;
+            }
+            out.push(table::decode(&value)?);
+        }
+        Ok(out)
     }
 
     pub fn usage(db: &DB, owner: &str) -> Result<UsageRecord, StoreError> {

@@ -59,10 +59,23 @@ impl Fs {
         parts: &[&[u8]],
         done: bool,
     ) -> CommandResult {
+        self.append(upload, path, 0, parts, done).await
+    }
+
+    /// A checkpoint of `upload` sending only the chunks after the first `from`.
+    async fn append(
+        &mut self,
+        upload: &str,
+        path: &str,
+        from: u64,
+        parts: &[&[u8]],
+        done: bool,
+    ) -> CommandResult {
         let chunks: Vec<ChunkRef> = parts.iter().map(|p| chunk(p)).collect();
         let placed = chunks.iter().map(|c| (c.hash, vec![1, 2])).collect();
         self.run(FsCommand::Write(FileWrite {
             upload: upload.into(),
+            from,
             path: path.into(),
             chunks,
             mtime: 20,
@@ -75,6 +88,16 @@ impl Fs {
             found: Found::Unchecked,
         }))
         .await
+    }
+
+    fn content(&self, path: &str) -> Vec<ChunkRef> {
+        let file = self
+            .store
+            .reader
+            .lookup(path)
+            .unwrap()
+            .expect("file exists");
+        self.store.reader.file_chunks(&file).unwrap()
     }
 
     fn names(&self, path: &str) -> Vec<String> {
@@ -109,6 +132,7 @@ fn upload(upload: &str, path: &str, bytes: &[u8]) -> FsCommand {
     let chunk = chunk(bytes);
     FsCommand::Write(FileWrite {
         upload: upload.into(),
+        from: 0,
         path: path.into(),
         placed: vec![(chunk.hash, vec![1])],
         chunks: vec![chunk],
@@ -240,7 +264,10 @@ async fn rename_moves_one_entry_replaces_files_and_never_nests_a_directory_in_it
     );
     assert_eq!(fs.run(rename("/g", "/e/sub/f")).await, CommandResult::Done);
     let f = fs.store.reader.lookup("/e/sub/f").unwrap().unwrap();
-    assert_eq!(f.chunks, vec![chunk(b"two")]);
+    assert_eq!(
+        fs.store.reader.file_chunks(&f).unwrap(),
+        vec![chunk(b"two")]
+    );
     assert_eq!(
         fs.refs(b"one"),
         Some(0),
@@ -323,6 +350,7 @@ async fn writes_into_missing_directories_or_over_directories_are_refused() {
     let unique = |upload: &str| {
         FsCommand::Write(FileWrite {
             upload: upload.into(),
+            from: 0,
             path: "/d/unique".into(),
             chunks: vec![],
             mtime: 1,
@@ -367,6 +395,7 @@ async fn quotas_count_bytes_and_files_per_owner_and_refuse_without_changing_anyt
     let write = |path: &str, parts: &[&[u8]], quota: Quota| {
         FsCommand::Write(FileWrite {
             upload: format!("u-{path}-{}", parts.len()),
+            from: 0,
             path: path.into(),
             chunks: parts.iter().map(|p| chunk(p)).collect(),
             mtime: 1,
@@ -435,6 +464,7 @@ async fn an_upload_overtaken_by_a_newer_one_cannot_overwrite_it() {
     let write = |upload: &str, found: Found, parts: &[&[u8]], done: bool| {
         FsCommand::Write(FileWrite {
             upload: upload.into(),
+            from: 0,
             path: "/f".into(),
             chunks: parts.iter().map(|p| chunk(p)).collect(),
             mtime: 1,
@@ -575,4 +605,119 @@ async fn a_batch_applies_in_order_each_change_seeing_the_ones_before_it() {
     );
     let usage = fs.store.reader.usage("alice").unwrap();
     assert_eq!((usage.bytes, usage.files), (10, 1));
+}
+
+#[tokio::test]
+async fn checkpoints_append_only_their_new_chunks_and_the_file_reads_whole() {
+    let mut fs = Fs::new().await;
+    let parts: Vec<Vec<u8>> = (0..2_000u32).map(|i| i.to_be_bytes().to_vec()).collect();
+    let refs: Vec<&[u8]> = parts.iter().map(|p| p.as_slice()).collect();
+    assert_eq!(
+        fs.write("u1", "/big", &refs[..4], false).await,
+        CommandResult::Done
+    );
+    for from in (4..2_000).step_by(4) {
+        let done = from + 4 == 2_000;
+        assert_eq!(
+            fs.append("u1", "/big", from as u64, &refs[from..from + 4], done)
+                .await,
+            CommandResult::Done
+        );
+    }
+    let expected: Vec<ChunkRef> = refs.iter().map(|p| chunk(p)).collect();
+    assert_eq!(fs.content("/big"), expected);
+    let file = fs.store.reader.lookup("/big").unwrap().unwrap();
+    assert_eq!((file.size, file.extents, file.upload), (8_000, 2_000, None));
+    assert!(
+        file.chunks.is_empty(),
+        "chunks are in the extents table, not the record"
+    );
+    assert_eq!(fs.refs(&parts[1_999]), Some(1));
+    assert_eq!(fs.store.reader.usage("alice").unwrap().bytes, 8_000);
+
+    // Overwritten by a shorter file: the old positions go, their chunks lose a reference.
+    fs.write("u2", "/big", &[b"short"], true).await;
+    assert_eq!(fs.content("/big"), vec![chunk(b"short")]);
+    assert_eq!(fs.refs(&parts[1_999]), Some(0));
+    assert_eq!(fs.store.reader.usage("alice").unwrap().bytes, 5);
+    assert_eq!(
+        fs.run(FsCommand::Remove {
+            path: "/big".into()
+        })
+        .await,
+        CommandResult::Done
+    );
+    assert_eq!(fs.refs(b"short"), Some(0));
+}
+
+#[tokio::test]
+async fn a_checkpoint_that_does_not_continue_the_file_is_answered_resend_and_changes_nothing() {
+    let mut fs = Fs::new().await;
+    assert_eq!(
+        fs.append("u1", "/f", 1, &[b"b"], false).await,
+        CommandResult::Resend
+    );
+    assert!(fs.store.reader.lookup("/f").unwrap().is_none());
+
+    fs.write("u1", "/f", &[b"a"], false).await;
+    // Another upload to the same name takes the file over.
+    fs.write("u2", "/f", &[b"x", b"y"], false).await;
+    assert_eq!(
+        fs.append("u1", "/f", 1, &[b"b"], false).await,
+        CommandResult::Resend
+    );
+    assert_eq!(fs.content("/f"), vec![chunk(b"x"), chunk(b"y")]);
+    // Its own file, but not where it thinks the file ends.
+    assert_eq!(
+        fs.append("u2", "/f", 1, &[b"z"], false).await,
+        CommandResult::Resend
+    );
+    assert_eq!(
+        fs.append("u2", "/f", 2, &[b"z"], true).await,
+        CommandResult::Done
+    );
+    assert_eq!(
+        fs.content("/f"),
+        vec![chunk(b"x"), chunk(b"y"), chunk(b"z")]
+    );
+    assert_eq!(fs.refs(b"a"), Some(0));
+}
+
+#[tokio::test]
+async fn a_file_written_by_an_earlier_release_keeps_its_inline_chunks_until_it_is_written() {
+    let mut fs = Fs::new().await;
+    fs.write("u1", "/old", &[b"p", b"q"], false).await;
+    // The record as releases before `extents` wrote it: the list inline.
+    let db = fs.store.state_machine.db();
+    let mut legacy = fs.store.reader.lookup("/old").unwrap().unwrap();
+    legacy.chunks = fs.content("/old");
+    legacy.extents = 0;
+    let mut batch = rocksdb::WriteBatch::default();
+    for position in 0..2u64 {
+        crate::table::delete(
+            &db,
+            &mut batch,
+            "extents",
+            &crate::namespace::extent_key(legacy.id, position),
+        )
+        .unwrap();
+    }
+    crate::table::put(&db, &mut batch, "inodes", &legacy.id.to_be_bytes(), &legacy).unwrap();
+    db.write(batch).unwrap();
+    assert_eq!(fs.content("/old"), vec![chunk(b"p"), chunk(b"q")]);
+
+    // Its upload goes on: the kept chunks move to `extents` with the new one.
+    assert_eq!(
+        fs.append("u1", "/old", 2, &[b"r"], true).await,
+        CommandResult::Done
+    );
+    let file = fs.store.reader.lookup("/old").unwrap().unwrap();
+    assert!(file.chunks.is_empty());
+    assert_eq!(file.extents, 3);
+    assert_eq!(
+        fs.content("/old"),
+        vec![chunk(b"p"), chunk(b"q"), chunk(b"r")]
+    );
+    assert_eq!(file.size, 3);
+    assert_eq!(fs.refs(b"p"), Some(1));
 }

@@ -166,6 +166,14 @@ impl StateReader {
     }
 
     /// What an account's files take in cluster storage.
+    /// The chunks of a file, in order.
+    pub fn file_chunks(
+        &self,
+        file: &InodeRecord,
+    ) -> Result<Vec<crate::records::ChunkRef>, StoreError> {
+        crate::namespace::read::file_chunks(&self.db, file)
+    }
+
     pub fn usage(&self, owner: &str) -> Result<crate::records::UsageRecord, StoreError> {
         crate::namespace::read::usage(&self.db, owner)
     }

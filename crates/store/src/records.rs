@@ -214,7 +214,13 @@ pub struct InodeRecord {
     pub size: u64,
     /// Unix seconds.
     pub mtime: u64,
+    /// A file written by a release before `extents`: its chunks, inline.
+    /// Empty for files written since, whose chunks are in `extents`.
     pub chunks: Vec<ChunkRef>,
+    /// How many chunks the file has in the `extents` table (keyed by inode
+    /// and position, so a checkpoint appends without rewriting the list).
+    #[serde(default)]
+    pub extents: u64,
     /// The upload writing this file now, if any.
     pub upload: Option<String>,
     /// The account charged for the file (quotas).
@@ -235,9 +241,19 @@ impl InodeRecord {
             size: 0,
             mtime: 0,
             chunks: Vec::new(),
+            extents: 0,
             upload: None,
             owner: String::new(),
             generation: 0,
+        }
+    }
+
+    /// How many chunks the file has, wherever they are kept.
+    pub fn chunk_count(&self) -> u64 {
+        if self.extents > 0 {
+            self.extents
+        } else {
+            self.chunks.len() as u64
         }
     }
 

@@ -40,6 +40,11 @@ impl StoreStats {
         self.0.snapshots.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Bytes of log entries appended since the process started.
+    pub fn log_bytes_written(&self) -> u64 {
+        self.log_bytes()
+    }
+
     /// Log bytes appended since the last snapshot (since start-up when none
     /// was made since).
     pub fn log_bytes_since_snapshot(&self) -> u64 {

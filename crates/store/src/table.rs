@@ -35,7 +35,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 }
 
 /// The state-machine tables, in the order snapshots list them.
-pub const TABLES: [&str; 13] = [
+pub const TABLES: [&str; 14] = [
     "users",
     "certs",
     "ca",
@@ -49,6 +49,7 @@ pub const TABLES: [&str; 13] = [
     "chunks",
     "usage",
     "trust",
+    "extents",
 ];
 
 pub fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, StoreError> {

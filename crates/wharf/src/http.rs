@@ -170,6 +170,10 @@ fn gauge(out: &mut String, name: &str, help: &str, value: u64) {
     Family::start(out, name, "gauge", help).sample(name, &[], value);
 }
 
+fn counter(out: &mut String, name: &str, help: &str, value: u64) {
+    Family::start(out, name, "counter", help).sample(name, &[], value);
+}
+
 fn exposition(o: &Observed) -> String {
     let mut out = String::new();
     let engine = o.engine.metrics();
@@ -245,6 +249,31 @@ fn raft(out: &mut String, o: &Observed) {
         "wharf_raft_applied_index",
         "Last Raft log index applied to this node's state machine.",
         m.last_applied.map_or(0, |l| l.index),
+    );
+    let stats = &o.node.store_stats;
+    counter(
+        out,
+        "wharf_raft_log_bytes_written_total",
+        "Bytes of Raft log entries this node's store wrote since it started.",
+        stats.log_bytes_written(),
+    );
+    gauge(
+        out,
+        "wharf_raft_log_bytes_since_snapshot",
+        "Raft log bytes written since this node's last snapshot.",
+        stats.log_bytes_since_snapshot(),
+    );
+    gauge(
+        out,
+        "wharf_raft_snapshot_bytes",
+        "Size of this node's newest snapshot file.",
+        stats.snapshot_bytes(),
+    );
+    counter(
+        out,
+        "wharf_raft_snapshots_total",
+        "Snapshots this node built or installed since it started.",
+        stats.snapshots(),
     );
     if let (true, Some(replication)) = (is_leader, m.replication.as_ref()) {
         let n = "wharf_raft_replication_lag";

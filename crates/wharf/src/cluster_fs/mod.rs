@@ -105,6 +105,10 @@ pub(crate) fn outcome(result: CommandResult) -> Result<(), FsError> {
         CommandResult::NotEmpty => Err(FsError::NotEmpty),
         CommandResult::QuotaExceeded => Err(FsError::QuotaExceeded),
         CommandResult::Superseded => Err(FsError::Superseded),
+        // The writer answers it itself, by sending its whole list.
+        CommandResult::Resend => Err(FsError::Io(std::io::Error::other(
+            "a checkpoint was asked to resend its whole chunk list",
+        ))),
         CommandResult::Invalid(why) => {
             tracing::info!("namespace change refused: {why}");
             Err(FsError::PermissionDenied)
@@ -198,9 +202,10 @@ impl FileSystem for ClusterFs {
         if offset > inode.size {
             return Err(FsError::InvalidOffset);
         }
+        let chunks = self.node.reader.file_chunks(&inode).map_err(store_error)?;
         Ok(Box::new(reader::ChunkReader::new(
             self.node.clone(),
-            inode.chunks,
+            chunks,
             offset,
         )))
     }

@@ -12,7 +12,7 @@ use wharf_blob::ChunkHash;
 use wharf_cluster::ClusterHandle;
 use wharf_server::fs::{FileWriter, FsError, WriteMode};
 use wharf_store::records::{ChunkRef, InodeRecord, Quota};
-use wharf_store::{FileWrite, Found, FsCommand, NodeId};
+use wharf_store::{CommandResult, FileWrite, Found, FsCommand, NodeId};
 
 use super::{outcome, unix_now, write};
 
@@ -60,6 +60,10 @@ struct Upload {
     abandoned: bool,
     /// The file's chunks as of the last checkpoint plus those placed since.
     chunks: Vec<ChunkRef>,
+    /// How many of `chunks` this upload's last committed checkpoint left the
+    /// file with; `None` before its first. The next checkpoint sends only
+    /// the chunks after them.
+    committed: Option<usize>,
     /// Replicas of the chunks placed since the last checkpoint.
     placed: Vec<(ChunkHash, Vec<NodeId>)>,
     buffer: Vec<u8>,
@@ -132,6 +136,7 @@ impl Upload {
             found,
             abandoned: false,
             chunks: Vec::new(),
+            committed: None,
             placed: Vec::new(),
             buffer: Vec::new(),
             in_flight: std::collections::VecDeque::new(),
@@ -161,8 +166,13 @@ impl Upload {
         let Some(inode) = existing else {
             return Ok(());
         };
+        let chunks = self
+            .node
+            .reader
+            .file_chunks(&inode)
+            .map_err(|e| FsError::Io(std::io::Error::other(e)))?;
         let mut kept = 0u64;
-        for chunk in inode.chunks {
+        for chunk in chunks {
             if kept == offset {
                 break;
             }
@@ -203,10 +213,27 @@ impl Upload {
     }
 
     async fn checkpoint(&mut self, done: bool) -> Result<(), FsError> {
-        let command = FsCommand::Write(FileWrite {
+        let from = self.committed.unwrap_or(0).min(self.chunks.len());
+        match write(&self.node, self.checkpoint_command(done, from)).await? {
+            // The file no longer ends where our last checkpoint left it (it
+            // was replaced, or that checkpoint's answer was lost).
+            CommandResult::Resend if from > 0 => {
+                outcome(write(&self.node, self.checkpoint_command(done, 0)).await?)?
+            }
+            result => outcome(result)?,
+        }
+        self.committed = Some(self.chunks.len());
+        self.placed.clear();
+        self.last_checkpoint = std::time::Instant::now();
+        Ok(())
+    }
+
+    fn checkpoint_command(&self, done: bool, from: usize) -> FsCommand {
+        FsCommand::Write(FileWrite {
             upload: self.upload.clone(),
             path: self.path.clone(),
-            chunks: self.chunks.clone(),
+            chunks: self.chunks[from..].to_vec(),
+            from: from as u64,
             mtime: unix_now(),
             node: self.node.node_id,
             placed: self.placed.clone(),
@@ -220,11 +247,7 @@ impl Upload {
             } else {
                 Found::Unchecked
             },
-        });
-        outcome(write(&self.node, command).await?)?;
-        self.placed.clear();
-        self.last_checkpoint = std::time::Instant::now();
-        Ok(())
+        })
     }
 
     /// Sends the buffered chunk on its way. With `MAX_IN_FLIGHT` chunks

@@ -1,0 +1,115 @@
+#!/usr/bin/env bash
+# The namespace at ingestion scale (issue 21): a three-node Wharf cluster on
+# 127.0.0.1 (cluster storage, R=3) ingests FILES files of 1 KiB with distinct
+# contents from CLIENTS sessions spread over the nodes; after every STEP
+# files wharf-bench reports the rate, the p99 and each node's store,
+# snapshot and chunk bytes and RSS. Then a fourth node joins and is timed
+# until it has applied everything (and answers SIZE for the last file), and
+# an MLSD of the first directory (PER_DIR entries) is timed on node 1 with
+# the node's peak RSS.
+#
+#   bash benches/namespace.sh                       # 1,000,000 files: hours
+#   FILES=100000 STEP=20000 bash benches/namespace.sh
+#
+# Prints Markdown rows on stderr and the tab-separated figures into
+# $BENCH_DIR/namespace.tsv. Uses target/release unless WHARF_BIN_DIR says.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+FILES=${FILES:-1000000}
+STEP=${STEP:-100000}
+CLIENTS=${CLIENTS:-8}
+PER_DIR=${PER_DIR:-200000}
+BENCH_DIR=${BENCH_DIR:-/tmp/wharf-namespace}
+bin=${WHARF_BIN_DIR:-$repo/target/release}
+wharf=$bin/wharf
+bench=$bin/wharf-bench
+[ -x "$wharf" ] && [ -x "$bench" ] || {
+  echo "build first: cargo build --release -p wharf -p wharf-benches (or set WHARF_BIN_DIR)" >&2
+  exit 1
+}
+ulimit -n "$(ulimit -Hn)"
+source "$repo/benches/loopback.sh"
+
+rm -rf "$BENCH_DIR"
+mkdir -p "$BENCH_DIR"
+tls=$BENCH_DIR/tls
+mkdir -p "$tls"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+  -subj /CN=localhost -keyout "$tls/key.pem" -out "$tls/cert.pem" 2>/dev/null
+
+
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+# Node N in the background; its pid goes to $BENCH_DIR/nodeN/pid.
+start_node() {
+  local n=$1 ftp=$2 cluster=$3
+  shift 3
+  local dir=$BENCH_DIR/node$n
+  mkdir -p "$dir"
+  "$wharf" serve --data-dir "$dir/" --listen "127.0.0.1:$ftp" --implicit-listen off \
+    --cluster-listen "127.0.0.1:$cluster" --http-listen off --storage cluster \
+    --pasv-ports "$((40000 + 1000 * n))-$((40999 + 1000 * n))" \
+    --cert "$tls/cert.pem" --key "$tls/key.pem" \
+    --max-connections 20000 --max-per-ip 20000 "$@" \
+    >"$dir/stdout.log" 2>"$dir/stderr.log" &
+  echo $! >"$dir/pid"
+  pids+=($!)
+}
+
+
+applied() {
+  "$wharf" cluster status --data-dir "$1/" 2>/dev/null | sed -n "s/.*, applied \([0-9][0-9]*\).*/\1/p" | head -1
+}
+
+ports=()
+cports=()
+for n in 1 2 3 4; do
+  ports+=("$(free_port)")
+  cports+=("$(free_port)")
+done
+start_node 1 "${ports[0]}" "${cports[0]}" --user bench:bench
+wait_greeting "${ports[0]}"
+token=$("$wharf" cluster token --data-dir "$BENCH_DIR/node1/")
+for n in 2 3; do
+  start_node "$n" "${ports[n - 1]}" "${cports[n - 1]}" --join "127.0.0.1:${cports[0]}" --join-token "$token"
+  wait_greeting "${ports[n - 1]}"
+done
+for _ in $(seq 1 120); do
+  [ "$("$wharf" cluster status --data-dir "$BENCH_DIR/node1/" | grep -c voter || true)" -ge 3 ] && break
+  sleep 0.5
+done
+
+node_pids=$(cat "$BENCH_DIR"/node{1,2,3}/pid | paste -sd,)
+"$bench" namespace --port "${ports[0]},${ports[1]},${ports[2]}" --label wharf-3 \
+  --files "$FILES" --step "$STEP" --clients "$CLIENTS" --per-dir "$PER_DIR" \
+  --data-dir "$BENCH_DIR/node1,$BENCH_DIR/node2,$BENCH_DIR/node3" --node-pid "$node_pids" \
+  >"$BENCH_DIR/namespace.tsv"
+
+for n in 1 2 3; do
+  grep "built a snapshot" "$BENCH_DIR/node$n/stderr.log" | tail -1 |
+    sed "s/^/node $n last snapshot: /" >&2 || true
+done
+
+# A fourth node joins: how long until it has applied what node 1 has.
+target=$(applied "$BENCH_DIR/node1")
+started=$(date +%s.%N)
+start_node 4 "${ports[3]}" "${cports[3]}" --join "127.0.0.1:${cports[0]}" --join-token "$token"
+wait_greeting "${ports[3]}"
+for _ in $(seq 1 3000); do
+  a=$(applied "$BENCH_DIR/node4" || true)
+  [ -n "$a" ] && [ "$a" -ge "$target" ] && break
+  sleep 0.2
+done
+joined=$(echo "$(date +%s.%N) - $started" | bc)
+echo "node 4 joined and applied index $target after ${joined} s, RSS $(($(grep VmRSS /proc/"$(cat "$BENCH_DIR/node4/pid")"/status | awk '{print $2}') / 1024)) MiB" >&2
+printf 'wharf-3\tnamespace\tjoin seconds\t%s\n' "$joined" >>"$BENCH_DIR/namespace.tsv"
+
+"$bench" list-dir --port "${ports[0]}" --label wharf-3 --server-pid "$(cat "$BENCH_DIR/node1/pid")" \
+  /ns/d0 >>"$BENCH_DIR/namespace.tsv"
