@@ -38,9 +38,11 @@ fn upload(node: &Wharf, local: &std::path::Path, name: &str) {
 }
 
 fn download_sha(node: &Wharf, name: &str) -> String {
-    let back = node
-        .client_dir()
-        .join(format!("{name}.{}.back", rand::random::<u32>()));
+    let back = node.client_dir().join(format!(
+        "{}.{}.back",
+        name.replace('/', "_"),
+        rand::random::<u32>()
+    ));
     let out = run(node
         .curl()
         .arg("-o")
@@ -725,4 +727,80 @@ fn a_two_gib_upload_cut_off_by_a_killed_node_resumes_on_another_byte_identical()
     assert_eq!(size_on(cluster.node(3), name), Some(SIZE));
     assert_eq!(download_sha(cluster.node(3), name), sent);
     let _ = std::fs::remove_file(local);
+}
+
+/// Byte `i` of the fixture's `pattern.bin` is `i % 256` (tests/fixtures/make-store-v1.sh).
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 256) as u8).collect()
+}
+
+#[test]
+fn a_data_directory_of_the_release_before_compact_records_is_read_and_migrated() {
+    let archive = tests_dir().join("fixtures/store-v1.tar.gz");
+    let options = WharfOptions::default()
+        .cluster_storage()
+        .no_users()
+        .user("keeper", "keeper-Secret-1")
+        .data_from_archive(archive);
+    let mut node = Wharf::start(options);
+    let log = node.stderr();
+    assert!(
+        log.contains("dropped the snapshot an earlier release kept inside the store"),
+        "{log}"
+    );
+    assert!(
+        log.contains("rewrote the namespace records of an earlier release"),
+        "{log}"
+    );
+
+    // What the old release stored reads back byte for byte.
+    let pattern_len = 8 * 1024 * 1024 + 100;
+    let listing = run(&mut node.batch("reuse", &["nlst /inbox".to_owned()]));
+    assert_success(&listing, "NLST /inbox");
+    let mut names: Vec<String> = tagged(&listing, "NLST").into_iter().flatten().collect();
+    names.sort();
+    assert_eq!(names, ["pattern.bin", "small.txt"]);
+    assert_eq!(
+        size_on(&node, "/inbox/pattern.bin"),
+        Some(pattern_len as u64)
+    );
+    assert_eq!(
+        download_sha(&node, "inbox/pattern.bin"),
+        sha256_bytes(&pattern(pattern_len))
+    );
+    assert_eq!(
+        download_sha(&node, "inbox/small.txt"),
+        sha256_bytes(b"hello, wharf\n")
+    );
+
+    // Appending moves the file's inline chunk list to the extents table.
+    let more = node.client_dir().join("more.bin");
+    std::fs::write(&more, vec![7u8; 1_000_000]).unwrap();
+    let out = run(node
+        .curl()
+        .arg("--append")
+        .arg("-T")
+        .arg(&more)
+        .arg(node.explicit_url("inbox/pattern.bin")));
+    assert_success(&out, "APPE to the old file");
+    let mut expected = pattern(pattern_len);
+    expected.extend(vec![7u8; 1_000_000]);
+    assert_eq!(
+        download_sha(&node, "inbox/pattern.bin"),
+        sha256_bytes(&expected)
+    );
+
+    // Migrated once: a restart finds nothing left to rewrite.
+    let before = node.stderr().len();
+    node.kill9();
+    node.restart();
+    let after = node.stderr()[before..].to_owned();
+    assert!(
+        !after.contains("rewrote the namespace records"),
+        "migrated twice:\n{after}"
+    );
+    assert_eq!(
+        download_sha(&node, "inbox/pattern.bin"),
+        sha256_bytes(&expected)
+    );
 }

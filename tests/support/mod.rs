@@ -82,6 +82,7 @@ pub struct WharfOptions {
     config: Option<String>,
     join: Option<(String, String)>,
     storage: String,
+    data_archive: Option<PathBuf>,
 }
 
 /// The storage tests run on unless they choose: `WHARF_E2E_STORAGE=cluster` runs the
@@ -98,6 +99,7 @@ impl Default for WharfOptions {
             config: None,
             join: None,
             storage: default_storage(),
+            data_archive: None,
         }
     }
 }
@@ -145,6 +147,13 @@ impl WharfOptions {
         self
     }
 
+    /// Starts from the data directory in `archive` (a `.tar.gz` holding `data/`), e.g. one
+    /// an earlier release wrote.
+    pub fn data_from_archive(mut self, archive: PathBuf) -> Self {
+        self.data_archive = Some(archive);
+        self
+    }
+
     /// Writes `toml` to a file in the test's temporary directory and passes `--config FILE`.
     pub fn config(mut self, toml: impl Into<String>) -> Self {
         self.config = Some(toml.into());
@@ -183,6 +192,14 @@ impl Wharf {
             .tempdir()
             .expect("create a temporary directory for the server");
         let data_dir = root.path().join("data");
+        if let Some(archive) = &options.data_archive {
+            let out = run(Command::new("tar")
+                .arg("-xzf")
+                .arg(archive)
+                .arg("-C")
+                .arg(root.path()));
+            assert_success(&out, &format!("unpack {}", archive.display()));
+        }
         fs::create_dir_all(&data_dir).expect("create the data directory");
         fs::create_dir_all(root.path().join("client")).expect("create the client directory");
 

@@ -5,6 +5,7 @@
 //! ticket keys, bans, …) and applies [`Command`]s to them. Everything a node
 //! reads comes from its local state machine through [`StateReader`].
 
+mod compact;
 mod db;
 mod log_store;
 mod namespace;

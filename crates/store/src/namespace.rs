@@ -7,15 +7,14 @@
 use std::collections::{BTreeMap, HashMap};
 
 use rocksdb::{WriteBatch, DB};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
 
 use crate::command::{CommandResult, FileWrite, Found, FsCommand};
+use crate::compact::{self, Record};
 use crate::db::StoreError;
 use crate::records::{
     ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, UploadRecord, UsageRecord, ROOT_INODE,
 };
-use crate::table::{self, cf};
+use crate::table::cf;
 
 const INODES: &str = "inodes";
 const DIRENTS: &str = "dirents";
@@ -63,25 +62,16 @@ impl<'a> Txn<'a> {
         }
     }
 
-    fn get<T: DeserializeOwned>(
-        &self,
-        t: &'static str,
-        key: &[u8],
-    ) -> Result<Option<T>, StoreError> {
+    fn get<T: Record>(&self, t: &'static str, key: &[u8]) -> Result<Option<T>, StoreError> {
         match self.overlay.get(&(t, key.to_vec())) {
-            Some(Some(bytes)) => Ok(Some(table::decode(bytes)?)),
+            Some(Some(bytes)) => Ok(Some(T::from_bytes(bytes)?)),
             Some(None) => Ok(None),
-            None => table::get(self.db, t, key),
+            None => compact::get(self.db, t, key),
         }
     }
 
-    fn put<T: Serialize>(
-        &mut self,
-        t: &'static str,
-        key: &[u8],
-        value: &T,
-    ) -> Result<(), StoreError> {
-        let bytes = table::encode(value)?;
+    fn put<T: Record>(&mut self, t: &'static str, key: &[u8], value: &T) -> Result<(), StoreError> {
+        let bytes = value.to_bytes()?;
         self.batch.put_cf(cf(self.db, t)?, key, &bytes);
         self.overlay.insert((t, key.to_vec()), Some(bytes));
         Ok(())
@@ -129,7 +119,7 @@ impl<'a> Txn<'a> {
             if !key.starts_with(&file.id.to_be_bytes()) {
                 break;
             }
-            found.insert(key.to_vec(), table::decode::<ChunkRef>(&value)?);
+            found.insert(key.to_vec(), ChunkRef::from_bytes(&value)?);
         }
         let prefix = file.id.to_be_bytes();
         for ((t, key), value) in &self.overlay {
@@ -137,7 +127,7 @@ impl<'a> Txn<'a> {
                 continue;
             }
             match value {
-                Some(bytes) => found.insert(key.clone(), table::decode(bytes)?),
+                Some(bytes) => found.insert(key.clone(), ChunkRef::from_bytes(bytes)?),
                 None => found.remove(key),
             };
         }
@@ -656,16 +646,16 @@ pub(crate) mod read {
             return Ok(None);
         };
         // The root is stored once a name has left it (its removal count).
-        let mut current = table::get::<InodeRecord>(db, INODES, &ROOT_INODE.to_be_bytes())?
+        let mut current = compact::get::<InodeRecord>(db, INODES, &ROOT_INODE.to_be_bytes())?
             .unwrap_or_else(InodeRecord::root);
         for part in parts {
             if !current.is_dir() {
                 return Ok(None);
             }
-            let Some(id) = table::get::<u64>(db, DIRENTS, &dirent_key(current.id, part))? else {
+            let Some(id) = compact::get::<u64>(db, DIRENTS, &dirent_key(current.id, part))? else {
                 return Ok(None);
             };
-            match table::get::<InodeRecord>(db, INODES, &id.to_be_bytes())? {
+            match compact::get::<InodeRecord>(db, INODES, &id.to_be_bytes())? {
                 Some(inode) => current = inode,
                 None => return Ok(None),
             }
@@ -685,28 +675,43 @@ pub(crate) mod read {
             if !key.starts_with(&prefix) || out.len() as u64 == file.extents {
                 break;
             }
-            out.push(table::decode(&value)?);
+            out.push(ChunkRef::from_bytes(&value)?);
         }
         Ok(out)
     }
 
     pub fn usage(db: &DB, owner: &str) -> Result<UsageRecord, StoreError> {
-        Ok(table::get(db, USAGE, owner.as_bytes())?.unwrap_or_default())
+        Ok(compact::get(db, USAGE, owner.as_bytes())?.unwrap_or_default())
     }
 
-    /// The entries of directory `dir`, by name.
-    pub fn children(db: &DB, dir: u64) -> Result<Vec<(String, InodeRecord)>, StoreError> {
+    /// Up to `limit` entries of directory `dir` whose names come after
+    /// `after` (from the first without), by name.
+    pub fn children_page(
+        db: &DB,
+        dir: u64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, InodeRecord)>, StoreError> {
         let prefix = dir.to_be_bytes();
+        let start = match after {
+            Some(name) => {
+                let mut key = dirent_key(dir, name);
+                key.push(0);
+                key
+            }
+            None => prefix.to_vec(),
+        };
         let handle = cf(db, DIRENTS)?;
         let mut out = Vec::new();
-        for item in db.prefix_iterator_cf(handle, prefix) {
+        let mode = rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward);
+        for item in db.iterator_cf(handle, mode) {
             let (key, value) = item?;
-            if !key.starts_with(&prefix) {
+            if !key.starts_with(&prefix) || out.len() == limit {
                 break;
             }
             let name = String::from_utf8_lossy(&key[8..]).into_owned();
-            let id: u64 = table::decode(&value)?;
-            if let Some(inode) = table::get::<InodeRecord>(db, INODES, &id.to_be_bytes())? {
+            let id = u64::from_bytes(&value)?;
+            if let Some(inode) = compact::get::<InodeRecord>(db, INODES, &id.to_be_bytes())? {
                 out.push((name, inode));
             }
         }

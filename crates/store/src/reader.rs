@@ -160,9 +160,19 @@ impl StateReader {
         crate::namespace::read::lookup(&self.db, path)
     }
 
+    /// Up to `limit` entries of directory `dir` after the name `after`, by name.
+    pub fn children_page(
+        &self,
+        dir: u64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, InodeRecord)>, StoreError> {
+        crate::namespace::read::children_page(&self.db, dir, after, limit)
+    }
+
     /// The entries of a directory, by name.
     pub fn children(&self, dir: u64) -> Result<Vec<(String, InodeRecord)>, StoreError> {
-        crate::namespace::read::children(&self.db, dir)
+        crate::namespace::read::children_page(&self.db, dir, None, usize::MAX)
     }
 
     /// What an account's files take in cluster storage.
@@ -179,14 +189,14 @@ impl StateReader {
     }
 
     pub fn uploads(&self) -> Result<Vec<UploadRecord>, StoreError> {
-        table::scan(&self.db, "uploads")
+        crate::compact::scan(&self.db, "uploads")
     }
 
     pub fn chunk(&self, hash: &ChunkHash) -> Result<Option<ChunkRecord>, StoreError> {
-        table::get(&self.db, "chunks", hash.as_bytes())
+        crate::compact::get(&self.db, "chunks", hash.as_bytes())
     }
 
     pub fn chunks(&self) -> Result<Vec<ChunkRecord>, StoreError> {
-        table::scan(&self.db, "chunks")
+        crate::compact::scan(&self.db, "chunks")
     }
 }

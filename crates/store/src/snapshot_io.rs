@@ -270,9 +270,18 @@ fn load_tables(db: &DB, dir: &SnapshotDir) -> Result<u64, StoreError> {
             }
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let namespace: Vec<bool> = reader
+        .tables
+        .iter()
+        .map(|name| crate::compact::TABLES.contains(&name.as_str()))
+        .collect();
+    let mut json_records = 0u64;
     let mut batch = WriteBatch::default();
     while let Some((table, key, value)) = reader.next_row()? {
         if let Some(handle) = handles[table as usize] {
+            if namespace[table as usize] && value.first() == Some(&table::FORMAT_V1) {
+                json_records += 1;
+            }
             batch.put_cf(handle, key, value);
         }
         if batch.size_in_bytes() >= INSTALL_BATCH_BYTES {
@@ -283,7 +292,12 @@ fn load_tables(db: &DB, dir: &SnapshotDir) -> Result<u64, StoreError> {
     table::put(db, &mut batch, SM_META, LAST_APPLIED, &meta.last_log_id)?;
     table::put(db, &mut batch, SM_META, MEMBERSHIP, &meta.last_membership)?;
     table::delete(db, &mut batch, SM_META, INSTALLING)?;
+    if json_records > 0 {
+        // An older leader's snapshot: its records are rewritten below.
+        crate::compact::forget_migration(db, &mut batch)?;
+    }
     db.write(batch)?;
     db.flush_wal(true)?;
+    crate::compact::migrate(db)?;
     Ok(size)
 }

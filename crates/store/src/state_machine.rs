@@ -66,6 +66,7 @@ impl StateMachineStore {
             tracing::info!("dropped the snapshot an earlier release kept inside the store");
         }
         snapshot_io::finish_interrupted_install(&db, &snapshots)?;
+        crate::compact::migrate(&db)?;
         let last_applied: Option<LogId<NodeId>> = table::get(&db, SM_META, LAST_APPLIED)?;
         let membership = table::get(&db, SM_META, MEMBERSHIP)?.unwrap_or_default();
         let (applied_tx, _) = watch::channel(last_applied.map_or(0, |l| l.index));

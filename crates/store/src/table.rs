@@ -18,6 +18,8 @@ pub enum CodecError {
     Empty,
     #[error("malformed value: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("malformed binary value: {0}")]
+    Binary(String),
 }
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {

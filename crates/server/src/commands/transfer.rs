@@ -8,9 +8,10 @@ use wharf_ftp::listing::{list_line, mlsx_line};
 use wharf_ftp::{EntryKind, Reply, VirtualPath};
 
 use super::{permitted, resolve};
-use crate::fs::FileSystem;
+use crate::fs::{DirPages, FileSystem, OnePage};
 use crate::fs::{FsError, WriteMode};
 use crate::replies;
+use crate::session::listing;
 use crate::session::transfer::{Payload, TransferJob, UploadTarget};
 use crate::session::{Outcome, PendingTransfer, Session};
 use crate::xferlog::Direction;
@@ -230,9 +231,9 @@ pub async fn listing(s: &mut Session, arg: Option<&str>, kind: ListingKind) -> O
         Ok(l) => l.fs.clone(),
         Err(r) => return r.into(),
     };
-    let entries = match fs.metadata(&path).await {
-        Ok(e) if matches!(e.kind, EntryKind::Dir) => match fs.list(&path).await {
-            Ok(entries) => entries,
+    let pages: Box<dyn DirPages> = match fs.metadata(&path).await {
+        Ok(e) if matches!(e.kind, EntryKind::Dir) => match fs.list_pages(&path).await {
+            Ok(pages) => pages,
             Err(e) => return replies::fs_error(&e).into(),
         },
         // MLSD is for directories only (RFC 3659 7.2); LIST and NLST of a file
@@ -240,7 +241,7 @@ pub async fn listing(s: &mut Session, arg: Option<&str>, kind: ListingKind) -> O
         Ok(_) if kind == ListingKind::Mlsd => {
             return Reply::new(501, "MLSD needs a directory; use MLST for a file.").into()
         }
-        Ok(e) => vec![e],
+        Ok(e) => Box::new(OnePage(Some(vec![e]))),
         Err(e) => return replies::fs_error(&e).into(),
     };
     let setup = match prepare(s) {
@@ -248,20 +249,16 @@ pub async fn listing(s: &mut Session, arg: Option<&str>, kind: ListingKind) -> O
         Err(r) => return r.into(),
     };
     let now = SystemTime::now();
-    let mut out = String::new();
-    for e in &entries {
-        let line = match kind {
-            ListingKind::List => list_line(e, now),
-            ListingKind::Nlst => e.name.replace(['\r', '\n'], " "),
-            ListingKind::Mlsd => mlsx_line(e, &s.facts, None),
-        };
-        out.push_str(&line);
-        out.push_str("\r\n");
-    }
+    let facts = s.facts;
+    let lines = listing::lines(pages, move |e| match kind {
+        ListingKind::List => list_line(e, now),
+        ListingKind::Nlst => e.name.replace(['\r', '\n'], " "),
+        ListingKind::Mlsd => mlsx_line(e, &facts, None),
+    });
     let what = format!("listing of {path}");
     pending(
         s,
-        Payload::Listing(out.into_bytes()),
+        Payload::Listing(lines),
         setup,
         what,
         &path,

@@ -97,10 +97,32 @@ pub trait FileWriter: Send {
 /// without copying it into one of its own first.
 pub type FileReader = Box<dyn AsyncBufRead + Send + Unpin>;
 
+/// A directory's entries in name order, a page at a time, so a listing of a
+/// million entries never holds them all.
+#[async_trait]
+pub trait DirPages: Send {
+    /// The next entries; `None` after the last.
+    async fn next_page(&mut self) -> Result<Option<Vec<Entry>>, FsError>;
+}
+
+/// Entries already in hand, as one page.
+pub struct OnePage(pub Option<Vec<Entry>>);
+
+#[async_trait]
+impl DirPages for OnePage {
+    async fn next_page(&mut self) -> Result<Option<Vec<Entry>>, FsError> {
+        Ok(self.0.take())
+    }
+}
+
 #[async_trait]
 pub trait FileSystem: Send + Sync {
     async fn metadata(&self, path: &VirtualPath) -> Result<Entry, FsError>;
     async fn list(&self, dir: &VirtualPath) -> Result<Vec<Entry>, FsError>;
+    /// The directory's entries a page at a time (by default, `list` as one page).
+    async fn list_pages(&self, dir: &VirtualPath) -> Result<Box<dyn DirPages>, FsError> {
+        Ok(Box::new(OnePage(Some(self.list(dir).await?))))
+    }
     async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<FileReader, FsError>;
     async fn open_write(
         &self,

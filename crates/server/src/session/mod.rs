@@ -3,6 +3,7 @@
 
 pub mod control;
 pub mod data;
+pub mod listing;
 pub mod stream;
 pub mod transfer;
 

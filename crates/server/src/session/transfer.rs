@@ -26,9 +26,16 @@ const STEP: usize = 256 * 1024;
 const FIRST_RECEIVE: usize = 16 * 1024;
 
 pub enum Payload {
-    Download { reader: FileReader, ascii: bool },
-    Upload { target: UploadTarget, ascii: bool },
-    Listing(Vec<u8>),
+    Download {
+        reader: FileReader,
+        ascii: bool,
+    },
+    Upload {
+        target: UploadTarget,
+        ascii: bool,
+    },
+    /// The listing's lines as they are read (see `session::listing`).
+    Listing(FileReader),
 }
 
 /// Where an upload goes. An existing file is opened (and so truncated) only
@@ -226,10 +233,10 @@ async fn pump(
 ) -> TransferOutcome {
     let mut throttle = Throttle::new(rate);
     let result = match payload {
-        Payload::Listing(bytes) => {
+        Payload::Listing(mut lines) => {
             send_all(
                 &mut stream,
-                &mut &bytes[..],
+                &mut lines,
                 None,
                 &mut throttle,
                 limits,

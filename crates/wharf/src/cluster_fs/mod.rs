@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use wharf_cluster::{ClusterHandle, WriteError};
 use wharf_ftp::{Entry, EntryKind, VirtualPath};
-use wharf_server::fs::{FileReader, FileSystem, FileWriter, FsError, Storage, WriteMode};
+use wharf_server::fs::{DirPages, FileReader, FileSystem, FileWriter, FsError, Storage, WriteMode};
 use wharf_server::User;
 use wharf_store::records::{InodeRecord, Quota};
 use wharf_store::{Command, CommandResult, FsCommand};
@@ -194,6 +194,18 @@ impl FileSystem for ClusterFs {
             .collect())
     }
 
+    async fn list_pages(&self, dir: &VirtualPath) -> Result<Box<dyn DirPages>, FsError> {
+        let inode = self.lookup(dir)?;
+        if !inode.is_dir() {
+            return Err(FsError::NotADirectory);
+        }
+        Ok(Box::new(ClusterDirPages {
+            node: self.node.clone(),
+            dir: inode.id,
+            after: None,
+        }))
+    }
+
     async fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<FileReader, FsError> {
         let inode = self.lookup(path)?;
         if inode.is_dir() {
@@ -276,5 +288,38 @@ impl FileSystem for ClusterFs {
             mtime,
         })
         .await
+    }
+}
+
+/// Entries of a directory per listing page: bounded memory for any size.
+const LISTING_PAGE: usize = 1000;
+
+/// A directory of the namespace read a page at a time, each page from where
+/// the last ended (entries made or removed meanwhile may or may not show,
+/// as with `readdir`).
+struct ClusterDirPages {
+    node: Arc<ClusterHandle>,
+    dir: u64,
+    /// The last name listed.
+    after: Option<String>,
+}
+
+#[async_trait]
+impl DirPages for ClusterDirPages {
+    async fn next_page(&mut self) -> Result<Option<Vec<Entry>>, FsError> {
+        let page = self
+            .node
+            .reader
+            .children_page(self.dir, self.after.as_deref(), LISTING_PAGE)
+            .map_err(store_error)?;
+        let Some((last, _)) = page.last() else {
+            return Ok(None);
+        };
+        self.after = Some(last.clone());
+        Ok(Some(
+            page.into_iter()
+                .map(|(name, inode)| entry(name, &inode))
+                .collect(),
+        ))
     }
 }
