@@ -21,6 +21,8 @@ FILES=${FILES:-1000000}
 STEP=${STEP:-100000}
 CLIENTS=${CLIENTS:-8}
 PER_DIR=${PER_DIR:-200000}
+# No new step starts after this many seconds of ingestion (0: none).
+MAX_SECONDS=${MAX_SECONDS:-0}
 BENCH_DIR=${BENCH_DIR:-/tmp/wharf-namespace}
 bin=${WHARF_BIN_DIR:-$repo/target/release}
 wharf=$bin/wharf
@@ -88,7 +90,7 @@ done
 
 node_pids=$(cat "$BENCH_DIR"/node{1,2,3}/pid | paste -sd,)
 "$bench" namespace --port "${ports[0]},${ports[1]},${ports[2]}" --label wharf-3 \
-  --files "$FILES" --step "$STEP" --clients "$CLIENTS" --per-dir "$PER_DIR" \
+  --files "$FILES" --step "$STEP" --clients "$CLIENTS" --per-dir "$PER_DIR" --max-seconds "$MAX_SECONDS" \
   --data-dir "$BENCH_DIR/node1,$BENCH_DIR/node2,$BENCH_DIR/node3" --node-pid "$node_pids" \
   >"$BENCH_DIR/namespace.tsv"
 
@@ -107,7 +109,7 @@ for _ in $(seq 1 3000); do
   [ -n "$a" ] && [ "$a" -ge "$target" ] && break
   sleep 0.2
 done
-joined=$(echo "$(date +%s.%N) - $started" | bc)
+joined=$(python3 -c "print(round($(date +%s.%N) - $started, 2))")
 echo "node 4 joined and applied index $target after ${joined} s, RSS $(($(grep VmRSS /proc/"$(cat "$BENCH_DIR/node4/pid")"/status | awk '{print $2}') / 1024)) MiB" >&2
 printf 'wharf-3\tnamespace\tjoin seconds\t%s\n' "$joined" >>"$BENCH_DIR/namespace.tsv"
 

@@ -119,6 +119,9 @@ enum Command {
         /// The nodes' processes, whose RSS is read after every step.
         #[arg(long, value_delimiter = ',')]
         node_pid: Vec<u32>,
+        /// No new step starts after this many seconds (0: no limit).
+        #[arg(long, default_value_t = 0)]
+        max_seconds: u64,
     },
     /// Times one listing of a directory (on the first node), sampling the
     /// server's RSS while it runs.
@@ -571,6 +574,8 @@ async fn idle(target: &Target, settings: IdleSettings) -> Result<()> {
 }
 
 struct NamespaceSettings {
+    /// No step starts after it.
+    deadline: Option<Instant>,
     files: usize,
     step: usize,
     clients: usize,
@@ -608,6 +613,10 @@ async fn namespace(target: &Target, s: NamespaceSettings) -> Result<()> {
     let next = Arc::new(AtomicUsize::new(0));
     let mut done = 0;
     while done < s.files {
+        if s.deadline.is_some_and(|d| Instant::now() >= d) {
+            eprintln!("{}: namespace: stopped at {done} files (--max-seconds)", target.label);
+            break;
+        }
         let end = (done + s.step).min(s.files);
         let start = Instant::now();
         let mut tasks = Vec::new();
@@ -627,7 +636,8 @@ async fn namespace(target: &Target, s: NamespaceSettings) -> Result<()> {
                         break;
                     }
                     let (_, path) = namespace_path(i, per_dir);
-                    let data = payload(size, i as u64 + 1);
+                    // `payload` ors its seed with 1: odd seeds are all distinct.
+                    let data = payload(size, 2 * i as u64 + 1);
                     if !tally.store(&mut session, &path, &data, c).await {
                         return tally;
                     }
@@ -779,8 +789,11 @@ fn main() -> Result<()> {
             per_dir,
             data_dir,
             node_pid,
+            max_seconds,
         } => {
             let settings = NamespaceSettings {
+                deadline: (max_seconds > 0)
+                    .then(|| Instant::now() + Duration::from_secs(max_seconds)),
                 files,
                 step: step.max(1),
                 clients: clients.max(1),
