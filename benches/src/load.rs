@@ -614,7 +614,10 @@ async fn namespace(target: &Target, s: NamespaceSettings) -> Result<()> {
     let mut done = 0;
     while done < s.files {
         if s.deadline.is_some_and(|d| Instant::now() >= d) {
-            eprintln!("{}: namespace: stopped at {done} files (--max-seconds)", target.label);
+            eprintln!(
+                "{}: namespace: stopped at {done} files (--max-seconds)",
+                target.label
+            );
             break;
         }
         let end = (done + s.step).min(s.files);
