@@ -12,7 +12,7 @@ use openraft::{ChangeMembers, Config, ServerState};
 use tokio::sync::Mutex;
 use tokio::task::JoinHandle;
 use tonic::Status;
-use wharf_store::{ClusterNode, Command, CommandResult, NodeId, Raft, StateReader};
+use wharf_store::{ChunkState, ClusterNode, Command, CommandResult, NodeId, Raft, StateReader};
 
 use wharf_tls::{ClusterCa, LeafUsage};
 
@@ -1007,18 +1007,17 @@ impl ClusterHandle {
     pub(crate) fn storage_health(&self, live: &dyn Fn(NodeId) -> bool) -> (u64, u64) {
         let live_members = self.member_ids().into_iter().filter(|id| live(*id)).count();
         let wanted = self.replication_factor().min(live_members).max(1);
-        let in_use: Vec<_> = self
-            .reader
-            .chunks()
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|c| c.refs > 0)
-            .collect();
-        let short = in_use
-            .iter()
-            .filter(|c| c.replicas.iter().filter(|id| live(**id)).count() < wanted)
-            .count();
-        (in_use.len() as u64, short as u64)
+        let (mut in_use, mut short) = (0, 0);
+        for (state, count) in self.reader.chunk_census().unwrap_or_default() {
+            let ChunkState::Placed(nodes) = state else {
+                continue;
+            };
+            in_use += count;
+            if nodes.iter().filter(|id| live(**id)).count() < wanted {
+                short += count;
+            }
+        }
+        (in_use, short)
     }
 
     /// The Raft view of this node; `status_with_reports` adds what only the

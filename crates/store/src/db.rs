@@ -93,6 +93,15 @@ impl StoreLimits {
     }
 }
 
+/// Every column family of a store: the log, the state machine's metadata,
+/// its tables, and the tables this node derives from them.
+pub(crate) fn column_families() -> impl Iterator<Item = &'static str> {
+    [RAFT_LOG, RAFT_META, SM_META]
+        .into_iter()
+        .chain(TABLES)
+        .chain(crate::chunk_health::LOCAL_TABLES)
+}
+
 /// Opens (creating when missing) the store under `path` with the default
 /// limits.
 pub async fn open(path: &Path) -> Result<OpenedStore, StoreError> {
@@ -103,10 +112,7 @@ pub async fn open(path: &Path) -> Result<OpenedStore, StoreError> {
 /// live in `path/snapshots`.
 pub async fn open_with(path: &Path, limits: StoreLimits) -> Result<OpenedStore, StoreError> {
     let (options, family) = limits.options();
-    let families = [RAFT_LOG, RAFT_META, SM_META]
-        .into_iter()
-        .chain(TABLES)
-        .map(|name| ColumnFamilyDescriptor::new(name, family.clone()));
+    let families = column_families().map(|name| ColumnFamilyDescriptor::new(name, family.clone()));
     let db = Arc::new(DB::open_cf_descriptors(&options, path, families)?);
     let snapshots = SnapshotDir::open(path.join("snapshots"))?;
     let stats = StoreStats::default();

@@ -5,6 +5,7 @@
 //! ticket keys, bans, …) and applies [`Command`]s to them. Everything a node
 //! reads comes from its local state machine through [`StateReader`].
 
+mod chunk_health;
 mod compact;
 mod db;
 mod log_store;
@@ -24,6 +25,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use chunk_health::ChunkState;
 pub use command::{Command, CommandResult, FileWrite, Found, FsCommand};
 pub use db::{open, open_with, OpenedStore, StoreError, StoreLimits};
 pub use log_store::LogStore;

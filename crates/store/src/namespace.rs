@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use rocksdb::{WriteBatch, DB};
 
+use crate::chunk_health::{entry_key, ChunkState, CHUNK_CENSUS, CHUNK_STATES};
 use crate::command::{CommandResult, FileWrite, Found, FsCommand};
 use crate::compact::{self, Record};
 use crate::db::StoreError;
@@ -239,19 +240,65 @@ impl<'a> Txn<'a> {
             if delta == 0 {
                 continue;
             }
-            let key = hash.as_bytes().to_vec();
-            let mut record = self
-                .get::<ChunkRecord>(CHUNKS, &key)?
-                .unwrap_or(ChunkRecord {
-                    hash,
-                    len,
-                    replicas: Vec::new(),
-                    refs: 0,
-                });
+            let before = self.get::<ChunkRecord>(CHUNKS, hash.as_bytes())?;
+            let mut record = before.clone().unwrap_or(ChunkRecord {
+                hash,
+                len,
+                replicas: Vec::new(),
+                refs: 0,
+            });
             record.refs = record.refs.saturating_add_signed(delta);
-            self.put(CHUNKS, &key, &record)?;
+            self.put_chunk(before.as_ref(), &record)?;
         }
         Ok(())
+    }
+
+    /// Stores a chunk record and moves it to its state in `chunk_states`.
+    fn put_chunk(
+        &mut self,
+        before: Option<&ChunkRecord>,
+        after: &ChunkRecord,
+    ) -> Result<(), StoreError> {
+        self.put(CHUNKS, after.hash.as_bytes(), after)?;
+        self.reindex_chunk(before, Some(after))
+    }
+
+    fn delete_chunk(&mut self, record: &ChunkRecord) -> Result<(), StoreError> {
+        self.delete(CHUNKS, record.hash.as_bytes())?;
+        self.reindex_chunk(Some(record), None)
+    }
+
+    /// Keeps `chunk_states` and `chunk_census` (see `chunk_health`) in step
+    /// with a chunk record going from `before` to `after`.
+    fn reindex_chunk(
+        &mut self,
+        before: Option<&ChunkRecord>,
+        after: Option<&ChunkRecord>,
+    ) -> Result<(), StoreError> {
+        let from = before.map(|r| (ChunkState::of(r), r.hash));
+        let to = after.map(|r| (ChunkState::of(r), r.hash));
+        if from == to {
+            return Ok(());
+        }
+        let states = cf(self.db, CHUNK_STATES)?;
+        if let Some((state, hash)) = from {
+            self.batch.delete_cf(states, entry_key(&state, &hash));
+            self.recount(&state, -1)?;
+        }
+        if let Some((state, hash)) = to {
+            self.batch.put_cf(states, entry_key(&state, &hash), []);
+            self.recount(&state, 1)?;
+        }
+        Ok(())
+    }
+
+    fn recount(&mut self, state: &ChunkState, change: i64) -> Result<(), StoreError> {
+        let key = state.key();
+        let count = self.get::<u64>(CHUNK_CENSUS, &key)?.unwrap_or(0);
+        match count.saturating_add_signed(change) {
+            0 => self.delete(CHUNK_CENSUS, &key),
+            n => self.put(CHUNK_CENSUS, &key, &n),
+        }
     }
 }
 
@@ -386,19 +433,20 @@ pub(crate) fn apply(txn: &mut Txn<'_>, command: FsCommand) -> Result<CommandResu
             Ok(CommandResult::Done)
         }
         FsCommand::SetReplicas { hash, replicas } => {
-            let key = hash.as_bytes().to_vec();
-            let Some(mut record) = txn.get::<ChunkRecord>(CHUNKS, &key)? else {
+            let Some(before) = txn.get::<ChunkRecord>(CHUNKS, hash.as_bytes())? else {
                 return Ok(CommandResult::NotFound);
             };
-            record.replicas = replicas;
-            txn.put(CHUNKS, &key, &record)?;
+            let record = ChunkRecord {
+                replicas,
+                ..before.clone()
+            };
+            txn.put_chunk(Some(&before), &record)?;
             Ok(CommandResult::Done)
         }
         FsCommand::ForgetChunk { hash } => {
-            let key = hash.as_bytes().to_vec();
-            match txn.get::<ChunkRecord>(CHUNKS, &key)? {
+            match txn.get::<ChunkRecord>(CHUNKS, hash.as_bytes())? {
                 Some(record) if record.refs == 0 => {
-                    txn.delete(CHUNKS, &key)?;
+                    txn.delete_chunk(&record)?;
                     Ok(CommandResult::Done)
                 }
                 Some(_) => Ok(CommandResult::Invalid("the chunk is in use".into())),
@@ -598,14 +646,14 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
     };
     txn.count_refs(deltas)?;
     for (hash, nodes) in &w.placed {
-        let key = hash.as_bytes().to_vec();
-        if let Some(mut record) = txn.get::<ChunkRecord>(CHUNKS, &key)? {
+        if let Some(before) = txn.get::<ChunkRecord>(CHUNKS, hash.as_bytes())? {
+            let mut record = before.clone();
             for node in nodes {
                 if !record.replicas.contains(node) {
                     record.replicas.push(*node);
                 }
             }
-            txn.put(CHUNKS, &key, &record)?;
+            txn.put_chunk(Some(&before), &record)?;
         }
     }
     let mut inode = InodeRecord {

@@ -5,7 +5,10 @@
 use openraft::storage::RaftStateMachine;
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 
-use crate::records::{ChunkHash, ChunkRef, Quota, UsageRecord};
+use std::collections::BTreeMap;
+
+use crate::records::{ChunkHash, ChunkRecord, ChunkRef, Quota, UsageRecord};
+use crate::ChunkState;
 use crate::{open, Command, CommandResult, FileWrite, Found, FsCommand, OpenedStore, TypeConfig};
 
 struct Fs {
@@ -128,7 +131,7 @@ impl Fs {
     }
 }
 
-fn upload(upload: &str, path: &str, bytes: &[u8]) -> FsCommand {
+pub(crate) fn upload(upload: &str, path: &str, bytes: &[u8]) -> FsCommand {
     let chunk = chunk(bytes);
     FsCommand::Write(FileWrite {
         upload: upload.into(),
@@ -720,4 +723,110 @@ async fn a_file_written_by_an_earlier_release_keeps_its_inline_chunks_until_it_i
     );
     assert_eq!(file.size, 3);
     assert_eq!(fs.refs(b"p"), Some(1));
+}
+
+impl Fs {
+    /// The census and the chunk states as the reader gives them, checked
+    /// against a count made from the chunk records themselves.
+    fn census_matches_the_records(&self) -> Vec<(ChunkState, u64)> {
+        let db = self.store.state_machine.db();
+        let records: Vec<ChunkRecord> = crate::compact::scan(&db, "chunks").unwrap();
+        let mut expected: BTreeMap<ChunkState, Vec<ChunkHash>> = BTreeMap::new();
+        for record in &records {
+            expected
+                .entry(ChunkState::of(record))
+                .or_default()
+                .push(record.hash);
+        }
+        let census = self.store.reader.chunk_census().unwrap();
+        let counted: Vec<(ChunkState, u64)> = expected
+            .iter()
+            .map(|(state, hashes)| (state.clone(), hashes.len() as u64))
+            .collect();
+        assert_eq!(census, counted);
+        for (state, hashes) in expected {
+            // One record per page: the cursor walks the whole state.
+            let mut walked = Vec::new();
+            let mut after = None;
+            loop {
+                let page = self
+                    .store
+                    .reader
+                    .chunks_in(&state, after.as_ref(), 1)
+                    .unwrap();
+                let Some(last) = page.last() else { break };
+                after = Some(last.hash);
+                walked.extend(page.iter().map(|c| c.hash));
+            }
+            let mut hashes = hashes;
+            hashes.sort();
+            assert_eq!(walked, hashes, "chunks in {state:?}");
+        }
+        census
+    }
+}
+
+#[tokio::test]
+async fn the_chunk_census_follows_every_change_and_is_rebuilt_from_the_records_alone() {
+    let mut fs = Fs::new().await;
+    fs.write("u1", "/a", &[b"one", b"shared"], true).await;
+    fs.write("u2", "/b", &[b"shared", b"two"], true).await;
+    assert_eq!(
+        fs.census_matches_the_records(),
+        vec![(ChunkState::Placed(vec![1, 2]), 3)]
+    );
+
+    let two = ChunkHash::of(b"two");
+    let set = FsCommand::SetReplicas {
+        hash: two,
+        replicas: vec![3, 1, 2],
+    };
+    assert_eq!(fs.run(set).await, CommandResult::Done);
+    fs.run(FsCommand::Remove { path: "/a".into() }).await;
+    assert_eq!(
+        fs.census_matches_the_records(),
+        vec![
+            (ChunkState::Unreferenced, 1),
+            (ChunkState::Placed(vec![1, 2]), 1),
+            (ChunkState::Placed(vec![1, 2, 3]), 1),
+        ]
+    );
+
+    // The leader's upkeep forgets the unused chunk; a batch moves two chunks
+    // in one entry and the counts add up.
+    let one = ChunkHash::of(b"one");
+    assert_eq!(
+        fs.run(FsCommand::ForgetChunk { hash: one }).await,
+        CommandResult::Done
+    );
+    fs.run_batch(vec![
+        FsCommand::SetReplicas {
+            hash: ChunkHash::of(b"shared"),
+            replicas: vec![2],
+        },
+        FsCommand::SetReplicas {
+            hash: two,
+            replicas: vec![2],
+        },
+        FsCommand::Remove { path: "/b".into() },
+    ])
+    .await;
+    let settled = fs.census_matches_the_records();
+    assert_eq!(settled, vec![(ChunkState::Unreferenced, 2)]);
+
+    // Lost or stale index tables (an install, an earlier release) are built
+    // again from `chunks` when the store opens.
+    let db = fs.store.state_machine.db();
+    let mut batch = rocksdb::WriteBatch::default();
+    crate::chunk_health::forget_index(&db, &mut batch).unwrap();
+    db.write(batch).unwrap();
+    crate::table::clear(&db, crate::chunk_health::CHUNK_CENSUS).unwrap();
+    db.put_cf(
+        crate::table::cf(&db, crate::chunk_health::CHUNK_STATES).unwrap(),
+        [9u8; 40],
+        [],
+    )
+    .unwrap();
+    crate::chunk_health::ensure_indexed(&db).unwrap();
+    assert_eq!(fs.census_matches_the_records(), settled);
 }

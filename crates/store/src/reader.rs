@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rocksdb::DB;
 use tokio::sync::watch;
 
+use crate::chunk_health::ChunkState;
 use crate::command::Command;
 use crate::db::StoreError;
 use crate::records::{
@@ -196,7 +197,28 @@ impl StateReader {
         crate::compact::get(&self.db, "chunks", hash.as_bytes())
     }
 
-    pub fn chunks(&self) -> Result<Vec<ChunkRecord>, StoreError> {
-        crate::compact::scan(&self.db, "chunks")
+    /// How many chunks are in each state (a few rows, whatever the number
+    /// of chunks).
+    pub fn chunk_census(&self) -> Result<Vec<(ChunkState, u64)>, StoreError> {
+        crate::chunk_health::census(&self.db)
+    }
+
+    /// Up to `limit` records of chunks in `state`, in hash order, after
+    /// `after`.
+    pub fn chunks_in(
+        &self,
+        state: &ChunkState,
+        after: Option<&ChunkHash>,
+        limit: usize,
+    ) -> Result<Vec<ChunkRecord>, StoreError> {
+        let hashes = crate::chunk_health::hashes_in(&self.db, state, after, limit)?;
+        let mut out = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            // Gone since the index was read: a later entry forgot it.
+            if let Some(record) = self.chunk(&hash)? {
+                out.push(record);
+            }
+        }
+        Ok(out)
     }
 }

@@ -247,16 +247,7 @@ fn load_tables(db: &DB, dir: &SnapshotDir) -> Result<u64, StoreError> {
     let mut reader = SnapshotReader::new(file)?;
     tracing::info!(snapshot = %reader.meta.snapshot_id, bytes = size, "loading a snapshot into the tables");
     for name in TABLES {
-        let handle = cf(db, name)?;
-        let last = db
-            .iterator_cf(handle, rocksdb::IteratorMode::End)
-            .next()
-            .transpose()?;
-        if let Some((last, _)) = last {
-            let mut end = last.to_vec();
-            end.push(0);
-            db.delete_range_cf(handle, [].as_slice(), end.as_slice())?;
-        }
+        table::clear(db, name)?;
     }
     let handles = reader
         .tables
@@ -292,6 +283,7 @@ fn load_tables(db: &DB, dir: &SnapshotDir) -> Result<u64, StoreError> {
     table::put(db, &mut batch, SM_META, LAST_APPLIED, &meta.last_log_id)?;
     table::put(db, &mut batch, SM_META, MEMBERSHIP, &meta.last_membership)?;
     table::delete(db, &mut batch, SM_META, INSTALLING)?;
+    crate::chunk_health::forget_index(db, &mut batch)?;
     if json_records > 0 {
         // An older leader's snapshot: its records are rewritten below.
         crate::compact::forget_migration(db, &mut batch)?;
@@ -299,5 +291,6 @@ fn load_tables(db: &DB, dir: &SnapshotDir) -> Result<u64, StoreError> {
     db.write(batch)?;
     db.flush_wal(true)?;
     crate::compact::migrate(db)?;
+    crate::chunk_health::ensure_indexed(db)?;
     Ok(size)
 }

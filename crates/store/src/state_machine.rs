@@ -67,6 +67,7 @@ impl StateMachineStore {
         }
         snapshot_io::finish_interrupted_install(&db, &snapshots)?;
         crate::compact::migrate(&db)?;
+        crate::chunk_health::ensure_indexed(&db)?;
         let last_applied: Option<LogId<NodeId>> = table::get(&db, SM_META, LAST_APPLIED)?;
         let membership = table::get(&db, SM_META, MEMBERSHIP)?.unwrap_or_default();
         let (applied_tx, _) = watch::channel(last_applied.map_or(0, |l| l.index));

@@ -124,6 +124,21 @@ pub fn exists(db: &DB, table: &str, key: &[u8]) -> Result<bool, StoreError> {
     Ok(db.get_pinned_cf(cf(db, table)?, key)?.is_some())
 }
 
+/// Deletes every row of a table.
+pub fn clear(db: &DB, table: &str) -> Result<(), StoreError> {
+    let handle = cf(db, table)?;
+    let last = db
+        .iterator_cf(handle, rocksdb::IteratorMode::End)
+        .next()
+        .transpose()?;
+    if let Some((last, _)) = last {
+        let mut end = last.to_vec();
+        end.push(0);
+        db.delete_range_cf(handle, [].as_slice(), end.as_slice())?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

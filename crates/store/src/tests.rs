@@ -6,6 +6,7 @@ use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder, StorageError};
 use tempfile::TempDir;
 
+use crate::namespace_tests::upload;
 use crate::records::{TicketKeyRecord, UserRecord};
 use crate::{open, Command, CommandResult, LogStore, NodeId, StateMachineStore, TypeConfig};
 
@@ -171,6 +172,7 @@ async fn snapshot_installs_the_same_tables_on_another_node_and_drops_stale_rows(
                     value: "wharf".into(),
                 },
             ),
+            entry(3, Command::Fs(upload("up1", "/kept", b"kept bytes"))),
         ])
         .await
         .unwrap();
@@ -179,6 +181,8 @@ async fn snapshot_installs_the_same_tables_on_another_node_and_drops_stale_rows(
     let follower_dir = tempfile::tempdir().unwrap();
     let mut follower = open(follower_dir.path()).await.unwrap();
     put_user(&mut follower, 1, "stale", "/s").await;
+    let stale = entry(2, Command::Fs(upload("up2", "/stale", b"stale bytes")));
+    follower.state_machine.apply(vec![stale]).await.unwrap();
     follower
         .state_machine
         .install_snapshot(&snapshot.meta, snapshot.snapshot)
@@ -190,14 +194,22 @@ async fn snapshot_installs_the_same_tables_on_another_node_and_drops_stale_rows(
         follower.reader.setting("cluster_name").unwrap().as_deref(),
         Some("wharf")
     );
-    assert_eq!(follower.reader.applied_index(), 2);
+    assert_eq!(follower.reader.applied_index(), 3);
+    // The chunk index is this node's own: rebuilt from the installed
+    // records, the stale chunk gone from it.
+    let census = follower.reader.chunk_census().unwrap();
+    assert_eq!(census, leader.reader.chunk_census().unwrap());
+    assert_eq!(census, vec![(crate::ChunkState::Placed(vec![1]), 1)]);
+    let placed = follower.reader.chunks_in(&census[0].0, None, 10).unwrap();
+    assert_eq!(placed[0].hash, crate::records::ChunkHash::of(b"kept bytes"));
+    assert_eq!(placed.len(), 1);
     let current = follower
         .state_machine
         .get_current_snapshot()
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(current.meta.last_log_id.map(|l| l.index), Some(2));
+    assert_eq!(current.meta.last_log_id.map(|l| l.index), Some(3));
 }
 
 fn acme_order(url: &str, token: &str) -> crate::records::AcmeOrder {
@@ -362,13 +374,7 @@ async fn an_install_interrupted_by_a_crash_is_finished_when_the_store_opens() {
         let db = rocksdb::DB::open_cf(
             &rocksdb::Options::default(),
             follower_dir.path(),
-            [
-                crate::db::RAFT_LOG,
-                crate::db::RAFT_META,
-                crate::db::SM_META,
-            ]
-            .into_iter()
-            .chain(crate::table::TABLES),
+            crate::db::column_families(),
         )
         .unwrap();
         let mut batch = rocksdb::WriteBatch::default();

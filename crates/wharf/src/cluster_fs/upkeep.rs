@@ -8,12 +8,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use wharf_cluster::ClusterHandle;
-use wharf_store::records::ChunkRecord;
-use wharf_store::{Command, FsCommand, NodeId};
+use wharf_store::records::{ChunkHash, ChunkRecord};
+use wharf_store::{ChunkState, Command, FsCommand, NodeId};
 
 use super::unix_now;
 
 const REPAIR_EVERY: Duration = Duration::from_secs(5);
+/// Chunk records read at a time while walking one state.
+const PAGE: usize = 1000;
 /// An upload without a checkpoint for this long is abandoned: its record
 /// goes (the file keeps its durable prefix).
 const ABANDONED_UPLOAD_SECS: u64 = 24 * 3600;
@@ -41,7 +43,7 @@ pub async fn repair_while_leader(
             last_seen.clear();
             continue;
         }
-        let Ok(chunks) = node.reader.chunks() else {
+        let Ok(census) = node.reader.chunk_census() else {
             continue;
         };
         let now = std::time::Instant::now();
@@ -58,21 +60,35 @@ pub async fn repair_while_leader(
             }
         }
         let wanted = node.replication_factor().min(members.len());
-        let short = chunks
-            .iter()
-            .filter(|c| c.refs > 0)
-            .filter(|c| c.replicas.iter().filter(|r| members.contains(r)).count() < wanted)
-            .count();
-        backlog.store(short as u64, std::sync::atomic::Ordering::Relaxed);
-        for chunk in chunks {
-            if !is_leader(&node).await {
-                break;
+        // Only the states that need work are walked: a healthy cluster reads
+        // the census and nothing else.
+        let mut short = 0;
+        let mut to_walk = Vec::new();
+        for (state, count) in census {
+            match state {
+                ChunkState::Unreferenced => to_walk.push(state),
+                ChunkState::Placed(_) if state.replicas_among(&members) < wanted => {
+                    short += count;
+                    to_walk.push(state);
+                }
+                ChunkState::Placed(_) => {}
             }
-            if chunk.refs == 0 {
-                forget(&node, FsCommand::ForgetChunk { hash: chunk.hash }).await;
-                continue;
+        }
+        backlog.store(short, std::sync::atomic::Ordering::Relaxed);
+        'states: for state in to_walk {
+            let mut after = None;
+            while let Some(page) = next_page(&node, &state, &mut after) {
+                if !is_leader(&node).await {
+                    break 'states;
+                }
+                for chunk in page {
+                    if chunk.refs == 0 {
+                        forget(&node, FsCommand::ForgetChunk { hash: chunk.hash }).await;
+                    } else {
+                        repair(&node, &chunk, &members, wanted).await;
+                    }
+                }
             }
-            repair(&node, &chunk, &members, wanted).await;
         }
         if let Ok(uploads) = node.reader.uploads() {
             let cutoff = unix_now().saturating_sub(ABANDONED_UPLOAD_SECS);
@@ -83,6 +99,18 @@ pub async fn repair_while_leader(
             }
         }
     }
+}
+
+/// The next page of chunks in `state` after `after`, moving `after` past
+/// it; `None` once the state is walked.
+fn next_page(
+    node: &ClusterHandle,
+    state: &ChunkState,
+    after: &mut Option<ChunkHash>,
+) -> Option<Vec<ChunkRecord>> {
+    let page = node.reader.chunks_in(state, after.as_ref(), PAGE).ok()?;
+    *after = Some(page.last()?.hash);
+    Some(page)
 }
 
 async fn forget(node: &ClusterHandle, command: FsCommand) {
