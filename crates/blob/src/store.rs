@@ -167,6 +167,13 @@ impl ChunkStore {
     /// Every complete chunk on disk.
     pub fn list(&self) -> io::Result<Vec<StoredChunk>> {
         let mut out = Vec::new();
+        self.visit(|chunk| out.push(chunk))?;
+        Ok(out)
+    }
+
+    /// Calls `f` for every complete chunk on disk, one directory read at a
+    /// time: a million chunks are never held in memory together.
+    pub fn visit(&self, mut f: impl FnMut(StoredChunk)) -> io::Result<()> {
         for fan in self.fan_dirs()? {
             for entry in fs::read_dir(&fan)? {
                 let entry = entry?;
@@ -175,14 +182,14 @@ impl ChunkStore {
                     continue;
                 };
                 let meta = entry.metadata()?;
-                out.push(StoredChunk {
+                f(StoredChunk {
                     hash,
                     written: meta.modified()?,
                     len: meta.len(),
                 });
             }
         }
-        Ok(out)
+        Ok(())
     }
 }
 

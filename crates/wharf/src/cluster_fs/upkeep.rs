@@ -177,23 +177,34 @@ pub async fn collect_local_chunks(node: Arc<ClusterHandle>, grace: Duration) {
     let mut tick = tokio::time::interval((grace / 2).min(LOCAL_GC_EVERY_MAX));
     loop {
         tick.tick().await;
-        let store = node.chunk_store.clone();
-        let Ok(Ok(stored)) = tokio::task::spawn_blocking(move || store.list()).await else {
-            continue;
-        };
-        let now = SystemTime::now();
-        let mut removed = 0;
-        for chunk in stored {
-            let young = now
-                .duration_since(chunk.written)
-                .map_or(true, |age| age < grace);
-            let used = matches!(node.reader.chunk(&chunk.hash), Ok(Some(r)) if r.refs > 0);
-            if !young && !used && node.chunk_store.remove(&chunk.hash).is_ok() {
-                removed += 1;
-            }
-        }
-        if removed > 0 {
-            tracing::info!(removed, "collected unreferenced chunks");
+        // A pass reads every chunk file's name and time and looks each up in
+        // the store: blocking work, kept off the threads that serve sessions
+        // and Raft.
+        let pass = node.clone();
+        match tokio::task::spawn_blocking(move || collect_once(&pass, grace)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(removed)) => tracing::info!(removed, "collected unreferenced chunks"),
+            Ok(Err(e)) => tracing::warn!("cannot list the chunk store: {e}"),
+            Err(e) => tracing::warn!("chunk collection stopped: {e}"),
         }
     }
+}
+
+/// Deletes the chunk files older than `grace` that no file uses; how many.
+fn collect_once(node: &ClusterHandle, grace: Duration) -> std::io::Result<u64> {
+    let now = SystemTime::now();
+    let mut removed = 0;
+    node.chunk_store.visit(|chunk| {
+        let young = now
+            .duration_since(chunk.written)
+            .map_or(true, |age| age < grace);
+        if young {
+            return;
+        }
+        let used = matches!(node.reader.chunk(&chunk.hash), Ok(Some(r)) if r.refs > 0);
+        if !used && node.chunk_store.remove(&chunk.hash).is_ok() {
+            removed += 1;
+        }
+    })?;
+    Ok(removed)
 }
