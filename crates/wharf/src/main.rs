@@ -51,6 +51,7 @@ fn main() -> Result<()> {
             // SAFETY: umask only swaps the process's file-creation mask.
             unsafe { libc::umask(0o077) };
             raise_open_file_limit();
+            limit_malloc_arenas();
             init_logging(settings.log_format, Some(&settings.audit_log))?;
             runtime()?.block_on(serve(settings))
         }
@@ -146,6 +147,22 @@ fn raise_open_file_limit() {
             limit.rlim_cur = limit.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
+    }
+}
+
+/// glibc gives each thread that allocates its own arena, up to eight per core,
+/// and keeps what each arena once held: a node's RSS grew by tens of MiB per
+/// 100,000 files ingested with the default and by half that with one arena
+/// per core (`benches/RESULTS.md`, session 14). `MALLOC_ARENA_MAX` in the
+/// environment still decides when it is set.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let arenas = libc::c_int::try_from(cores.max(2)).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only changes a malloc tunable; called before the
+        // runtime starts its threads.
+        unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
     }
 }
 
