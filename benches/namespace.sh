@@ -10,6 +10,11 @@
 #
 #   bash benches/namespace.sh                       # 1,000,000 files: hours
 #   FILES=100000 STEP=20000 bash benches/namespace.sh
+#   PEERS="vsftpd pureftpd" FILES=300000 bash benches/namespace.sh
+#
+# PEERS: the same ingestion (files, steps, clients) into each of these peer
+# servers afterwards (benches/peers.sh installs and starts them; needs root),
+# for files/s and p99 in the same run; they keep no store to measure.
 #
 # Prints Markdown rows on stderr and the tab-separated figures into
 # $BENCH_DIR/namespace.tsv. Uses target/release unless WHARF_BIN_DIR says.
@@ -21,6 +26,7 @@ FILES=${FILES:-1000000}
 STEP=${STEP:-100000}
 CLIENTS=${CLIENTS:-8}
 PER_DIR=${PER_DIR:-200000}
+PEERS=${PEERS:-}
 # No new step starts after this many seconds of ingestion (0: none).
 MAX_SECONDS=${MAX_SECONDS:-0}
 BENCH_DIR=${BENCH_DIR:-/tmp/wharf-namespace}
@@ -115,3 +121,20 @@ printf 'wharf-3\tnamespace\tjoin seconds\t%s\n' "$joined" >>"$BENCH_DIR/namespac
 
 "$bench" list-dir --port "${ports[0]}" --label wharf-3 --server-pid "$(cat "$BENCH_DIR/node1/pid")" \
   /ns/d0 >>"$BENCH_DIR/namespace.tsv"
+
+# The peers, one after the other, with the same files from the same clients.
+if [ -n "$PEERS" ]; then
+  source "$repo/benches/peers.sh"
+  prefix=${PEERS_DIR:-/var/cache/wharf-bench/peers}
+  for peer in $PEERS; do
+    peer_install "$peer" "$prefix" || { echo "$peer: not installed" >&2; continue; }
+    port=$(free_port)
+    peer_start "$peer" "$prefix" "$BENCH_DIR/$peer" "$port" 20000 44999 "$tls/cert.pem" "$tls/key.pem" ||
+      { echo "$peer: did not start" >&2; continue; }
+    "$bench" namespace --port "$port" --label "$peer" --files "$FILES" --step "$STEP" \
+      --clients "$CLIENTS" --per-dir "$PER_DIR" --max-seconds "$MAX_SECONDS" >>"$BENCH_DIR/namespace.tsv" ||
+      echo "$peer: the namespace scenario failed" >&2
+    peer_stop "$peer" "$BENCH_DIR/$peer"
+    rm -rf "$BENCH_DIR/$peer/home"
+  done
+fi

@@ -110,7 +110,7 @@ enum Command {
         clients: usize,
         #[arg(long, default_value_t = 1)]
         size_kib: usize,
-        /// Files per directory (`/ns/d0`, `/ns/d1`, …).
+        /// Files per directory (`ns/d0`, `ns/d1`, …).
         #[arg(long, default_value_t = 200_000)]
         per_dir: usize,
         /// The nodes' data directories, measured after every step.
@@ -587,9 +587,11 @@ struct NamespaceSettings {
 
 const MIB: f64 = 1024.0 * 1024.0;
 
-/// File `i` of the namespace scenario: its directory and path.
+/// File `i` of the namespace scenario: its directory and path, relative to
+/// where a session starts (the root of a Wharf account, the home directory
+/// of a peer server that does not chroot).
 fn namespace_path(i: usize, per_dir: usize) -> (String, String) {
-    let dir = format!("/ns/d{}", i / per_dir);
+    let dir = format!("ns/d{}", i / per_dir);
     let path = format!("{dir}/f{i:08}");
     (dir, path)
 }
@@ -598,9 +600,11 @@ async fn namespace(target: &Target, s: NamespaceSettings) -> Result<()> {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use wharf_benches::footprint::{node_disk, rss_kib};
     let mut setup = target.session(target.node(0)).await?;
-    setup.make_dir("/ns").await?;
+    setup.make_dir("ns").await?;
     for d in 0..s.files.div_ceil(s.per_dir) {
-        setup.make_dir(&format!("/ns/d{d}")).await?;
+        setup
+            .make_dir(&namespace_path(d * s.per_dir, s.per_dir).0)
+            .await?;
     }
     setup.quit().await;
     eprintln!(
