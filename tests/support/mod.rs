@@ -187,6 +187,25 @@ impl Wharf {
     /// Spawns the binary under test and waits until its explicit port greets (`220`, or
     /// `421` when the node is drained).
     pub fn start(options: WharfOptions) -> Wharf {
+        // Ports are drawn free but bound only when the server starts: another
+        // test process may take one in between. Such a start is tried again
+        // from scratch (new directory, new ports), twice at most.
+        for _ in 0..2 {
+            let mut wharf = Wharf::spawn_fresh(options.clone());
+            if wharf.ready_unless_port_taken() {
+                return wharf;
+            }
+            eprintln!(
+                "a port of this server was taken before it bound it; starting it again:\n{}",
+                wharf.logs()
+            );
+        }
+        let mut wharf = Wharf::spawn_fresh(options);
+        wharf.wait_until_ready();
+        wharf
+    }
+
+    fn spawn_fresh(options: WharfOptions) -> Wharf {
         let root = tempfile::Builder::new()
             .prefix("wharf-e2e-")
             .tempdir()
@@ -220,7 +239,7 @@ impl Wharf {
             &options,
             true,
         );
-        let mut wharf = Wharf {
+        Wharf {
             explicit_port,
             implicit_port,
             cluster_port,
@@ -234,9 +253,7 @@ impl Wharf {
             options,
             stdout_log,
             stderr_log,
-        };
-        wharf.wait_until_ready();
-        wharf
+        }
     }
 
     /// Spawns `wharf serve` with its output appended to the logs in `root`.
@@ -396,9 +413,22 @@ impl Wharf {
     }
 
     fn wait_until_ready(&mut self) {
+        self.ready_or_port_taken(false);
+    }
+
+    /// Waits for the server; false when it stopped at start-up because one
+    /// of its ports was in use.
+    fn ready_unless_port_taken(&mut self) -> bool {
+        self.ready_or_port_taken(true)
+    }
+
+    fn ready_or_port_taken(&mut self, port_taken_is_an_answer: bool) -> bool {
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             if let Ok(Some(status)) = self.child.try_wait() {
+                if port_taken_is_an_answer && self.logs().contains("Address already in use") {
+                    return false;
+                }
                 panic!(
                     "wharf exited during start-up with {status}\n{}",
                     self.logs()
@@ -429,6 +459,7 @@ impl Wharf {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+        true
     }
 
     /// `DATA_DIR/home/<user>`, where quick-start accounts live.

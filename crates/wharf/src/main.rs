@@ -151,10 +151,10 @@ fn raise_open_file_limit() {
 }
 
 /// glibc gives each thread that allocates its own arena, up to eight per core,
-/// and keeps what each arena once held: a node's RSS grew by tens of MiB per
-/// 100,000 files ingested with the default and by half that with one arena
-/// per core (`benches/RESULTS.md`, session 14). `MALLOC_ARENA_MAX` in the
-/// environment still decides when it is set.
+/// and each arena keeps what it once held: after a million files a node with
+/// two arenas held 207 MiB where its twin with the default held 349 MiB
+/// (`benches/RESULTS.md`, session 14). `MALLOC_ARENA_MAX` in the environment
+/// still decides when it is set.
 fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {

@@ -81,12 +81,18 @@ pub async fn repair_while_leader(
                 if !is_leader(&node).await {
                     break 'states;
                 }
+                if state == ChunkState::Unreferenced {
+                    // One entry per page: a mass delete is forgotten a
+                    // thousand chunks per commit, not one.
+                    let forgets = page
+                        .iter()
+                        .map(|chunk| FsCommand::ForgetChunk { hash: chunk.hash })
+                        .collect();
+                    commit(&node, Command::FsBatch(forgets)).await;
+                    continue;
+                }
                 for chunk in page {
-                    if chunk.refs == 0 {
-                        forget(&node, FsCommand::ForgetChunk { hash: chunk.hash }).await;
-                    } else {
-                        repair(&node, &chunk, &members, wanted).await;
-                    }
+                    repair(&node, &chunk, &members, wanted).await;
                 }
             }
         }
@@ -95,7 +101,11 @@ pub async fn repair_while_leader(
             for upload in uploads.into_iter().filter(|u| u.heartbeat < cutoff) {
                 tracing::info!(upload = %upload.id, path = %upload.path, durable = upload.durable,
                     "forgetting an abandoned upload; the file keeps its durable prefix");
-                forget(&node, FsCommand::ForgetUpload { id: upload.id }).await;
+                commit(
+                    &node,
+                    Command::Fs(FsCommand::ForgetUpload { id: upload.id }),
+                )
+                .await;
             }
         }
     }
@@ -113,8 +123,8 @@ fn next_page(
     Some(page)
 }
 
-async fn forget(node: &ClusterHandle, command: FsCommand) {
-    if let Err(e) = node.write(Command::Fs(command)).await {
+async fn commit(node: &ClusterHandle, command: Command) {
+    if let Err(e) = node.write(command).await {
         tracing::debug!("upkeep write deferred: {e}");
     }
 }
@@ -160,14 +170,11 @@ async fn repair(node: &Arc<ClusterHandle>, chunk: &ChunkRecord, members: &[NodeI
     }
     if replicas != chunk.replicas {
         tracing::info!(hash = %chunk.hash, from = ?chunk.replicas, to = ?replicas, "chunk replicas repaired");
-        forget(
-            node,
-            FsCommand::SetReplicas {
-                hash: chunk.hash,
-                replicas,
-            },
-        )
-        .await;
+        let set = FsCommand::SetReplicas {
+            hash: chunk.hash,
+            replicas,
+        };
+        commit(node, Command::Fs(set)).await;
     }
 }
 
