@@ -3,15 +3,12 @@
 //! its security assessment, the Kubernetes manifests by running the pods'
 //! start-up script against the Services they ship with.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
+use crate::support::*;
 use serde_json::Value;
-use support::*;
 
 fn deploy(path: &str) -> std::path::PathBuf {
     tests_dir().join("..").join("deploy").join(path)

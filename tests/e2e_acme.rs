@@ -6,9 +6,6 @@
 //! an operator's rotation renews it, and a domain the validator cannot reach
 //! fails with the reason recorded and nothing else disturbed.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -17,8 +14,8 @@ use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use support::cluster::poll_until;
-use support::*;
+use crate::support::cluster::poll_until;
+use crate::support::*;
 
 const DOMAIN: &str = "ftp.wharf.test";
 const SECRETS_KEY: &str = "9a1c2e8e4b7d19c3a6e0f4b2d8c1a7e95b3f0d6c2e8a4b1f7d3c9e5a0b6f2d11";

@@ -6,9 +6,6 @@
 //! Every test runs a normal session (login, upload, download, SHA-256) alongside and
 //! checks the server is still alive afterwards.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
@@ -16,8 +13,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use crate::support::*;
 use rand::{Rng, RngCore};
-use support::*;
 
 const MIB: u64 = 1024 * 1024;
 

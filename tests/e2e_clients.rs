@@ -5,16 +5,13 @@
 //! data connection must prove (the same user at the same address), with its relaxations.
 //! The drivers and their command lines are in `tests/clients/` (README-clients.md).
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::fs;
 use std::io::Cursor;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use support::*;
+use crate::support::*;
 
 const BOB: &str = "bob";
 const BOB_PASSWORD: &str = "builder-Can-We-9";

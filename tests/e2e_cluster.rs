@@ -6,14 +6,11 @@
 //! Each node still has its own file tree (the replicated file store comes later), so
 //! transfers are checked per node.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use support::cluster::{poll_until, HeldSession};
-use support::*;
+use crate::support::cluster::{poll_until, HeldSession};
+use crate::support::*;
 
 const MIB: u64 = 1024 * 1024;
 /// How long a committed write may take to reach another node's state machine.
@@ -544,8 +541,8 @@ fn address_banned_after_failed_logins_on_one_node_is_refused_by_the_others() {
 }
 
 /// The greeting a fresh control connection to `node` gets.
-fn greeting(node: &Wharf) -> support::control::Reply {
-    support::control::Control::connect(node.explicit_port).1
+fn greeting(node: &Wharf) -> crate::support::control::Reply {
+    crate::support::control::Control::connect(node.explicit_port).1
 }
 
 #[test]

@@ -3,13 +3,10 @@
 //! admin calls need the admin token or a cluster client certificate, and
 //! tokens name the CA so a client never sends a secret to an impostor.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::path::Path;
 use std::process::Command;
 
-use support::*;
+use crate::support::*;
 use wharf_cluster::pb;
 use wharf_cluster::pb::cluster_client::ClusterClient;
 use wharf_cluster::pb::raft_client::RaftClient;

@@ -3,14 +3,11 @@
 //! node resumes and transfers, and a certificate rotation reaches every node
 //! without disturbing sessions that are already open.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
-use support::cluster::{poll_until, HeldSession};
-use support::*;
+use crate::support::cluster::{poll_until, HeldSession};
+use crate::support::*;
 
 /// `openssl s_client -starttls ftp` against `port`, saving or offering a session.
 fn s_client(port: u16, version: &str, session: &std::path::Path, save: bool) -> String {

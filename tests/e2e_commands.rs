@@ -3,10 +3,7 @@
 //! stored files, on disk or through a second session on cluster storage); what happens
 //! before TLS is checked byte-exactly from here.
 
-#[path = "support/mod.rs"]
-mod support;
-
-use support::*;
+use crate::support::*;
 
 fn scenario(name: &str) {
     scenario_with(WharfOptions::default(), name);

@@ -7,14 +7,11 @@
 //! Needs a Docker engine and docker-compose; without them the test says it
 //! is skipped and why.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// The base image both Dockerfile stages and HAProxy run on.
 const BASE_IMAGE: &str = "wharf-local/debian:bookworm";

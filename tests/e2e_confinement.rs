@@ -4,15 +4,12 @@
 //! home may be read, created or changed — checked here on disk. On cluster storage there
 //! are no symlinks in the namespace; every other attempt runs the same.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::fs;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use support::*;
+use crate::support::*;
 
 /// What must not change outside the home.
 #[derive(Debug, PartialEq)]

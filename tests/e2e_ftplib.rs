@@ -2,12 +2,9 @@
 //! byte-identical content, and which Python client needs which policy
 //! (see `tests/clients/wharf_client.py`).
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::fs;
 
-use support::*;
+use crate::support::*;
 
 const MIB: u64 = 1024 * 1024;
 

@@ -2,15 +2,12 @@
 //! text-format parser (below) whose values move with real sessions and
 //! transfers, `/healthz`, and `/readyz` that turns false while the node drains.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use support::cluster::poll_until;
-use support::control::Control;
-use support::*;
+use crate::support::cluster::poll_until;
+use crate::support::control::Control;
+use crate::support::*;
 
 /// `(status, body)` of `GET path` on the node's HTTP endpoint.
 fn get(wharf: &Wharf, path: &str) -> (u16, String) {

@@ -2,12 +2,9 @@
 //! (`set ftp:ssl-force true; set ftp:ssl-protect-data true`). lftp resumes the control
 //! TLS session on data connections, so the default policy applies unchanged.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::fs;
 
-use support::*;
+use crate::support::*;
 
 const MIB: u64 = 1024 * 1024;
 

@@ -4,14 +4,11 @@
 //! SAN) or by a pinned certificate and a password, an optional explicit listener and
 //! a required implicit one. Certificates are made with the openssl command line.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use support::cluster::poll_until;
-use support::*;
+use crate::support::cluster::poll_until;
+use crate::support::*;
 
 /// A CA and client certificates it issued, in a scratch directory.
 struct Pki {

@@ -3,9 +3,6 @@
 //! transfers where the data connections are further `s_client`s resuming the control
 //! session from `-sess_out`/`-sess_in` (so the default reuse policy applies).
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -13,7 +10,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const MIB: u64 = 1024 * 1024;
 

@@ -2,14 +2,11 @@
 //! per-user session caps, bans after failed logins, bandwidth limits, timeouts,
 //! the start-up summary, JSON logs, config validation and the SIGTERM drain.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::fs;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 const PARTNER: &str = "partner";
 const PARTNER_PASSWORD: &str = "correct-horse-battery";
@@ -62,7 +59,11 @@ fn put_as_partner(wharf: &Wharf, local: &std::path::Path, name: &str) {
     assert_success(&out, &format!("store {name} as the partner"));
 }
 
-fn plain_login(wharf: &Wharf, user: &str, password: &str) -> (support::control::Control, u16) {
+fn plain_login(
+    wharf: &Wharf,
+    user: &str,
+    password: &str,
+) -> (crate::support::control::Control, u16) {
     let mut c = wharf.control();
     let r = c.cmd(&format!("USER {user}"));
     assert_eq!(r.code, 331, "USER: {r}");
@@ -103,7 +104,7 @@ fn repeated_login_failures_ban_the_address_but_not_other_clients() {
     assert_eq!(r.code, 421, "third failure bans and closes: {r}");
 
     // The banned address is turned away at connect, even with the right password.
-    let (mut banned, greeting) = support::control::Control::connect(wharf.explicit_port);
+    let (mut banned, greeting) = crate::support::control::Control::connect(wharf.explicit_port);
     assert_eq!(
         greeting.code, 421,
         "banned address greeted with: {greeting}"

@@ -2,13 +2,10 @@
 //! data connections that must resume the control session — plus accounts from a config
 //! file (argon2id hash, permissions).
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::fs;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 fn policy(wharf: &Wharf, scenario: &str, extra: &[&str]) {
     let mut cmd = wharf.python("policy.py");

@@ -8,16 +8,13 @@
 //! Loopback addresses stand for hosts: 127.0.0.3 is the balancer, 127.0.0.5
 //! and 127.0.0.6 are clients, 127.0.0.2 is the address HAProxy listens on.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::net::Ipv4Addr;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use support::cluster::poll_until;
-use support::control::Control;
-use support::*;
+use crate::support::cluster::poll_until;
+use crate::support::control::Control;
+use crate::support::*;
 
 const BALANCER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 const LIMITS: &str =

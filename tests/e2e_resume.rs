@@ -3,15 +3,12 @@
 //! (REST + RETR). The result must be byte-identical to the source. On cluster storage
 //! a cut upload keeps whole chunks (the durable offset), still a prefix of the source.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 
 const MIB: u64 = 1024 * 1024;
 const SIZE: u64 = 24 * MIB + 4321;

@@ -3,16 +3,13 @@
 //! connection floods, the defender's allow list, the audit log, and the modes of the
 //! files a node creates.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::fs;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use support::control::{Control, Reply};
-use support::*;
+use crate::support::control::{Control, Reply};
+use crate::support::*;
 
 const PARTNER: &str = "partner";
 const PARTNER_PASSWORD: &str = "tide-table-4471";

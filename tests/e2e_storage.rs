@@ -6,15 +6,12 @@
 //! removed or silent, new replicas avoid a member that stopped answering, and a chunk
 //! damaged on disk is never served.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::cluster::poll_until;
-use support::process::wait_or_kill;
-use support::*;
+use crate::support::cluster::poll_until;
+use crate::support::process::wait_or_kill;
+use crate::support::*;
 
 const MIB: u64 = 1024 * 1024;
 const CHUNK: u64 = 4 * MIB;

@@ -14,16 +14,13 @@
 //! Without the tools the tests say why and pass, except under CI (`CI` set),
 //! where `.ci/deps` installs them and their absence fails.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::collections::BTreeSet;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::*;
+use crate::support::*;
 
 /// One testssl run takes 45-90 s on a loaded 2-core machine; a hung one is killed.
 const TESTSSL_LIMIT: Duration = Duration::from_secs(300);

@@ -1,7 +1,7 @@
 //! Harness shared by the end-to-end tests: a real `wharf` process per test, the external
 //! clients that talk to it, and helpers that keep every test bounded in time.
 //!
-//! Each test file includes this module with `#[path = "support/mod.rs"] mod support;`.
+//! `tests/e2e.rs` includes it once for every suite (`crate::support`).
 //! Not every test file uses every helper, hence the `dead_code`/`unused_imports` allowance.
 #![allow(dead_code, unused_imports)]
 

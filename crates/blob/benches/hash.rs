@@ -3,6 +3,10 @@
 //! receiving node, so this bounds a single node's ingest rate. Beside it,
 //! `Checksum::of` (XXH3-128), the check every read of a stored chunk pays.
 
+// Test and benchmark code: a failed unwrap is the run failing (the workspace
+// denies these lints outside tests).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -88,7 +88,9 @@ impl ChunkStore {
     /// bytes (an upload on this node), without hashing them a second time.
     pub fn put_hashed(&self, hash: &ChunkHash, bytes: &[u8]) -> io::Result<()> {
         let path = self.path(hash);
-        let fan = path.parent().expect("a chunk path has a parent");
+        let fan = path
+            .parent()
+            .ok_or_else(|| io::Error::other("a chunk path without a directory"))?;
         if path.exists() {
             let file = File::options().append(true).open(&path)?;
             file.set_modified(SystemTime::now())?;

@@ -96,15 +96,15 @@ pub struct ClusterConfig {
 }
 
 pub struct ClusterHandle {
-    pub node_id: NodeId,
-    pub advertise: String,
-    pub raft: Raft,
-    pub reader: StateReader,
+    pub(crate) node_id: NodeId,
+    pub(crate) advertise: String,
+    pub(crate) raft: Raft,
+    pub(crate) reader: StateReader,
     /// This node's certificate and the cluster CA, for every peer connection.
-    pub transport: Transport,
-    pub chunk_store: Arc<wharf_blob::ChunkStore>,
+    pub(crate) transport: Transport,
+    pub(crate) chunk_store: Arc<wharf_blob::ChunkStore>,
     /// Log bytes written and snapshot sizes, for the snapshot policy and metrics.
-    pub store_stats: wharf_store::StoreStats,
+    pub(crate) store_stats: wharf_store::StoreStats,
     /// One multiplexed channel per peer address for forwarded writes, so a
     /// write does not pay for a TLS handshake.
     forward_channels: std::sync::Mutex<BTreeMap<String, tonic::transport::Channel>>,
@@ -657,6 +657,67 @@ impl ClusterHandle {
         tokio::time::timeout(READ_INDEX_TIMEOUT, self.confirmations.ask(confirm))
             .await
             .map_err(|_| Status::unavailable("no quorum confirmed the leadership"))?
+    }
+
+    /// Whether this node leads the cluster now (as far as it knows).
+    pub async fn is_leader(&self) -> bool {
+        self.raft.current_leader().await == Some(self.node_id)
+    }
+
+    /// This member's id in the cluster.
+    pub fn node_id(&self) -> NodeId {
+        self.node_id
+    }
+
+    /// Reads of this node's replicated store (what it has applied).
+    pub fn reader(&self) -> &StateReader {
+        &self.reader
+    }
+
+    /// This node's chunk files.
+    pub fn chunk_store(&self) -> &Arc<wharf_blob::ChunkStore> {
+        &self.chunk_store
+    }
+
+    /// Log bytes written and snapshot sizes of this node's store.
+    pub fn store_stats(&self) -> &wharf_store::StoreStats {
+        &self.store_stats
+    }
+
+    /// This member's Raft metrics now (term, leader, log, replication).
+    pub fn raft_metrics(&self) -> openraft::RaftMetrics<NodeId, wharf_store::ClusterNode> {
+        self.raft.metrics().borrow().clone()
+    }
+
+    /// Waits, at most `limit`, until every follower has `index` in its log;
+    /// false when one has not by then.
+    pub async fn wait_replicated(&self, index: u64, limit: Duration) -> bool {
+        let mut metrics = self.raft.metrics();
+        let everywhere = async move {
+            metrics
+                .wait_for(|m| {
+                    m.replication.as_ref().is_none_or(|peers| {
+                        peers
+                            .values()
+                            .all(|matched| matched.is_some_and(|l| l.index >= index))
+                    })
+                })
+                .await
+                .is_ok()
+        };
+        tokio::time::timeout(limit, everywhere).await == Ok(true)
+    }
+
+    /// Stops this member's Raft (its gRPC server is the caller's to stop).
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("Raft did not stop cleanly: {e}");
+        }
+    }
+
+    /// Whether some node leads the cluster now (as far as this one knows).
+    pub async fn has_leader(&self) -> bool {
+        self.raft.current_leader().await.is_some()
     }
 
     /// Waits until this node has applied everything committed before the

@@ -136,6 +136,7 @@ pub async fn fetch_ca(addr: &str, fingerprint: &str) -> Result<String, FetchCaEr
         .with_custom_certificate_verifier(verifier.clone())
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+    #[allow(clippy::expect_used)] // NODE_NAME is a constant, valid DNS name
     let name = ServerName::try_from(NODE_NAME).expect("a valid DNS name");
     let handshake = async {
         let tcp = tokio::net::TcpStream::connect(addr)

@@ -6,6 +6,10 @@
 //! `PORT` line are refused by the parser; refusals are measured too, since a
 //! peer chooses what it sends.
 
+// Test and benchmark code: a failed unwrap is the run failing (the workspace
+// denies these lints outside tests).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -80,7 +80,9 @@ impl EngineMetrics {
             _ => return,
         };
         let resumed = usize::from(conn.handshake_kind() == Some(HandshakeKind::Resumed));
-        add(&self.handshakes[version][resumed], 1);
+        if let Some(count) = self.handshakes.get(version).and_then(|v| v.get(resumed)) {
+            add(count, 1);
+        }
     }
 
     pub fn snapshot(&self) -> MetricsSnapshot {

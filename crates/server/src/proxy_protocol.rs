@@ -130,7 +130,7 @@ pub async fn read_header<R: AsyncRead + Unpin>(
         read_exact(input, &mut byte).await?;
         line.push(byte[0]);
     }
-    parse_v1(&line[..line.len() - 2])
+    parse_v1(line.strip_suffix(b"\r\n").unwrap_or(&line))
 }
 
 async fn read_exact<R: AsyncRead + Unpin>(
@@ -187,25 +187,28 @@ fn parse_v2(version_command: u8, family: u8, body: &[u8]) -> Result<ProxiedPeer,
         1 => {}                                // PROXY
         _ => return Err(bad("command must be LOCAL or PROXY")),
     }
-    let port = |at: usize| u16::from_be_bytes([body[at], body[at + 1]]);
+    // `N` bytes of `body` from `at`, or the family's block is too short.
+    fn take<const N: usize>(body: &[u8], at: usize) -> Option<[u8; N]> {
+        body.get(at..at.checked_add(N)?)?.try_into().ok()
+    }
     match family {
         // TCP over IPv4: src 4, dst 4, sport 2, dport 2.
         0x11 => {
-            if body.len() < 12 {
-                return Err(bad("IPv4 address block too short"));
-            }
-            let ip = Ipv4Addr::new(body[0], body[1], body[2], body[3]);
-            Ok(ProxiedPeer::Client(SocketAddr::new(ip.into(), port(8))))
+            let short = || bad("IPv4 address block too short");
+            let ip: [u8; 4] = take(body, 0).ok_or_else(short)?;
+            let port: [u8; 2] = take(body, 8).ok_or_else(short)?;
+            take::<2>(body, 10).ok_or_else(short)?;
+            let source = SocketAddr::new(Ipv4Addr::from(ip).into(), u16::from_be_bytes(port));
+            Ok(ProxiedPeer::Client(source))
         }
         // TCP over IPv6: src 16, dst 16, sport 2, dport 2.
         0x21 => {
-            if body.len() < 36 {
-                return Err(bad("IPv6 address block too short"));
-            }
-            let mut octets = [0u8; 16];
-            octets.copy_from_slice(&body[..16]);
-            let ip = Ipv6Addr::from(octets);
-            Ok(ProxiedPeer::Client(SocketAddr::new(ip.into(), port(32))))
+            let short = || bad("IPv6 address block too short");
+            let ip: [u8; 16] = take(body, 0).ok_or_else(short)?;
+            let port: [u8; 2] = take(body, 32).ok_or_else(short)?;
+            take::<2>(body, 34).ok_or_else(short)?;
+            let source = SocketAddr::new(Ipv6Addr::from(ip).into(), u16::from_be_bytes(port));
+            Ok(ProxiedPeer::Client(source))
         }
         // UNSPEC, UDP, UNIX sockets: nothing usable; the balancer stands in.
         _ => Ok(ProxiedPeer::Balancer),

@@ -83,8 +83,8 @@ impl ChunkState {
                 }
                 let nodes = ids
                     .chunks_exact(8)
-                    .map(|id| NodeId::from_be_bytes(id.try_into().expect("8 bytes")))
-                    .collect();
+                    .map(|id| <[u8; 8]>::try_from(id).ok().map(NodeId::from_be_bytes))
+                    .collect::<Option<Vec<_>>>()?;
                 Some(Self::Placed(nodes))
             }
             _ => None,

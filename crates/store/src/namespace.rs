@@ -593,7 +593,11 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
                 return Ok(CommandResult::Resend);
             }
             let kept = match p.extents {
-                0 => p.chunks[..(w.from as usize).min(p.chunks.len())].to_vec(),
+                0 => p
+                    .chunks
+                    .get(..w.from as usize)
+                    .unwrap_or(&p.chunks)
+                    .to_vec(),
                 _ => Vec::new(),
             };
             (kept, txn.chunks_from(p, w.from)?)
@@ -757,7 +761,7 @@ pub(crate) mod read {
             if !key.starts_with(&prefix) || out.len() == limit {
                 break;
             }
-            let name = String::from_utf8_lossy(&key[8..]).into_owned();
+            let name = String::from_utf8_lossy(key.get(8..).unwrap_or_default()).into_owned();
             let id = u64::from_bytes(&value)?;
             if let Some(inode) = compact::get::<InodeRecord>(db, INODES, &id.to_be_bytes())? {
                 out.push((name, inode));

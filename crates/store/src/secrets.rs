@@ -77,7 +77,10 @@ impl SecretsKey {
             RandomizedNonceKey::new(&AES_256_GCM, &bytes).map_err(|_| SecretsError::BadKey)?;
         let mut named = b"wharf secrets key ".to_vec();
         named.extend_from_slice(&bytes);
-        let id = hex(&digest(&SHA256, &named).as_ref()[..4]);
+        let id = hex(digest(&SHA256, &named)
+            .as_ref()
+            .get(..4)
+            .unwrap_or_default());
         Ok(Self { aead, id })
     }
 
@@ -107,21 +110,18 @@ impl SecretsKey {
                 ours: self.id.clone(),
             });
         }
-        let mut body = unhex(body).ok_or_else(damaged)?;
-        if body.len() < NONCE_LEN {
-            return Err(damaged());
-        }
-        let nonce: [u8; NONCE_LEN] = body[..NONCE_LEN].try_into().map_err(|_| damaged())?;
-        let plain_len = self
+        let body = unhex(body).ok_or_else(damaged)?;
+        let (nonce, sealed) = body.split_first_chunk::<NONCE_LEN>().ok_or_else(damaged)?;
+        let mut sealed = sealed.to_vec();
+        let plain = self
             .aead
             .open_in_place(
-                Nonce::assume_unique_for_key(nonce),
+                Nonce::assume_unique_for_key(*nonce),
                 Aad::from(label.as_bytes()),
-                &mut body[NONCE_LEN..],
+                &mut sealed,
             )
-            .map_err(|_| damaged())?
-            .len();
-        Ok(body[NONCE_LEN..NONCE_LEN + plain_len].to_vec())
+            .map_err(|_| damaged())?;
+        Ok(plain.to_vec())
     }
 
     /// Seals the secrets `command` carries that are still in clear.

@@ -173,7 +173,7 @@ struct Tee<'a, R> {
 impl<R: Read> Read for Tee<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.from.read(buf)?;
-        self.copy.write_all(&buf[..n])?;
+        self.copy.write_all(buf.get(..n).unwrap_or_default())?;
         Ok(n)
     }
 }
@@ -269,8 +269,10 @@ fn load_tables(db: &DB, dir: &SnapshotDir) -> Result<u64, StoreError> {
     let mut json_records = 0u64;
     let mut batch = WriteBatch::default();
     while let Some((table, key, value)) = reader.next_row()? {
-        if let Some(handle) = handles[table as usize] {
-            if namespace[table as usize] && value.first() == Some(&table::FORMAT_V1) {
+        if let Some(handle) = handles.get(table as usize).copied().flatten() {
+            if namespace.get(table as usize) == Some(&true)
+                && value.first() == Some(&table::FORMAT_V1)
+            {
                 json_records += 1;
             }
             batch.put_cf(handle, key, value);

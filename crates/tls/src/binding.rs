@@ -137,13 +137,13 @@ impl SessionClaim {
         let (binding, rest) = rest.split_at(BINDING_LEN);
         let (&family, rest) = rest.split_first()?;
         let (client, rest) = match family {
-            4 if rest.len() >= 4 => {
-                let octets: [u8; 4] = rest[..4].try_into().ok()?;
-                (IpAddr::V4(Ipv4Addr::from(octets)), &rest[4..])
+            4 => {
+                let (octets, rest) = rest.split_first_chunk::<4>()?;
+                (IpAddr::V4(Ipv4Addr::from(*octets)), rest)
             }
-            6 if rest.len() >= 16 => {
-                let octets: [u8; 16] = rest[..16].try_into().ok()?;
-                (IpAddr::V6(Ipv6Addr::from(octets)), &rest[16..])
+            6 => {
+                let (octets, rest) = rest.split_first_chunk::<16>()?;
+                (IpAddr::V6(Ipv6Addr::from(*octets)), rest)
             }
             _ => return None,
         };
@@ -164,7 +164,7 @@ impl SessionClaim {
             .windows(MAGIC.len())
             .enumerate()
             .filter(|(_, w)| *w == MAGIC)
-            .find_map(|(at, _)| Self::decode(&session[at..]))
+            .find_map(|(at, _)| Self::decode(session.get(at..)?))
     }
 }
 

@@ -82,19 +82,19 @@ fn tlv(input: &[u8]) -> Option<Element<'_>> {
         if count == 0 || count > 4 {
             return None;
         }
-        let bytes = rest.get(..count)?;
-        rest = &rest[count..];
+        let (bytes, after) = rest.split_at_checked(count)?;
+        rest = after;
         bytes
             .iter()
             .fold(0usize, |len, &b| (len << 8) | usize::from(b))
     };
     let header = input.len() - rest.len();
-    let contents = rest.get(..len)?;
+    let (contents, rest) = rest.split_at_checked(len)?;
     Some(Element {
         tag,
         contents,
-        whole: &input[..header + len],
-        rest: &rest[len..],
+        whole: input.get(..header.checked_add(len)?)?,
+        rest,
     })
 }
 

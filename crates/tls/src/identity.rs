@@ -101,7 +101,10 @@ impl ServerIdentity {
 
     /// SHA-256 of the leaf certificate, colon-separated hex as browsers show it.
     pub fn fingerprint(&self) -> String {
-        let digest = Sha256::digest(self.chain[0].as_ref());
+        let Some(leaf) = self.chain.first() else {
+            return String::new();
+        };
+        let digest = Sha256::digest(leaf.as_ref());
         digest
             .iter()
             .map(|b| format!("{b:02X}"))

@@ -174,9 +174,11 @@ impl ProducesTickets for TicketKeyRing {
         ticket.extend_from_slice(plain);
         let (nonce, tag) = newest
             .aead
-            .seal_in_place_separate_tag(Aad::from(id), &mut ticket[HEADER_LEN..])
+            .seal_in_place_separate_tag(Aad::from(id), ticket.get_mut(HEADER_LEN..)?)
             .ok()?;
-        ticket[ID_LEN..HEADER_LEN].copy_from_slice(nonce.as_ref());
+        ticket
+            .get_mut(ID_LEN..HEADER_LEN)?
+            .copy_from_slice(nonce.as_ref());
         ticket.extend_from_slice(tag.as_ref());
         Some(ticket)
     }

@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+pub use wharf_node::StorageMode;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -189,7 +190,7 @@ pub enum AcmeCommand {
         #[arg(long = "domain", required = true)]
         domains: Vec<String>,
         /// The ACME directory URL.
-        #[arg(long, default_value = crate::acme::command::LETS_ENCRYPT)]
+        #[arg(long, default_value = crate::admin::acme::LETS_ENCRYPT)]
         directory: String,
         /// PEM file of the CA the directory's HTTPS certificate chains to
         /// (a private or test CA such as pebble); default: the system's roots.
@@ -302,33 +303,6 @@ pub enum ClusterCommand {
     },
 }
 
-/// Where file contents live; chosen when the cluster is created.
-#[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum StorageMode {
-    /// Each node's own disk (DATA_DIR/home/NAME), as vsftpd does.
-    Local,
-    /// The replicated namespace and chunk store: every node serves every file.
-    Cluster,
-}
-
-impl StorageMode {
-    pub fn name(self) -> &'static str {
-        match self {
-            StorageMode::Local => "local",
-            StorageMode::Cluster => "cluster",
-        }
-    }
-
-    pub fn parse(name: &str) -> Option<Self> {
-        match name {
-            "local" => Some(StorageMode::Local),
-            "cluster" => Some(StorageMode::Cluster),
-            _ => None,
-        }
-    }
-}
-
 #[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -411,7 +385,7 @@ pub struct ServeArgs {
     /// Where file contents live, fixed when the cluster is created: `cluster`
     /// (replicated; the default) or `local` (each node's disk). Joining nodes
     /// follow the cluster.
-    #[arg(long, env = "WHARF_STORAGE", value_enum)]
+    #[arg(long, env = "WHARF_STORAGE", value_parser = storage_mode)]
     pub storage: Option<StorageMode>,
     /// Copies of every chunk with cluster storage (default: 3, or the number
     /// of voters when fewer). Applies cluster-wide.
@@ -511,4 +485,9 @@ pub struct ServeArgs {
     /// Print the effective configuration and exit (as `wharf config check`).
     #[arg(long)]
     pub check_config: bool,
+}
+
+/// `--storage cluster|local`.
+fn storage_mode(name: &str) -> Result<StorageMode, String> {
+    name.parse()
 }

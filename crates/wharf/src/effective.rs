@@ -7,8 +7,10 @@ use std::net::SocketAddr;
 
 use anyhow::{Context, Result};
 
+use wharf_node::JoinToken;
+
 use crate::settings::{
-    FileAccess, FileConfig, FileDefender, FileLimits, FilePolicy, FileUser, JoinToken, Settings,
+    FileAccess, FileConfig, FileDefender, FileLimits, FilePolicy, FileUser, Settings,
 };
 
 /// What a secret is replaced with.
@@ -27,7 +29,8 @@ fn address(addr: Option<SocketAddr>) -> String {
     addr.map_or_else(|| "off".to_owned(), |a| a.to_string())
 }
 
-fn as_file(s: &Settings) -> FileConfig {
+fn as_file(settings: &Settings) -> FileConfig {
+    let s = &settings.node;
     let e = &s.engine;
     let l = &e.limits;
     let d = &e.defender;
@@ -47,7 +50,7 @@ fn as_file(s: &Settings) -> FileConfig {
         proxy_from: e.trusted_proxies.networks().to_vec(),
         cert: s.cert.as_ref().map(|(c, _)| c.clone()),
         key: s.cert.as_ref().map(|(_, k)| k.clone()),
-        log_format: Some(s.log_format),
+        log_format: Some(settings.log_format),
         xferlog: e.xferlog.clone(),
         audit_log: Some(s.audit_log.clone()),
         secrets_key_file: s.secrets_key_file.clone(),

@@ -17,6 +17,9 @@ use wharf_server::defender::DefenderConfig;
 use wharf_server::{EngineConfig, Limits, PortRange, TlsPolicy};
 use wharf_tls::{CertMatch, ClientCertMode};
 
+use wharf_node::certificates::CertPolicy;
+use wharf_node::{ClientCerts, Join, JoinToken, NodeConfig};
+
 use crate::cli::{LogFormat, ServeArgs, StorageMode};
 
 #[derive(Deserialize, Serialize, Default, Debug)]
@@ -184,44 +187,11 @@ fn all_permissions() -> Vec<String> {
     vec!["all".into()]
 }
 
-/// Whether each control listener asks for client certificates.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct ClientCerts {
-    pub explicit: ClientCertMode,
-    pub implicit: ClientCertMode,
-}
-
+/// What `wharf serve` runs with: the node's configuration, and how the
+/// binary logs.
 pub struct Settings {
-    pub engine: EngineConfig,
-    pub client_certs: ClientCerts,
-    /// The HTTP endpoint, and whether the operator chose it (then failing to
-    /// bind it is an error; the default address is only tried).
-    pub http_listen: Option<(SocketAddr, bool)>,
-    /// Answers ACME HTTP-01 challenges only (off unless given).
-    pub acme_listen: Option<SocketAddr>,
-    pub cluster_listen: SocketAddr,
-    pub cluster_advertise: Option<String>,
-    pub cluster_source: Option<std::net::IpAddr>,
-    pub join: Option<Join>,
-    pub raft_snapshot_logs: u64,
-    pub raft_snapshot_min_log_mib: u64,
-    pub raft_snapshot_piece_kib: u64,
-    pub store_limits: wharf_store::StoreLimits,
-    /// `None`: the cluster's choice (or the default, cluster, when it has none).
-    pub storage: Option<StorageMode>,
-    pub replication: Option<usize>,
-    /// How long a member may stay silent before its chunk replicas are
-    /// re-created elsewhere.
-    pub repair_after: Duration,
-    /// How long an unreferenced chunk file stays before it is deleted.
-    pub chunk_grace: Duration,
-    pub cert_policy: crate::certificates::CertPolicy,
-    pub data_dir: PathBuf,
-    pub audit_log: PathBuf,
-    pub secrets_key_file: Option<PathBuf>,
-    pub cert: Option<(PathBuf, PathBuf)>,
+    pub node: NodeConfig,
     pub log_format: LogFormat,
-    pub accounts: Vec<Account>,
 }
 
 impl FileConfig {
@@ -375,7 +345,7 @@ impl Settings {
         let cluster_listen: SocketAddr = cluster_listen
             .parse()
             .with_context(|| format!("--cluster-listen {cluster_listen:?} is not HOST:PORT"))?;
-        let join = Join::choose(
+        let join = choose_join(
             args.join.clone().or(file.join.clone()),
             args.join_token.clone().or(file.join_token.clone()),
             args.join_token_file
@@ -393,7 +363,7 @@ impl Settings {
             explicit: mode(&args.client_certs, &fp.client_certs)?,
             implicit: mode(&args.implicit_client_certs, &fp.implicit_client_certs)?,
         };
-        Ok(Self {
+        let node = NodeConfig {
             client_certs,
             cluster_listen,
             cluster_advertise: args
@@ -423,7 +393,7 @@ impl Settings {
             chunk_grace: Duration::from_secs(
                 args.chunk_grace.or(file.chunk_grace).unwrap_or(3600).max(1),
             ),
-            cert_policy: crate::certificates::CertPolicy {
+            cert_policy: CertPolicy {
                 server_names: if !args.server_names.is_empty() {
                     args.server_names.clone()
                 } else if !file.server_names.is_empty() {
@@ -465,89 +435,37 @@ impl Settings {
                 .clone()
                 .or(file.secrets_key_file.clone()),
             cert,
+            accounts,
+        };
+        Ok(Settings {
+            node,
             log_format: args
                 .log_format
                 .or(file.log_format)
                 .unwrap_or(LogFormat::Human),
-            accounts,
         })
     }
 }
 
-/// How a node that is not yet a member joins a cluster.
-#[derive(Debug, Clone)]
-pub struct Join {
-    /// Cluster address of a member.
-    pub member: String,
-    pub token: JoinToken,
-}
-
-#[derive(Debug, Clone)]
-pub enum JoinToken {
-    Given(String),
-    /// Read from a file once it exists (a Kubernetes secret, or a file the
-    /// first node writes to a shared volume).
-    File(PathBuf),
-}
-
-/// How often, and how long, a node waits for its join token file.
-const TOKEN_FILE_POLL: Duration = Duration::from_secs(1);
-const TOKEN_FILE_WAIT: Duration = Duration::from_secs(600);
-
-impl Join {
-    fn choose(
-        member: Option<String>,
-        token: Option<String>,
-        token_file: Option<PathBuf>,
-    ) -> Result<Option<Self>> {
-        let token = match (token, token_file) {
-            (Some(_), Some(_)) => bail!("give the join token or a file holding it, not both"),
-            (Some(t), None) => Some(JoinToken::Given(t)),
-            (None, Some(f)) => Some(JoinToken::File(f)),
-            (None, None) => None,
-        };
-        match (member, token) {
-            (Some(member), Some(token)) => Ok(Some(Self { member, token })),
-            (None, None) => Ok(None),
-            (Some(_), None) => {
-                bail!("--join needs --join-token or --join-token-file (`wharf cluster token` on a member prints it)")
-            }
-            (None, Some(_)) => bail!("a join token was given without --join MEMBER_ADDRESS"),
+/// How a node joins, from `--join`, `--join-token` and `--join-token-file`.
+fn choose_join(
+    member: Option<String>,
+    token: Option<String>,
+    token_file: Option<PathBuf>,
+) -> Result<Option<Join>> {
+    let token = match (token, token_file) {
+        (Some(_), Some(_)) => bail!("give the join token or a file holding it, not both"),
+        (Some(t), None) => Some(JoinToken::Given(t)),
+        (None, Some(f)) => Some(JoinToken::File(f)),
+        (None, None) => None,
+    };
+    match (member, token) {
+        (Some(member), Some(token)) => Ok(Some(Join { member, token })),
+        (None, None) => Ok(None),
+        (Some(_), None) => {
+            bail!("--join needs --join-token or --join-token-file (`wharf cluster token` on a member prints it)")
         }
-    }
-
-    /// The token, waiting for its file to appear when it comes from one.
-    pub async fn token(&self) -> Result<String> {
-        let path = match &self.token {
-            JoinToken::Given(t) => return Ok(t.clone()),
-            JoinToken::File(path) => path,
-        };
-        let deadline = tokio::time::Instant::now() + TOKEN_FILE_WAIT;
-        let mut told = false;
-        loop {
-            match tokio::fs::read_to_string(path).await {
-                Ok(text) if !text.trim().is_empty() => return Ok(text.trim().to_owned()),
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(e).with_context(|| {
-                        format!("cannot read the join token file {}", path.display())
-                    })
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                bail!(
-                    "no join token in {} after {} s",
-                    path.display(),
-                    TOKEN_FILE_WAIT.as_secs()
-                );
-            }
-            if !told {
-                tracing::info!(file = %path.display(), "waiting for the join token file");
-                told = true;
-            }
-            tokio::time::sleep(TOKEN_FILE_POLL).await;
-        }
+        (None, Some(_)) => bail!("a join token was given without --join MEMBER_ADDRESS"),
     }
 }
 

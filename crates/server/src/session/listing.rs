@@ -80,7 +80,7 @@ impl AsyncBufRead for ListingReader {
                 }
             }
         }
-        Poll::Ready(Ok(&this.current[this.pos..]))
+        Poll::Ready(Ok(this.current.get(this.pos..).unwrap_or_default()))
     }
 
     fn consume(self: Pin<&mut Self>, amount: usize) {
@@ -101,7 +101,7 @@ impl AsyncRead for ListingReader {
             Poll::Pending => return Poll::Pending,
         };
         let n = available.len().min(buf.remaining());
-        buf.put_slice(&available[..n]);
+        buf.put_slice(available.get(..n).unwrap_or_default());
         self.consume(n);
         Poll::Ready(Ok(()))
     }

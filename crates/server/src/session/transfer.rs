@@ -314,10 +314,10 @@ async fn send_all<R: AsyncBufRead + Unpin + ?Sized>(
         let out = match conv.as_deref_mut() {
             Some(c) => {
                 converted.clear();
-                c.convert(&available[..taken], &mut converted);
+                c.convert(available.get(..taken).unwrap_or_default(), &mut converted);
                 &converted[..]
             }
-            None => &available[..taken],
+            None => available.get(..taken).unwrap_or_default(),
         };
         with_idle_limit(limits.idle_timeout, stream.write_all(out)).await?;
         let sent = out.len();
@@ -362,10 +362,10 @@ async fn receive_all(
         let data = match conv.as_mut() {
             Some(c) => {
                 converted.clear();
-                c.convert(&buf[..n], &mut converted);
+                c.convert(buf.get(..n).unwrap_or_default(), &mut converted);
                 &converted[..]
             }
-            None => &buf[..n],
+            None => buf.get(..n).unwrap_or_default(),
         };
         writer.write(data).await.map_err(PumpError::Storage)?;
         throttle.consume(n).await;

@@ -14,7 +14,8 @@ use wharf_server::fs::{FileWriter, FsError, WriteMode};
 use wharf_store::records::{ChunkRef, InodeRecord, Quota};
 use wharf_store::{CommandResult, FileWrite, Found, FsCommand, NodeId};
 
-use super::{outcome, unix_now, write};
+use super::{outcome, write};
+use crate::clock::unix_now;
 
 /// A chunk on its way to this node's disk and its replicas.
 type Placing = JoinHandle<Result<(ChunkRef, Vec<NodeId>), FsError>>;
@@ -168,7 +169,7 @@ impl Upload {
         };
         let chunks = self
             .node
-            .reader
+            .reader()
             .file_chunks(&inode)
             .map_err(|e| FsError::Io(std::io::Error::other(e)))?;
         let mut kept = 0u64;
@@ -187,7 +188,8 @@ impl Upload {
                 .await
                 .map_err(|e| FsError::Io(std::io::Error::other(e)))?;
             let head = (offset - kept) as usize;
-            self.buffer.extend_from_slice(&data[..head.min(data.len())]);
+            self.buffer
+                .extend_from_slice(data.get(..head).unwrap_or(&data));
             break;
         }
         Ok(())
@@ -232,10 +234,10 @@ impl Upload {
         FsCommand::Write(FileWrite {
             upload: self.upload.clone(),
             path: self.path.clone(),
-            chunks: self.chunks[from..].to_vec(),
+            chunks: self.chunks.get(from..).unwrap_or_default().to_vec(),
             from: from as u64,
             mtime: unix_now(),
-            node: self.node.node_id,
+            node: self.node.node_id(),
             placed: self.placed.clone(),
             done,
             create_new: self.create_new,
@@ -280,7 +282,7 @@ async fn place_chunk(
         .map_err(|e| FsError::Io(std::io::Error::other(e)))?;
     let data = bytes::Bytes::from(data);
     let len = data.len() as u64;
-    let store = node.chunk_store.clone();
+    let store = node.chunk_store().clone();
     let local = tokio::task::spawn_blocking({
         let data = data.clone();
         move || store.put_hashed(&hash, &data)
@@ -298,7 +300,7 @@ async fn place_chunk(
         tracing::warn!(%hash, placed = peers.len() + 1, wanted = copies + 1,
             "chunk under-replicated; the leader will repair it");
     }
-    let nodes = std::iter::once(node.node_id).chain(peers).collect();
+    let nodes = std::iter::once(node.node_id()).chain(peers).collect();
     Ok((ChunkRef { hash, len }, nodes))
 }
 
@@ -326,8 +328,9 @@ impl Upload {
             }
             let take = (self.chunk_size - self.buffer.len()).min(buf.len());
             self.make_room(take);
-            self.buffer.extend_from_slice(&buf[..take]);
-            buf = &buf[take..];
+            let (head, rest) = buf.split_at_checked(take).unwrap_or((buf, &[]));
+            self.buffer.extend_from_slice(head);
+            buf = rest;
         }
         Ok(())
     }

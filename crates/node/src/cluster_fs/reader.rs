@@ -84,7 +84,7 @@ impl AsyncBufRead for ChunkReader {
             this.skip = 0;
             this.current = data;
         }
-        Poll::Ready(Ok(&this.current[this.pos..]))
+        Poll::Ready(Ok(this.current.get(this.pos..).unwrap_or_default()))
     }
 
     fn consume(self: Pin<&mut Self>, amount: usize) {
@@ -105,7 +105,7 @@ impl AsyncRead for ChunkReader {
             Poll::Ready(Ok(bytes)) => bytes,
         };
         let n = buf.remaining().min(available.len());
-        buf.put_slice(&available[..n]);
+        buf.put_slice(available.get(..n).unwrap_or_default());
         self.consume(n);
         Poll::Ready(Ok(()))
     }

@@ -5,7 +5,8 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cluster_fs::unix_now as now;
+use crate::clock::unix_now as now;
+use crate::leader::LeaderJob;
 use async_trait::async_trait;
 use wharf_cluster::ClusterHandle;
 use wharf_server::bans::BanList;
@@ -19,7 +20,7 @@ pub struct ClusterBans {
 #[async_trait]
 impl BanList for ClusterBans {
     fn banned(&self, ip: IpAddr) -> Option<Duration> {
-        match self.node.reader.ban(&ip.to_string()) {
+        match self.node.reader().ban(&ip.to_string()) {
             Ok(Some(ban)) if ban.until > now() => Some(Duration::from_secs(ban.until - now())),
             Ok(_) => None,
             Err(e) => {
@@ -49,15 +50,21 @@ impl BanList for ClusterBans {
 }
 
 /// Leader job: drop bans that have expired. Idempotent across leader changes.
-pub async fn expire_while_leader(node: Arc<ClusterHandle>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(10));
-    loop {
-        tick.tick().await;
-        if node.raft.current_leader().await != Some(node.node_id) {
-            continue;
-        }
-        let Ok(bans) = node.reader.bans() else {
-            continue;
+pub struct Expiry;
+
+#[async_trait]
+impl LeaderJob for Expiry {
+    fn name(&self) -> &'static str {
+        "ban expiry"
+    }
+
+    fn every(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+
+    async fn turn(&mut self, node: &Arc<ClusterHandle>) {
+        let Ok(bans) = node.reader().bans() else {
+            return;
         };
         for ban in bans.into_iter().filter(|b| b.until <= now()) {
             if let Err(e) = node

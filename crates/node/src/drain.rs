@@ -4,25 +4,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::task::JoinHandle;
 use wharf_cluster::ClusterHandle;
 use wharf_server::EngineControl;
+
+use crate::follow::follow;
 
 /// How often a draining node checks whether its last session has closed.
 const DRAINED_CHECK: Duration = Duration::from_secs(2);
 
 /// Applies the flag now (so a node restarted while drained never accepts a
 /// connection), then follows it in the background.
-pub fn follow_setting(node: Arc<ClusterHandle>, engine: EngineControl) {
-    engine.set_draining(node.is_draining(node.node_id));
-    tokio::spawn(follow(node, engine));
-}
-
-async fn follow(node: Arc<ClusterHandle>, engine: EngineControl) {
-    let mut changes = node.reader.changes();
+pub fn follow_setting(node: Arc<ClusterHandle>, engine: EngineControl) -> JoinHandle<()> {
+    engine.set_draining(node.is_draining(node.node_id()));
     let mut announced_empty = false;
     let mut applied = None;
-    loop {
-        let draining = node.is_draining(node.node_id);
+    tokio::spawn(follow(node, move |node| {
+        let draining = node.is_draining(node.node_id());
         if applied != Some(draining) {
             let was_draining = applied == Some(true);
             applied = Some(draining);
@@ -32,7 +30,7 @@ async fn follow(node: Arc<ClusterHandle>, engine: EngineControl) {
                 tracing::warn!(
                     open_sessions = engine.open_sessions(),
                     "draining: new FTPS connections get 421 until `wharf cluster undrain {}`",
-                    node.node_id
+                    node.node_id()
                 );
             } else if was_draining {
                 tracing::info!("drain lifted: accepting FTPS connections again");
@@ -42,13 +40,6 @@ async fn follow(node: Arc<ClusterHandle>, engine: EngineControl) {
             tracing::info!("drained: no FTPS sessions left on this node");
             announced_empty = true;
         }
-        tokio::select! {
-            changed = changes.changed() => {
-                if changed.is_err() {
-                    return;
-                }
-            }
-            _ = tokio::time::sleep(DRAINED_CHECK), if draining && !announced_empty => {}
-        }
-    }
+        (draining && !announced_empty).then_some(DRAINED_CHECK)
+    }))
 }

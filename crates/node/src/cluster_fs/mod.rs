@@ -18,6 +18,8 @@ use wharf_server::User;
 use wharf_store::records::{InodeRecord, Quota};
 use wharf_store::{Command, CommandResult, FsCommand};
 
+use crate::clock::unix_now;
+
 pub struct ClusterStorage {
     pub node: Arc<ClusterHandle>,
     pub chunk_size: usize,
@@ -29,7 +31,7 @@ impl Storage for ClusterStorage {
         // Read-index: this session sees everything committed before it began.
         self.node.catch_up().await;
         let home = namespace_path(&user.home);
-        match self.node.reader.lookup(&home).map_err(store_error)? {
+        match self.node.reader().lookup(&home).map_err(store_error)? {
             Some(dir) if dir.is_dir() => {}
             Some(_) => return Err(FsError::NotADirectory),
             None => {
@@ -73,12 +75,6 @@ pub struct ClusterFs {
     /// The logged-in user, charged for what they write.
     owner: String,
     quota: Quota,
-}
-
-pub(crate) fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn store_error(e: wharf_store::StoreError) -> FsError {
@@ -163,7 +159,7 @@ impl ClusterFs {
 
     fn lookup(&self, path: &VirtualPath) -> Result<InodeRecord, FsError> {
         self.node
-            .reader
+            .reader()
             .lookup(&self.path(path))
             .map_err(store_error)?
             .ok_or(FsError::NotFound)
@@ -187,7 +183,7 @@ impl FileSystem for ClusterFs {
         if !inode.is_dir() {
             return Err(FsError::NotADirectory);
         }
-        let children = self.node.reader.children(inode.id).map_err(store_error)?;
+        let children = self.node.reader().children(inode.id).map_err(store_error)?;
         Ok(children
             .into_iter()
             .map(|(name, inode)| entry(name, &inode))
@@ -214,7 +210,11 @@ impl FileSystem for ClusterFs {
         if offset > inode.size {
             return Err(FsError::InvalidOffset);
         }
-        let chunks = self.node.reader.file_chunks(&inode).map_err(store_error)?;
+        let chunks = self
+            .node
+            .reader()
+            .file_chunks(&inode)
+            .map_err(store_error)?;
         Ok(Box::new(reader::ChunkReader::new(
             self.node.clone(),
             chunks,
@@ -228,14 +228,14 @@ impl FileSystem for ClusterFs {
         mode: WriteMode,
     ) -> Result<Box<dyn FileWriter>, FsError> {
         let target = self.path(path);
-        let existing = self.node.reader.lookup(&target).map_err(store_error)?;
+        let existing = self.node.reader().lookup(&target).map_err(store_error)?;
         if existing.as_ref().is_some_and(|i| i.is_dir()) {
             return Err(FsError::IsADirectory);
         }
         let parent = target.rsplit_once('/').map_or("/", |(p, _)| p);
         let dir = self
             .node
-            .reader
+            .reader()
             .lookup(if parent.is_empty() { "/" } else { parent })
             .map_err(store_error)?;
         let found = wharf_store::Found::of(existing.as_ref(), dir.as_ref());
@@ -309,7 +309,7 @@ impl DirPages for ClusterDirPages {
     async fn next_page(&mut self) -> Result<Option<Vec<Entry>>, FsError> {
         let page = self
             .node
-            .reader
+            .reader()
             .children_page(self.dir, self.after.as_deref(), LISTING_PAGE)
             .map_err(store_error)?;
         let Some((last, _)) = page.last() else {

@@ -9,31 +9,33 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Mutex;
 
-use anyhow::{Context, Result};
 use tracing::Subscriber;
 use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
+use crate::error::NodeError;
+
 /// The `tracing` target of audit events.
 pub const TARGET: &str = "audit";
 
 /// A layer writing audit events to `path` (appended, created 0600).
-pub fn layer<S>(path: &Path) -> Result<impl Layer<S>>
+pub fn layer<S>(path: &Path) -> Result<impl Layer<S>, NodeError>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| {
-            format!("cannot create the audit log's directory {}", dir.display())
-        })?;
+        std::fs::create_dir_all(dir).map_err(NodeError::file(
+            "cannot create the audit log's directory",
+            dir,
+        ))?;
     }
     let file = OpenOptions::new()
         .create(true)
         .append(true)
         .mode(0o600)
         .open(path)
-        .with_context(|| format!("cannot open the audit log {}", path.display()))?;
+        .map_err(NodeError::file("cannot open the audit log", path))?;
     // The file is unbuffered and each event is formatted whole, then written
     // in one call: a line survives a crash right after its event.
     Ok(tracing_subscriber::fmt::layer()

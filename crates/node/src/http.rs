@@ -53,39 +53,6 @@ fn challenges(node: Arc<ClusterHandle>) -> Router {
         .with_state(node)
 }
 
-/// `wharf health`: asks a node's endpoint whether it is ready (or, with
-/// `live`, merely alive), for container health checks on images without an
-/// HTTP client. Returns the body of a 200 answer, or why there was none.
-pub fn probe(addr: &str, live: bool) -> anyhow::Result<String> {
-    use anyhow::{bail, Context};
-    use std::io::{Read, Write};
-    use std::net::ToSocketAddrs;
-    const WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-    let path = if live { "/healthz" } else { "/readyz" };
-    let target = addr
-        .to_socket_addrs()
-        .with_context(|| format!("{addr:?} is not HOST:PORT"))?
-        .next()
-        .with_context(|| format!("{addr:?} resolves to no address"))?;
-    let mut stream = std::net::TcpStream::connect_timeout(&target, WAIT)
-        .with_context(|| format!("cannot reach the HTTP endpoint at {target}"))?;
-    stream.set_read_timeout(Some(WAIT))?;
-    stream.set_write_timeout(Some(WAIT))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")?;
-    let mut reply = Vec::new();
-    stream
-        .take(64 * 1024)
-        .read_to_end(&mut reply)
-        .with_context(|| format!("no answer from {target}{path}"))?;
-    let reply = String::from_utf8_lossy(&reply);
-    let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
-    let status = head.lines().next().unwrap_or_default();
-    if status.split_whitespace().nth(1) != Some("200") {
-        bail!("{path} answered {status:?}: {}", body.trim());
-    }
-    Ok(body.trim().to_owned())
-}
-
 /// HTTP-01 (RFC 8555 §8.3): the key authorisation of a pending challenge,
 /// from the replicated store, so whichever node the validator reaches
 /// answers for the leader that placed the order.
@@ -93,7 +60,7 @@ async fn acme_challenge(
     State(node): State<Arc<ClusterHandle>>,
     Path(token): Path<String>,
 ) -> impl IntoResponse {
-    match node.reader.acme_key_authorization(&token) {
+    match node.reader().acme_key_authorization(&token) {
         Ok(Some(answer)) => {
             tracing::info!(token = %token, "answered an ACME HTTP-01 challenge");
             (StatusCode::OK, answer)
@@ -111,7 +78,7 @@ async fn acme_challenge(
 
 async fn readyz(State(o): State<Arc<Observed>>) -> impl IntoResponse {
     let mut missing = Vec::new();
-    if o.node.raft.current_leader().await.is_none() {
+    if !o.node.has_leader().await {
         missing.push("no leader known");
     } else if !o.node.catch_up().await {
         missing.push("not caught up with the leader");
@@ -208,13 +175,9 @@ fn exposition(o: &Observed) -> String {
         "counter",
         "TLS handshakes (control and data) by version and kind.",
     );
-    for (v, version) in ["1.2", "1.3"].into_iter().enumerate() {
-        for (k, kind) in ["full", "resumed"].into_iter().enumerate() {
-            family = family.sample(
-                n,
-                &[("version", version), ("kind", kind)],
-                engine.handshakes[v][k],
-            );
+    for (version, counts) in ["1.2", "1.3"].into_iter().zip(engine.handshakes) {
+        for (kind, count) in ["full", "resumed"].into_iter().zip(counts) {
+            family = family.sample(n, &[("version", version), ("kind", kind)], count);
         }
     }
     raft(&mut out, o);
@@ -223,8 +186,8 @@ fn exposition(o: &Observed) -> String {
 }
 
 fn raft(out: &mut String, o: &Observed) {
-    let m = o.node.raft.metrics().borrow().clone();
-    let is_leader = m.current_leader == Some(o.node.node_id);
+    let m = o.node.raft_metrics();
+    let is_leader = m.current_leader == Some(o.node.node_id());
     gauge(out, "wharf_raft_term", "Current Raft term.", m.current_term);
     gauge(
         out,
@@ -250,7 +213,7 @@ fn raft(out: &mut String, o: &Observed) {
         "Last Raft log index applied to this node's state machine.",
         m.last_applied.map_or(0, |l| l.index),
     );
-    let stats = &o.node.store_stats;
+    let stats = o.node.store_stats();
     counter(
         out,
         "wharf_raft_log_bytes_written_total",
@@ -284,7 +247,9 @@ fn raft(out: &mut String, o: &Observed) {
             "gauge",
             "Log entries a follower is behind the leader (on the leader).",
         );
-        let followers = replication.iter().filter(|(id, _)| **id != o.node.node_id);
+        let followers = replication
+            .iter()
+            .filter(|(id, _)| **id != o.node.node_id());
         for (peer, matched) in followers {
             let lag = last.saturating_sub(matched.map_or(0, |l| l.index));
             family = family.sample(n, &[("peer", &peer.to_string())], lag);
@@ -299,7 +264,7 @@ fn raft(out: &mut String, o: &Observed) {
 }
 
 fn certificates(out: &mut String, o: &Observed) {
-    let Ok(certs) = o.node.reader.certs() else {
+    let Ok(certs) = o.node.reader().certs() else {
         return;
     };
     let n = "wharf_certificate_not_after_seconds";

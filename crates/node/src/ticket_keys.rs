@@ -6,7 +6,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cluster_fs::unix_now as now;
+use async_trait::async_trait;
+
+use crate::clock::unix_now as now;
+use crate::error::NodeError;
+use crate::follow::follow;
+use crate::leader::LeaderJob;
 use wharf_cluster::ClusterHandle;
 use wharf_store::records::TicketKeyRecord;
 use wharf_store::Command;
@@ -44,36 +49,40 @@ fn to_record(k: &TicketKey) -> TicketKeyRecord {
 
 /// Keeps `ring` equal to the table on this node.
 pub async fn follow_table(node: Arc<ClusterHandle>, ring: Arc<TicketKeyRing>) {
-    let mut changes = node.reader.changes();
-    loop {
-        match node.reader.ticket_keys() {
+    follow(node, move |node| {
+        match node.reader().ticket_keys() {
             Ok(records) => ring.replace_keys(records.iter().filter_map(to_key).collect()),
             Err(e) => tracing::error!("cannot read ticket keys: {e}"),
         }
-        if changes.changed().await.is_err() {
-            return;
-        }
-    }
+        None
+    })
+    .await
 }
 
 /// Leader job: keep a fresh key ahead of need and drop expired ones.
 /// Idempotent, so a new leader simply carries on.
-pub async fn rotate_while_leader(node: Arc<ClusterHandle>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(5));
-    loop {
-        tick.tick().await;
-        if node.raft.current_leader().await != Some(node.node_id) {
-            continue;
-        }
-        if let Err(e) = rotate_once(&node).await {
+pub struct Rotation;
+
+#[async_trait]
+impl LeaderJob for Rotation {
+    fn name(&self) -> &'static str {
+        "ticket key rotation"
+    }
+
+    fn every(&self) -> Duration {
+        Duration::from_secs(5)
+    }
+
+    async fn turn(&mut self, node: &Arc<ClusterHandle>) {
+        if let Err(e) = rotate_once(node).await {
             tracing::warn!("ticket key rotation postponed: {e}");
         }
     }
 }
 
-pub async fn rotate_once(node: &ClusterHandle) -> anyhow::Result<()> {
+pub async fn rotate_once(node: &ClusterHandle) -> Result<(), NodeError> {
     let now = now();
-    let keys = node.reader.ticket_keys()?;
+    let keys = node.reader().ticket_keys()?;
     for expired in keys.iter().filter(|k| k.expires <= now) {
         node.write(Command::RemoveTicketKey { id: expired.id })
             .await?;

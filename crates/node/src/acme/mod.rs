@@ -11,7 +11,7 @@
 //!   names the order it started from (`SetAcmeOrder`, `CompleteAcmeOrder`).
 
 mod client;
-pub mod command;
+mod error;
 mod order;
 
 use std::collections::HashMap;
@@ -21,8 +21,11 @@ use std::time::{Duration, Instant};
 use wharf_cluster::ClusterHandle;
 use wharf_store::records::{AcmeCertRecord, CertRecord, CertSource};
 
+pub use error::AcmeError;
+
 use crate::certificates::ROTATE_PREFIX;
-use crate::cluster_fs::unix_now as now;
+use crate::clock::unix_now as now;
+use crate::leader::LeaderJob;
 
 /// How often the leader looks at the ACME certificates.
 const TICK: Duration = Duration::from_secs(2);
@@ -85,57 +88,67 @@ pub fn backoff(failures: u32) -> Duration {
 
 /// Leader job: for each ACME certificate, continue the order in flight or
 /// place one when the certificate is due.
-pub async fn obtain_while_leader(node: Arc<ClusterHandle>) {
-    let mut tick = tokio::time::interval(TICK);
-    let mut not_before: HashMap<String, Instant> = HashMap::new();
-    loop {
-        tick.tick().await;
-        if node.raft.current_leader().await != Some(node.node_id) {
-            not_before.clear();
-            continue;
-        }
-        let records = match node.reader.acme_certs() {
+#[derive(Default)]
+pub struct Orders {
+    /// Certificates whose last attempt failed, and when to try again.
+    not_before: HashMap<String, Instant>,
+}
+
+#[async_trait::async_trait]
+impl LeaderJob for Orders {
+    fn name(&self) -> &'static str {
+        "ACME orders"
+    }
+
+    fn every(&self) -> Duration {
+        TICK
+    }
+
+    async fn turn(&mut self, node: &Arc<ClusterHandle>) {
+        let records = match node.reader().acme_certs() {
             Ok(records) => records,
             Err(e) => {
                 tracing::error!("cannot read the ACME certificates: {e}");
-                continue;
+                return;
             }
         };
         for acme in records {
-            if not_before
+            if self
+                .not_before
                 .get(&acme.name)
                 .is_some_and(|t| Instant::now() < *t)
             {
                 continue;
             }
-            let attempt = tokio::time::timeout(ATTEMPT_LIMIT, step(&node, &acme)).await;
-            let outcome = attempt.unwrap_or_else(|_| {
-                Err(anyhow::anyhow!(
-                    "no answer from the CA within {ATTEMPT_LIMIT:?}"
-                ))
-            });
+            let attempt = tokio::time::timeout(ATTEMPT_LIMIT, step(node, &acme)).await;
+            let outcome = attempt.unwrap_or_else(|_| Err(AcmeError::Timeout(ATTEMPT_LIMIT)));
             if let Err(e) = outcome {
                 let failures = acme.failures.saturating_add(1);
                 let wait = backoff(failures);
                 tracing::warn!(name = %acme.name, failures, retry_in = ?wait,
-                    "ACME certificate {} not obtained: {e:#}", acme.name);
-                order::record_failure(&node, &acme.name, &e).await;
-                not_before.insert(acme.name.clone(), Instant::now() + wait);
+                    "ACME certificate {} not obtained: {e}", acme.name);
+                order::record_failure(node, &acme.name, &e).await;
+                self.not_before
+                    .insert(acme.name.clone(), Instant::now() + wait);
             }
         }
+    }
+
+    fn not_leading(&mut self) {
+        self.not_before.clear();
     }
 }
 
 /// One look at one certificate: continue its order, or place a new one if due.
-async fn step(node: &ClusterHandle, acme: &AcmeCertRecord) -> anyhow::Result<()> {
+async fn step(node: &ClusterHandle, acme: &AcmeCertRecord) -> Result<(), AcmeError> {
     let current = node
-        .reader
+        .reader()
         .certs()?
         .into_iter()
         .find(|c| c.name.eq_ignore_ascii_case(&acme.name));
     if acme.order.is_none() {
         let rotate = node
-            .reader
+            .reader()
             .setting(&format!("{ROTATE_PREFIX}{}", acme.name))?
             .and_then(|v| v.parse().ok());
         let Some(why) = due(acme, current.as_ref(), rotate, now()) else {

@@ -4,14 +4,18 @@
 //! files nothing references after `--chunk-grace` (a recent chunk may belong to
 //! an upload not yet checkpointed).
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
+use async_trait::async_trait;
 use wharf_cluster::ClusterHandle;
 use wharf_store::records::{ChunkHash, ChunkRecord};
 use wharf_store::{ChunkState, Command, FsCommand, NodeId};
 
-use super::unix_now;
+use crate::clock::unix_now;
+use crate::leader::LeaderJob;
 
 const REPAIR_EVERY: Duration = Duration::from_secs(5);
 /// Chunk records read at a time while walking one state.
@@ -22,43 +26,60 @@ const ABANDONED_UPLOAD_SECS: u64 = 24 * 3600;
 /// Local collection runs every half grace period, at most every ten minutes.
 const LOCAL_GC_EVERY_MAX: Duration = Duration::from_secs(600);
 
-async fn is_leader(node: &ClusterHandle) -> bool {
-    node.raft.current_leader().await == Some(node.node_id)
-}
-
 /// Leader job: replicas on nodes that left the cluster, or have not
 /// answered for `down_after`, are written off and replaced (a node that comes
 /// back keeps its copies: one extra replica is harmless); records of unused
 /// chunks and abandoned uploads are dropped.
-pub async fn repair_while_leader(
-    node: Arc<ClusterHandle>,
+pub struct Repair {
     down_after: Duration,
-    backlog: Arc<std::sync::atomic::AtomicU64>,
-) {
-    let mut tick = tokio::time::interval(REPAIR_EVERY);
-    let mut last_seen: std::collections::HashMap<NodeId, std::time::Instant> = Default::default();
-    loop {
-        tick.tick().await;
-        if !is_leader(&node).await {
-            last_seen.clear();
-            continue;
+    /// Chunks short of replicas at the last count (`/metrics`).
+    backlog: Arc<AtomicU64>,
+    last_seen: HashMap<NodeId, Instant>,
+}
+
+impl Repair {
+    pub fn new(down_after: Duration, backlog: Arc<AtomicU64>) -> Self {
+        Self {
+            down_after,
+            backlog,
+            last_seen: HashMap::new(),
         }
-        let Ok(census) = node.reader.chunk_census() else {
-            continue;
-        };
-        let now = std::time::Instant::now();
+    }
+
+    /// The members that answered within `down_after`.
+    async fn live_members(&mut self, node: &Arc<ClusterHandle>) -> Vec<NodeId> {
+        let now = Instant::now();
         let mut members = Vec::new();
         for id in node.member_ids() {
-            let seen = last_seen.entry(id).or_insert(now);
+            let seen = self.last_seen.entry(id).or_insert(now);
             if node.answers(id).await {
                 *seen = now;
             }
-            if now.duration_since(*seen) < down_after {
+            if now.duration_since(*seen) < self.down_after {
                 members.push(id);
             } else {
                 tracing::debug!(node = id, "silent too long; its replicas do not count");
             }
         }
+        members
+    }
+}
+
+#[async_trait]
+impl LeaderJob for Repair {
+    fn name(&self) -> &'static str {
+        "chunk repair"
+    }
+
+    fn every(&self) -> Duration {
+        REPAIR_EVERY
+    }
+
+    async fn turn(&mut self, node: &Arc<ClusterHandle>) {
+        let Ok(census) = node.reader().chunk_census() else {
+            return;
+        };
+        let members = self.live_members(node).await;
         let wanted = node.replication_factor().min(members.len());
         // Only the states that need work are walked: a healthy cluster reads
         // the census and nothing else.
@@ -74,11 +95,11 @@ pub async fn repair_while_leader(
                 ChunkState::Placed(_) => {}
             }
         }
-        backlog.store(short, std::sync::atomic::Ordering::Relaxed);
+        self.backlog.store(short, Ordering::Relaxed);
         'states: for state in to_walk {
             let mut after = None;
-            while let Some(page) = next_page(&node, &state, &mut after) {
-                if !is_leader(&node).await {
+            while let Some(page) = next_page(node, &state, &mut after) {
+                if !node.is_leader().await {
                     break 'states;
                 }
                 if state == ChunkState::Unreferenced {
@@ -88,26 +109,31 @@ pub async fn repair_while_leader(
                         .iter()
                         .map(|chunk| FsCommand::ForgetChunk { hash: chunk.hash })
                         .collect();
-                    commit(&node, Command::FsBatch(forgets)).await;
+                    commit(node, Command::FsBatch(forgets)).await;
                     continue;
                 }
                 for chunk in page {
-                    repair(&node, &chunk, &members, wanted).await;
+                    repair(node, &chunk, &members, wanted).await;
                 }
             }
         }
-        if let Ok(uploads) = node.reader.uploads() {
-            let cutoff = unix_now().saturating_sub(ABANDONED_UPLOAD_SECS);
-            for upload in uploads.into_iter().filter(|u| u.heartbeat < cutoff) {
-                tracing::info!(upload = %upload.id, path = %upload.path, durable = upload.durable,
-                    "forgetting an abandoned upload; the file keeps its durable prefix");
-                commit(
-                    &node,
-                    Command::Fs(FsCommand::ForgetUpload { id: upload.id }),
-                )
-                .await;
-            }
-        }
+        forget_abandoned_uploads(node).await;
+    }
+
+    fn not_leading(&mut self) {
+        self.last_seen.clear();
+    }
+}
+
+async fn forget_abandoned_uploads(node: &ClusterHandle) {
+    let Ok(uploads) = node.reader().uploads() else {
+        return;
+    };
+    let cutoff = unix_now().saturating_sub(ABANDONED_UPLOAD_SECS);
+    for upload in uploads.into_iter().filter(|u| u.heartbeat < cutoff) {
+        tracing::info!(upload = %upload.id, path = %upload.path, durable = upload.durable,
+            "forgetting an abandoned upload; the file keeps its durable prefix");
+        commit(node, Command::Fs(FsCommand::ForgetUpload { id: upload.id })).await;
     }
 }
 
@@ -118,7 +144,7 @@ fn next_page(
     state: &ChunkState,
     after: &mut Option<ChunkHash>,
 ) -> Option<Vec<ChunkRecord>> {
-    let page = node.reader.chunks_in(state, after.as_ref(), PAGE).ok()?;
+    let page = node.reader().chunks_in(state, after.as_ref(), PAGE).ok()?;
     *after = Some(page.last()?.hash);
     Some(page)
 }
@@ -150,8 +176,8 @@ async fn repair(node: &Arc<ClusterHandle>, chunk: &ChunkRecord, members: &[NodeI
             if replicas.len() >= wanted {
                 break;
             }
-            let stored = if target == node.node_id {
-                let (store, copy) = (node.chunk_store.clone(), data.clone());
+            let stored = if target == node.node_id() {
+                let (store, copy) = (node.chunk_store().clone(), data.clone());
                 let hash = chunk.hash;
                 tokio::task::spawn_blocking(move || store.put(&hash, &copy))
                     .await
@@ -201,15 +227,15 @@ pub async fn collect_local_chunks(node: Arc<ClusterHandle>, grace: Duration) {
 fn collect_once(node: &ClusterHandle, grace: Duration) -> std::io::Result<u64> {
     let now = SystemTime::now();
     let mut removed = 0;
-    node.chunk_store.visit(|chunk| {
+    node.chunk_store().visit(|chunk| {
         let young = now
             .duration_since(chunk.written)
             .map_or(true, |age| age < grace);
         if young {
             return;
         }
-        let used = matches!(node.reader.chunk(&chunk.hash), Ok(Some(r)) if r.refs > 0);
-        if !used && node.chunk_store.remove(&chunk.hash).is_ok() {
+        let used = matches!(node.reader().chunk(&chunk.hash), Ok(Some(r)) if r.refs > 0);
+        if !used && node.chunk_store().remove(&chunk.hash).is_ok() {
             removed += 1;
         }
     })?;

@@ -4,7 +4,6 @@
 
 use std::sync::Arc;
 
-use anyhow::{Context, Result};
 use bytes::Bytes;
 use hyper_rustls::HttpsConnectorBuilder;
 use hyper_util::client::legacy::Client;
@@ -16,19 +15,22 @@ use wharf_cluster::ClusterHandle;
 use wharf_store::records::{AcmeAccountRecord, AcmeCertRecord};
 use wharf_store::Command;
 
+use super::error::{AcmeError, AtCa};
+
 /// An HTTPS client that trusts only `roots_pem` (a test CA such as pebble's,
 /// or a private ACME server's).
-fn client_trusting(roots_pem: &str) -> Result<Box<dyn instant_acme::HttpClient>> {
+fn client_trusting(roots_pem: &str) -> Result<Box<dyn instant_acme::HttpClient>, AcmeError> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in CertificateDer::pem_slice_iter(roots_pem.as_bytes()) {
-        roots
-            .add(cert.context("the directory's CA file holds a malformed certificate")?)
-            .context("the directory's CA certificate is not usable as a root")?;
+        let cert =
+            cert.map_err(|e| AcmeError::Roots(format!("holds a malformed certificate: {e}")))?;
+        roots.add(cert).map_err(|e| {
+            AcmeError::Roots(format!("holds a certificate not usable as a root: {e}"))
+        })?;
     }
-    anyhow::ensure!(
-        !roots.is_empty(),
-        "the directory's CA file holds no certificate"
-    );
+    if roots.is_empty() {
+        return Err(AcmeError::Roots("holds no certificate".into()));
+    }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let tls = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()?
@@ -44,7 +46,7 @@ fn client_trusting(roots_pem: &str) -> Result<Box<dyn instant_acme::HttpClient>>
     ))
 }
 
-fn builder(acme: &AcmeCertRecord) -> Result<instant_acme::AccountBuilder> {
+fn builder(acme: &AcmeCertRecord) -> Result<instant_acme::AccountBuilder, AcmeError> {
     if acme.directory_roots_pem.is_empty() {
         Ok(Account::builder()?)
     } else {
@@ -56,14 +58,16 @@ fn builder(acme: &AcmeCertRecord) -> Result<instant_acme::AccountBuilder> {
 
 /// The cluster's account with `acme.directory`: from the store, or made now
 /// and stored for the next leader.
-pub async fn account(node: &ClusterHandle, acme: &AcmeCertRecord) -> Result<Account> {
-    if let Some(stored) = node.reader.acme_account(&acme.directory)? {
-        let credentials: AccountCredentials = serde_json::from_str(&stored.credentials)
-            .context("the stored ACME account is unreadable")?;
+pub async fn account(node: &ClusterHandle, acme: &AcmeCertRecord) -> Result<Account, AcmeError> {
+    if let Some(stored) = node.reader().acme_account(&acme.directory)? {
+        let credentials: AccountCredentials = serde_json::from_str(&stored.credentials)?;
         return builder(acme)?
             .from_credentials(credentials)
             .await
-            .with_context(|| format!("cannot reach the ACME directory {}", acme.directory));
+            .at_ca(format!(
+                "cannot reach the ACME directory {}",
+                acme.directory
+            ));
     }
     let contact: Vec<&str> = acme.contact.iter().map(String::as_str).collect();
     let new = NewAccount {
@@ -74,7 +78,7 @@ pub async fn account(node: &ClusterHandle, acme: &AcmeCertRecord) -> Result<Acco
     let (account, credentials) = builder(acme)?
         .create(&new, acme.directory.clone(), None)
         .await
-        .with_context(|| format!("cannot open an account with {}", acme.directory))?;
+        .at_ca(format!("cannot open an account with {}", acme.directory))?;
     let record = AcmeAccountRecord {
         directory: acme.directory.clone(),
         credentials: serde_json::to_string(&credentials)?,

@@ -112,3 +112,30 @@ impl Accounts for StoreAccounts {
         check_login(account, credentials, peer, &self.decoy_hash).await
     }
 }
+
+/// The replicated record of a configured account (`--user`, `[[user]]`),
+/// as the bootstrapping node imports it.
+pub fn to_record(account: &Account) -> UserRecord {
+    let user = &account.user;
+    UserRecord {
+        name: user.name.clone(),
+        password_hash: account.password_hash.clone(),
+        home: user.home.display().to_string(),
+        permissions: user.permissions.names(),
+        allow: user.allow.iter().map(|n| n.to_string()).collect(),
+        deny: user.deny.iter().map(|n| n.to_string()).collect(),
+        commands: user.commands.clone(),
+        login: user.login.as_str().to_owned(),
+        certificates: user.certificates.iter().map(|m| m.to_string()).collect(),
+        max_sessions: user.max_sessions as u64,
+        upload_rate: user.upload_rate,
+        download_rate: user.download_rate,
+        enabled: true,
+        quota_bytes: user.quota.bytes,
+        quota_files: user.quota.files,
+        data_tls: user
+            .data_tls
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_default(),
+    }
+}

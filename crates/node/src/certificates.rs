@@ -7,8 +7,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cluster_fs::unix_now as now;
-use anyhow::{Context, Result};
+use crate::clock::unix_now as now;
+use crate::follow::follow;
+use crate::leader::LeaderJob;
+
+use crate::error::NodeError;
 use rustls::sign::CertifiedKey;
 use wharf_cluster::ClusterHandle;
 use wharf_store::records::{CertRecord, CertSource};
@@ -32,8 +35,13 @@ pub async fn bootstrap(
     node: &ClusterHandle,
     imported: Option<(String, String)>,
     policy: &CertPolicy,
-) -> Result<()> {
-    if node.reader.certs()?.iter().any(|c| c.name == DEFAULT_NAME) {
+) -> Result<(), NodeError> {
+    if node
+        .reader()
+        .certs()?
+        .iter()
+        .any(|c| c.name == DEFAULT_NAME)
+    {
         return Ok(());
     }
     let record = match imported {
@@ -72,8 +80,8 @@ fn issue(
     names: &[String],
     lifetime: Duration,
     generation: u64,
-) -> Result<CertRecord> {
-    let ca = node.reader.ca()?.context("the cluster has no CA yet")?;
+) -> Result<CertRecord, NodeError> {
+    let ca = node.reader().ca()?.ok_or(NodeError::NoCa)?;
     let ca = ClusterCa::from_pem(&ca.cert_pem, &ca.key_pem)?;
     let issued = ca.issue(names, lifetime, LeafUsage::Server)?;
     Ok(CertRecord {
@@ -94,10 +102,9 @@ pub async fn follow_table(
     set: Arc<CertificateSet>,
     fallback: Arc<CertifiedKey>,
 ) {
-    let mut changes = node.reader.changes();
     let mut seen: HashMap<String, u64> = HashMap::new();
-    loop {
-        match node.reader.certs() {
+    follow(node, move |node| {
+        match node.reader().certs() {
             Ok(records) => {
                 let generations: HashMap<String, u64> = records
                     .iter()
@@ -125,31 +132,51 @@ pub async fn follow_table(
             }
             Err(e) => tracing::error!("cannot read certificates: {e}"),
         }
-        if changes.changed().await.is_err() {
-            return;
+        None
+    })
+    .await
+}
+
+/// Leader job: renew internal-CA certificates at 2/3 of their lifetime, or
+/// when `rotate_cert:<name>` asks for it (ACME certificates: `acme/`).
+/// Idempotent across leader changes. Also warns about certificates nobody
+/// here renews (imported) as they near their end.
+pub struct Renewal {
+    policy: CertPolicy,
+    /// Warnings given, so each threshold is crossed once per leadership.
+    warned: HashMap<(String, u64), u64>,
+}
+
+impl Renewal {
+    pub fn new(policy: CertPolicy) -> Self {
+        Self {
+            policy,
+            warned: HashMap::new(),
         }
     }
 }
 
-/// Leader job: renew internal-CA certificates at 2/3 of their lifetime, or
-/// when `rotate_cert:<name>` asks for it (ACME certificates: `acme.rs`). Idempotent across leader changes.
-/// Also warns about certificates nobody here renews (imported) as they near
-/// their end.
-pub async fn renew_while_leader(node: Arc<ClusterHandle>, policy: CertPolicy) {
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let mut warned = HashMap::new();
-    loop {
-        tick.tick().await;
-        if node.raft.current_leader().await != Some(node.node_id) {
-            warned.clear();
-            continue;
+#[async_trait::async_trait]
+impl LeaderJob for Renewal {
+    fn name(&self) -> &'static str {
+        "certificate renewal"
+    }
+
+    fn every(&self) -> Duration {
+        Duration::from_secs(1)
+    }
+
+    async fn turn(&mut self, node: &Arc<ClusterHandle>) {
+        if let Ok(certs) = node.reader().certs() {
+            warn_expiring(&certs, now(), &mut self.warned);
         }
-        if let Ok(certs) = node.reader.certs() {
-            warn_expiring(&certs, now(), &mut warned);
-        }
-        if let Err(e) = renew_once(&node, &policy).await {
+        if let Err(e) = renew_once(node, &self.policy).await {
             tracing::warn!("certificate renewal postponed: {e}");
         }
+    }
+
+    fn not_leading(&mut self) {
+        self.warned.clear();
     }
 }
 
@@ -199,13 +226,13 @@ fn warn_expiring(certs: &[CertRecord], now: u64, warned: &mut HashMap<(String, u
     }
 }
 
-async fn renew_once(node: &ClusterHandle, policy: &CertPolicy) -> Result<()> {
+async fn renew_once(node: &ClusterHandle, policy: &CertPolicy) -> Result<(), NodeError> {
     let now = now();
-    for cert in node.reader.certs()? {
+    for cert in node.reader().certs()? {
         // A request names the generation it wants replaced, so it is served
         // exactly once whichever node leads.
         let requested = node
-            .reader
+            .reader()
             .setting(&format!("{ROTATE_PREFIX}{}", cert.name))?
             .and_then(|v| v.parse::<u64>().ok())
             .is_some_and(|generation| generation == cert.generation);

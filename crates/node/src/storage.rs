@@ -4,13 +4,13 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Result};
 use wharf_cluster::ClusterHandle;
 use wharf_server::fs::{LocalStorage, Storage};
 use wharf_store::Command;
 
-use crate::cli::StorageMode;
 use crate::cluster_fs::ClusterStorage;
+use crate::config::StorageMode;
+use crate::error::NodeError;
 
 const STORAGE_SETTING: &str = "fs.storage";
 
@@ -22,17 +22,18 @@ pub async fn settle(
     wanted: Option<StorageMode>,
     replication: Option<usize>,
     bootstrapped: bool,
-) -> Result<StorageMode> {
+) -> Result<StorageMode, NodeError> {
     let recorded = node
-        .reader
+        .reader()
         .setting(STORAGE_SETTING)?
         .and_then(|name| StorageMode::parse(&name));
     let mode = match (recorded, wanted) {
-        (Some(r), Some(w)) if r != w => bail!(
-            "this cluster keeps files in {} storage; --storage {} cannot change that",
-            r.name(),
-            w.name()
-        ),
+        (Some(r), Some(w)) if r != w => {
+            return Err(NodeError::StorageConflict {
+                recorded: r.name(),
+                wanted: w.name(),
+            })
+        }
         (Some(r), _) => r,
         (None, w) => {
             let mode = w.unwrap_or(StorageMode::Cluster);
@@ -48,7 +49,7 @@ pub async fn settle(
     };
     if let Some(r) = replication {
         let current = node
-            .reader
+            .reader()
             .setting(wharf_cluster::chunks::REPLICATION_SETTING)?;
         if current.as_deref() != Some(r.to_string().as_str()) {
             node.write(Command::PutSetting {

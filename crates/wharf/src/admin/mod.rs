@@ -7,6 +7,14 @@
 //! - `--cluster ADDR --admin-cert DIR`: a client certificate from
 //!   `wharf cluster admin-cert`.
 
+pub mod acme;
+pub mod ban;
+pub mod cert;
+pub mod cluster;
+pub mod health;
+pub mod trust;
+pub mod user;
+
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};

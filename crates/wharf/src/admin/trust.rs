@@ -1,49 +1,13 @@
-//! Trust anchors for client certificates (mutual TLS): the replicated `trust`
-//! table, followed by every node's listeners, and `wharf cert trust`.
-
-use std::sync::Arc;
+//! `wharf cert trust`: the trust anchors for client certificates (mutual
+//! TLS) in the replicated `trust` table (every node follows it:
+//! `wharf_node::trust`).
 
 use anyhow::{Context, Result};
-use wharf_cluster::ClusterHandle;
 use wharf_store::records::TrustAnchorRecord;
 use wharf_store::Command;
-use wharf_tls::TrustAnchors;
 
 use crate::admin::{expect_done, Admin};
 use crate::cli::TrustCommand;
-
-/// Keeps `anchors` equal to the `trust` table on this node.
-pub async fn follow_table(node: Arc<ClusterHandle>, anchors: Arc<TrustAnchors>) {
-    let mut changes = node.reader.changes();
-    let mut seen: Option<Vec<(String, String)>> = None;
-    loop {
-        match node.reader.trust_anchors() {
-            Ok(records) => {
-                let current: Vec<(String, String)> =
-                    records.into_iter().map(|r| (r.name, r.cert_pem)).collect();
-                if seen.as_ref() != Some(&current) {
-                    match anchors.replace(&current) {
-                        Ok(count) => {
-                            let names: Vec<&str> =
-                                current.iter().map(|(n, _)| n.as_str()).collect();
-                            tracing::info!(
-                                ?names,
-                                certificates = count,
-                                "trust anchors for client certificates"
-                            );
-                        }
-                        Err(e) => tracing::error!("trust anchors not changed: {e}"),
-                    }
-                    seen = Some(current);
-                }
-            }
-            Err(e) => tracing::error!("cannot read the trust anchors: {e}"),
-        }
-        if changes.changed().await.is_err() {
-            return;
-        }
-    }
-}
 
 pub async fn command(command: TrustCommand) -> Result<()> {
     match command {
@@ -51,7 +15,7 @@ pub async fn command(command: TrustCommand) -> Result<()> {
             let cert_pem = std::fs::read_to_string(&cert)
                 .with_context(|| format!("cannot read {}", cert.display()))?;
             // The same check every node makes before it trusts the anchor.
-            TrustAnchors::new()
+            wharf_tls::TrustAnchors::new()
                 .replace(&[(name.clone(), cert_pem.clone())])
                 .with_context(|| format!("{} is not a usable CA certificate", cert.display()))?;
             let record = TrustAnchorRecord {

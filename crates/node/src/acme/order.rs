@@ -4,7 +4,6 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
 use instant_acme::{
     Account, AuthorizationStatus, ChallengeStatus, ChallengeType, Identifier, NewOrder, Order,
     OrderStatus, RetryPolicy,
@@ -14,6 +13,7 @@ use wharf_store::records::{AcmeCertRecord, AcmeChallenge, AcmeOrder, CertRecord,
 use wharf_store::{Command, CommandResult};
 
 use super::client;
+use super::error::{AcmeError, AtCa};
 
 /// How long the CA may take to validate, and then to issue.
 const POLL: RetryPolicy = RetryPolicy::new()
@@ -27,7 +27,11 @@ const TOKENS_EVERYWHERE: Duration = Duration::from_secs(5);
 
 /// Continues `acme`'s order, or places one; ends with the certificate
 /// stored as generation `generation`, or an error.
-pub async fn advance(node: &ClusterHandle, acme: &AcmeCertRecord, generation: u64) -> Result<()> {
+pub async fn advance(
+    node: &ClusterHandle,
+    acme: &AcmeCertRecord,
+    generation: u64,
+) -> Result<(), AcmeError> {
     let account = client::account(node, acme).await?;
     let (mut order, state) = match &acme.order {
         Some(state) => {
@@ -36,7 +40,7 @@ pub async fn advance(node: &ClusterHandle, acme: &AcmeCertRecord, generation: u6
             let order = account
                 .order(state.url.clone())
                 .await
-                .with_context(|| format!("cannot fetch the order {}", state.url))?;
+                .at_ca(format!("cannot fetch the order {}", state.url))?;
             (order, state.clone())
         }
         None => match place(node, acme, &account).await? {
@@ -49,7 +53,7 @@ pub async fn advance(node: &ClusterHandle, acme: &AcmeCertRecord, generation: u6
         order
             .poll_ready(&POLL)
             .await
-            .context("the CA did not validate the domains")?;
+            .at_ca("the CA did not validate the domains")?;
     }
     match order.state().status {
         OrderStatus::Ready => {
@@ -57,15 +61,20 @@ pub async fn advance(node: &ClusterHandle, acme: &AcmeCertRecord, generation: u6
             order
                 .finalize_csr(&csr)
                 .await
-                .context("finalising the order")?;
+                .at_ca("finalising the order")?;
         }
         OrderStatus::Processing | OrderStatus::Valid => {}
-        other => bail!("the order is {other:?}: {}", problem(&mut order)),
+        other => {
+            return Err(AcmeError::Refused(format!(
+                "the order is {other:?}: {}",
+                problem(&mut order)
+            )))
+        }
     }
     let chain_pem = order
         .poll_certificate(&POLL)
         .await
-        .context("the CA did not issue the certificate")?;
+        .at_ca("the CA did not issue the certificate")?;
     store_certificate(node, acme, &state, chain_pem, generation).await
 }
 
@@ -75,7 +84,7 @@ async fn place(
     node: &ClusterHandle,
     acme: &AcmeCertRecord,
     account: &Account,
-) -> Result<Option<(Order, AcmeOrder)>> {
+) -> Result<Option<(Order, AcmeOrder)>, AcmeError> {
     let identifiers: Vec<Identifier> = acme
         .domains
         .iter()
@@ -84,13 +93,13 @@ async fn place(
     let mut order = account
         .new_order(&NewOrder::new(&identifiers))
         .await
-        .context("the CA refused a new order")?;
+        .at_ca("the CA refused a new order")?;
     let state = AcmeOrder {
         url: order.url().to_owned(),
         key_pem: rcgen::KeyPair::generate()?.serialize_pem(),
         challenges: pending_challenges(&mut order).await?,
-        started: crate::cluster_fs::unix_now(),
-        started_by: node.node_id,
+        started: crate::clock::unix_now(),
+        started_by: node.node_id(),
     };
     let (result, index) = node
         .write_indexed(Command::SetAcmeOrder {
@@ -112,7 +121,7 @@ async fn place(
 
 /// The HTTP-01 challenges of the order's pending authorisations (an
 /// authorisation the CA still holds valid for this account needs none).
-async fn pending_challenges(order: &mut Order) -> Result<Vec<AcmeChallenge>> {
+async fn pending_challenges(order: &mut Order) -> Result<Vec<AcmeChallenge>, AcmeError> {
     let mut out = Vec::new();
     let mut authorizations = order.authorizations();
     while let Some(authz) = authorizations.next().await {
@@ -120,12 +129,17 @@ async fn pending_challenges(order: &mut Order) -> Result<Vec<AcmeChallenge>> {
         match authz.status {
             AuthorizationStatus::Valid => continue,
             AuthorizationStatus::Pending => {}
-            other => bail!("authorisation for {} is {other:?}", authz.identifier()),
+            other => {
+                return Err(AcmeError::Refused(format!(
+                    "authorisation for {} is {other:?}",
+                    authz.identifier()
+                )))
+            }
         }
         let name = authz.identifier().to_string();
-        let challenge = authz
-            .challenge(ChallengeType::Http01)
-            .with_context(|| format!("the CA offers no HTTP-01 challenge for {name}"))?;
+        let challenge = authz.challenge(ChallengeType::Http01).ok_or_else(|| {
+            AcmeError::Refused(format!("the CA offers no HTTP-01 challenge for {name}"))
+        })?;
         out.push(AcmeChallenge {
             token: challenge.token.clone(),
             key_authorization: challenge.key_authorization().as_str().to_owned(),
@@ -135,7 +149,7 @@ async fn pending_challenges(order: &mut Order) -> Result<Vec<AcmeChallenge>> {
 }
 
 /// Tells the CA to validate each challenge still waiting for that.
-async fn answer_challenges(order: &mut Order) -> Result<()> {
+async fn answer_challenges(order: &mut Order) -> Result<(), AcmeError> {
     let mut authorizations = order.authorizations();
     while let Some(authz) = authorizations.next().await {
         let mut authz = authz?;
@@ -143,14 +157,14 @@ async fn answer_challenges(order: &mut Order) -> Result<()> {
             continue;
         }
         let name = authz.identifier().to_string();
-        let mut challenge = authz
-            .challenge(ChallengeType::Http01)
-            .with_context(|| format!("the CA offers no HTTP-01 challenge for {name}"))?;
+        let mut challenge = authz.challenge(ChallengeType::Http01).ok_or_else(|| {
+            AcmeError::Refused(format!("the CA offers no HTTP-01 challenge for {name}"))
+        })?;
         if challenge.status == ChallengeStatus::Pending {
             challenge
                 .set_ready()
                 .await
-                .with_context(|| format!("cannot start the validation of {name}"))?;
+                .at_ca(format!("cannot start the validation of {name}"))?;
         }
     }
     Ok(())
@@ -158,23 +172,14 @@ async fn answer_challenges(order: &mut Order) -> Result<()> {
 
 /// Waits (bounded) until every follower has applied `index`.
 async fn wait_for_followers(node: &ClusterHandle, index: u64) {
-    let mut metrics = node.raft.metrics();
-    let everywhere = metrics.wait_for(|m| {
-        m.replication.as_ref().is_none_or(|peers| {
-            peers
-                .values()
-                .all(|matched| matched.is_some_and(|l| l.index >= index))
-        })
-    });
-    let waited = tokio::time::timeout(TOKENS_EVERYWHERE, everywhere).await;
-    if waited.is_err() {
+    if !node.wait_replicated(index, TOKENS_EVERYWHERE).await {
         tracing::warn!("not every follower holds the ACME challenge tokens yet; validating anyway");
     }
 }
 
 /// A CSR for `domains` signed with the order's key.
-fn signing_request(key_pem: &str, domains: &[String]) -> Result<Vec<u8>> {
-    let key = rcgen::KeyPair::from_pem(key_pem).context("the order's key is unreadable")?;
+fn signing_request(key_pem: &str, domains: &[String]) -> Result<Vec<u8>, AcmeError> {
+    let key = rcgen::KeyPair::from_pem(key_pem)?;
     let params = rcgen::CertificateParams::new(domains.to_vec())?;
     Ok(params.serialize_request(&key)?.der().to_vec())
 }
@@ -193,9 +198,9 @@ async fn store_certificate(
     state: &AcmeOrder,
     chain_pem: String,
     generation: u64,
-) -> Result<()> {
+) -> Result<(), AcmeError> {
     wharf_tls::certified_key(chain_pem.as_bytes(), state.key_pem.as_bytes())
-        .context("the CA's certificate does not go with the order's key")?;
+        .map_err(AcmeError::Mismatch)?;
     let facts = wharf_tls::inspect_leaf_pem(&chain_pem);
     let cert = CertRecord {
         name: acme.name.to_ascii_lowercase(),
@@ -224,15 +229,17 @@ async fn store_certificate(
                 "another leader finished or replaced this ACME order");
             Ok(())
         }
-        other => bail!("storing the certificate: {other:?}"),
+        other => Err(AcmeError::Refused(format!(
+            "storing the certificate: {other:?}"
+        ))),
     }
 }
 
 /// Records a failed attempt and drops the order, so the next attempt (after
 /// a backoff) starts afresh.
-pub async fn record_failure(node: &ClusterHandle, name: &str, error: &anyhow::Error) {
+pub async fn record_failure(node: &ClusterHandle, name: &str, error: &AcmeError) {
     // The order as stored now: the attempt may have placed one.
-    let expected = node.reader.acme_certs().ok().and_then(|all| {
+    let expected = node.reader().acme_certs().ok().and_then(|all| {
         all.into_iter()
             .find(|a| a.name == name)
             .and_then(|a| a.order)
@@ -242,7 +249,7 @@ pub async fn record_failure(node: &ClusterHandle, name: &str, error: &anyhow::Er
         name: name.to_owned(),
         expected,
         order: None,
-        error: Some(format!("{error:#}")),
+        error: Some(error.to_string()),
     });
     if let Err(e) = write.await {
         tracing::warn!(name, "cannot record the ACME failure: {e}");
