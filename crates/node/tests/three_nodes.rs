@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 use wharf_client::Session;
 use wharf_node::certificates::CertPolicy;
 use wharf_node::{ClientCerts, Join, JoinToken, Node, NodeConfig, StorageMode};
-use wharf_server::accounts::{hash_password, Account, LoginMethod, Permissions, Quota, User};
+use wharf_server::accounts::{hash_password, Account, User};
 use wharf_server::{EngineConfig, Limits, PortRange, TlsPolicy};
 
 const USER: &str = "alice";
@@ -39,21 +39,7 @@ fn local(port: u16) -> SocketAddr {
 
 fn account() -> Account {
     Account {
-        user: User {
-            name: USER.to_owned(),
-            home: "home/alice".into(),
-            permissions: Permissions::all(),
-            allow: Vec::new(),
-            deny: Vec::new(),
-            commands: Vec::new(),
-            login: LoginMethod::Password,
-            certificates: Vec::new(),
-            max_sessions: 0,
-            upload_rate: 0,
-            download_rate: 0,
-            quota: Quota::default(),
-            data_tls: None,
-        },
+        user: User::unrestricted(USER, "home/alice".into()),
         password_hash: hash_password(PASSWORD).expect("hash"),
     }
 }

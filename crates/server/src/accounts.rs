@@ -26,6 +26,26 @@ pub struct Permissions {
 }
 
 impl User {
+    /// A password user with every permission and no other rule or limit
+    /// (`--user NAME:PASSWORD`, tests).
+    pub fn unrestricted(name: &str, home: std::path::PathBuf) -> Self {
+        User {
+            name: name.to_owned(),
+            home,
+            permissions: Permissions::all(),
+            allow: Vec::new(),
+            deny: Vec::new(),
+            commands: Vec::new(),
+            login: LoginMethod::Password,
+            certificates: Vec::new(),
+            max_sessions: 0,
+            upload_rate: 0,
+            download_rate: 0,
+            quota: Quota::default(),
+            data_tls: None,
+        }
+    }
+
     /// Whether the client certificate `id` belongs to this user.
     pub fn certificate_matches(&self, id: &ClientIdentity) -> bool {
         if self.certificates.is_empty() {
@@ -354,19 +374,8 @@ mod tests {
     fn account(name: &str, password: &str, allow: Vec<IpNet>) -> Account {
         Account {
             user: User {
-                name: name.into(),
-                home: "/tmp".into(),
-                permissions: Permissions::all(),
                 allow,
-                deny: Vec::new(),
-                commands: Vec::new(),
-                login: LoginMethod::Password,
-                certificates: Vec::new(),
-                max_sessions: 0,
-                upload_rate: 0,
-                download_rate: 0,
-                quota: Quota::default(),
-                data_tls: None,
+                ..User::unrestricted(name, "/tmp".into())
             },
             password_hash: hash_password(password).unwrap(),
         }

@@ -539,21 +539,7 @@ fn quick_start_account(spec: &str) -> Result<Account> {
         bail!("--user {name:?}: not a usable user name");
     }
     Ok(Account {
-        user: User {
-            name: name.to_owned(),
-            home: PathBuf::from("home").join(name),
-            permissions: Permissions::all(),
-            allow: Vec::new(),
-            deny: Vec::new(),
-            commands: Vec::new(),
-            login: LoginMethod::Password,
-            certificates: Vec::new(),
-            max_sessions: 0,
-            upload_rate: 0,
-            download_rate: 0,
-            quota: Quota::default(),
-            data_tls: None,
-        },
+        user: User::unrestricted(name, PathBuf::from("home").join(name)),
         password_hash: hash_password(password)
             .map_err(|e| anyhow::anyhow!("cannot hash the password of {name}: {e}"))?,
     })
