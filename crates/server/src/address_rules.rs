@@ -6,6 +6,16 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
+/// IPv4-mapped IPv6 addresses compare equal to their IPv4 form: a dual-stack
+/// socket reports `::ffff:192.0.2.1` for a client that rules, bans and the
+/// PORT check know as `192.0.2.1`.
+pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AddressRules {
     /// Empty: any source not denied.

@@ -13,11 +13,11 @@ use tracing::Instrument;
 use wharf_ftp::Reply;
 use wharf_tls::SessionBinding;
 
+use crate::control::ControlConnection;
 use crate::defender::Offence;
 use crate::guard::{Guard, Refusal};
-use crate::session::control::ControlConnection;
-use crate::session::stream::FtpStream;
 use crate::session::Session;
+use crate::stream::FtpStream;
 use crate::{Boundaries, EngineConfig, Shared};
 
 #[derive(Debug, thiserror::Error)]
@@ -226,7 +226,7 @@ async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, S
 }
 
 async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, implicit: bool) {
-    let ip = crate::session::data::canonical(peer.ip());
+    let ip = crate::address_rules::canonical(peer.ip());
     let local = match tcp.local_addr() {
         Ok(a) => a,
         Err(_) => return,

@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rustls::{HandshakeKind, ProtocolVersion};
 
-use crate::session::stream::FtpStream;
+use crate::stream::FtpStream;
 
 #[derive(Default, Debug)]
 pub struct EngineMetrics {

@@ -55,7 +55,7 @@ impl TrustedProxies {
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = crate::session::data::canonical(ip);
+        let ip = crate::address_rules::canonical(ip);
         self.0.iter().any(|net| net.contains(&ip))
     }
 

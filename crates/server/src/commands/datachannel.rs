@@ -2,27 +2,35 @@
 
 use std::net::{IpAddr, SocketAddr, SocketAddrV4};
 
-use wharf_ftp::command::{EpsvArg, ProtectionLevel, TransferType};
+use wharf_ftp::command::{EpsvArg, TransferType};
 use wharf_ftp::listing::{epsv_reply_text, pasv_reply_text};
 use wharf_ftp::Reply;
 
+use crate::address_rules::canonical;
+use crate::data::{DataSetup, DataTlsContext, PassiveListener, PendingPassive};
 use crate::defender::Offence;
-use crate::session::data::{canonical, DataSetup, PassiveListener, PendingPassive};
-use crate::session::Session;
+use crate::state::{Connection, DataChannel, TransferSettings};
+use crate::Shared;
 
-async fn listen(s: &mut Session) -> Result<u16, Reply> {
-    let config = &s.shared.config;
+/// Opens a passive port; `tls` (under PROT P) is what the handshake that
+/// follows the accept needs.
+async fn listen(
+    shared: &Shared,
+    conn: &Connection,
+    tls: Option<DataTlsContext>,
+    data: &mut DataChannel,
+) -> Result<u16, Reply> {
+    let config = &shared.config;
     let bound = PassiveListener::bind(
-        s.local.ip(),
+        conn.local.ip(),
         config.passive_ports,
-        s.peer.ip(),
+        conn.peer.ip(),
         &config.trusted_proxies,
     );
     match bound.await {
         Ok(listener) => {
             let port = listener.port().map_err(|_| no_passive_port())?;
-            let tls = (s.prot == ProtectionLevel::Private).then(|| s.data_tls_context());
-            s.data = Some(DataSetup::Passive(PendingPassive::start(listener, tls)));
+            data.setup = Some(DataSetup::Passive(PendingPassive::start(listener, tls)));
             Ok(port)
         }
         Err(e) => {
@@ -40,37 +48,48 @@ fn no_passive_port() -> Reply {
     )
 }
 
-pub async fn pasv(s: &mut Session) -> Reply {
-    if s.epsv_all {
+pub async fn pasv(
+    shared: &Shared,
+    conn: &Connection,
+    tls: Option<DataTlsContext>,
+    data: &mut DataChannel,
+) -> Reply {
+    if data.epsv_all {
         return Reply::new(503, "PASV refused after EPSV ALL.");
     }
-    let advertised = match s.shared.config.passive_address {
+    let advertised = match shared.config.passive_address {
         Some(IpAddr::V4(v4)) => v4,
-        _ => match canonical(s.local.ip()) {
+        _ => match canonical(conn.local.ip()) {
             IpAddr::V4(v4) => v4,
             IpAddr::V6(_) => {
                 return Reply::new(425, "PASV cannot carry an IPv6 address: use EPSV.");
             }
         },
     };
-    s.data = None;
-    match listen(s).await {
+    data.setup = None;
+    match listen(shared, conn, tls, data).await {
         Ok(port) => Reply::new(227, pasv_reply_text(SocketAddrV4::new(advertised, port))),
         Err(r) => r,
     }
 }
 
-pub async fn epsv(s: &mut Session, arg: EpsvArg) -> Reply {
+pub async fn epsv(
+    shared: &Shared,
+    conn: &Connection,
+    tls: Option<DataTlsContext>,
+    data: &mut DataChannel,
+    arg: EpsvArg,
+) -> Reply {
     match arg {
         EpsvArg::All => {
-            s.epsv_all = true;
+            data.epsv_all = true;
             return Reply::new(
                 200,
                 "EPSV ALL ok: only EPSV will set up data connections now.",
             );
         }
         EpsvArg::Protocol(p) => {
-            let ours = if canonical(s.local.ip()).is_ipv4() {
+            let ours = if canonical(conn.local.ip()).is_ipv4() {
                 1
             } else {
                 2
@@ -81,8 +100,8 @@ pub async fn epsv(s: &mut Session, arg: EpsvArg) -> Reply {
         }
         EpsvArg::Any => {}
     }
-    s.data = None;
-    match listen(s).await {
+    data.setup = None;
+    match listen(shared, conn, tls, data).await {
         Ok(port) => Reply::new(229, epsv_reply_text(port)),
         Err(r) => r,
     }
@@ -90,19 +109,24 @@ pub async fn epsv(s: &mut Session, arg: EpsvArg) -> Reply {
 
 /// PORT and EPRT. Active connections go only to the control peer's own
 /// address and to unprivileged ports, which rules out FTP bounce attacks.
-pub fn active(s: &mut Session, target: SocketAddr) -> Reply {
-    if !s.shared.config.policy.allow_active {
+pub fn active(
+    shared: &Shared,
+    conn: &Connection,
+    data: &mut DataChannel,
+    target: SocketAddr,
+) -> Reply {
+    if !shared.config.policy.allow_active {
         return Reply::new(
             502,
             "Active mode is disabled on this server: use PASV or EPSV.",
         );
     }
-    if s.epsv_all {
+    if data.epsv_all {
         return Reply::new(503, "PORT and EPRT refused after EPSV ALL.");
     }
-    if canonical(target.ip()) != canonical(s.peer.ip()) {
+    if canonical(target.ip()) != canonical(conn.peer.ip()) {
         tracing::warn!(%target, "refused PORT/EPRT to a foreign address (FTP bounce)");
-        s.shared.offence(s.client_ip(), Offence::ProtocolAbuse);
+        shared.offence(conn.client_ip(), Offence::ProtocolAbuse);
         return Reply::new(
             500,
             "Illegal PORT command: data connections go only to your own address.",
@@ -110,18 +134,18 @@ pub fn active(s: &mut Session, target: SocketAddr) -> Reply {
     }
     if target.port() < 1024 {
         tracing::warn!(%target, "refused PORT/EPRT to a privileged port");
-        s.shared.offence(s.client_ip(), Offence::ProtocolAbuse);
+        shared.offence(conn.client_ip(), Offence::ProtocolAbuse);
         return Reply::new(500, "Illegal PORT command: the port must be 1024 or above.");
     }
-    s.data = Some(DataSetup::Active {
+    data.setup = Some(DataSetup::Active {
         target,
-        local: s.local.ip(),
+        local: conn.local.ip(),
     });
     Reply::new(200, "PORT command successful. Consider using PASV.")
 }
 
-pub fn transfer_type(s: &mut Session, t: TransferType) -> Reply {
-    s.transfer_type = t;
+pub fn transfer_type(settings: &mut TransferSettings, t: TransferType) -> Reply {
+    settings.transfer_type = t;
     match t {
         TransferType::Ascii => Reply::new(200, "Type set to A."),
         TransferType::Image => Reply::new(200, "Type set to I."),

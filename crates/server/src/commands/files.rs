@@ -1,32 +1,29 @@
 //! Commands answered on the control connection alone: DELE RMD MKD RNFR RNTO
 //! SIZE MDTM MFMT MLST HASH.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use tokio::io::AsyncBufReadExt;
 use wharf_ftp::listing::{format_time, mlsx_line};
 use wharf_ftp::reply::quote_path;
-use wharf_ftp::{EntryKind, HashAlgorithm, Reply};
+use wharf_ftp::{EntryKind, Facts, HashAlgorithm, Reply, VirtualPath};
 
 use super::{permitted, resolve};
 use crate::accounts::Permissions;
+use crate::fs::FileSystem;
 use crate::replies;
-use crate::session::Session;
+use crate::state::{LoggedIn, Navigation};
 
 /// Resolves `arg` and checks the permission; the usual prologue.
-fn target(
-    s: &Session,
+fn target<'a>(
+    login: &'a LoggedIn,
+    nav: &Navigation,
     arg: &str,
     which: fn(&Permissions) -> bool,
-) -> Result<
-    (
-        wharf_ftp::VirtualPath,
-        std::sync::Arc<dyn crate::fs::FileSystem>,
-    ),
-    Reply,
-> {
-    let path = resolve(s, arg)?;
-    let fs = permitted(s, which)?.fs.clone();
+) -> Result<(VirtualPath, &'a Arc<dyn FileSystem>), Reply> {
+    let path = resolve(nav, arg)?;
+    let fs = permitted(login, which)?;
     Ok((path, fs))
 }
 
@@ -39,17 +36,17 @@ macro_rules! try_reply {
     };
 }
 
-pub async fn dele(s: &mut Session, arg: &str) -> Reply {
-    let (path, fs) = try_reply!(target(s, arg, |p| p.delete));
+pub async fn dele(login: &LoggedIn, nav: &Navigation, arg: &str) -> Reply {
+    let (path, fs) = try_reply!(target(login, nav, arg, |p| p.delete));
     match fs.delete(&path).await {
         Ok(()) => Reply::new(250, "File deleted."),
         Err(e) => replies::fs_error(&e),
     }
 }
 
-pub async fn rmd(s: &mut Session, arg: &str) -> Reply {
-    let (path, fs) = try_reply!(target(s, arg, |p| p.delete));
-    if path.is_root() || s.cwd.starts_with(&path) {
+pub async fn rmd(login: &LoggedIn, nav: &Navigation, arg: &str) -> Reply {
+    let (path, fs) = try_reply!(target(login, nav, arg, |p| p.delete));
+    if path.is_root() || nav.cwd.starts_with(&path) {
         return Reply::new(
             550,
             "Cannot remove the current directory or one of its parents.",
@@ -61,41 +58,45 @@ pub async fn rmd(s: &mut Session, arg: &str) -> Reply {
     }
 }
 
-pub async fn mkd(s: &mut Session, arg: &str) -> Reply {
-    let (path, fs) = try_reply!(target(s, arg, |p| p.mkdir));
+pub async fn mkd(login: &LoggedIn, nav: &Navigation, arg: &str) -> Reply {
+    let (path, fs) = try_reply!(target(login, nav, arg, |p| p.mkdir));
     match fs.mkdir(&path).await {
         Ok(()) => Reply::new(257, format!("{} created.", quote_path(&path.as_string()))),
         Err(e) => replies::fs_error(&e),
     }
 }
 
-pub async fn rnfr(s: &mut Session, arg: &str) -> Reply {
-    let (path, fs) = try_reply!(target(s, arg, |p| p.rename));
+pub async fn rnfr(login: &LoggedIn, nav: &mut Navigation, arg: &str) -> Reply {
+    let (path, fs) = try_reply!(target(login, nav, arg, |p| p.rename));
     if path.is_root() {
         return replies::permission_denied();
     }
     match fs.metadata(&path).await {
         Ok(_) => {
-            s.rename_from = Some(path);
+            nav.rename_from = Some(path);
             Reply::new(350, "Ready for RNTO.")
         }
         Err(e) => replies::fs_error(&e),
     }
 }
 
-pub async fn rnto(s: &mut Session, arg: &str) -> Reply {
-    let Some(from) = s.rename_from.take() else {
+pub async fn rnto(login: &LoggedIn, nav: &mut Navigation, arg: &str) -> Reply {
+    let Some(from) = nav.rename_from.take() else {
         return Reply::new(503, "Send RNFR first.");
     };
-    let (to, fs) = try_reply!(target(s, arg, |p| p.rename));
+    let (to, fs) = try_reply!(target(login, nav, arg, |p| p.rename));
     match fs.rename(&from, &to).await {
         Ok(()) => Reply::new(250, "Rename successful."),
         Err(e) => replies::fs_error(&e),
     }
 }
 
-async fn file_entry(s: &Session, arg: &str) -> Result<wharf_ftp::Entry, Reply> {
-    let (path, fs) = target(s, arg, |p| p.list || p.read)?;
+async fn file_entry(
+    login: &LoggedIn,
+    nav: &Navigation,
+    arg: &str,
+) -> Result<wharf_ftp::Entry, Reply> {
+    let (path, fs) = target(login, nav, arg, |p| p.list || p.read)?;
     match fs.metadata(&path).await {
         Ok(e) if matches!(e.kind, EntryKind::Dir) => Err(Reply::new(550, "Not a plain file.")),
         Ok(e) => Ok(e),
@@ -103,32 +104,32 @@ async fn file_entry(s: &Session, arg: &str) -> Result<wharf_ftp::Entry, Reply> {
     }
 }
 
-pub async fn size(s: &mut Session, arg: &str) -> Reply {
-    let entry = try_reply!(file_entry(s, arg).await);
+pub async fn size(login: &LoggedIn, nav: &Navigation, arg: &str) -> Reply {
+    let entry = try_reply!(file_entry(login, nav, arg).await);
     Reply::new(213, entry.size.to_string())
 }
 
-pub async fn mdtm(s: &mut Session, arg: &str) -> Reply {
-    let entry = try_reply!(file_entry(s, arg).await);
+pub async fn mdtm(login: &LoggedIn, nav: &Navigation, arg: &str) -> Reply {
+    let entry = try_reply!(file_entry(login, nav, arg).await);
     Reply::new(213, format_time(entry.modified))
 }
 
-pub async fn mfmt(s: &mut Session, time: SystemTime, arg: &str) -> Reply {
-    let (path, fs) = try_reply!(target(s, arg, |p| p.write));
+pub async fn mfmt(login: &LoggedIn, nav: &Navigation, time: SystemTime, arg: &str) -> Reply {
+    let (path, fs) = try_reply!(target(login, nav, arg, |p| p.write));
     match fs.set_modified(&path, time).await {
         Ok(()) => Reply::new(213, format!("Modify={}; {}", format_time(time), path)),
         Err(e) => replies::fs_error(&e),
     }
 }
 
-pub async fn mlst(s: &mut Session, arg: Option<&str>) -> Reply {
-    let (path, fs) = try_reply!(target(s, arg.unwrap_or(""), |p| p.list));
+pub async fn mlst(login: &LoggedIn, nav: &Navigation, facts: &Facts, arg: Option<&str>) -> Reply {
+    let (path, fs) = try_reply!(target(login, nav, arg.unwrap_or(""), |p| p.list));
     match fs.metadata(&path).await {
         Ok(entry) => Reply::multi(
             250,
             vec![
                 format!("Listing {path}"),
-                mlsx_line(&entry, &s.facts, Some(&path.as_string())),
+                mlsx_line(&entry, facts, Some(&path.as_string())),
                 "End".into(),
             ],
         ),
@@ -136,9 +137,15 @@ pub async fn mlst(s: &mut Session, arg: Option<&str>) -> Reply {
     }
 }
 
-/// HASH (draft-bryan-ftpext-hash-02): `213 ALGO START-END VALUE NAME`.
-pub async fn hash(s: &mut Session, arg: &str) -> Reply {
-    let (path, fs) = try_reply!(target(s, arg, |p| p.read));
+/// HASH (draft-bryan-ftpext-hash-02): `213 ALGO START-END VALUE NAME`, with
+/// the algorithm OPTS HASH selected.
+pub async fn hash(
+    login: &LoggedIn,
+    nav: &Navigation,
+    algorithm: HashAlgorithm,
+    arg: &str,
+) -> Reply {
+    let (path, fs) = try_reply!(target(login, nav, arg, |p| p.read));
     let entry = match fs.metadata(&path).await {
         Ok(e) if matches!(e.kind, EntryKind::Dir) => return Reply::new(550, "Not a plain file."),
         Ok(e) => e,
@@ -148,7 +155,7 @@ pub async fn hash(s: &mut Session, arg: &str) -> Reply {
         Ok(r) => r,
         Err(e) => return replies::fs_error(&e),
     };
-    let mut digest = Digest::new(s.hash);
+    let mut digest = Digest::new(algorithm);
     loop {
         match reader.fill_buf().await {
             Ok([]) => break,
@@ -164,7 +171,7 @@ pub async fn hash(s: &mut Session, arg: &str) -> Reply {
         213,
         format!(
             "{} 0-{} {} {}",
-            s.hash.name(),
+            algorithm.name(),
             entry.size,
             digest.finish(),
             path

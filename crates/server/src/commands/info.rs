@@ -1,15 +1,16 @@
 //! Commands about the server and the session: FEAT OPTS HELP STAT.
 
-use wharf_ftp::command::{Opts, ProtectionLevel, TransferType};
+use wharf_ftp::command::Opts;
 use wharf_ftp::listing::list_line;
 use wharf_ftp::{EntryKind, Facts, Reply};
 
 use super::{permitted, resolve};
 use crate::replies;
-use crate::session::Session;
+use crate::state::{Connection, LoggedIn, Login, Navigation, TransferSettings};
 
-/// FEAT lists exactly what this server implements (RFC 2389).
-pub fn feat(s: &Session) -> Reply {
+/// FEAT lists exactly what this server implements (RFC 2389); the MLST and
+/// HASH lines mark the facts and algorithm currently selected.
+pub fn feat(settings: &TransferSettings) -> Reply {
     let lines = vec![
         "Features:".to_owned(),
         "AUTH TLS".to_owned(),
@@ -25,23 +26,26 @@ pub fn feat(s: &Session) -> Reply {
         "REST STREAM".to_owned(),
         "TVFS".to_owned(),
         "UTF8".to_owned(),
-        s.facts.feat_line(),
-        wharf_ftp::hash::feat_line(s.hash),
+        settings.facts.feat_line(),
+        wharf_ftp::hash::feat_line(settings.hash),
         "End".to_owned(),
     ];
     Reply::multi(211, lines)
 }
 
-pub fn opts(s: &mut Session, opts: Opts) -> Reply {
+pub fn opts(settings: &mut TransferSettings, opts: Opts) -> Reply {
     match opts {
         Opts::Utf8(_) => Reply::new(200, "Always in UTF8 mode."),
         Opts::Mlst(names) => {
-            s.facts = Facts::from_names(&names);
-            Reply::new(200, format!("MLST OPTS {}", s.facts.opts_reply_list()))
+            settings.facts = Facts::from_names(&names);
+            Reply::new(
+                200,
+                format!("MLST OPTS {}", settings.facts.opts_reply_list()),
+            )
         }
-        Opts::Hash(None) => Reply::new(200, s.hash.name()),
+        Opts::Hash(None) => Reply::new(200, settings.hash.name()),
         Opts::Hash(Some(algorithm)) => {
-            s.hash = algorithm;
+            settings.hash = algorithm;
             Reply::new(200, algorithm.name())
         }
         Opts::Other(what) => Reply::new(501, format!("Option not understood: {what}")),
@@ -77,20 +81,20 @@ pub fn help(topic: Option<&str>) -> Reply {
 }
 
 /// STAT without argument: the session's state (RFC 959 211).
-pub fn status(s: &Session) -> Reply {
+pub fn status(conn: &Connection, login: &Login, settings: &TransferSettings) -> Reply {
     let mut lines = vec!["Wharf FTPS server status:".to_owned()];
-    lines.push(format!("Connected from {}", s.peer.ip()));
-    match s.user() {
+    lines.push(format!("Connected from {}", conn.peer.ip()));
+    match login.user() {
         Some(u) => lines.push(format!("Logged in as {}", u.name)),
         None => lines.push("Not logged in".to_owned()),
     }
-    lines.push(match s.control.tls_description() {
+    lines.push(match conn.control.tls_description() {
         Some(tls) => format!("Control connection protected with {tls}"),
         None => "Control connection not protected".to_owned(),
     });
     lines.push(format!(
         "Data protection: {}",
-        if s.prot == ProtectionLevel::Private {
+        if settings.private() {
             "private"
         } else {
             "clear"
@@ -98,24 +102,20 @@ pub fn status(s: &Session) -> Reply {
     ));
     lines.push(format!(
         "TYPE: {}, STRUcture: File, MODE: Stream",
-        if s.transfer_type == TransferType::Ascii {
-            "ASCII"
-        } else {
-            "BINARY"
-        }
+        if settings.ascii() { "ASCII" } else { "BINARY" }
     ));
     lines.push("End of status".to_owned());
     Reply::multi(211, lines)
 }
 
 /// STAT path: a listing over the control connection (213).
-pub async fn stat_path(s: &Session, arg: &str) -> Reply {
-    let path = match resolve(s, arg) {
+pub async fn stat_path(login: &LoggedIn, nav: &Navigation, arg: &str) -> Reply {
+    let path = match resolve(nav, arg) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let fs = match permitted(s, |p| p.list) {
-        Ok(l) => l.fs.clone(),
+    let fs = match permitted(login, |p| p.list) {
+        Ok(fs) => fs,
         Err(r) => return r,
     };
     let entries = match fs.metadata(&path).await {

@@ -9,15 +9,20 @@ mod info;
 mod navigate;
 mod transfer;
 
+use std::sync::Arc;
+
 use wharf_ftp::{Command, Reply, VirtualPath};
 
 use crate::accounts::Permissions;
+use crate::fs::FileSystem;
 use crate::replies;
-use crate::session::{LoggedIn, Outcome, Session};
+use crate::state::{LoggedIn, Navigation, Outcome, SessionState};
+use crate::Shared;
 
-pub async fn apply(s: &mut Session, command: Command) -> Outcome {
-    use Command::*;
-    match &s.login {
+/// Applies `command`, lending each command function only the groups of the
+/// session's state it reads or changes.
+pub async fn apply(shared: &Shared, s: &mut SessionState, command: Command) -> Outcome {
+    match &s.login.account {
         None if !allowed_before_login(&command) => return replies::not_logged_in().into(),
         Some(l) if !l.user.commands.is_empty() && !always_allowed(&command) => {
             let verb = command.verb();
@@ -32,63 +37,101 @@ pub async fn apply(s: &mut Session, command: Command) -> Outcome {
         }
         _ => {}
     }
-    match command {
-        User(name) => access::user(s, name).await,
-        Pass(password) => access::pass(s, password).await,
+    dispatch(shared, s, command)
+        .await
+        .unwrap_or_else(Outcome::from)
+}
+
+/// The commands themselves. `login?` is the logged-in user: the check above
+/// already refused every command that needs one when nobody is logged in.
+async fn dispatch(
+    shared: &Shared,
+    s: &mut SessionState,
+    command: Command,
+) -> Result<Outcome, Reply> {
+    use Command::*;
+    let login = s.login.account.as_ref().ok_or_else(replies::not_logged_in);
+    let settings = &mut s.settings;
+    let nav = &mut s.nav;
+    let data = &mut s.data;
+    Ok(match command {
+        User(name) => access::user(shared, &s.conn, &mut s.login, nav, name).await,
+        Pass(password) => access::pass(shared, &s.conn, &mut s.login, nav, password).await,
         Acct(_) => Reply::new(
             502,
             "ACCT not implemented: accounts need only USER and PASS.",
         )
         .into(),
-        Rein => access::rein(s).into(),
-        Host(name) => access::host(s, name).into(),
-        Auth(mechanism) => access::auth(s, mechanism),
-        Pbsz(size) => access::pbsz(s, size).into(),
-        Prot(level) => access::prot(s, level).into(),
+        Rein => access::rein(&mut s.login, nav, settings, data).into(),
+        Host(name) => access::host(&mut s.login, name).into(),
+        Auth(mechanism) => access::auth(&s.conn, settings, mechanism),
+        Pbsz(size) => access::pbsz(&s.conn, settings, size).into(),
+        Prot(level) => access::prot(&s.conn, settings, level).into(),
         Ccc => Reply::new(534, "CCC refused: the control connection stays encrypted.").into(),
         Quit => Outcome::Close(Reply::new(221, "Goodbye.")),
 
-        Cwd(path) => navigate::cwd(s, &path).await.into(),
-        Cdup => navigate::cwd(s, "..").await.into(),
-        Pwd => navigate::pwd(s).into(),
+        Cwd(path) => navigate::cwd(login?, nav, &path).await.into(),
+        Cdup => navigate::cwd(login?, nav, "..").await.into(),
+        Pwd => navigate::pwd(nav).into(),
 
-        Port(addr) | Eprt(addr) => datachannel::active(s, addr).into(),
-        Pasv => datachannel::pasv(s).await.into(),
-        Epsv(arg) => datachannel::epsv(s, arg).await.into(),
-        Type(t) => datachannel::transfer_type(s, t).into(),
+        Port(addr) | Eprt(addr) => datachannel::active(shared, &s.conn, data, addr).into(),
+        Pasv => {
+            let tls = settings.private().then(|| s.data_tls_context(shared));
+            datachannel::pasv(shared, &s.conn, tls, &mut s.data)
+                .await
+                .into()
+        }
+        Epsv(arg) => {
+            let tls = settings.private().then(|| s.data_tls_context(shared));
+            datachannel::epsv(shared, &s.conn, tls, &mut s.data, arg)
+                .await
+                .into()
+        }
+        Type(t) => datachannel::transfer_type(settings, t).into(),
         Stru(c) => datachannel::stru(c).into(),
         Mode(c) => datachannel::mode(c).into(),
 
-        Rest(offset) => transfer::rest(s, offset).into(),
+        Rest(offset) => transfer::rest(settings, offset).into(),
         Allo => Reply::new(202, "No storage allocation necessary.").into(),
-        Retr(path) => transfer::retr(s, &path).await,
-        Stor(path) => transfer::stor(s, &path, false).await,
-        Appe(path) => transfer::stor(s, &path, true).await,
-        Stou(hint) => transfer::stou(s, hint.as_deref()).await,
-        List(path) => transfer::listing(s, path.as_deref(), transfer::ListingKind::List).await,
-        Nlst(path) => transfer::listing(s, path.as_deref(), transfer::ListingKind::Nlst).await,
-        Mlsd(path) => transfer::listing(s, path.as_deref(), transfer::ListingKind::Mlsd).await,
+        Retr(path) => transfer::retr(shared, login?, nav, settings, data, &path).await,
+        Stor(path) => transfer::stor(shared, login?, nav, settings, data, &path, false).await,
+        Appe(path) => transfer::stor(shared, login?, nav, settings, data, &path, true).await,
+        Stou(hint) => transfer::stou(shared, login?, nav, settings, data, hint.as_deref()).await,
+        List(path) => {
+            let kind = transfer::ListingKind::List;
+            transfer::listing(shared, login?, nav, settings, data, path.as_deref(), kind).await
+        }
+        Nlst(path) => {
+            let kind = transfer::ListingKind::Nlst;
+            transfer::listing(shared, login?, nav, settings, data, path.as_deref(), kind).await
+        }
+        Mlsd(path) => {
+            let kind = transfer::ListingKind::Mlsd;
+            transfer::listing(shared, login?, nav, settings, data, path.as_deref(), kind).await
+        }
         Abor => Reply::new(226, "No transfer to abort.").into(),
 
-        Dele(path) => files::dele(s, &path).await.into(),
-        Rmd(path) => files::rmd(s, &path).await.into(),
-        Mkd(path) => files::mkd(s, &path).await.into(),
-        Rnfr(path) => files::rnfr(s, &path).await.into(),
-        Rnto(path) => files::rnto(s, &path).await.into(),
-        Size(path) => files::size(s, &path).await.into(),
-        Mdtm(path) => files::mdtm(s, &path).await.into(),
-        Mfmt { time, path } => files::mfmt(s, time, &path).await.into(),
-        Mlst(path) => files::mlst(s, path.as_deref()).await.into(),
-        Hash(path) => files::hash(s, &path).await.into(),
+        Dele(path) => files::dele(login?, nav, &path).await.into(),
+        Rmd(path) => files::rmd(login?, nav, &path).await.into(),
+        Mkd(path) => files::mkd(login?, nav, &path).await.into(),
+        Rnfr(path) => files::rnfr(login?, nav, &path).await.into(),
+        Rnto(path) => files::rnto(login?, nav, &path).await.into(),
+        Size(path) => files::size(login?, nav, &path).await.into(),
+        Mdtm(path) => files::mdtm(login?, nav, &path).await.into(),
+        Mfmt { time, path } => files::mfmt(login?, nav, time, &path).await.into(),
+        Mlst(path) => files::mlst(login?, nav, &settings.facts, path.as_deref())
+            .await
+            .into(),
+        Hash(path) => files::hash(login?, nav, settings.hash, &path).await.into(),
 
-        Stat(None) => info::status(s).into(),
-        Stat(Some(path)) => info::stat_path(s, &path).await.into(),
+        Stat(None) => info::status(&s.conn, &s.login, settings).into(),
+        Stat(Some(path)) => info::stat_path(login?, nav, &path).await.into(),
         Syst => Reply::new(215, "UNIX Type: L8").into(),
         Help(topic) => info::help(topic.as_deref()).into(),
         Noop => Reply::new(200, "NOOP ok.").into(),
-        Feat => info::feat(s).into(),
-        Opts(opts) => info::opts(s, opts).into(),
-    }
+        Feat => info::feat(settings).into(),
+        Opts(opts) => info::opts(settings, opts).into(),
+    })
 }
 
 fn allowed_before_login(c: &Command) -> bool {
@@ -126,16 +169,19 @@ pub fn always_allowed(c: &Command) -> bool {
         )
 }
 
-/// The logged-in user if they hold the permission `which` selects.
-fn permitted(s: &Session, which: fn(&Permissions) -> bool) -> Result<&LoggedIn, Reply> {
-    match &s.login {
-        None => Err(replies::not_logged_in()),
-        Some(l) if which(&l.user.permissions) => Ok(l),
-        Some(_) => Err(replies::permission_denied()),
+/// The user's file tree if they hold the permission `which` selects.
+fn permitted(
+    login: &LoggedIn,
+    which: fn(&Permissions) -> bool,
+) -> Result<&Arc<dyn FileSystem>, Reply> {
+    if which(&login.user.permissions) {
+        Ok(&login.fs)
+    } else {
+        Err(replies::permission_denied())
     }
 }
 
 /// Resolves a client path against the working directory.
-fn resolve(s: &Session, arg: &str) -> Result<VirtualPath, Reply> {
-    s.cwd.resolve(arg).map_err(|e| replies::path_error(&e))
+fn resolve(nav: &Navigation, arg: &str) -> Result<VirtualPath, Reply> {
+    nav.cwd.resolve(arg).map_err(|e| replies::path_error(&e))
 }

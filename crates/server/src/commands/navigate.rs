@@ -5,21 +5,21 @@ use wharf_ftp::{EntryKind, Reply};
 
 use super::{permitted, resolve};
 use crate::replies;
-use crate::session::Session;
+use crate::state::{LoggedIn, Navigation};
 
-pub async fn cwd(s: &mut Session, arg: &str) -> Reply {
-    let target = match resolve(s, arg) {
+pub async fn cwd(login: &LoggedIn, nav: &mut Navigation, arg: &str) -> Reply {
+    let target = match resolve(nav, arg) {
         Ok(p) => p,
         Err(r) => return r,
     };
-    let login = match permitted(s, |p| p.list || p.read || p.write) {
-        Ok(l) => l,
+    let fs = match permitted(login, |p| p.list || p.read || p.write) {
+        Ok(fs) => fs,
         Err(r) => return r,
     };
-    match login.fs.metadata(&target).await {
+    match fs.metadata(&target).await {
         Ok(e) if matches!(e.kind, EntryKind::Dir) => {
             let reply = Reply::new(250, format!("Directory changed to {target}."));
-            s.cwd = target;
+            nav.cwd = target;
             reply
         }
         Ok(_) => Reply::new(550, "Not a directory."),
@@ -27,12 +27,12 @@ pub async fn cwd(s: &mut Session, arg: &str) -> Reply {
     }
 }
 
-pub fn pwd(s: &Session) -> Reply {
+pub fn pwd(nav: &Navigation) -> Reply {
     Reply::new(
         257,
         format!(
             "{} is the current directory.",
-            quote_path(&s.cwd.as_string())
+            quote_path(&nav.cwd.as_string())
         ),
     )
 }

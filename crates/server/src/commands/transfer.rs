@@ -3,21 +3,22 @@
 
 use std::time::SystemTime;
 
-use wharf_ftp::command::{ProtectionLevel, TransferType};
 use wharf_ftp::listing::{list_line, mlsx_line};
 use wharf_ftp::{EntryKind, Reply, VirtualPath};
 
 use super::{permitted, resolve};
+use crate::data::listing;
+use crate::data::transfer::{Payload, TransferJob, UploadTarget};
+use crate::data::DataSetup;
 use crate::fs::{DirPages, FileSystem, OnePage};
 use crate::fs::{FsError, WriteMode};
 use crate::replies;
-use crate::session::listing;
-use crate::session::transfer::{Payload, TransferJob, UploadTarget};
-use crate::session::{Outcome, PendingTransfer, Session};
+use crate::state::{DataChannel, LoggedIn, Navigation, Outcome, PendingTransfer, TransferSettings};
 use crate::xferlog::Direction;
+use crate::Shared;
 
-pub fn rest(s: &mut Session, offset: u64) -> Reply {
-    s.rest = offset;
+pub fn rest(settings: &mut TransferSettings, offset: u64) -> Reply {
+    settings.rest = offset;
     Reply::new(
         350,
         format!("Restarting at {offset}. Send STOR or RETR to initiate transfer."),
@@ -25,39 +26,40 @@ pub fn rest(s: &mut Session, offset: u64) -> Reply {
 }
 
 /// Checks shared by every data transfer; returns the data set-up to use.
-fn prepare(s: &mut Session) -> Result<crate::session::data::DataSetup, Reply> {
-    let policy = &s.shared.config.policy;
-    if policy.require_prot_p && s.prot != ProtectionLevel::Private {
+fn prepare(
+    shared: &Shared,
+    settings: &TransferSettings,
+    data: &mut DataChannel,
+) -> Result<DataSetup, Reply> {
+    let policy = &shared.config.policy;
+    if policy.require_prot_p && !settings.private() {
         return Err(Reply::new(
             521,
             "Data connections must be encrypted: send PBSZ 0 and PROT P first.",
         ));
     }
-    s.data
+    data.setup
         .take()
         .ok_or_else(|| Reply::new(425, "Use PASV, EPSV, PORT or EPRT first."))
 }
 
+/// The transfer for the loop to start, at the user's rate for `direction`.
+/// Directory listings are not logged as transfers.
 fn pending(
-    s: &Session,
+    login: &LoggedIn,
+    settings: &TransferSettings,
     payload: Payload,
-    setup: crate::session::data::DataSetup,
+    setup: DataSetup,
     opening: String,
     path: &VirtualPath,
     direction: Direction,
-    logged: bool,
 ) -> Outcome {
-    let user = s.user();
-    let rate = match (user, direction) {
-        (Some(u), Direction::Incoming) => u.upload_rate,
-        (Some(u), Direction::Outgoing) => u.download_rate,
-        (None, _) => 0,
+    let rate = match direction {
+        Direction::Incoming => login.user.upload_rate,
+        Direction::Outgoing => login.user.download_rate,
     };
-    let mode = if s.transfer_type == TransferType::Ascii {
-        "ASCII"
-    } else {
-        "BINARY"
-    };
+    let logged = !matches!(payload, Payload::Listing(_));
+    let mode = if settings.ascii() { "ASCII" } else { "BINARY" };
     Outcome::Transfer(Box::new(PendingTransfer {
         job: TransferJob {
             payload,
@@ -74,17 +76,24 @@ fn pending(
     }))
 }
 
-pub async fn retr(s: &mut Session, arg: &str) -> Outcome {
-    let offset = std::mem::take(&mut s.rest);
-    let path = match resolve(s, arg) {
+pub async fn retr(
+    shared: &Shared,
+    login: &LoggedIn,
+    nav: &Navigation,
+    settings: &mut TransferSettings,
+    data: &mut DataChannel,
+    arg: &str,
+) -> Outcome {
+    let offset = std::mem::take(&mut settings.rest);
+    let path = match resolve(nav, arg) {
         Ok(p) => p,
         Err(r) => return r.into(),
     };
-    let fs = match permitted(s, |p| p.read) {
-        Ok(l) => l.fs.clone(),
+    let fs = match permitted(login, |p| p.read) {
+        Ok(fs) => fs.clone(),
         Err(r) => return r.into(),
     };
-    let setup = match prepare(s) {
+    let setup = match prepare(shared, settings, data) {
         Ok(d) => d,
         Err(r) => return r.into(),
     };
@@ -99,30 +108,38 @@ pub async fn retr(s: &mut Session, arg: &str) -> Outcome {
         Ok(r) => r,
         Err(e) => return replies::fs_error(&e).into(),
     };
-    let ascii = s.transfer_type == TransferType::Ascii;
+    let ascii = settings.ascii();
     let what = format!("{} ({} bytes)", path, size.saturating_sub(offset));
     pending(
-        s,
+        login,
+        settings,
         Payload::Download { reader, ascii },
         setup,
         what,
         &path,
         Direction::Outgoing,
-        true,
     )
 }
 
-pub async fn stor(s: &mut Session, arg: &str, append: bool) -> Outcome {
-    let offset = std::mem::take(&mut s.rest);
-    let path = match resolve(s, arg) {
+pub async fn stor(
+    shared: &Shared,
+    login: &LoggedIn,
+    nav: &Navigation,
+    settings: &mut TransferSettings,
+    data: &mut DataChannel,
+    arg: &str,
+    append: bool,
+) -> Outcome {
+    let offset = std::mem::take(&mut settings.rest);
+    let path = match resolve(nav, arg) {
         Ok(p) => p,
         Err(r) => return r.into(),
     };
-    let fs = match permitted(s, |p| p.write) {
-        Ok(l) => l.fs.clone(),
+    let fs = match permitted(login, |p| p.write) {
+        Ok(fs) => fs.clone(),
         Err(r) => return r.into(),
     };
-    let setup = match prepare(s) {
+    let setup = match prepare(shared, settings, data) {
         Ok(d) => d,
         Err(r) => return r.into(),
     };
@@ -137,7 +154,7 @@ pub async fn stor(s: &mut Session, arg: &str, append: bool) -> Outcome {
     if let Err(r) = check_upload_target(fs.as_ref(), &path, resume_at).await {
         return r.into();
     }
-    let ascii = s.transfer_type == TransferType::Ascii;
+    let ascii = settings.ascii();
     let what = path.to_string();
     let target = UploadTarget::Deferred {
         fs,
@@ -145,27 +162,34 @@ pub async fn stor(s: &mut Session, arg: &str, append: bool) -> Outcome {
         mode,
     };
     pending(
-        s,
+        login,
+        settings,
         Payload::Upload { target, ascii },
         setup,
         what,
         &path,
         Direction::Incoming,
-        true,
     )
 }
 
-pub async fn stou(s: &mut Session, hint: Option<&str>) -> Outcome {
-    s.rest = 0;
-    let fs = match permitted(s, |p| p.write) {
-        Ok(l) => l.fs.clone(),
+pub async fn stou(
+    shared: &Shared,
+    login: &LoggedIn,
+    nav: &Navigation,
+    settings: &mut TransferSettings,
+    data: &mut DataChannel,
+    hint: Option<&str>,
+) -> Outcome {
+    settings.rest = 0;
+    let fs = match permitted(login, |p| p.write) {
+        Ok(fs) => fs.clone(),
         Err(r) => return r.into(),
     };
     let base = hint
-        .and_then(|h| s.cwd.resolve(h).ok())
+        .and_then(|h| nav.cwd.resolve(h).ok())
         .and_then(|p| p.file_name().map(str::to_owned))
         .unwrap_or_else(|| "wharf".to_owned());
-    let setup = match prepare(s) {
+    let setup = match prepare(shared, settings, data) {
         Ok(d) => d,
         Err(r) => return r.into(),
     };
@@ -175,14 +199,15 @@ pub async fn stou(s: &mut Session, hint: Option<&str>) -> Outcome {
         } else {
             format!("{base}.{}", unique_suffix(attempt))
         };
-        let Ok(path) = s.cwd.join(&name) else {
+        let Ok(path) = nav.cwd.join(&name) else {
             return Reply::new(553, "Cannot build a unique file name from that hint.").into();
         };
         match fs.open_write(&path, WriteMode::CreateNew).await {
             Ok(writer) => {
-                let ascii = s.transfer_type == TransferType::Ascii;
+                let ascii = settings.ascii();
                 let mut outcome = pending(
-                    s,
+                    login,
+                    settings,
                     Payload::Upload {
                         target: UploadTarget::Opened(writer),
                         ascii,
@@ -191,7 +216,6 @@ pub async fn stou(s: &mut Session, hint: Option<&str>) -> Outcome {
                     name.clone(),
                     &path,
                     Direction::Incoming,
-                    true,
                 );
                 if let Outcome::Transfer(p) = &mut outcome {
                     // RFC 1123 4.1.2.9: the reply names the file created.
@@ -221,14 +245,22 @@ pub enum ListingKind {
     Mlsd,
 }
 
-pub async fn listing(s: &mut Session, arg: Option<&str>, kind: ListingKind) -> Outcome {
-    s.rest = 0;
-    let path = match resolve(s, arg.unwrap_or("")) {
+pub async fn listing(
+    shared: &Shared,
+    login: &LoggedIn,
+    nav: &Navigation,
+    settings: &mut TransferSettings,
+    data: &mut DataChannel,
+    arg: Option<&str>,
+    kind: ListingKind,
+) -> Outcome {
+    settings.rest = 0;
+    let path = match resolve(nav, arg.unwrap_or("")) {
         Ok(p) => p,
         Err(r) => return r.into(),
     };
-    let fs = match permitted(s, |p| p.list) {
-        Ok(l) => l.fs.clone(),
+    let fs = match permitted(login, |p| p.list) {
+        Ok(fs) => fs.clone(),
         Err(r) => return r.into(),
     };
     let pages: Box<dyn DirPages> = match fs.metadata(&path).await {
@@ -244,12 +276,12 @@ pub async fn listing(s: &mut Session, arg: Option<&str>, kind: ListingKind) -> O
         Ok(e) => Box::new(OnePage(Some(vec![e]))),
         Err(e) => return replies::fs_error(&e).into(),
     };
-    let setup = match prepare(s) {
+    let setup = match prepare(shared, settings, data) {
         Ok(d) => d,
         Err(r) => return r.into(),
     };
     let now = SystemTime::now();
-    let facts = s.facts;
+    let facts = settings.facts;
     let lines = listing::lines(pages, move |e| match kind {
         ListingKind::List => list_line(e, now),
         ListingKind::Nlst => e.name.replace(['\r', '\n'], " "),
@@ -257,13 +289,13 @@ pub async fn listing(s: &mut Session, arg: Option<&str>, kind: ListingKind) -> O
     });
     let what = format!("listing of {path}");
     pending(
-        s,
+        login,
+        settings,
         Payload::Listing(lines),
         setup,
         what,
         &path,
         Direction::Outgoing,
-        false,
     )
 }
 

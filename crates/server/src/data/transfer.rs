@@ -11,7 +11,7 @@ use wharf_ftp::ascii::{FromNetwork, ToNetwork};
 use wharf_ftp::{Reply, VirtualPath};
 use wharf_tls::SessionClaim;
 
-use super::data::{DataError, DataSetup, DataStream, DataTlsContext, Opened};
+use super::{DataError, DataSetup, DataStream, DataTlsContext, Opened};
 use crate::data_tls::{self, Admission, DataTlsRule, LoggedInSessions, Sibling};
 use crate::fs::{FileReader, FileSystem, FileWriter, FsError, WriteMode};
 use crate::replies;
@@ -34,7 +34,7 @@ pub enum Payload {
         target: UploadTarget,
         ascii: bool,
     },
-    /// The listing's lines as they are read (see `session::listing`).
+    /// The listing's lines as they are read (see `data::listing`).
     Listing(FileReader),
 }
 

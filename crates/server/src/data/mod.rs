@@ -1,5 +1,10 @@
 //! Data connections: the passive listener (PASV/EPSV), active connects
-//! (PORT/EPRT), and the TLS handshake on them.
+//! (PORT/EPRT), and the TLS handshake on them; `transfer` moves the bytes and
+//! `listing` produces a directory listing's lines. Outside `session` so that
+//! both the control loop and `commands` use it without using each other.
+
+pub mod listing;
+pub mod transfer;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -15,9 +20,10 @@ use tokio_rustls::TlsAcceptor;
 use tracing::Instrument;
 use wharf_tls::{SessionBinding, SessionClaim, TlsConfigs};
 
-use super::stream::FtpStream;
+use crate::address_rules::canonical;
 use crate::config::PortRange;
 use crate::proxy_protocol::TrustedProxies;
+use crate::stream::FtpStream;
 
 /// How long a balancer may take to send the PROXY header of a data connection.
 const PROXY_HEADER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -103,14 +109,6 @@ impl PassiveListener {
             tracing::warn!(peer = %client, expected = %self.expected_peer,
                 "refused a passive data connection from a foreign address");
         }
-    }
-}
-
-/// IPv4-mapped IPv6 addresses compare equal to their IPv4 form.
-pub fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-        v4 => v4,
     }
 }
 

@@ -8,7 +8,7 @@ use tokio_rustls::TlsAcceptor;
 use wharf_ftp::Reply;
 use wharf_tls::SessionBinding;
 
-use super::stream::FtpStream;
+use crate::stream::FtpStream;
 
 /// What reading the next line produced.
 #[derive(Debug)]

@@ -1,11 +1,6 @@
-//! One control session: state, the command loop and dispatch. Commands are
-//! applied in `crate::commands`, one module per area.
-
-pub mod control;
-pub mod data;
-pub mod listing;
-pub mod stream;
-pub mod transfer;
+//! One control session: the command loop, and the transfer it runs beside
+//! it. The session's state is in `crate::state`; commands are applied in
+//! `crate::commands`, one module per area.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -16,47 +11,20 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
-use wharf_ftp::command::{ProtectionLevel, TransferType};
-use wharf_ftp::{Command, Facts, HashAlgorithm, Reply, VirtualPath};
+use wharf_ftp::{Command, Reply};
 use wharf_tls::SessionBinding;
 
 use crate::accounts::User;
+use crate::control::{ControlConnection, Incoming};
+use crate::data::transfer::{self, TransferEvent};
 use crate::defender::Offence;
-use crate::fs::FileSystem;
-use crate::guard::{ConnectionSlot, UserSlot};
+use crate::guard::ConnectionSlot;
+use crate::state::{Connection, Outcome, PendingTransfer, SessionState};
 use crate::xferlog::{Direction, TransferRecord};
 use crate::Shared;
-use control::{ControlConnection, Incoming};
-use data::DataSetup;
-use transfer::{TransferEvent, TransferJob};
 
 /// Commands a client may pipeline while a transfer runs; more closes the session.
 const MAX_QUEUED: usize = 32;
-
-/// What applying a command asks the loop to do next.
-pub enum Outcome {
-    Reply(Reply),
-    /// Send `234`, then run the TLS handshake.
-    Upgrade(Reply),
-    Transfer(Box<PendingTransfer>),
-    /// Send the reply and close the connection.
-    Close(Reply),
-}
-
-impl From<Reply> for Outcome {
-    fn from(r: Reply) -> Self {
-        Outcome::Reply(r)
-    }
-}
-
-/// A transfer about to start, with what the transfer log needs afterwards.
-pub struct PendingTransfer {
-    pub job: TransferJob,
-    pub path: String,
-    pub direction: Direction,
-    /// Directory listings are not logged as transfers.
-    pub logged: bool,
-}
 
 struct RunningTransfer {
     task: JoinHandle<()>,
@@ -68,41 +36,12 @@ struct RunningTransfer {
     logged: bool,
 }
 
-pub struct LoggedIn {
-    pub user: User,
-    pub fs: Arc<dyn FileSystem>,
-    _slot: UserSlot,
-}
-
-impl LoggedIn {
-    pub fn new(user: User, fs: Arc<dyn FileSystem>, slot: UserSlot) -> Self {
-        Self {
-            user,
-            fs,
-            _slot: slot,
-        }
-    }
-}
-
+/// One control session: its state, group by group (`crate::state`), and what
+/// only the loop itself keeps: the running transfer, the lines queued behind
+/// it, and the count of malformed lines.
 pub struct Session {
-    pub shared: Arc<Shared>,
-    pub control: ControlConnection,
-    pub peer: SocketAddr,
-    pub local: SocketAddr,
-    pub binding: SessionBinding,
-    pub pending_user: Option<String>,
-    pub login: Option<LoggedIn>,
-    pub cwd: VirtualPath,
-    pub transfer_type: TransferType,
-    pub pbsz_done: bool,
-    pub prot: ProtectionLevel,
-    pub rest: u64,
-    pub rename_from: Option<VirtualPath>,
-    pub data: Option<DataSetup>,
-    pub epsv_all: bool,
-    pub facts: Facts,
-    pub hash: HashAlgorithm,
-    pub host: Option<String>,
+    shared: Arc<Shared>,
+    state: SessionState,
     bad_lines: u32,
     /// Set once the session's first relaxed data connection has been logged.
     relaxation_logged: Arc<std::sync::atomic::AtomicBool>,
@@ -124,30 +63,15 @@ impl Session {
         implicit: bool,
         slot: ConnectionSlot,
     ) -> Self {
-        Self {
-            shared,
+        let conn = Connection {
             control,
             peer,
             local,
             binding,
-            pending_user: None,
-            login: None,
-            cwd: VirtualPath::root(),
-            transfer_type: TransferType::Image,
-            // Implicit FTPS clients expect protected data without asking.
-            pbsz_done: implicit,
-            prot: if implicit {
-                ProtectionLevel::Private
-            } else {
-                ProtectionLevel::Clear
-            },
-            rest: 0,
-            rename_from: None,
-            data: None,
-            epsv_all: false,
-            facts: Facts::all(),
-            hash: HashAlgorithm::Sha256,
-            host: None,
+        };
+        Self {
+            shared,
+            state: SessionState::new(conn, implicit),
             bad_lines: 0,
             relaxation_logged: Arc::default(),
             running: None,
@@ -162,7 +86,7 @@ impl Session {
     }
 
     pub fn user(&self) -> Option<&User> {
-        self.login.as_ref().map(|l| &l.user)
+        self.state.login.user()
     }
 
     pub fn transfer_running(&self) -> bool {
@@ -180,7 +104,7 @@ impl Session {
     /// quietly: the peer is gone or misbehaving, and only this session suffers.
     pub async fn run(mut self) {
         let greeting = Reply::new(220, "Wharf FTPS server ready.");
-        if self.control.send(&greeting).await.is_err() {
+        if self.state.conn.control.send(&greeting).await.is_err() {
             return;
         }
         let mut shutdown = self.shared.shutdown.clone();
@@ -190,7 +114,7 @@ impl Session {
             } else {
                 let deadline = self.read_deadline();
                 tokio::select! {
-                    incoming = self.control.next_line() => match incoming {
+                    incoming = self.state.conn.control.next_line() => match incoming {
                         Ok(i) => i,
                         Err(e) => {
                             tracing::debug!("control connection error: {e}");
@@ -204,17 +128,17 @@ impl Session {
                         continue;
                     }
                     _ = tokio::time::sleep_until(deadline.into()) => {
-                        let text = if self.login.is_none() {
+                        let text = if self.state.login.account.is_none() {
                             "Login timeout: closing control connection."
                         } else {
                             "Idle timeout: closing control connection."
                         };
                         tracing::info!("{text}");
-                        let _ = self.control.send(&Reply::new(421, text)).await;
+                        let _ = self.state.conn.control.send(&Reply::new(421, text)).await;
                         break;
                     }
                     _ = shutdown.changed(), if !self.transfer_running() => {
-                        let _ = self.control.send(&Reply::new(421, "Server shutting down; please reconnect later.")).await;
+                        let _ = self.state.conn.control.send(&Reply::new(421, "Server shutting down; please reconnect later.")).await;
                         break;
                     }
                 }
@@ -227,13 +151,15 @@ impl Session {
                         500,
                         "This is the explicit FTPS port: send AUTH TLS first, or connect to the implicit FTPS port.",
                     );
-                    let _ = self.control.send(&reply).await;
+                    let _ = self.state.conn.control.send(&reply).await;
                     break;
                 }
                 Incoming::TooLong => {
                     self.bad_lines += 1;
                     let reply = Reply::new(500, "Command line too long.");
-                    if self.control.send(&reply).await.is_err() || self.too_many_bad_lines().await {
+                    if self.state.conn.control.send(&reply).await.is_err()
+                        || self.too_many_bad_lines().await
+                    {
                         break;
                     }
                 }
@@ -253,7 +179,7 @@ impl Session {
         if let Some(t) = self.running.take() {
             t.task.abort();
         }
-        self.control.close().await;
+        self.state.conn.control.close().await;
     }
 
     fn next_queued(&mut self) -> Option<Vec<u8>> {
@@ -270,24 +196,21 @@ impl Session {
             // The data connection has its own timeout; the control connection
             // is legitimately silent during a long transfer.
             Instant::now() + std::time::Duration::from_secs(365 * 24 * 3600)
-        } else if self.login.is_none() {
+        } else if self.state.login.account.is_none() {
             self.connected_at + limits.login_timeout
         } else {
             Instant::now() + limits.idle_timeout
         }
     }
 
-    /// The client's address as bans and scores know it (IPv4-mapped made plain).
-    pub(crate) fn client_ip(&self) -> std::net::IpAddr {
-        data::canonical(self.peer.ip())
-    }
-
     async fn too_many_bad_lines(&mut self) -> bool {
         if self.bad_lines >= self.shared.config.limits.max_bad_lines {
             tracing::warn!("closing a connection that keeps sending malformed command lines");
             self.shared
-                .offence(self.client_ip(), Offence::ProtocolAbuse);
+                .offence(self.state.conn.client_ip(), Offence::ProtocolAbuse);
             let _ = self
+                .state
+                .conn
                 .control
                 .send(&Reply::new(
                     421,
@@ -309,7 +232,7 @@ impl Session {
                     self.bad_lines += 1;
                 }
                 tracing::debug!("unparsable command: {e}");
-                if self.control.send(&e.reply()).await.is_err() {
+                if self.state.conn.control.send(&e.reply()).await.is_err() {
                     return false;
                 }
                 return !self.too_many_bad_lines().await;
@@ -319,30 +242,41 @@ impl Session {
         // The limit is on consecutive malformed lines: a client that sends an
         // odd bad line among good ones is not cut off.
         self.bad_lines = 0;
-        let outcome = crate::commands::apply(self, command).await;
+        let outcome = crate::commands::apply(&self.shared, &mut self.state, command).await;
         self.carry_out(outcome).await
     }
 
     async fn carry_out(&mut self, outcome: Outcome) -> bool {
         match outcome {
-            Outcome::Reply(r) => self.control.send(&r).await.is_ok(),
+            Outcome::Reply(r) => self.state.conn.control.send(&r).await.is_ok(),
             Outcome::Close(r) => {
-                let _ = self.control.send(&r).await;
+                let _ = self.state.conn.control.send(&r).await;
                 false
             }
             Outcome::Upgrade(r) => {
-                if self.control.send(&r).await.is_err() {
+                if self.state.conn.control.send(&r).await.is_err() {
                     return false;
                 }
                 let acceptor = tokio_rustls::TlsAcceptor::from(self.shared.tls.control.clone());
                 let timeout = self.shared.config.limits.tls_handshake_timeout;
-                match self.control.upgrade(acceptor, &self.binding, timeout).await {
+                match self
+                    .state
+                    .conn
+                    .control
+                    .upgrade(acceptor, &self.state.conn.binding, timeout)
+                    .await
+                {
                     Ok(()) => {
                         tracing::info!(
-                            tls = self.control.tls_description().unwrap_or_default(),
+                            tls = self
+                                .state
+                                .conn
+                                .control
+                                .tls_description()
+                                .unwrap_or_default(),
                             "control connection protected"
                         );
-                        if let Some(stream) = self.control.stream_ref() {
+                        if let Some(stream) = self.state.conn.control.stream_ref() {
                             self.shared.metrics.handshake(stream);
                         }
                         true
@@ -351,7 +285,7 @@ impl Session {
                         tracing::info!("TLS handshake on the control connection failed: {e}");
                         if crate::defender::handshake_abuse(&e) {
                             self.shared
-                                .offence(self.client_ip(), Offence::ProtocolAbuse);
+                                .offence(self.state.conn.client_ip(), Offence::ProtocolAbuse);
                         }
                         false
                     }
@@ -368,9 +302,12 @@ impl Session {
         let (tx, rx) = mpsc::channel(4);
         let progress = Arc::new(AtomicU64::new(0));
         let limits = &self.shared.config.limits;
-        let protection =
-            (self.prot == ProtectionLevel::Private).then(|| transfer::DataProtection {
-                tls: self.data_tls_context(),
+        let protection = self
+            .state
+            .settings
+            .private()
+            .then(|| transfer::DataProtection {
+                tls: self.state.data_tls_context(&self.shared),
                 rule: self.data_tls_rule(),
                 sessions: self.shared.logged_in.clone(),
                 relaxation_logged: self.relaxation_logged.clone(),
@@ -406,16 +343,18 @@ impl Session {
     /// Returns false when the session must end.
     async fn on_transfer_event(&mut self, event: Option<TransferEvent>) -> bool {
         match event {
-            Some(TransferEvent::Opened(reply)) => self.control.send(&reply).await.is_ok(),
+            Some(TransferEvent::Opened(reply)) => {
+                self.state.conn.control.send(&reply).await.is_ok()
+            }
             Some(TransferEvent::Finished(outcome)) => {
                 self.finish_transfer(outcome.bytes, outcome.complete).await;
-                self.control.send(&outcome.reply).await.is_ok()
+                self.state.conn.control.send(&outcome.reply).await.is_ok()
             }
             None => {
                 // The task ended without a result (it panicked): report it.
                 self.finish_transfer(0, false).await;
                 let reply = Reply::new(451, "Transfer failed: internal error; see the server log.");
-                self.control.send(&reply).await.is_ok()
+                self.state.conn.control.send(&reply).await.is_ok()
             }
         }
     }
@@ -431,13 +370,13 @@ impl Session {
         self.shared
             .xferlog
             .record(&TransferRecord {
-                peer: self.peer.ip(),
+                peer: self.state.conn.peer.ip(),
                 user: &user,
                 path: &t.path,
                 bytes,
                 duration: t.started.elapsed(),
                 direction: t.direction,
-                ascii: self.transfer_type == TransferType::Ascii,
+                ascii: self.state.settings.ascii(),
                 complete,
             })
             .await;
@@ -449,6 +388,8 @@ impl Session {
         match Command::parse(&bytes) {
             Ok(Command::Abor) => self.abort_transfer().await,
             Ok(Command::Noop) => self
+                .state
+                .conn
                 .control
                 .send(&Reply::new(200, "NOOP ok; transfer in progress."))
                 .await
@@ -463,10 +404,12 @@ impl Session {
                         "End of status.".into(),
                     ],
                 );
-                self.control.send(&reply).await.is_ok()
+                self.state.conn.control.send(&reply).await.is_ok()
             }
             _ if self.queued.len() >= MAX_QUEUED => {
                 let _ = self
+                    .state
+                    .conn
                     .control
                     .send(&Reply::new(
                         421,
@@ -494,6 +437,8 @@ impl Session {
             .unwrap_or(0);
         self.finish_transfer(bytes, false).await;
         if self
+            .state
+            .conn
             .control
             .send(&Reply::new(426, "Connection closed; transfer aborted."))
             .await
@@ -501,19 +446,12 @@ impl Session {
         {
             return false;
         }
-        self.control
+        self.state
+            .conn
+            .control
             .send(&Reply::new(226, "ABOR command successful."))
             .await
             .is_ok()
-    }
-
-    /// What a data connection's handshake needs to know of this session.
-    pub fn data_tls_context(&self) -> data::DataTlsContext {
-        data::DataTlsContext {
-            configs: self.shared.tls.clone(),
-            binding: self.binding.clone(),
-            user: self.user().map(|u| u.name.clone()).unwrap_or_default(),
-        }
     }
 
     /// What this session's data connections must prove (`crate::data_tls`).
@@ -523,7 +461,7 @@ impl Session {
             policy.data_tls,
             self.user().and_then(|u| u.data_tls),
             &policy.data_tls_any_from,
-            self.client_ip(),
+            self.state.conn.client_ip(),
         )
     }
 
