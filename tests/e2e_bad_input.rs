@@ -415,48 +415,6 @@ fn connect_from(source: Ipv4Addr, port: u16) -> TcpStream {
         .unwrap_or_else(|e| panic!("connect from {source} to port {port}: {e}"))
 }
 
-/// Accepts any certificate: these clients only talk to the server their test started,
-/// and certificate checking is not what they test.
-#[derive(Debug)]
-struct AnyCertificate(Arc<rustls::crypto::CryptoProvider>);
-
-impl rustls::client::danger::ServerCertVerifier for AnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _: &rustls::pki_types::CertificateDer<'_>,
-        _: &[rustls::pki_types::CertificateDer<'_>],
-        _: &rustls::pki_types::ServerName<'_>,
-        _: &[u8],
-        _: rustls::pki_types::UnixTime,
-    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
-        Ok(rustls::client::danger::ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.0.signature_verification_algorithms;
-        rustls::crypto::verify_tls12_signature(message, cert, dss, algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &rustls::pki_types::CertificateDer<'_>,
-        dss: &rustls::DigitallySignedStruct,
-    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        let algorithms = &self.0.signature_verification_algorithms;
-        rustls::crypto::verify_tls13_signature(message, cert, dss, algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
 /// A rustls client speaking only `version`.
 fn tls_client(version: &'static rustls::SupportedProtocolVersion) -> rustls::ClientConnection {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
@@ -464,7 +422,7 @@ fn tls_client(version: &'static rustls::SupportedProtocolVersion) -> rustls::Cli
         .with_protocol_versions(&[version])
         .expect("a protocol version the provider supports")
         .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AnyCertificate(provider)))
+        .with_custom_certificate_verifier(Arc::new(wharf_tls::AnyServerCertificate::new(provider)))
         .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from("localhost").expect("a server name");
     rustls::ClientConnection::new(Arc::new(config), name).expect("a TLS client")

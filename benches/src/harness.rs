@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use tonic::transport::Channel;
-use wharf_cluster::credentials::{self, Credentials};
+use wharf_cluster::local_admin;
 use wharf_cluster::pb;
 use wharf_cluster::pb::cluster_client::ClusterClient;
-use wharf_cluster::transport::client_endpoint;
 
 /// One `wharf serve` process and what is needed to restart it.
 pub struct Node {
@@ -65,16 +64,8 @@ impl Node {
     }
 
     pub async fn admin(&self) -> Result<ClusterClient<Channel>> {
-        let creds = Credentials::load(&credentials::tls_dir(&self.data_dir.join("cluster")))?
-            .context("node has no cluster certificate")?;
-        let channel = client_endpoint(
-            &self.cluster_addr,
-            &creds.ca_pem,
-            Some((&creds.chain_pem, &creds.key_pem)),
-        )?
-        .connect()
-        .await?;
-        Ok(ClusterClient::new(channel))
+        let (_, endpoint) = local_admin::endpoint(&self.data_dir.join("cluster"))?;
+        Ok(ClusterClient::new(endpoint.connect().await?))
     }
 
     pub async fn status(&self) -> Result<pb::StatusReply> {

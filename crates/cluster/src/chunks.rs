@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 use wharf_blob::ChunkHash;
 use wharf_store::NodeId;
 
+use crate::internal::internal;
 use crate::node::ClusterHandle;
 use crate::pb;
 use crate::pb::chunks_client::ChunksClient;
@@ -35,53 +36,6 @@ pub enum ChunkError {
     Unavailable(ChunkHash),
     #[error("local chunk store: {0}")]
     Local(#[from] std::io::Error),
-}
-
-/// How long a peer that failed a chunk transfer is placed after the others.
-const UNHEALTHY_FOR: Duration = Duration::from_secs(30);
-
-/// This node's recent experience of its peers as chunk holders: a peer that
-/// failed a transfer is tried last for new replicas until it answers again or
-/// `UNHEALTHY_FOR` has passed (it may have been restarted meanwhile).
-#[derive(Default)]
-pub struct PeerHealth {
-    failed: std::sync::Mutex<std::collections::BTreeMap<NodeId, std::time::Instant>>,
-    /// Failing peers with a probe transfer on its way.
-    probing: std::sync::Mutex<std::collections::BTreeSet<NodeId>>,
-}
-
-impl PeerHealth {
-    /// Claims the one probe of a failing peer; false when one is running.
-    fn start_probe(&self, peer: NodeId) -> bool {
-        self.probing.lock().is_ok_and(|mut p| p.insert(peer))
-    }
-
-    fn end_probe(&self, peer: NodeId) {
-        if let Ok(mut p) = self.probing.lock() {
-            p.remove(&peer);
-        }
-    }
-
-    fn failed(&self, peer: NodeId) {
-        if let Ok(mut failed) = self.failed.lock() {
-            failed.insert(peer, std::time::Instant::now());
-        }
-    }
-
-    fn answered(&self, peer: NodeId) {
-        if let Ok(mut failed) = self.failed.lock() {
-            failed.remove(&peer);
-        }
-    }
-
-    fn is_healthy(&self, peer: NodeId) -> bool {
-        match self.failed.lock() {
-            Ok(failed) => failed
-                .get(&peer)
-                .is_none_or(|at| at.elapsed() >= UNHEALTHY_FOR),
-            Err(_) => true,
-        }
-    }
 }
 
 pub struct ChunkService {
@@ -129,7 +83,7 @@ impl pb::chunks_server::Chunks for ChunkService {
         match blocking(move || store.get(&hash)).await {
             Ok(Some(data)) => Ok(Response::new(pb::ChunkData { data: data.into() })),
             Ok(None) => Err(Status::not_found(format!("no chunk {hash} here"))),
-            Err(e) => Err(Status::internal(e.to_string())),
+            Err(e) => Err(internal(e)),
         }
     }
 }

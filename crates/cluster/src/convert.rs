@@ -15,6 +15,7 @@ use openraft::{
 use tonic::Status;
 use wharf_store::{ClusterNode, NodeId, TypeConfig};
 
+use crate::internal::OrInternal;
 use crate::pb;
 
 fn missing(what: &str) -> Status {
@@ -124,9 +125,9 @@ fn entry_to_pb(e: &openraft::Entry<TypeConfig>) -> Result<pb::Entry, Status> {
     use pb::entry::Payload;
     let payload = match &e.payload {
         EntryPayload::Blank => Payload::Blank(pb::Empty {}),
-        EntryPayload::Normal(cmd) => Payload::Command(
-            wharf_store::encode_value(cmd).map_err(|e| Status::internal(e.to_string()))?,
-        ),
+        EntryPayload::Normal(cmd) => {
+            Payload::Command(wharf_store::encode_value(cmd).or_internal()?)
+        }
         EntryPayload::Membership(m) => Payload::Membership(membership_to_pb(m)),
     };
     Ok(pb::Entry {
@@ -281,4 +282,13 @@ pub fn snapshot_response_from_pb(
     Ok(InstallSnapshotResponse {
         vote: vote_from_pb(r.vote.as_ref())?,
     })
+}
+
+/// The mismatch a follower reported for a snapshot chunk (`service`
+/// puts it in the status details).
+pub fn snapshot_mismatch_from_status(status: &Status) -> Option<openraft::error::SnapshotMismatch> {
+    if status.code() != tonic::Code::FailedPrecondition {
+        return None;
+    }
+    serde_json::from_slice(status.details()).ok()
 }

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::node::ClusterError;
+use crate::error::ClusterError;
 
 /// The DNS name every node certificate carries; peers verify it instead of
 /// an address, so a node may move or be reached through any address.

@@ -14,7 +14,6 @@ use crate::pb;
 use crate::pb::cluster_client::ClusterClient;
 
 /// Reports the open FTPS sessions of this node.
-pub(crate) type SessionCounter = Box<dyn Fn() -> usize + Send + Sync>;
 
 /// How long a status query waits for each member's own report.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(1);

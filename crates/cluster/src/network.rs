@@ -133,7 +133,7 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
         match client.install_snapshot(req).await {
             Ok(resp) => convert::snapshot_response_from_pb(resp.get_ref())
                 .map_err(|s| RPCError::Network(NetworkError::new(&s))),
-            Err(status) => match crate::service::snapshot_mismatch_from_status(&status) {
+            Err(status) => match convert::snapshot_mismatch_from_status(&status) {
                 Some(mismatch) => Err(RPCError::RemoteError(RemoteError::new_with_node(
                     self.target,
                     self.node.clone(),

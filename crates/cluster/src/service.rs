@@ -3,11 +3,12 @@
 
 use std::sync::Arc;
 
-use openraft::error::{InstallSnapshotError, RaftError, SnapshotMismatch};
+use openraft::error::{InstallSnapshotError, RaftError};
 use tonic::{Code, Request, Response, Status};
 use wharf_store::NodeId;
 
 use crate::convert;
+use crate::internal::OrInternal;
 use crate::node::ClusterHandle;
 use crate::pb;
 
@@ -34,13 +35,6 @@ fn snapshot_error(e: RaftError<NodeId, InstallSnapshotError>) -> Status {
         }
         other => raft_error(other),
     }
-}
-
-pub fn snapshot_mismatch_from_status(status: &Status) -> Option<SnapshotMismatch> {
-    if status.code() != Code::FailedPrecondition {
-        return None;
-    }
-    serde_json::from_slice(status.details()).ok()
 }
 
 #[tonic::async_trait]
@@ -127,8 +121,7 @@ impl pb::cluster_server::Cluster for ClusterService {
             }
             outcome.map_err(|e| Status::unavailable(e.to_string()))?
         };
-        let result =
-            wharf_store::encode_value(&result).map_err(|e| Status::internal(e.to_string()))?;
+        let result = wharf_store::encode_value(&result).or_internal()?;
         Ok(Response::new(pb::ForwardReply { result, log_index }))
     }
 
@@ -179,7 +172,7 @@ impl pb::cluster_server::Cluster for ClusterService {
             .node
             .reader
             .users()
-            .map_err(|e| Status::internal(e.to_string()))?
+            .or_internal()?
             .into_iter()
             .map(|u| {
                 let usage = self.node.reader.usage(&u.name).unwrap_or_default();
@@ -213,7 +206,7 @@ impl pb::cluster_server::Cluster for ClusterService {
             .node
             .reader
             .certs()
-            .map_err(|e| Status::internal(e.to_string()))?
+            .or_internal()?
             .into_iter()
             .map(|c| pb::CertSummary {
                 fingerprint: wharf_tls::leaf_fingerprint(&c.chain_pem).unwrap_or_default(),
@@ -236,7 +229,7 @@ impl pb::cluster_server::Cluster for ClusterService {
             .node
             .reader
             .trust_anchors()
-            .map_err(|e| Status::internal(e.to_string()))?
+            .or_internal()?
             .into_iter()
             .map(|t| {
                 let facts = wharf_tls::inspect_leaf_pem(&t.cert_pem);
@@ -262,7 +255,7 @@ impl pb::cluster_server::Cluster for ClusterService {
             .node
             .reader
             .acme_certs()
-            .map_err(|e| Status::internal(e.to_string()))?
+            .or_internal()?
             .into_iter()
             .map(|a| pb::AcmeSummary {
                 order_url: a.order.as_ref().map(|o| o.url.clone()).unwrap_or_default(),
@@ -287,7 +280,7 @@ impl pb::cluster_server::Cluster for ClusterService {
             .node
             .reader
             .bans()
-            .map_err(|e| Status::internal(e.to_string()))?
+            .or_internal()?
             .into_iter()
             .map(|b| pb::BanSummary {
                 address: b.address,

@@ -128,6 +128,7 @@ pub async fn fetch_ca(addr: &str, fingerprint: &str) -> Result<String, FetchCaEr
         fingerprint: fingerprint.to_ascii_lowercase(),
         found: Mutex::new(None),
         provider: provider.clone(),
+        signatures: wharf_tls::AnyServerCertificate::new(provider.clone()),
     });
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -168,6 +169,8 @@ struct PinnedCa {
     fingerprint: String,
     found: Mutex<Option<Vec<u8>>>,
     provider: Arc<CryptoProvider>,
+    /// Handshake signatures are checked as for any server.
+    signatures: wharf_tls::AnyServerCertificate,
 }
 
 impl ServerCertVerifier for PinnedCa {
@@ -206,12 +209,7 @@ impl ServerCertVerifier for PinnedCa {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.verify_tls12_signature(message, cert, dss)
     }
 
     fn verify_tls13_signature(
@@ -220,17 +218,10 @@ impl ServerCertVerifier for PinnedCa {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        self.signatures.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.signatures.supported_verify_schemes()
     }
 }

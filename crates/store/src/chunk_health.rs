@@ -15,8 +15,9 @@ use std::collections::BTreeMap;
 
 use rocksdb::{WriteBatch, DB};
 
+use crate::columns::SM_META;
 use crate::compact::Record;
-use crate::db::{StoreError, SM_META};
+use crate::error::StoreError;
 use crate::records::{ChunkHash, ChunkRecord};
 use crate::table::{self, cf};
 use crate::NodeId;

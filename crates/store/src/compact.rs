@@ -11,7 +11,8 @@
 use prost::Message;
 use rocksdb::{WriteBatch, DB};
 
-use crate::db::{StoreError, SM_META};
+use crate::columns::SM_META;
+use crate::error::StoreError;
 use crate::records::{
     ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, UploadRecord, UsageRecord,
 };

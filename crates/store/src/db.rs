@@ -5,33 +5,14 @@ use std::sync::Arc;
 
 use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, Options, WriteBufferManager, DB};
 
+use crate::columns::{RAFT_LOG, RAFT_META, SM_META};
+use crate::error::StoreError;
 use crate::log_store::LogStore;
 use crate::reader::StateReader;
 use crate::snapshot::SnapshotDir;
 use crate::state_machine::StateMachineStore;
 use crate::stats::StoreStats;
-use crate::table::{CodecError, TABLES};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("RocksDB: {0}")]
-    RocksDb(#[from] rocksdb::Error),
-    #[error("store is missing column family {0}: the data directory is damaged")]
-    MissingColumnFamily(String),
-    #[error("cannot decode a stored value: {0}")]
-    Codec(#[from] CodecError),
-    #[error("I/O: {0}")]
-    Io(String),
-    #[error(transparent)]
-    Secrets(#[from] crate::secrets::SecretsError),
-}
-
-/// Raft log entries by index.
-pub const RAFT_LOG: &str = "raft_log";
-/// Vote, committed log id, last purged log id.
-pub const RAFT_META: &str = "raft_meta";
-/// Last applied log id, membership and the current snapshot.
-pub const SM_META: &str = "sm_meta";
+use crate::table::TABLES;
 
 pub struct OpenedStore {
     pub log: LogStore,

@@ -6,8 +6,10 @@
 //! reads comes from its local state machine through [`StateReader`].
 
 mod chunk_health;
+mod columns;
 mod compact;
 mod db;
+mod error;
 mod log_store;
 mod namespace;
 mod reader;
@@ -27,7 +29,8 @@ use serde::{Deserialize, Serialize};
 
 pub use chunk_health::ChunkState;
 pub use command::{Command, CommandResult, FileWrite, Found, FsCommand};
-pub use db::{open, open_with, OpenedStore, StoreError, StoreLimits};
+pub use db::{open, open_with, OpenedStore, StoreLimits};
+pub use error::StoreError;
 pub use log_store::LogStore;
 pub use namespace::components as path_components;
 pub use reader::StateReader;

@@ -13,7 +13,8 @@ use openraft::{
 };
 use rocksdb::{WriteBatch, DB};
 
-use crate::db::{StoreError, RAFT_LOG, RAFT_META};
+use crate::columns::{RAFT_LOG, RAFT_META};
+use crate::error::StoreError;
 use crate::stats::StoreStats;
 use crate::table::{self, cf};
 use crate::{NodeId, TypeConfig};

@@ -11,7 +11,7 @@ use rocksdb::{WriteBatch, DB};
 use crate::chunk_health::{entry_key, ChunkState, CHUNK_CENSUS, CHUNK_STATES};
 use crate::command::{CommandResult, FileWrite, Found, FsCommand};
 use crate::compact::{self, Record};
-use crate::db::StoreError;
+use crate::error::StoreError;
 use crate::records::{
     ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, UploadRecord, UsageRecord, ROOT_INODE,
 };

@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::chunk_health::ChunkState;
 use crate::command::Command;
-use crate::db::StoreError;
+use crate::error::StoreError;
 use crate::records::{
     AcmeAccountRecord, AcmeCertRecord, BanRecord, CaRecord, CertRecord, ChunkHash, ChunkRecord,
     InodeRecord, TicketKeyRecord, TrustAnchorRecord, UploadRecord, UserRecord,

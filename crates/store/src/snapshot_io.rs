@@ -14,11 +14,11 @@ use std::sync::{Arc, Mutex};
 use openraft::{LogId, StoredMembership};
 use rocksdb::{WriteBatch, DB};
 
-use crate::db::{StoreError, SM_META};
+use crate::columns::{LAST_APPLIED, MEMBERSHIP, SM_META};
+use crate::error::StoreError;
 use crate::snapshot::{
     read_meta, Meta, SnapshotDir, SnapshotFileError, SnapshotReader, SnapshotWriter,
 };
-use crate::state_machine::{LAST_APPLIED, MEMBERSHIP};
 use crate::table::{self, cf, TABLES};
 use crate::{ClusterNode, NodeId};
 

@@ -17,8 +17,9 @@ use openraft::{
 use rocksdb::{WriteBatch, DB};
 use tokio::sync::watch;
 
+use crate::columns::{LAST_APPLIED, MEMBERSHIP, SM_META};
 use crate::command::{Command, CommandResult};
-use crate::db::{StoreError, SM_META};
+use crate::error::StoreError;
 use crate::reader::StateReader;
 use crate::records::{AcmeAccountRecord, AcmeCertRecord};
 use crate::snapshot::SnapshotDir;
@@ -29,8 +30,6 @@ use crate::{ClusterNode, NodeId, TypeConfig};
 
 type StorageResult<T> = Result<T, StorageError<NodeId>>;
 
-pub(crate) const LAST_APPLIED: &[u8] = b"last_applied";
-pub(crate) const MEMBERSHIP: &[u8] = b"membership";
 /// Where releases before snapshot files kept the whole snapshot, as one value.
 const LEGACY_SNAPSHOT: &[u8] = b"snapshot";
 

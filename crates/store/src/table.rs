@@ -5,22 +5,11 @@ use rocksdb::{ColumnFamily, WriteBatch, DB};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::db::StoreError;
+pub use crate::error::CodecError;
+use crate::error::StoreError;
 
 /// Encoding of every value written by this release: JSON after the byte.
 pub const FORMAT_V1: u8 = 1;
-
-#[derive(Debug, thiserror::Error)]
-pub enum CodecError {
-    #[error("unknown value format {0}")]
-    UnknownFormat(u8),
-    #[error("empty value")]
-    Empty,
-    #[error("malformed value: {0}")]
-    Json(#[from] serde_json::Error),
-    #[error("malformed binary value: {0}")]
-    Binary(String),
-}
 
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     let mut out = vec![FORMAT_V1];

@@ -381,7 +381,7 @@ async fn an_install_interrupted_by_a_crash_is_finished_when_the_store_opens() {
         crate::table::put(
             &db,
             &mut batch,
-            crate::db::SM_META,
+            crate::columns::SM_META,
             b"installing",
             &snapshot.meta.snapshot_id,
         )
@@ -395,8 +395,12 @@ async fn an_install_interrupted_by_a_crash_is_finished_when_the_store_opens() {
     assert_eq!(names.len(), 2_000);
     assert!(!names.contains(&"stale".to_owned()));
     assert_eq!(reopened.reader.applied_index(), 2_000);
-    let marker: Option<String> =
-        crate::table::get(&reopened_db(&reopened), crate::db::SM_META, b"installing").unwrap();
+    let marker: Option<String> = crate::table::get(
+        &reopened_db(&reopened),
+        crate::columns::SM_META,
+        b"installing",
+    )
+    .unwrap();
     assert_eq!(marker, None);
 }
 
@@ -447,12 +451,19 @@ async fn a_snapshot_kept_inside_the_store_by_an_earlier_release_is_dropped_at_op
         let db = store.state_machine.db();
         let mut batch = rocksdb::WriteBatch::default();
         let legacy = serde_json::json!({"meta": {}, "data": [1, 2, 3]});
-        crate::table::put(&db, &mut batch, crate::db::SM_META, b"snapshot", &legacy).unwrap();
+        crate::table::put(
+            &db,
+            &mut batch,
+            crate::columns::SM_META,
+            b"snapshot",
+            &legacy,
+        )
+        .unwrap();
         db.write(batch).unwrap();
     }
     let mut store = open(dir.path()).await.unwrap();
     let db = store.state_machine.db();
-    assert!(!crate::table::exists(&db, crate::db::SM_META, b"snapshot").unwrap());
+    assert!(!crate::table::exists(&db, crate::columns::SM_META, b"snapshot").unwrap());
     assert!(store
         .state_machine
         .get_current_snapshot()

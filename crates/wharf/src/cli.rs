@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-pub use wharf_node::StorageMode;
+use wharf_server::data_tls::DataTlsRule;
+
+use crate::settings::schema::{Policy, ServeSettings};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -310,130 +312,28 @@ pub enum LogFormat {
     Json,
 }
 
+/// `wharf serve`: every setting (`ServeSettings`, one field per flag,
+/// variable and config key) and what exists only on the command line.
 #[derive(Args, Debug, Default)]
 pub struct ServeArgs {
     /// TOML configuration file.
     #[arg(long, env = "WHARF_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Directory for the generated certificate, home directories of quick-start users and logs.
-    #[arg(long, env = "WHARF_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
-    /// Explicit FTPS control address (AUTH TLS); standard port 21. "off" disables it.
-    #[arg(long, env = "WHARF_LISTEN")]
-    pub listen: Option<String>,
-    /// HTTP endpoint for /metrics, /healthz and /readyz (default
-    /// 127.0.0.1:9180; "off" disables it).
-    #[arg(long, env = "WHARF_HTTP_LISTEN")]
-    pub http_listen: Option<String>,
-    /// HTTP address answering only ACME HTTP-01 challenges (e.g. 0.0.0.0:80),
-    /// for exposing port 80 without the metrics (default off; the
-    /// --http-listen endpoint answers them too).
-    #[arg(long, env = "WHARF_ACME_LISTEN")]
-    pub acme_listen: Option<String>,
-    /// Implicit FTPS control address (TLS from the first byte); standard port 990. "off" disables it.
-    #[arg(long, env = "WHARF_IMPLICIT_LISTEN")]
-    pub implicit_listen: Option<String>,
-    /// Passive data port range, LO-HI.
-    #[arg(long, env = "WHARF_PASV_PORTS")]
-    pub pasv_ports: Option<String>,
-    /// Address advertised in PASV replies (the public address behind NAT).
-    #[arg(long, env = "WHARF_PASV_ADDRESS")]
-    pub pasv_address: Option<String>,
-    /// Load balancer network (CIDR, repeatable) whose control and passive data
-    /// connections start with a PROXY protocol v1/v2 header naming the client;
-    /// from there the header is required.
-    #[arg(long = "proxy-from", env = "WHARF_PROXY_FROM", value_delimiter = ',')]
-    pub proxy_from: Vec<ipnet::IpNet>,
-    /// Only these source networks may connect (CIDR, repeatable; default any).
-    #[arg(long = "allow-from", env = "WHARF_ALLOW_FROM", value_delimiter = ',')]
-    pub allow_from: Vec<ipnet::IpNet>,
-    /// Source networks refused even when --allow-from names them (CIDR, repeatable).
-    #[arg(long = "deny-from", env = "WHARF_DENY_FROM", value_delimiter = ',')]
-    pub deny_from: Vec<ipnet::IpNet>,
-    /// PEM certificate chain (leaf first, then intermediates).
-    #[arg(long, env = "WHARF_CERT", requires = "key")]
-    pub cert: Option<PathBuf>,
-    /// PEM private key for --cert.
-    #[arg(long, env = "WHARF_KEY", requires = "cert")]
-    pub key: Option<PathBuf>,
-    /// Cluster address for Raft and the admin API.
-    #[arg(long, env = "WHARF_CLUSTER_LISTEN")]
-    pub cluster_listen: Option<String>,
-    /// Address other nodes use to reach this one (default: --cluster-listen).
-    #[arg(long, env = "WHARF_CLUSTER_ADVERTISE")]
-    pub cluster_advertise: Option<String>,
-    /// Local address connections to other nodes leave from (a multi-homed
-    /// host's cluster interface; default: the system's choice).
-    #[arg(long, env = "WHARF_CLUSTER_SOURCE")]
-    pub cluster_source: Option<std::net::IpAddr>,
-    /// Join the cluster of the node at this cluster address.
-    #[arg(long, env = "WHARF_JOIN")]
-    pub join: Option<String>,
-    /// Join token printed by `wharf cluster token` on a member.
-    #[arg(long, env = "WHARF_JOIN_TOKEN", hide_env_values = true)]
-    pub join_token: Option<String>,
-    /// File holding the join token (a mounted secret); the node waits for it
-    /// to appear, up to 10 minutes, on its first start.
-    #[arg(long, env = "WHARF_JOIN_TOKEN_FILE", conflicts_with = "join_token")]
-    pub join_token_file: Option<PathBuf>,
-    /// Server name for the internal-CA certificate (repeatable; default localhost and 127.0.0.1).
-    #[arg(long = "server-name", env = "WHARF_SERVER_NAME")]
-    pub server_names: Vec<String>,
-    /// Lifetime of internal-CA certificates in seconds (renewed at 2/3).
-    #[arg(long, env = "WHARF_CERT_LIFETIME")]
-    pub cert_lifetime: Option<u64>,
-    /// Where file contents live, fixed when the cluster is created: `cluster`
-    /// (replicated; the default) or `local` (each node's disk). Joining nodes
-    /// follow the cluster.
-    #[arg(long, env = "WHARF_STORAGE", value_parser = storage_mode)]
-    pub storage: Option<StorageMode>,
-    /// Copies of every chunk with cluster storage (default: 3, or the number
-    /// of voters when fewer). Applies cluster-wide.
-    #[arg(long, env = "WHARF_REPLICATION", value_parser = clap::value_parser!(u64).range(1..=16))]
-    pub replication: Option<u64>,
-    /// Seconds a member may stay silent before the leader re-creates its chunk
-    /// replicas on other members (default 600).
-    #[arg(long, env = "WHARF_REPAIR_AFTER")]
-    pub repair_after: Option<u64>,
-    /// Seconds an unreferenced chunk file stays on disk before it is deleted
-    /// (default 3600). Must exceed the time an upload takes between two
-    /// checkpoints (about a second), or its newest chunks could go.
-    #[arg(long, env = "WHARF_CHUNK_GRACE", value_parser = clap::value_parser!(u64).range(1..))]
-    pub chunk_grace: Option<u64>,
-    /// Also build a Raft snapshot every N log entries (0: only when the log
-    /// since the last snapshot outweighs the state, the default).
-    #[arg(long, env = "WHARF_RAFT_SNAPSHOT_LOGS")]
-    pub raft_snapshot_logs: Option<u64>,
-    /// MiB of Raft log below which no snapshot is built, however small the state.
-    #[arg(long, env = "WHARF_RAFT_SNAPSHOT_MIN_LOG_MIB", value_parser = clap::value_parser!(u64).range(1..))]
-    pub raft_snapshot_min_log_mib: Option<u64>,
-    /// KiB per piece when a snapshot is sent to a follower.
-    #[arg(long, env = "WHARF_RAFT_SNAPSHOT_PIECE_KIB", value_parser = clap::value_parser!(u64).range(1..=65536))]
-    pub raft_snapshot_piece_kib: Option<u64>,
-    /// MiB of RocksDB write-ahead log, all column families together.
-    #[arg(long, env = "WHARF_STORE_WAL_MIB", value_parser = clap::value_parser!(u64).range(1..))]
-    pub store_wal_mib: Option<u64>,
-    /// MiB of RocksDB memtables, all column families together.
-    #[arg(long, env = "WHARF_STORE_WRITE_BUFFER_MIB", value_parser = clap::value_parser!(u64).range(1..))]
-    pub store_write_buffer_mib: Option<u64>,
-    /// MiB of RocksDB block cache (index and filter blocks included).
-    #[arg(long, env = "WHARF_STORE_BLOCK_CACHE_MIB", value_parser = clap::value_parser!(u64).range(1..))]
-    pub store_block_cache_mib: Option<u64>,
     /// Quick-start account NAME:PASSWORD (repeatable); home is DATA_DIR/home/NAME.
     #[arg(long = "user", env = "WHARF_USER")]
     pub users: Vec<String>,
-    #[arg(long, env = "WHARF_LOG_FORMAT", value_enum)]
-    pub log_format: Option<LogFormat>,
-    /// Seconds a logged-in control connection may stay silent.
-    #[arg(long, env = "WHARF_IDLE_TIMEOUT")]
-    pub idle_timeout: Option<u64>,
-    /// Seconds a data connection may take to open or stay stalled.
-    #[arg(long, env = "WHARF_DATA_TIMEOUT")]
-    pub data_timeout: Option<u64>,
-    #[arg(long, env = "WHARF_MAX_CONNECTIONS")]
-    pub max_connections: Option<usize>,
-    #[arg(long, env = "WHARF_MAX_PER_IP")]
-    pub max_per_ip: Option<usize>,
+    #[command(flatten)]
+    pub relax: Relaxations,
+    /// Print the effective configuration and exit (as `wharf config check`).
+    #[arg(long)]
+    pub check_config: bool,
+    #[command(flatten)]
+    pub settings: ServeSettings,
+}
+
+/// The command line's spelling of `[policy]` keys that relax a default.
+#[derive(Args, Debug, Default)]
+pub struct Relaxations {
     /// Relax: allow USER/PASS before AUTH TLS (passwords cross the network in clear).
     #[arg(long, env = "WHARF_ALLOW_PLAIN_LOGIN")]
     pub allow_plain_login: bool,
@@ -444,50 +344,25 @@ pub struct ServeArgs {
     /// (the same as --data-tls any).
     #[arg(long, env = "WHARF_NO_REQUIRE_SSL_REUSE")]
     pub no_require_ssl_reuse: bool,
-    /// What a data connection's TLS session must prove: `reuse` (a session of
-    /// its own control connection), `same-user` (one this cluster issued to
-    /// the same user at the same address; default) or `any`.
-    #[arg(long, env = "WHARF_DATA_TLS")]
-    pub data_tls: Option<String>,
-    /// Client networks (CIDR) whose data connections need not resume a TLS
-    /// session at all, for clients that cannot; logged once per session.
-    #[arg(
-        long = "data-tls-any-from",
-        env = "WHARF_DATA_TLS_ANY_FROM",
-        value_delimiter = ','
-    )]
-    pub data_tls_any_from: Vec<String>,
     /// Refuse active mode (PORT/EPRT).
     #[arg(long, env = "WHARF_NO_ACTIVE")]
     pub no_active: bool,
-    /// xferlog-format transfer log (default DATA_DIR/xferlog).
-    #[arg(long, env = "WHARF_XFERLOG")]
-    pub xferlog: Option<PathBuf>,
-    /// Audit log, JSON lines of logins, bans, admin actions and certificate
-    /// changes (default DATA_DIR/audit.log).
-    #[arg(long, env = "WHARF_AUDIT_LOG")]
-    pub audit_log: Option<PathBuf>,
-    /// File holding the key (64 hex digits, `openssl rand -hex 32`) that seals
-    /// private keys and ticket keys in the store; the same on every node. The
-    /// key may also come as WHARF_SECRETS_KEY itself.
-    #[arg(long, env = "WHARF_SECRETS_KEY_FILE")]
-    pub secrets_key_file: Option<PathBuf>,
-    /// Client certificates on the explicit listener: off, optional or required
-    /// (trusted CAs from `wharf cert trust add`).
-    #[arg(long, env = "WHARF_CLIENT_CERTS")]
-    pub client_certs: Option<String>,
-    /// Client certificates on the implicit listener: off, optional or required.
-    #[arg(long, env = "WHARF_IMPLICIT_CLIENT_CERTS")]
-    pub implicit_client_certs: Option<String>,
-    /// Seconds SIGTERM waits for running transfers.
-    #[arg(long, env = "WHARF_SHUTDOWN_GRACE")]
-    pub shutdown_grace: Option<u64>,
-    /// Print the effective configuration and exit (as `wharf config check`).
-    #[arg(long)]
-    pub check_config: bool,
 }
 
-/// `--storage cluster|local`.
-fn storage_mode(name: &str) -> Result<StorageMode, String> {
-    name.parse()
+impl Relaxations {
+    /// Writes the flags given into the keys they stand for.
+    pub fn apply(&self, policy: &mut Policy) {
+        if self.allow_plain_login {
+            policy.require_tls_login = Some(false);
+        }
+        if self.allow_plain_data {
+            policy.require_prot_p = Some(false);
+        }
+        if self.no_require_ssl_reuse {
+            policy.data_tls = Some(DataTlsRule::Any.as_str().to_owned());
+        }
+        if self.no_active {
+            policy.allow_active = Some(false);
+        }
+    }
 }

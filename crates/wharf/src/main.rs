@@ -4,7 +4,6 @@
 
 mod admin;
 mod cli;
-mod effective;
 mod settings;
 
 use std::io::{BufRead, IsTerminal};
@@ -79,7 +78,7 @@ fn check_config(settings: &Settings) -> Result<()> {
         ServerIdentity::from_pem_files(cert, key)?.certified_key()?;
     }
     summary::log(&settings.node, None);
-    print!("{}", effective::render(settings)?);
+    print!("{}", settings::effective::render(settings)?);
     Ok(())
 }
 

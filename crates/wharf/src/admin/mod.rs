@@ -15,12 +15,12 @@ pub mod health;
 pub mod trust;
 pub mod user;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use tonic::transport::Channel;
-use wharf_cluster::credentials::{self, Credentials, Token};
+use wharf_cluster::credentials::Token;
 use wharf_cluster::pb::cluster_client::ClusterClient;
 use wharf_cluster::pb::{self};
 use wharf_cluster::transport;
@@ -45,17 +45,6 @@ pub struct Target {
     /// Directory holding an admin client certificate from `wharf cluster admin-cert`.
     #[arg(long, env = "WHARF_ADMIN_CERT")]
     pub admin_cert: Option<PathBuf>,
-}
-
-fn read_file(dir: &Path, name: &str) -> Result<String> {
-    let path = dir.join(name);
-    std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "cannot read {}: is a node running with --data-dir {}?",
-            path.display(),
-            dir.display()
-        )
-    })
 }
 
 pub struct Admin {
@@ -96,20 +85,7 @@ impl Admin {
                     .clone()
                     .unwrap_or_else(|| PathBuf::from("wharf-data"))
                     .join("cluster");
-                let addr = read_file(&dir, wharf_cluster::CLUSTER_ADDR_FILE)?
-                    .trim()
-                    .to_owned();
-                let node = Credentials::load(&credentials::tls_dir(&dir))?.with_context(|| {
-                    format!(
-                        "{} holds no cluster certificate: is a node running with this data dir?",
-                        dir.display()
-                    )
-                })?;
-                let endpoint = transport::client_endpoint(
-                    &addr,
-                    &node.ca_pem,
-                    Some((&node.chain_pem, &node.key_pem)),
-                )?;
+                let (addr, endpoint) = wharf_cluster::local_admin::endpoint(&dir)?;
                 (addr, endpoint, None)
             }
         };
