@@ -32,6 +32,10 @@ mod e2e_compose;
 mod e2e_confinement;
 #[path = "e2e_curl.rs"]
 mod e2e_curl;
+#[path = "e2e_event_receivers.rs"]
+mod e2e_event_receivers;
+#[path = "e2e_events.rs"]
+mod e2e_events;
 #[path = "e2e_ftplib.rs"]
 mod e2e_ftplib;
 #[path = "e2e_http.rs"]

@@ -7,6 +7,7 @@
 
 pub mod cluster;
 pub mod control;
+pub mod events;
 pub mod process;
 
 use std::fs::{self, File};

@@ -13,8 +13,6 @@ use crate::node::ClusterHandle;
 use crate::pb;
 use crate::pb::cluster_client::ClusterClient;
 
-/// Reports the open FTPS sessions of this node.
-
 /// How long a status query waits for each member's own report.
 const REPORT_TIMEOUT: Duration = Duration::from_secs(1);
 

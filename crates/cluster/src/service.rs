@@ -37,6 +37,9 @@ fn snapshot_error(e: RaftError<NodeId, InstallSnapshotError>) -> Status {
     }
 }
 
+/// Events one `ListEvents` answers with at most.
+const MAX_EVENTS_PER_CALL: usize = 1000;
+
 #[tonic::async_trait]
 impl pb::raft_server::Raft for RaftService {
     async fn append_entries(
@@ -289,6 +292,58 @@ impl pb::cluster_server::Cluster for ClusterService {
             })
             .collect();
         Ok(Response::new(pb::BanList { bans }))
+    }
+
+    async fn list_sinks(
+        &self,
+        request: Request<pb::Empty>,
+    ) -> Result<Response<pb::SinkList>, Status> {
+        self.node.check_admin(&request)?;
+        let reader = &self.node.reader;
+        let last_event = reader.last_event_id().or_internal()?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut sinks = Vec::new();
+        for s in reader.sinks().or_internal()? {
+            let oldest = reader.events_after(s.delivered, 1).or_internal()?;
+            sinks.push(pb::SinkSummary {
+                target: s.target.describe(),
+                types: s.filter.types,
+                user: s.filter.user,
+                path_prefix: s.filter.path_prefix,
+                backlog: last_event.saturating_sub(s.delivered),
+                oldest_undelivered_secs: oldest
+                    .first()
+                    .map_or(0, |e| now.saturating_sub(e.time_ms) / 1000),
+                name: s.name,
+                delivered: s.delivered,
+                last_error: s.last_error,
+                failures: s.failures,
+                delivered_at_ms: s.delivered_at_ms,
+            });
+        }
+        Ok(Response::new(pb::SinkList { sinks, last_event }))
+    }
+
+    async fn list_events(
+        &self,
+        request: Request<pb::ListEventsRequest>,
+    ) -> Result<Response<pb::EventList>, Status> {
+        self.node.check_admin(&request)?;
+        let req = request.get_ref();
+        let limit = (req.limit as usize).clamp(1, MAX_EVENTS_PER_CALL);
+        let reader = &self.node.reader;
+        let events = reader
+            .events_after(req.after, limit)
+            .or_internal()?
+            .iter()
+            .map(|e| String::from_utf8_lossy(&e.to_json()).into_owned())
+            .collect();
+        Ok(Response::new(pb::EventList {
+            events,
+            last_event: reader.last_event_id().or_internal()?,
+        }))
     }
 
     async fn remove_node(

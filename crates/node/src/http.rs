@@ -24,6 +24,8 @@ pub struct Observed {
     pub engine: EngineControl,
     /// Chunks short of replicas as the leader's repair job last counted them.
     pub repair_backlog: Arc<AtomicU64>,
+    /// Events this node handed to sinks while it led.
+    pub deliveries: Arc<crate::events::DeliveryCounts>,
 }
 
 pub async fn serve(listener: TcpListener, observed: Arc<Observed>) {
@@ -182,6 +184,7 @@ fn exposition(o: &Observed) -> String {
     }
     raft(&mut out, o);
     certificates(&mut out, o);
+    events(&mut out, o);
     out
 }
 
@@ -276,6 +279,75 @@ fn certificates(out: &mut String, o: &Observed) {
     );
     for cert in certs {
         family = family.sample(n, &[("name", &cert.name)], cert.not_after);
+    }
+}
+
+/// Events recorded and dropped (the same on every node), each sink's
+/// backlog and oldest undelivered age (from the replicated positions), and
+/// what this node delivered while it led.
+fn events(out: &mut String, o: &Observed) {
+    let reader = o.node.reader();
+    let (Ok(last), Ok(dropped), Ok(sinks)) = (
+        reader.last_event_id(),
+        reader.events_dropped(),
+        reader.sinks(),
+    ) else {
+        return;
+    };
+    counter(
+        out,
+        "wharf_events_recorded_total",
+        "Events recorded by the cluster (the last event id).",
+        last,
+    );
+    counter(
+        out,
+        "wharf_events_dropped_total",
+        "Events forgotten before every sink had them (retention).",
+        dropped,
+    );
+    let now = crate::clock::unix_now_ms();
+    let n = "wharf_events_backlog";
+    let mut family = Family::start(out, n, "gauge", "Events a sink has not been handed yet.");
+    for sink in &sinks {
+        family = family.sample(
+            n,
+            &[("sink", &sink.name)],
+            last.saturating_sub(sink.delivered),
+        );
+    }
+    let n = "wharf_events_oldest_undelivered_seconds";
+    let mut family = Family::start(
+        out,
+        n,
+        "gauge",
+        "Age of the oldest event a sink has not been handed (0: none).",
+    );
+    for sink in &sinks {
+        let age = reader
+            .events_after(sink.delivered, 1)
+            .ok()
+            .and_then(|e| e.first().map(|e| now.saturating_sub(e.time_ms) / 1000))
+            .unwrap_or(0);
+        family = family.sample(n, &[("sink", &sink.name)], age);
+    }
+    let counts = o.deliveries.snapshot();
+    for (n, help, pick) in [
+        (
+            "wharf_events_delivered_total",
+            "Events this node handed to a sink while it led.",
+            (|(_, d, _): &(String, u64, u64)| *d) as fn(&(String, u64, u64)) -> u64,
+        ),
+        (
+            "wharf_events_failed_total",
+            "Failed delivery attempts by this node while it led.",
+            |(_, _, f): &(String, u64, u64)| *f,
+        ),
+    ] {
+        let mut family = Family::start(out, n, "counter", help);
+        for entry in &counts {
+            family = family.sample(n, &[("sink", &entry.0)], pick(entry));
+        }
     }
 }
 

@@ -15,6 +15,7 @@
 //!   bans over the store; `storage`: the cluster's choice of storage;
 //!   `drain`; `http` (metrics, health, ACME challenges); `audit` (the audit
 //!   log's layer).
+//! - `events/`: delivering upload events to webhooks and NATS (leader job).
 
 pub mod acme;
 pub mod audit;
@@ -25,6 +26,7 @@ pub mod cluster_fs;
 pub mod config;
 pub mod drain;
 pub mod error;
+pub mod events;
 pub mod follow;
 pub mod http;
 pub mod leader;

@@ -112,6 +112,11 @@ impl Node {
         ));
         tasks.push(lead(&node, crate::acme::Orders::default()));
         tasks.push(lead(&node, cluster_bans::Expiry));
+        let deliveries = Arc::new(crate::events::DeliveryCounts::default());
+        tasks.push(lead(
+            &node,
+            crate::events::Delivery::new(deliveries.clone()),
+        ));
         if config.join.is_none() {
             bootstrap(&node, &config).await?;
         }
@@ -162,6 +167,7 @@ impl Node {
                 node: node.clone(),
                 engine: control,
                 repair_backlog,
+                deliveries,
             });
             match tokio::net::TcpListener::bind(addr).await {
                 Ok(listener) => {

@@ -196,7 +196,7 @@ fn spawn_session(
         else {
             return;
         };
-        serve_connection(shared, tcp, client, implicit)
+        serve_connection(shared, tcp, client, implicit, id)
             .instrument(Session::span(id, client))
             .await;
     });
@@ -225,7 +225,13 @@ async fn accept(listener: Option<&TcpListener>) -> std::io::Result<(TcpStream, S
     }
 }
 
-async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr, implicit: bool) {
+async fn serve_connection(
+    shared: Arc<Shared>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    implicit: bool,
+    id: u64,
+) {
     let ip = crate::address_rules::canonical(peer.ip());
     let local = match tcp.local_addr() {
         Ok(a) => a,
@@ -303,8 +309,13 @@ async fn serve_connection(shared: Arc<Shared>, tcp: TcpStream, peer: SocketAddr,
     };
     tracing::debug!(implicit, "connection accepted");
     let control = ControlConnection::new(stream, limits.max_line, limits.data_timeout);
-    Session::new(shared, control, peer, local, binding, implicit, slot)
-        .run()
-        .await;
+    let conn = crate::state::Connection {
+        id,
+        control,
+        peer,
+        local,
+        binding,
+    };
+    Session::new(shared, conn, implicit, slot).run().await;
     tracing::debug!("connection closed");
 }

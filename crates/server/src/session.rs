@@ -12,10 +12,9 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
 use wharf_ftp::{Command, Reply};
-use wharf_tls::SessionBinding;
 
 use crate::accounts::User;
-use crate::control::{ControlConnection, Incoming};
+use crate::control::Incoming;
 use crate::data::transfer::{self, TransferEvent};
 use crate::defender::Offence;
 use crate::guard::ConnectionSlot;
@@ -56,19 +55,10 @@ static SESSION_IDS: AtomicU64 = AtomicU64::new(1);
 impl Session {
     pub fn new(
         shared: Arc<Shared>,
-        control: ControlConnection,
-        peer: SocketAddr,
-        local: SocketAddr,
-        binding: SessionBinding,
+        conn: Connection,
         implicit: bool,
         slot: ConnectionSlot,
     ) -> Self {
-        let conn = Connection {
-            control,
-            peer,
-            local,
-            binding,
-        };
         Self {
             shared,
             state: SessionState::new(conn, implicit),

@@ -65,6 +65,8 @@ impl LoggedIn {
 /// The control connection and what it arrived with: the client's and our
 /// address, and the TLS binding its data connections must match.
 pub struct Connection {
+    /// This node's number for the session (its log span's `session`).
+    pub id: u64,
     pub control: ControlConnection,
     pub peer: SocketAddr,
     pub local: SocketAddr,
@@ -75,6 +77,14 @@ impl Connection {
     /// The client's address as bans and scores know it (IPv4-mapped made plain).
     pub fn client_ip(&self) -> IpAddr {
         crate::address_rules::canonical(self.peer.ip())
+    }
+
+    /// Who opens a home through this session, for what storage records.
+    pub fn opener(&self) -> crate::fs::Opener {
+        crate::fs::Opener {
+            session: self.id,
+            client: self.client_ip(),
+        }
     }
 }
 

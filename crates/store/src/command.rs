@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::events::{Origin, SinkRecord, UploadFacts};
 use crate::records::{
     AcmeAccountRecord, AcmeCertRecord, AcmeOrder, BanRecord, CaRecord, CertRecord, ChunkHash,
     ChunkRef, Quota, TicketKeyRecord, TrustAnchorRecord, UserRecord,
@@ -80,6 +81,27 @@ pub enum Command {
     /// uploads share one append). Applied in order as one atomic write, each
     /// seeing the ones before it; the result is `Batch` with one result each.
     FsBatch(Vec<FsCommand>),
+    /// Adds an event sink, delivering the events recorded from now on;
+    /// `AlreadyExists` when the name is taken.
+    PutSink(SinkRecord),
+    RemoveSink {
+        name: String,
+    },
+    /// How far the leader delivered a sink's events, and the error that
+    /// stopped it (empty: none). Never moves a sink back.
+    SinkProgress {
+        name: String,
+        delivered: u64,
+        /// Unix milliseconds of the delivery; 0 when nothing was delivered.
+        at_ms: u64,
+        error: String,
+    },
+    /// Forgets the events up to `through`; `dropped` of them had not reached
+    /// every sink (retention).
+    PruneEvents {
+        through: u64,
+        dropped: u64,
+    },
 }
 
 impl Command {
@@ -132,6 +154,16 @@ impl Command {
             Command::PutSetting { key, value } => format!("set {key} = {value}"),
             Command::Fs(_) => "change the namespace".to_owned(),
             Command::FsBatch(changes) => format!("{} namespace changes", changes.len()),
+            Command::PutSink(sink) => {
+                format!("add event sink {} ({})", sink.name, sink.target.describe())
+            }
+            Command::RemoveSink { name } => format!("remove event sink {name}"),
+            Command::SinkProgress {
+                name, delivered, ..
+            } => format!("event sink {name} delivered up to {delivered}"),
+            Command::PruneEvents { through, dropped } => {
+                format!("forget events up to {through} ({dropped} undelivered)")
+            }
         }
     }
 }
@@ -171,10 +203,17 @@ pub enum FsCommand {
     /// same upload send only the chunks since the previous one, so a
     /// checkpoint costs the same at the start and at the end of a big file.
     Write(FileWrite),
-    /// Forgets an abandoned upload (the file keeps its durable prefix).
+    /// Forgets an abandoned upload (the file keeps its durable prefix) and
+    /// records `upload.abandoned`.
     ForgetUpload {
         id: String,
+        /// Unix milliseconds when the leader gave up on it.
+        #[serde(default)]
+        time_ms: u64,
     },
+    /// A change made for a client, and the event it announces: the event is
+    /// recorded (`events`) in the same entry when the change succeeds.
+    Announced(Box<Announced>),
     /// Records where a chunk's replicas are (repair).
     SetReplicas {
         hash: ChunkHash,
@@ -184,6 +223,15 @@ pub enum FsCommand {
     ForgetChunk {
         hash: ChunkHash,
     },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Announced {
+    pub change: FsCommand,
+    pub origin: Origin,
+    /// With the last write of an upload (`done`): what its event adds.
+    #[serde(default)]
+    pub upload: Option<UploadFacts>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

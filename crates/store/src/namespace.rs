@@ -9,9 +9,12 @@ use std::collections::{BTreeMap, HashMap};
 use rocksdb::{WriteBatch, DB};
 
 use crate::chunk_health::{entry_key, ChunkState, CHUNK_CENSUS, CHUNK_STATES};
-use crate::command::{CommandResult, FileWrite, Found, FsCommand};
+use crate::command::{Announced, CommandResult, FileWrite, Found, FsCommand};
 use crate::compact::{self, Record};
 use crate::error::StoreError;
+use crate::events::{
+    home_path, user_path, EventKind, EventRecord, UploadFacts, ANNOUNCED, EVENTS, NEXT_EVENT,
+};
 use crate::records::{
     ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, UploadRecord, UsageRecord, ROOT_INODE,
 };
@@ -198,6 +201,27 @@ impl<'a> Txn<'a> {
             .unwrap_or(ROOT_INODE + 1);
         self.put(SETTINGS, NEXT_INODE, &(next + 1).to_string())?;
         Ok(next)
+    }
+
+    /// Records an event made by `event` from its id, the next in the cluster.
+    fn record_event(&mut self, event: impl FnOnce(u64) -> EventRecord) -> Result<(), StoreError> {
+        let id: u64 = self
+            .get::<String>(SETTINGS, NEXT_EVENT)?
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(1);
+        self.put(SETTINGS, NEXT_EVENT, &(id + 1).to_string())?;
+        let event = event(id);
+        if let EventKind::FileUploaded { upload, .. } = &event.kind {
+            self.put(ANNOUNCED, upload.as_bytes(), &id)?;
+        }
+        self.put(EVENTS, &id.to_be_bytes(), &event)
+    }
+
+    /// The namespace path of `user`'s home (`/` for an unknown user).
+    fn home_of(&self, user: &str) -> Result<String, StoreError> {
+        let record: Option<crate::records::UserRecord> =
+            crate::table::get(self.db, "users", user.as_bytes())?;
+        Ok(record.map_or_else(|| "/".to_owned(), |u| home_path(&u.home)))
     }
 
     fn usage(&self, owner: &str) -> Result<UsageRecord, StoreError> {
@@ -419,19 +443,35 @@ pub(crate) fn apply(txn: &mut Txn<'_>, command: FsCommand) -> Result<CommandResu
             }
         }
         FsCommand::Write(write) => write_file(txn, write),
-        FsCommand::ForgetUpload { id } => {
+        FsCommand::ForgetUpload { id, time_ms } => {
             let Some(upload) = txn.get::<UploadRecord>(UPLOADS, id.as_bytes())? else {
                 return Ok(CommandResult::NotFound);
             };
             txn.delete(UPLOADS, id.as_bytes())?;
+            let mut owner = String::new();
             if let Some(mut inode) = txn.inode(upload.inode)? {
                 if inode.upload.as_deref() == Some(id.as_str()) {
                     inode.upload = None;
                     txn.put_inode(&inode)?;
                 }
+                owner = inode.owner;
             }
+            let home = txn.home_of(&owner)?;
+            txn.record_event(|id| EventRecord {
+                id,
+                time_ms,
+                node: upload.node,
+                user: owner,
+                session: String::new(),
+                client: String::new(),
+                kind: EventKind::UploadAbandoned {
+                    path: user_path(&home, &upload.path),
+                    durable_offset: upload.durable,
+                },
+            })?;
             Ok(CommandResult::Done)
         }
+        FsCommand::Announced(announced) => announced_change(txn, *announced),
         FsCommand::SetReplicas { hash, replicas } => {
             let Some(before) = txn.get::<ChunkRecord>(CHUNKS, hash.as_bytes())? else {
                 return Ok(CommandResult::NotFound);
@@ -454,6 +494,92 @@ pub(crate) fn apply(txn: &mut Txn<'_>, command: FsCommand) -> Result<CommandResu
             }
         }
     }
+}
+
+/// What an announced change will announce, known before it is applied.
+enum Planned {
+    Nothing,
+    Event(EventKind),
+    /// The size and time come from the file once written.
+    Upload {
+        path: String,
+        upload: String,
+        facts: UploadFacts,
+    },
+}
+
+fn planned(change: &FsCommand, home: &str, upload: Option<UploadFacts>) -> Planned {
+    let user = |path: &str| user_path(home, path);
+    match change {
+        FsCommand::Mkdir { path, .. } => Planned::Event(EventKind::DirCreated { path: user(path) }),
+        FsCommand::Rmdir { path } => Planned::Event(EventKind::DirRemoved { path: user(path) }),
+        FsCommand::Remove { path } => Planned::Event(EventKind::FileDeleted { path: user(path) }),
+        FsCommand::Rename { from, to } => Planned::Event(EventKind::FileRenamed {
+            from: user(from),
+            to: user(to),
+        }),
+        FsCommand::Write(w) if w.done => Planned::Upload {
+            path: w.path.clone(),
+            upload: w.upload.clone(),
+            facts: upload.unwrap_or_default(),
+        },
+        _ => Planned::Nothing,
+    }
+}
+
+/// Applies `a.change`; when it succeeds, records its event in the same
+/// write.
+fn announced_change(txn: &mut Txn<'_>, a: Announced) -> Result<CommandResult, StoreError> {
+    let Announced {
+        change,
+        origin,
+        upload,
+    } = a;
+    let mut planned = planned(&change, &origin.home, upload);
+    if let Planned::Upload { upload, .. } = &planned {
+        if txn.get::<u64>(ANNOUNCED, upload.as_bytes())?.is_some() {
+            // This completion was committed before; its event exists.
+            planned = Planned::Nothing;
+        }
+    }
+    let result = apply(txn, change)?;
+    if result != CommandResult::Done {
+        return Ok(result);
+    }
+    let kind = match planned {
+        Planned::Nothing => return Ok(result),
+        Planned::Event(kind) => kind,
+        Planned::Upload {
+            path,
+            upload,
+            facts,
+        } => {
+            let Lookup::Found(Resolved {
+                target: Some(file), ..
+            }) = resolve(txn, &path)?
+            else {
+                return Ok(result);
+            };
+            EventKind::FileUploaded {
+                path: user_path(&origin.home, &path),
+                size: file.size,
+                sha256: facts.sha256,
+                mtime: file.mtime,
+                replaced: facts.replaced,
+                upload,
+            }
+        }
+    };
+    txn.record_event(|id| EventRecord {
+        id,
+        time_ms: origin.time_ms,
+        node: origin.node,
+        user: origin.user,
+        session: origin.session,
+        client: origin.client,
+        kind,
+    })?;
+    Ok(result)
 }
 
 fn new_dir(id: u64, mtime: u64) -> InodeRecord {

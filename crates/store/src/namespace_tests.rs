@@ -380,14 +380,22 @@ async fn abandoned_uploads_are_forgotten_and_the_file_keeps_its_prefix() {
     let mut fs = Fs::new().await;
     fs.write("gone", "/f", &[b"part"], false).await;
     assert_eq!(
-        fs.run(FsCommand::ForgetUpload { id: "gone".into() }).await,
+        fs.run(FsCommand::ForgetUpload {
+            id: "gone".into(),
+            time_ms: 0
+        })
+        .await,
         CommandResult::Done
     );
     let f = fs.store.reader.lookup("/f").unwrap().unwrap();
     assert_eq!((f.size, f.upload), (4, None));
     assert!(fs.store.reader.uploads().unwrap().is_empty());
     assert_eq!(
-        fs.run(FsCommand::ForgetUpload { id: "gone".into() }).await,
+        fs.run(FsCommand::ForgetUpload {
+            id: "gone".into(),
+            time_ms: 0
+        })
+        .await,
         CommandResult::NotFound
     );
 }
@@ -829,4 +837,141 @@ async fn the_chunk_census_follows_every_change_and_is_rebuilt_from_the_records_a
     .unwrap();
     crate::chunk_health::ensure_indexed(&db).unwrap();
     assert_eq!(fs.census_matches_the_records(), settled);
+}
+
+fn announced(change: FsCommand, sha256: &str) -> FsCommand {
+    FsCommand::Announced(Box::new(crate::Announced {
+        change,
+        origin: crate::events::Origin {
+            user: "alice".into(),
+            home: "/home/alice".into(),
+            node: 2,
+            session: "2-7".into(),
+            client: "192.0.2.1".into(),
+            time_ms: 1_000,
+        },
+        upload: Some(crate::events::UploadFacts {
+            sha256: sha256.into(),
+            replaced: false,
+        }),
+    }))
+}
+
+fn kinds(fs: &Fs) -> Vec<crate::events::EventKind> {
+    let events = fs.store.reader.events_after(0, 100).unwrap();
+    let ids: Vec<u64> = events.iter().map(|e| e.id).collect();
+    assert!(ids.windows(2).all(|w| w[0] + 1 == w[1]), "ids {ids:?}");
+    events.into_iter().map(|e| e.kind).collect()
+}
+
+#[tokio::test]
+async fn an_announced_change_records_its_event_once_and_only_when_it_succeeds() {
+    use crate::events::EventKind;
+    let mut fs = Fs::new().await;
+    fs.run(FsCommand::Mkdir {
+        path: "/home/alice".into(),
+        parents: true,
+        mtime: 1,
+    })
+    .await;
+    let mkdir = FsCommand::Mkdir {
+        path: "/home/alice/in".into(),
+        parents: false,
+        mtime: 2,
+    };
+    assert_eq!(
+        fs.run(announced(mkdir.clone(), "")).await,
+        CommandResult::Done
+    );
+    // Refused (it exists): no event.
+    assert_eq!(
+        fs.run(announced(mkdir, "")).await,
+        CommandResult::AlreadyExists
+    );
+    let put = upload("u1", "/home/alice/in/a.csv", b"abc");
+    assert_eq!(
+        fs.run(announced(put.clone(), "d1")).await,
+        CommandResult::Done
+    );
+    // The same completion committed again (a retried write): one event.
+    assert_eq!(
+        fs.run_batch(vec![announced(put, "d1")]).await,
+        CommandResult::Batch(vec![CommandResult::Done])
+    );
+    let gone = FsCommand::Remove {
+        path: "/home/alice/in/missing".into(),
+    };
+    assert_eq!(fs.run(announced(gone, "")).await, CommandResult::NotFound);
+    let events = kinds(&fs);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0], EventKind::DirCreated { path: "/in".into() });
+    assert_eq!(
+        events[1],
+        EventKind::FileUploaded {
+            path: "/in/a.csv".into(),
+            size: 3,
+            sha256: "d1".into(),
+            mtime: 30,
+            replaced: false,
+            upload: "u1".into(),
+        }
+    );
+    let first = &fs.store.reader.events_after(0, 1).unwrap()[0];
+    assert_eq!(
+        (first.user.as_str(), first.node, first.session.as_str()),
+        ("alice", 2, "2-7")
+    );
+    assert_eq!((first.client.as_str(), first.time_ms), ("192.0.2.1", 1_000));
+}
+
+#[tokio::test]
+async fn an_abandoned_upload_is_announced_and_pruning_forgets_events() {
+    use crate::events::EventKind;
+    let mut fs = Fs::new().await;
+    fs.run(FsCommand::Mkdir {
+        path: "/d".into(),
+        parents: true,
+        mtime: 1,
+    })
+    .await;
+    fs.write("gone", "/d/part", &[b"0123"], false).await;
+    assert_eq!(
+        fs.run(FsCommand::ForgetUpload {
+            id: "gone".into(),
+            time_ms: 5_000
+        })
+        .await,
+        CommandResult::Done
+    );
+    let put = upload("u2", "/d/whole", b"xyz");
+    fs.run(announced(put.clone(), "d2")).await;
+    let events = kinds(&fs);
+    assert_eq!(
+        events[0],
+        EventKind::UploadAbandoned {
+            path: "/d/part".into(),
+            durable_offset: 4
+        }
+    );
+    assert_eq!(fs.store.reader.last_event_id().unwrap(), 2);
+
+    // Pruned, the events go, the ids go on, and the upload's dedup entry
+    // goes with its event (its completion would be announced anew).
+    fs.store
+        .state_machine
+        .apply(vec![Entry::<TypeConfig> {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), 100),
+            payload: EntryPayload::Normal(Command::PruneEvents {
+                through: 2,
+                dropped: 1,
+            }),
+        }])
+        .await
+        .unwrap();
+    fs.index = 100;
+    assert!(fs.store.reader.events_after(0, 10).unwrap().is_empty());
+    assert_eq!(fs.store.reader.events_dropped().unwrap(), 1);
+    fs.run(announced(put, "d2")).await;
+    let after = fs.store.reader.events_after(0, 10).unwrap();
+    assert_eq!(after.iter().map(|e| e.id).collect::<Vec<_>>(), vec![3]);
 }

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use crate::chunk_health::ChunkState;
 use crate::command::Command;
 use crate::error::StoreError;
+use crate::events::{EventRecord, SinkRecord};
 use crate::records::{
     AcmeAccountRecord, AcmeCertRecord, BanRecord, CaRecord, CertRecord, ChunkHash, ChunkRecord,
     InodeRecord, TicketKeyRecord, TrustAnchorRecord, UploadRecord, UserRecord,
@@ -187,6 +188,31 @@ impl StateReader {
 
     pub fn usage(&self, owner: &str) -> Result<crate::records::UsageRecord, StoreError> {
         crate::namespace::read::usage(&self.db, owner)
+    }
+
+    /// Event sinks and how far each is delivered.
+    pub fn sinks(&self) -> Result<Vec<SinkRecord>, StoreError> {
+        let mut sinks: Vec<SinkRecord> = table::scan(&self.db, crate::events::SINKS)?;
+        for s in &mut sinks {
+            secrets::open_sink(self.secrets.as_deref(), s)?;
+        }
+        Ok(sinks)
+    }
+
+    /// Up to `limit` events after id `after`, in commit order.
+    pub fn events_after(&self, after: u64, limit: usize) -> Result<Vec<EventRecord>, StoreError> {
+        crate::events::after(&self.db, after, limit)
+    }
+
+    /// The id of the last event recorded (0: none yet).
+    pub fn last_event_id(&self) -> Result<u64, StoreError> {
+        crate::events::last_event_id(&self.db)
+    }
+
+    /// Events forgotten before every sink had them (retention).
+    pub fn events_dropped(&self) -> Result<u64, StoreError> {
+        let dropped: Option<String> = table::get(&self.db, "settings", crate::events::DROPPED)?;
+        Ok(dropped.and_then(|s| s.parse().ok()).unwrap_or(0))
     }
 
     pub fn uploads(&self) -> Result<Vec<UploadRecord>, StoreError> {

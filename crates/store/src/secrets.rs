@@ -14,6 +14,7 @@ use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::digest::{digest, SHA256};
 
 use crate::command::Command;
+use crate::events::{SinkRecord, SinkTarget};
 use crate::records::{AcmeAccountRecord, AcmeCertRecord, CaRecord, CertRecord, TicketKeyRecord};
 
 const PREFIX: &str = "sealed:v1:";
@@ -60,6 +61,7 @@ const CA_KEY: &str = "cluster CA key";
 const TICKET_KEY: &str = "ticket key";
 const ACME_ORDER_KEY: &str = "ACME certificate key";
 const ACME_ACCOUNT: &str = "ACME account key";
+const SINK_SECRET: &str = "event sink secret";
 
 impl SecretsKey {
     /// From its hex form (surrounding whitespace ignored).
@@ -172,6 +174,14 @@ impl SecretsKey {
                 self.seal_text(ACME_ACCOUNT, &mut account.credentials)?;
                 Command::PutAcmeAccount(account)
             }
+            Command::PutSink(mut sink) => {
+                if let SinkTarget::Webhook { secret, .. } = &mut sink.target {
+                    if !secret.is_empty() {
+                        self.seal_text(SINK_SECRET, secret)?;
+                    }
+                }
+                Command::PutSink(sink)
+            }
             other => other,
         })
     }
@@ -241,6 +251,13 @@ pub(crate) fn open_acme_account(
     a: &mut AcmeAccountRecord,
 ) -> Result<(), SecretsError> {
     open_text(key, ACME_ACCOUNT, &mut a.credentials)
+}
+
+pub(crate) fn open_sink(key: Option<&SecretsKey>, s: &mut SinkRecord) -> Result<(), SecretsError> {
+    match &mut s.target {
+        SinkTarget::Webhook { secret, .. } => open_text(key, SINK_SECRET, secret),
+        SinkTarget::Nats { .. } => Ok(()),
+    }
 }
 
 pub(crate) fn open_ca(key: Option<&SecretsKey>, c: &mut CaRecord) -> Result<(), SecretsError> {

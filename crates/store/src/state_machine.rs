@@ -20,6 +20,7 @@ use tokio::sync::watch;
 use crate::columns::{LAST_APPLIED, MEMBERSHIP, SM_META};
 use crate::command::{Command, CommandResult};
 use crate::error::StoreError;
+use crate::events::{last_event_id, EventKind, SinkRecord, ANNOUNCED, DROPPED, EVENTS, SINKS};
 use crate::reader::StateReader;
 use crate::records::{AcmeAccountRecord, AcmeCertRecord};
 use crate::snapshot::SnapshotDir;
@@ -209,6 +210,65 @@ impl StateMachineStore {
             }
             Command::Fs(fs) => {
                 return crate::namespace::apply(&mut crate::namespace::Txn::new(db, batch), fs)
+            }
+            Command::PutSink(mut sink) => {
+                if table::exists(db, SINKS, sink.name.as_bytes())? {
+                    return Ok(CommandResult::AlreadyExists);
+                }
+                // A new sink gets the events recorded from now on.
+                sink.delivered = last_event_id(db)?;
+                table::put(db, batch, SINKS, sink.name.as_bytes(), &sink)?
+            }
+            Command::RemoveSink { name } => return removed(batch, SINKS, name.as_bytes()),
+            Command::SinkProgress {
+                name,
+                delivered,
+                at_ms,
+                error,
+            } => {
+                let Some(mut sink) = table::get::<SinkRecord>(db, SINKS, name.as_bytes())? else {
+                    return Ok(CommandResult::NotFound);
+                };
+                if delivered > sink.delivered {
+                    sink.delivered = delivered;
+                    sink.delivered_at_ms = sink.delivered_at_ms.max(at_ms);
+                }
+                sink.failures = if error.is_empty() {
+                    0
+                } else {
+                    sink.failures.saturating_add(1)
+                };
+                sink.last_error = error;
+                table::put(db, batch, SINKS, name.as_bytes(), &sink)?
+            }
+            Command::PruneEvents { through, dropped } => {
+                // Each forgotten upload event takes its dedup entry along.
+                let mut after = 0;
+                loop {
+                    let page = crate::events::after(db, after, 1000)?;
+                    for event in page.iter().take_while(|e| e.id <= through) {
+                        if let EventKind::FileUploaded { upload, .. } = &event.kind {
+                            batch.delete_cf(table::cf(db, ANNOUNCED)?, upload.as_bytes());
+                        }
+                    }
+                    match page.last() {
+                        Some(last) if last.id < through && page.len() == 1000 => after = last.id,
+                        _ => break,
+                    }
+                }
+                let end = through.saturating_add(1);
+                batch.delete_range_cf(
+                    table::cf(db, EVENTS)?,
+                    0u64.to_be_bytes(),
+                    end.to_be_bytes(),
+                );
+                if dropped > 0 {
+                    let before: u64 = table::get::<String>(db, "settings", DROPPED)?
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    let after = before.saturating_add(dropped).to_string();
+                    table::put(db, batch, "settings", DROPPED, &after)?
+                }
             }
             Command::FsBatch(commands) => {
                 // One transaction: each change sees those before it.

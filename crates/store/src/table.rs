@@ -26,7 +26,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 }
 
 /// The state-machine tables, in the order snapshots list them.
-pub const TABLES: [&str; 14] = [
+pub const TABLES: [&str; 17] = [
     "users",
     "certs",
     "ca",
@@ -41,6 +41,9 @@ pub const TABLES: [&str; 14] = [
     "usage",
     "trust",
     "extents",
+    "events",
+    "sinks",
+    "announced",
 ];
 
 pub fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, StoreError> {

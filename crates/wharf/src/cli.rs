@@ -36,6 +36,9 @@ pub enum Commands {
     /// Addresses banned after failed logins (cluster-wide).
     #[command(subcommand)]
     Ban(BanCommand),
+    /// Upload events: where they go (sinks) and what was recorded.
+    #[command(subcommand)]
+    Events(EventsCommand),
     /// Check a configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -54,6 +57,89 @@ pub enum Commands {
         /// Read the password from standard input instead of prompting.
         #[arg(long)]
         password_stdin: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EventsCommand {
+    /// Event sinks: webhooks and NATS subjects the leader delivers to.
+    #[command(subcommand)]
+    Sink(SinkCommand),
+    /// Print recorded events as JSON lines, then each new one as it commits
+    /// (until interrupted, or with --no-follow once the last is printed).
+    Tail {
+        /// Start after this event id (default: the last one recorded, so
+        /// only new events; 0: every event still kept).
+        #[arg(long)]
+        from: Option<u64>,
+        #[arg(long)]
+        no_follow: bool,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// How long events stay when a sink does not take them: past either
+    /// limit the oldest are dropped (counted in wharf_events_dropped_total
+    /// and written to the audit log). Without options, prints the limits.
+    Retention {
+        /// Most events kept (default 1,000,000).
+        #[arg(long)]
+        max_count: Option<u64>,
+        /// Oldest event kept, in seconds (default 7 days).
+        #[arg(long)]
+        max_age: Option<u64>,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum SinkCommand {
+    /// Deliver the events recorded from now on to a webhook (one JSON event
+    /// per POST) or a NATS subject (one message per event).
+    Add {
+        name: String,
+        /// HTTP or HTTPS URL to POST each event to.
+        #[arg(long, conflicts_with = "nats", required_unless_present = "nats")]
+        webhook: Option<String>,
+        /// File holding the secret that signs each POST
+        /// (X-Wharf-Signature: sha256=HMAC-SHA256 of the body, in hex).
+        #[arg(long, requires = "webhook")]
+        secret_file: Option<PathBuf>,
+        /// PEM roots to trust for an https webhook instead of the system's.
+        #[arg(long, requires = "webhook")]
+        ca_file: Option<PathBuf>,
+        /// NATS server URL (nats://HOST:PORT).
+        #[arg(long, requires = "subject")]
+        nats: Option<String>,
+        /// Subject to publish to.
+        #[arg(long, requires = "nats")]
+        subject: Option<String>,
+        /// Only these event types (comma-separated; default all).
+        #[arg(long, value_delimiter = ',')]
+        types: Vec<String>,
+        /// Only events of this user.
+        #[arg(long)]
+        user: Option<String>,
+        /// Only events about paths under this prefix (as the user sees them).
+        #[arg(long)]
+        path_prefix: Option<String>,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// Each sink: target, filter, delivered position, backlog, oldest
+    /// undelivered age and last error.
+    List {
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        target: crate::admin::Target,
+    },
+    /// Stop delivering to a sink.
+    Remove {
+        name: String,
+        #[command(flatten)]
+        target: crate::admin::Target,
     },
 }
 

@@ -44,6 +44,7 @@ fn main() -> Result<()> {
         Commands::Cluster(command) => runtime()?.block_on(admin::cluster::run(command)),
         Commands::Cert(command) => runtime()?.block_on(admin::cert::run(command)),
         Commands::Ban(command) => runtime()?.block_on(admin::ban::run(command)),
+        Commands::Events(command) => runtime()?.block_on(admin::events::run(command)),
         Commands::Config(ConfigCommand::Check { file, mut serve }) => {
             serve.config = Some(file);
             let settings = Settings::from_args(&serve)?;

@@ -36,7 +36,7 @@ pub use start::{is_member, start};
 pub use write::WriteError;
 pub(crate) use write::FORWARDED;
 
-/// Counts this node's open FTPS sessions (installed by the engine).
+/// Reports the open FTPS sessions of this node (installed by the engine).
 pub(crate) type SessionCounter = Box<dyn Fn() -> usize + Send + Sync>;
 
 /// How long a write may wait for a leader and a quorum before failing.

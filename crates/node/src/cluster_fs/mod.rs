@@ -13,12 +13,15 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use wharf_cluster::{ClusterHandle, WriteError};
 use wharf_ftp::{Entry, EntryKind, VirtualPath};
-use wharf_server::fs::{DirPages, FileReader, FileSystem, FileWriter, FsError, Storage, WriteMode};
+use wharf_server::fs::{
+    DirPages, FileReader, FileSystem, FileWriter, FsError, Opener, Storage, WriteMode,
+};
 use wharf_server::User;
+use wharf_store::events::Origin;
 use wharf_store::records::{InodeRecord, Quota};
-use wharf_store::{Command, CommandResult, FsCommand};
+use wharf_store::{Announced, Command, CommandResult, FsCommand};
 
-use crate::clock::unix_now;
+use crate::clock::{unix_now, unix_now_ms};
 
 pub struct ClusterStorage {
     pub node: Arc<ClusterHandle>,
@@ -27,7 +30,11 @@ pub struct ClusterStorage {
 
 #[async_trait]
 impl Storage for ClusterStorage {
-    async fn open_home(&self, user: &User) -> Result<Arc<dyn FileSystem>, FsError> {
+    async fn open_home(
+        &self,
+        user: &User,
+        opener: &Opener,
+    ) -> Result<Arc<dyn FileSystem>, FsError> {
         // Read-index: this session sees everything committed before it began.
         self.node.catch_up().await;
         let home = namespace_path(&user.home);
@@ -43,8 +50,17 @@ impl Storage for ClusterStorage {
                 outcome(write(&self.node, mkdir).await?)?;
             }
         }
+        let node_id = self.node.node_id();
         Ok(Arc::new(ClusterFs {
             node: self.node.clone(),
+            origin: Origin {
+                user: user.name.clone(),
+                home: home.clone(),
+                node: node_id,
+                session: format!("{node_id}-{}", opener.session),
+                client: opener.client.to_string(),
+                time_ms: 0,
+            },
             home,
             chunk_size: self.chunk_size,
             owner: user.name.clone(),
@@ -70,6 +86,8 @@ fn namespace_path(home: &Path) -> String {
 
 pub struct ClusterFs {
     node: Arc<ClusterHandle>,
+    /// Who the session's changes are announced as (events).
+    origin: Origin,
     home: String,
     chunk_size: usize,
     /// The logged-in user, charged for what they write.
@@ -154,6 +172,15 @@ impl ClusterFs {
             path,
             owner: self.owner.clone(),
             quota: self.quota,
+            origin: self.origin.clone(),
+        }
+    }
+
+    /// The session as the origin of a change made now.
+    fn origin(&self) -> Origin {
+        Origin {
+            time_ms: unix_now_ms(),
+            ..self.origin.clone()
         }
     }
 
@@ -165,8 +192,14 @@ impl ClusterFs {
             .ok_or(FsError::NotFound)
     }
 
-    async fn change(&self, command: FsCommand) -> Result<(), FsError> {
-        outcome(write(&self.node, command).await?)
+    /// Makes `change` and records its event in the same log entry.
+    async fn change(&self, change: FsCommand) -> Result<(), FsError> {
+        let announced = FsCommand::Announced(Box::new(Announced {
+            change,
+            origin: self.origin(),
+            upload: None,
+        }));
+        outcome(write(&self.node, announced).await?)
     }
 }
 
@@ -283,11 +316,11 @@ impl FileSystem for ClusterFs {
         let mtime = time
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        self.change(FsCommand::SetMtime {
+        let command = FsCommand::SetMtime {
             path: self.path(path),
             mtime,
-        })
-        .await
+        };
+        outcome(write(&self.node, command).await?)
     }
 }
 

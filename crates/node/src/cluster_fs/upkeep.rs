@@ -133,7 +133,11 @@ async fn forget_abandoned_uploads(node: &ClusterHandle) {
     for upload in uploads.into_iter().filter(|u| u.heartbeat < cutoff) {
         tracing::info!(upload = %upload.id, path = %upload.path, durable = upload.durable,
             "forgetting an abandoned upload; the file keeps its durable prefix");
-        commit(node, Command::Fs(FsCommand::ForgetUpload { id: upload.id })).await;
+        let forget = FsCommand::ForgetUpload {
+            id: upload.id,
+            time_ms: crate::clock::unix_now_ms(),
+        };
+        commit(node, Command::Fs(forget)).await;
     }
 }
 

@@ -7,15 +7,17 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 use wharf_blob::ChunkHash;
 use wharf_cluster::ClusterHandle;
 use wharf_server::fs::{FileWriter, FsError, WriteMode};
+use wharf_store::events::{Origin, UploadFacts};
 use wharf_store::records::{ChunkRef, InodeRecord, Quota};
-use wharf_store::{CommandResult, FileWrite, Found, FsCommand, NodeId};
+use wharf_store::{Announced, CommandResult, FileWrite, Found, FsCommand, NodeId};
 
 use super::{outcome, write};
-use crate::clock::unix_now;
+use crate::clock::{unix_now, unix_now_ms};
 
 /// A chunk on its way to this node's disk and its replicas.
 type Placing = JoinHandle<Result<(ChunkRef, Vec<NodeId>), FsError>>;
@@ -35,6 +37,8 @@ pub struct Target {
     pub path: String,
     pub owner: String,
     pub quota: Quota,
+    /// The session the upload's `file.uploaded` event names.
+    pub origin: Origin,
 }
 
 /// The engine's handle on an upload. Dropped without `commit` (the client
@@ -71,6 +75,11 @@ struct Upload {
     /// In upload order: chunks become durable, and enter `chunks`, in order.
     in_flight: std::collections::VecDeque<Placing>,
     last_checkpoint: std::time::Instant,
+    /// SHA-256 of every byte of the file so far, for its event.
+    digest: Sha256,
+    origin: Origin,
+    /// A file was at the path before (an overwrite, not a resumption).
+    replaces: bool,
 }
 
 fn new_upload_id() -> String {
@@ -142,6 +151,9 @@ impl Upload {
             buffer: Vec::new(),
             in_flight: std::collections::VecDeque::new(),
             last_checkpoint: std::time::Instant::now(),
+            digest: Sha256::new(),
+            origin: target.origin,
+            replaces: existing.is_some() && mode == WriteMode::Truncate,
         };
         let size = existing.as_ref().map_or(0, |i| i.size);
         match mode {
@@ -177,19 +189,21 @@ impl Upload {
             if kept == offset {
                 break;
             }
-            if kept + chunk.len <= offset {
-                kept += chunk.len;
-                self.chunks.push(chunk);
-                continue;
-            }
+            // The digest covers the kept part too: read once per resumption.
             let data = self
                 .node
                 .read_chunk(chunk.hash)
                 .await
                 .map_err(|e| FsError::Io(std::io::Error::other(e)))?;
-            let head = (offset - kept) as usize;
-            self.buffer
-                .extend_from_slice(data.get(..head).unwrap_or(&data));
+            if kept + chunk.len <= offset {
+                kept += chunk.len;
+                self.digest.update(&data);
+                self.chunks.push(chunk);
+                continue;
+            }
+            let head = data.get(..(offset - kept) as usize).unwrap_or(&data);
+            self.digest.update(head);
+            self.buffer.extend_from_slice(head);
             break;
         }
         Ok(())
@@ -231,6 +245,26 @@ impl Upload {
     }
 
     fn checkpoint_command(&self, done: bool, from: usize) -> FsCommand {
+        let write = self.file_write(done, from);
+        // The end of an upload the client saw through is announced; one cut
+        // off keeps its bytes quietly (its resumption will be announced).
+        if !done || self.abandoned {
+            return write;
+        }
+        FsCommand::Announced(Box::new(Announced {
+            change: write,
+            origin: Origin {
+                time_ms: unix_now_ms(),
+                ..self.origin.clone()
+            },
+            upload: Some(UploadFacts {
+                sha256: hex::encode(self.digest.clone().finalize()),
+                replaced: self.replaces,
+            }),
+        }))
+    }
+
+    fn file_write(&self, done: bool, from: usize) -> FsCommand {
         FsCommand::Write(FileWrite {
             upload: self.upload.clone(),
             path: self.path.clone(),
@@ -329,6 +363,7 @@ impl Upload {
             let take = (self.chunk_size - self.buffer.len()).min(buf.len());
             self.make_room(take);
             let (head, rest) = buf.split_at_checked(take).unwrap_or((buf, &[]));
+            self.digest.update(head);
             self.buffer.extend_from_slice(head);
             buf = rest;
         }

@@ -112,7 +112,7 @@ async fn logged_in(
         tracing::info!(user = %user.name, "FAIL LOGIN: too many sessions for this user");
         return Reply::new(530, "Too many sessions for this user; try again later.").into();
     };
-    let fs = match shared.storage.open_home(&user).await {
+    let fs = match shared.storage.open_home(&user, &conn.opener()).await {
         Ok(fs) => fs,
         Err(e) => {
             tracing::error!(user = %user.name, home = %user.home.display(),

@@ -140,7 +140,17 @@ pub trait FileSystem: Send + Sync {
 /// rooted at their home (created on first login).
 #[async_trait]
 pub trait Storage: Send + Sync {
-    async fn open_home(&self, user: &User) -> Result<Arc<dyn FileSystem>, FsError>;
+    async fn open_home(&self, user: &User, opener: &Opener)
+        -> Result<Arc<dyn FileSystem>, FsError>;
+}
+
+/// The session opening a home, as a storage that records changes (events)
+/// names their origin.
+#[derive(Clone, Debug)]
+pub struct Opener {
+    /// This node's number for the session.
+    pub session: u64,
+    pub client: std::net::IpAddr,
 }
 
 /// Homes are directories on this node's disk (`LocalFs`), as in vsftpd.
@@ -148,7 +158,7 @@ pub struct LocalStorage;
 
 #[async_trait]
 impl Storage for LocalStorage {
-    async fn open_home(&self, user: &User) -> Result<Arc<dyn FileSystem>, FsError> {
+    async fn open_home(&self, user: &User, _: &Opener) -> Result<Arc<dyn FileSystem>, FsError> {
         let home: &Path = &user.home;
         tokio::fs::create_dir_all(home).await?;
         Ok(Arc::new(LocalFs::new(home)?))

@@ -11,6 +11,7 @@ pub mod acme;
 pub mod ban;
 pub mod cert;
 pub mod cluster;
+pub mod events;
 pub mod health;
 pub mod trust;
 pub mod user;
@@ -192,6 +193,26 @@ impl Admin {
             .map_err(|s| anyhow::anyhow!("{}", s.message()))?
             .into_inner()
             .bans)
+    }
+
+    pub async fn sinks(&mut self) -> Result<pb::SinkList> {
+        let request = self.request(pb::Empty {})?;
+        Ok(self
+            .client
+            .list_sinks(request)
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .into_inner())
+    }
+
+    pub async fn events(&mut self, after: u64, limit: u32) -> Result<pb::EventList> {
+        let request = self.request(pb::ListEventsRequest { after, limit })?;
+        Ok(self
+            .client
+            .list_events(request)
+            .await
+            .map_err(|s| anyhow::anyhow!("{}", s.message()))?
+            .into_inner())
     }
 
     pub async fn status(&mut self) -> Result<pb::StatusReply> {

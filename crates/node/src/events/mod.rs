@@ -1,0 +1,264 @@
+//! Delivering events (DESIGN.md §6a): the leader hands each sink its events
+//! in commit order, one at a time, and commits how far it got, so a new
+//! leader carries on from there — at least once; consumers deduplicate by
+//! id. A failing sink is retried with growing pauses while the others go on.
+//! Events every sink has are forgotten after a while; past the retention
+//! limits the oldest go even if undelivered (counted, and audited).
+
+mod sender;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use wharf_cluster::ClusterHandle;
+use wharf_store::events::{EventRecord, SinkRecord, SinkTarget};
+use wharf_store::Command;
+
+use crate::clock::unix_now_ms;
+use crate::leader::LeaderJob;
+use sender::Sender;
+
+/// Events read for one sink per turn.
+const BATCH: usize = 256;
+/// The first pause after a failure; it doubles up to `MAX_BACKOFF`.
+const FIRST_BACKOFF: Duration = Duration::from_millis(500);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long events every sink has stay readable (`wharf events tail`).
+const KEEP_DELIVERED: Duration = Duration::from_secs(600);
+/// How often the leader looks for events to forget.
+const PRUNE_EVERY: Duration = Duration::from_secs(5);
+/// Retention when the cluster's settings say nothing.
+pub const DEFAULT_MAX_EVENTS: u64 = 1_000_000;
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Cluster settings holding the retention limits.
+pub const MAX_EVENTS_SETTING: &str = "events.max_count";
+pub const MAX_AGE_SETTING: &str = "events.max_age_secs";
+
+/// What this node delivered while it led, for `/metrics`.
+#[derive(Default)]
+pub struct DeliveryCounts {
+    per_sink: std::sync::Mutex<BTreeMap<String, (u64, u64)>>,
+}
+
+impl DeliveryCounts {
+    fn add(&self, sink: &str, delivered: u64, failed: u64) {
+        if let Ok(mut counts) = self.per_sink.lock() {
+            let entry = counts.entry(sink.to_owned()).or_default();
+            entry.0 += delivered;
+            entry.1 += failed;
+        }
+    }
+
+    /// `(sink, delivered, failed)` since this process started.
+    pub fn snapshot(&self) -> Vec<(String, u64, u64)> {
+        self.per_sink
+            .lock()
+            .map(|c| c.iter().map(|(k, (d, f))| (k.clone(), *d, *f)).collect())
+            .unwrap_or_default()
+    }
+}
+
+struct SinkState {
+    target: SinkTarget,
+    sender: Box<dyn Sender>,
+    retry_at: Option<Instant>,
+    backoff: Duration,
+}
+
+pub struct Delivery {
+    pub counts: Arc<DeliveryCounts>,
+    sinks: BTreeMap<String, SinkState>,
+    pruned_at: Option<Instant>,
+}
+
+impl Delivery {
+    pub fn new(counts: Arc<DeliveryCounts>) -> Self {
+        Self {
+            counts,
+            sinks: BTreeMap::new(),
+            pruned_at: None,
+        }
+    }
+
+    /// The sender for `sink`, made anew when its target changed.
+    fn state(&mut self, sink: &SinkRecord) -> Result<&mut SinkState, String> {
+        let stale = self
+            .sinks
+            .get(&sink.name)
+            .is_none_or(|s| s.target != sink.target);
+        if stale {
+            let sender = sender::for_target(&sink.target)?;
+            self.sinks.insert(
+                sink.name.clone(),
+                SinkState {
+                    target: sink.target.clone(),
+                    sender,
+                    retry_at: None,
+                    backoff: FIRST_BACKOFF,
+                },
+            );
+        }
+        self.sinks
+            .get_mut(&sink.name)
+            .ok_or_else(|| "the sink vanished".to_owned())
+    }
+
+    /// Hands `sink` the events after its position; commits the new position
+    /// (and the error that stopped it, if one did).
+    async fn deliver(&mut self, node: &ClusterHandle, sink: SinkRecord) {
+        let waiting = self.sinks.get(&sink.name).is_some_and(|s| {
+            s.target == sink.target && s.retry_at.is_some_and(|at| Instant::now() < at)
+        });
+        if waiting {
+            return;
+        }
+        let events = match node.reader().events_after(sink.delivered, BATCH) {
+            Ok(events) if events.is_empty() => return,
+            Ok(events) => events,
+            Err(e) => {
+                tracing::warn!(sink = %sink.name, "cannot read events: {e}");
+                return;
+            }
+        };
+        let counts = self.counts.clone();
+        let (mut position, mut sent, mut error) = (sink.delivered, 0, None);
+        match self.state(&sink) {
+            Err(e) => error = Some(e),
+            Ok(state) => {
+                for event in &events {
+                    if sink.filter.matches(event) {
+                        if let Err(e) = state.sender.send(event, &event.to_json()).await {
+                            error = Some(e);
+                            break;
+                        }
+                        sent += 1;
+                    }
+                    position = event.id;
+                }
+                match &error {
+                    Some(_) => {
+                        state.retry_at = Some(Instant::now() + state.backoff);
+                        state.backoff = (state.backoff * 2).min(MAX_BACKOFF);
+                    }
+                    None => {
+                        state.retry_at = None;
+                        state.backoff = FIRST_BACKOFF;
+                    }
+                }
+            }
+        }
+        counts.add(&sink.name, sent, u64::from(error.is_some()));
+        if let Some(e) = &error {
+            tracing::warn!(sink = %sink.name, position, "event delivery failed, will retry: {e}");
+        }
+        let progressed = position > sink.delivered;
+        let error_text = error.unwrap_or_default();
+        if progressed || error_text != sink.last_error || !error_text.is_empty() {
+            let command = Command::SinkProgress {
+                name: sink.name.clone(),
+                delivered: position,
+                at_ms: if progressed { unix_now_ms() } else { 0 },
+                error: error_text,
+            };
+            if let Err(e) = node.write(command).await {
+                tracing::warn!(sink = %sink.name, "cannot record the sink's position: {e}");
+            }
+        }
+    }
+
+    /// Forgets events every sink has once they are old enough, and the
+    /// oldest beyond the retention limits whatever their state.
+    async fn prune(&mut self, node: &ClusterHandle, sinks: &[SinkRecord]) {
+        if self.pruned_at.is_some_and(|at| at.elapsed() < PRUNE_EVERY) {
+            return;
+        }
+        self.pruned_at = Some(Instant::now());
+        let reader = node.reader();
+        let (Ok(last), Ok(oldest)) = (reader.last_event_id(), reader.events_after(0, BATCH)) else {
+            return;
+        };
+        let Some(first) = oldest.first().map(|e| e.id) else {
+            return;
+        };
+        let everywhere = sinks.iter().map(|s| s.delivered).min().unwrap_or(last);
+        let (max_count, max_age) = retention(node);
+        let now = unix_now_ms();
+        let aged = |event: &EventRecord, age: Duration| {
+            now.saturating_sub(event.time_ms) > age.as_millis() as u64
+        };
+        let mut through = oldest
+            .iter()
+            .take_while(|e| e.id <= everywhere && aged(e, KEEP_DELIVERED))
+            .last()
+            .map_or(0, |e| e.id);
+        through = through.max(last.saturating_sub(max_count));
+        if let Some(e) = oldest.iter().take_while(|e| aged(e, max_age)).last() {
+            through = through.max(e.id);
+        }
+        if through < first {
+            return;
+        }
+        let dropped = through.saturating_sub(everywhere.max(first - 1));
+        if dropped > 0 {
+            tracing::warn!(
+                target: crate::audit::TARGET,
+                action = "events.dropped",
+                dropped,
+                through,
+                "events dropped undelivered: past the retention limits"
+            );
+        }
+        if let Err(e) = node.write(Command::PruneEvents { through, dropped }).await {
+            tracing::warn!("cannot forget delivered events: {e}");
+        }
+    }
+}
+
+/// The retention limits from the cluster's settings.
+pub fn retention(node: &ClusterHandle) -> (u64, Duration) {
+    let setting = |key: &str| {
+        node.reader()
+            .setting(key)
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    (
+        setting(MAX_EVENTS_SETTING).unwrap_or(DEFAULT_MAX_EVENTS),
+        setting(MAX_AGE_SETTING).map_or(DEFAULT_MAX_AGE, Duration::from_secs),
+    )
+}
+
+#[async_trait]
+impl LeaderJob for Delivery {
+    fn name(&self) -> &'static str {
+        "event delivery"
+    }
+
+    fn every(&self) -> Duration {
+        Duration::from_millis(200)
+    }
+
+    async fn turn(&mut self, node: &Arc<ClusterHandle>) {
+        let sinks = match node.reader().sinks() {
+            Ok(sinks) => sinks,
+            Err(e) => {
+                tracing::warn!("cannot read the event sinks: {e}");
+                return;
+            }
+        };
+        self.sinks
+            .retain(|name, _| sinks.iter().any(|s| &s.name == name));
+        for sink in sinks.iter().cloned() {
+            self.deliver(node, sink).await;
+        }
+        self.prune(node, &sinks).await;
+    }
+
+    fn not_leading(&mut self) {
+        self.sinks.clear();
+        self.pruned_at = None;
+    }
+}
