@@ -5,6 +5,7 @@
 
 mod check;
 mod containers;
+mod event_sink;
 mod model;
 mod net;
 mod nodes;
@@ -229,6 +230,21 @@ async fn run_scenario(
     })
     .await?;
 
+    // The events invariant's sink, on the host (crates/node/src/events).
+    let mut setup_notes = Vec::new();
+    let receiver = match event_sink::Receiver::start().await {
+        Ok(receiver) => match receiver.add_sink(wharf, &cluster.nodes[0].data_dir) {
+            Ok(()) => Some(receiver),
+            Err(e) => {
+                setup_notes.push(format!("events invariant not checked: {e:#}"));
+                None
+            }
+        },
+        Err(e) => {
+            setup_notes.push(format!("events invariant not checked: {e:#}"));
+            None
+        }
+    };
     let shared = Arc::new(Shared::new(std::fs::File::create(
         root.join("history.jsonl"),
     )?));
@@ -265,6 +281,7 @@ async fn run_scenario(
     let _ = sampler.await;
     shared.flush();
     let mut events = events?;
+    events.extend(setup_notes);
 
     for (i, how) in cluster.revive_crashed().await? {
         events.push(format!("node {i} had exited by itself ({how}); restarted"));
@@ -303,6 +320,15 @@ async fn run_scenario(
         }
     }
     violations.extend(findings.violations);
+    if let Some(receiver) = &receiver {
+        let broken = receiver.check(&models).await;
+        events.push(format!(
+            "events: {} upload events received for {} acknowledged uploads",
+            receiver.received(),
+            models.iter().map(|m| m.acked_uploads.len()).sum::<usize>()
+        ));
+        violations.extend(broken);
+    }
     let leadership = std::mem::take(&mut *leadership.lock().unwrap());
     let doubled: Vec<u64> = leadership
         .leaders

@@ -17,7 +17,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 use wharf_client::{refusal, Session};
 
-use crate::model::{Content, Expect, Piece, Possible};
+use crate::model::{sha256, Content, Expect, Piece, Possible};
 use crate::nodes::{PASSWORD, USER};
 
 /// Outcome of one operation, as the client saw it.
@@ -115,6 +115,9 @@ pub struct SessionModel {
     pub files: BTreeMap<String, Possible>,
     /// Uploads cut short on one node and finished on another, acknowledged.
     pub resumed: Vec<String>,
+    /// Every acknowledged upload (STOR, APPE, a resumption): its path and the
+    /// SHA-256 of the whole file it left, which its event must carry.
+    pub acked_uploads: Vec<(String, String)>,
 }
 
 pub struct Settings {
@@ -328,6 +331,9 @@ impl Worker {
                 extra: content,
             }),
         }
+        if outcome == Outcome::Ok {
+            self.model.acked_uploads.push((path, sha256(&bytes)));
+        }
         outcome != Outcome::Unknown
     }
 
@@ -344,7 +350,12 @@ impl Worker {
             .record(&self.op("append", &path, node, true), outcome, &detail);
         let state = self.state(&path);
         match outcome {
-            Outcome::Ok => *state = Possible::known(Expect::Exact(old.then(&more))),
+            Outcome::Ok => {
+                let whole = old.then(&more);
+                let digest = sha256(&whole.bytes());
+                *state = Possible::known(Expect::Exact(whole));
+                self.model.acked_uploads.push((path, digest));
+            }
             _ => state.or(Expect::PrefixOf {
                 base: old,
                 extra: more,
@@ -476,6 +487,9 @@ impl Worker {
             .record(&self.op("resume", &path, other, true), outcome, &detail);
         if outcome == Outcome::Ok {
             *self.state(&path) = Possible::known(Expect::Exact(content));
+            self.model
+                .acked_uploads
+                .push((path.clone(), sha256(&bytes)));
             self.model.resumed.push(path);
         }
         (outcome != Outcome::Unknown).then_some((s, other))
