@@ -284,6 +284,20 @@ fn two_hundred_concurrent_garbage_connections_leave_the_server_responsive() {
 #[test]
 fn connections_beyond_max_per_ip_are_refused_without_affecting_the_others() {
     let mut wharf = Wharf::start(WharfOptions::default().args(["--max-per-ip", "4"]));
+    // The harness's readiness probe was a connection too: wait until the
+    // server has let it go (on a loaded machine that takes a moment).
+    let metrics = format!("http://127.0.0.1:{}/metrics", wharf.http_port);
+    crate::support::cluster::poll_until(
+        Duration::from_secs(10),
+        "the probe's session gone",
+        || {
+            let out = run(std::process::Command::new("curl").args(["--silent", &metrics]));
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|l| l == "wharf_sessions 0")
+                .then_some(())
+        },
+    );
     let mut held: Vec<Control> = (0..4).map(|_| wharf.control()).collect();
     let (mut extra, greeting) = Control::connect(wharf.explicit_port);
     assert_eq!(

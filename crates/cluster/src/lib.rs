@@ -7,6 +7,7 @@ pub mod credentials;
 mod drain;
 mod error;
 mod group_commit;
+mod grpc;
 mod internal;
 pub mod local_admin;
 mod network;
@@ -14,6 +15,7 @@ mod node;
 mod peer_health;
 mod rounds;
 mod service;
+mod start;
 pub mod transport;
 
 pub mod pb {
@@ -23,6 +25,7 @@ pub mod pb {
 }
 
 pub use node::{
-    is_member, start, ClusterConfig, ClusterError, ClusterHandle, RunningCluster, SnapshotSettings,
-    WriteError, ADMIN_TOKEN_FILE, CLUSTER_ADDR_FILE, JOIN_TOKEN_FILE,
+    ClusterConfig, ClusterError, ClusterHandle, RunningCluster, SnapshotSettings, WriteError,
+    ADMIN_TOKEN_FILE, CLUSTER_ADDR_FILE, JOIN_TOKEN_FILE,
 };
+pub use start::{is_member, start};

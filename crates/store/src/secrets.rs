@@ -14,34 +14,12 @@ use aws_lc_rs::aead::{Aad, Nonce, RandomizedNonceKey, AES_256_GCM, NONCE_LEN};
 use aws_lc_rs::digest::{digest, SHA256};
 
 use crate::command::Command;
+pub use crate::error::SecretsError;
 use crate::events::{SinkRecord, SinkTarget};
 use crate::records::{AcmeAccountRecord, AcmeCertRecord, CaRecord, CertRecord, TicketKeyRecord};
 
 const PREFIX: &str = "sealed:v1:";
 const KEY_LEN: usize = 32;
-
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SecretsError {
-    #[error("a secrets key is 64 hexadecimal characters (32 bytes, e.g. `openssl rand -hex 32`)")]
-    BadKey,
-    #[error(
-        "a {label} in the store is sealed with secrets key {sealed_with}, but this node has {ours}"
-    )]
-    WrongKey {
-        label: &'static str,
-        sealed_with: String,
-        ours: String,
-    },
-    #[error("a {label} in the store is sealed (key {sealed_with}) and this node has no secrets key: give it --secrets-key-file or WHARF_SECRETS_KEY")]
-    NoKey {
-        label: &'static str,
-        sealed_with: String,
-    },
-    #[error("a sealed {label} in the store is damaged")]
-    Damaged { label: &'static str },
-    #[error("cannot seal a {label}")]
-    Seal { label: &'static str },
-}
 
 /// The operator's key. Its id (a hash prefix) is stored beside each sealed
 /// value so a node with another key says so instead of failing obscurely.

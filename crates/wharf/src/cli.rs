@@ -4,10 +4,12 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use wharf_server::data_tls::DataTlsRule;
+use clap::{Args, Parser, Subcommand};
 
-use crate::settings::schema::{Policy, ServeSettings};
+pub use crate::settings::args::ServeArgs;
+
+/// Let's Encrypt's production directory, `wharf cert acme add`'s default.
+pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -75,7 +77,7 @@ pub enum EventsCommand {
         #[arg(long)]
         no_follow: bool,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// How long events stay when a sink does not take them: past either
     /// limit the oldest are dropped (counted in wharf_events_dropped_total
@@ -88,7 +90,7 @@ pub enum EventsCommand {
         #[arg(long)]
         max_age: Option<u64>,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
 }
 
@@ -124,7 +126,7 @@ pub enum SinkCommand {
         #[arg(long)]
         path_prefix: Option<String>,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// Each sink: target, filter, delivered position, backlog, oldest
     /// undelivered age and last error.
@@ -133,13 +135,13 @@ pub enum SinkCommand {
         #[arg(long)]
         json: bool,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// Stop delivering to a sink.
     Remove {
         name: String,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
 }
 
@@ -198,7 +200,7 @@ pub enum UserCommand {
         #[arg(long)]
         data_tls: Option<String>,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// Change an account's settings.
     Modify {
@@ -208,12 +210,12 @@ pub enum UserCommand {
         #[arg(long)]
         data_tls: String,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// List accounts.
     List {
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// Change an account's password.
     Passwd {
@@ -221,13 +223,13 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// Remove an account.
     Remove {
         name: String,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
 }
 
@@ -236,7 +238,7 @@ pub enum CertCommand {
     /// Names, sources, validity and generations.
     List {
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// Ask the leader for a new internal-CA certificate now.
     Rotate {
@@ -244,7 +246,7 @@ pub enum CertCommand {
         #[arg(long, default_value = "default")]
         name: String,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// Serve a PEM chain and key for a server name (or "default") on every node.
     Import {
@@ -255,7 +257,7 @@ pub enum CertCommand {
         #[arg(long)]
         key: PathBuf,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// CA certificates that client certificates (mutual TLS) may chain to.
     #[command(subcommand)]
@@ -278,7 +280,7 @@ pub enum AcmeCommand {
         #[arg(long = "domain", required = true)]
         domains: Vec<String>,
         /// The ACME directory URL.
-        #[arg(long, default_value = crate::admin::acme::LETS_ENCRYPT)]
+        #[arg(long, default_value = LETS_ENCRYPT)]
         directory: String,
         /// PEM file of the CA the directory's HTTPS certificate chains to
         /// (a private or test CA such as pebble); default: the system's roots.
@@ -288,12 +290,12 @@ pub enum AcmeCommand {
         #[arg(long)]
         contact: Vec<String>,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// ACME certificates, their orders in flight and last errors.
     List {
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// Stop obtaining a certificate by ACME (the certificate stays served
     /// until replaced or removed).
@@ -301,7 +303,7 @@ pub enum AcmeCommand {
         #[arg(long, default_value = "default")]
         name: String,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
 }
 
@@ -314,18 +316,18 @@ pub enum TrustCommand {
         #[arg(long)]
         cert: PathBuf,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// Names, fingerprints and validity of the trusted CAs.
     List {
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// Stop trusting a CA.
     Remove {
         name: String,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
 }
 
@@ -334,13 +336,13 @@ pub enum BanCommand {
     /// Bans in force: address, until (unix seconds), reason.
     List {
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// Lift the ban of an address (or network) on every node.
     Remove {
         address: String,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
 }
 
@@ -349,7 +351,7 @@ pub enum ClusterCommand {
     /// Members, roles, leader, term, log indexes, drain state and open sessions.
     Status {
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// Print the join token new nodes pass with --join-token.
     Token {
@@ -361,7 +363,7 @@ pub enum ClusterCommand {
     Remove {
         node_id: u64,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// Drain a node before maintenance: it answers new FTPS connections with
     /// 421 and lets open sessions finish (`status` shows how many remain).
@@ -369,13 +371,13 @@ pub enum ClusterCommand {
     Drain {
         node_id: u64,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// Let a drained node accept FTPS connections again.
     Undrain {
         node_id: u64,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
     /// Get an admin client certificate from the cluster CA, for `--admin-cert`
     /// on machines that are not nodes (writes ca.pem, admin.pem, admin.key).
@@ -387,68 +389,24 @@ pub enum ClusterCommand {
         #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=365))]
         days: u64,
         #[command(flatten)]
-        target: crate::admin::Target,
+        target: Target,
     },
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Human,
-    Json,
-}
-
-/// `wharf serve`: every setting (`ServeSettings`, one field per flag,
-/// variable and config key) and what exists only on the command line.
-#[derive(Args, Debug, Default)]
-pub struct ServeArgs {
-    /// TOML configuration file.
-    #[arg(long, env = "WHARF_CONFIG")]
-    pub config: Option<PathBuf>,
-    /// Quick-start account NAME:PASSWORD (repeatable); home is DATA_DIR/home/NAME.
-    #[arg(long = "user", env = "WHARF_USER")]
-    pub users: Vec<String>,
-    #[command(flatten)]
-    pub relax: Relaxations,
-    /// Print the effective configuration and exit (as `wharf config check`).
-    #[arg(long)]
-    pub check_config: bool,
-    #[command(flatten)]
-    pub settings: ServeSettings,
-}
-
-/// The command line's spelling of `[policy]` keys that relax a default.
-#[derive(Args, Debug, Default)]
-pub struct Relaxations {
-    /// Relax: allow USER/PASS before AUTH TLS (passwords cross the network in clear).
-    #[arg(long, env = "WHARF_ALLOW_PLAIN_LOGIN")]
-    pub allow_plain_login: bool,
-    /// Relax: allow unencrypted data connections (PROT C).
-    #[arg(long, env = "WHARF_ALLOW_PLAIN_DATA")]
-    pub allow_plain_data: bool,
-    /// Relax: accept data connections that do not resume a TLS session
-    /// (the same as --data-tls any).
-    #[arg(long, env = "WHARF_NO_REQUIRE_SSL_REUSE")]
-    pub no_require_ssl_reuse: bool,
-    /// Refuse active mode (PORT/EPRT).
-    #[arg(long, env = "WHARF_NO_ACTIVE")]
-    pub no_active: bool,
-}
-
-impl Relaxations {
-    /// Writes the flags given into the keys they stand for.
-    pub fn apply(&self, policy: &mut Policy) {
-        if self.allow_plain_login {
-            policy.require_tls_login = Some(false);
-        }
-        if self.allow_plain_data {
-            policy.require_prot_p = Some(false);
-        }
-        if self.no_require_ssl_reuse {
-            policy.data_tls = Some(DataTlsRule::Any.as_str().to_owned());
-        }
-        if self.no_active {
-            policy.allow_active = Some(false);
-        }
-    }
+/// Which node an admin command talks to, and how it proves it may
+/// (`crate::admin`).
+#[derive(Args, Debug, Clone)]
+pub struct Target {
+    /// Data directory of a node on this host (its address and certificate are read from it).
+    #[arg(long, env = "WHARF_DATA_DIR", conflicts_with = "cluster")]
+    pub data_dir: Option<PathBuf>,
+    /// Cluster address of a node (HOST:PORT); needs --token or --admin-cert.
+    #[arg(long, env = "WHARF_CLUSTER")]
+    pub cluster: Option<String>,
+    /// The cluster's admin token (in DATA_DIR/cluster/admin_token on every node).
+    #[arg(long, env = "WHARF_ADMIN_TOKEN", conflicts_with = "admin_cert")]
+    pub token: Option<String>,
+    /// Directory holding an admin client certificate from `wharf cluster admin-cert`.
+    #[arg(long, env = "WHARF_ADMIN_CERT")]
+    pub admin_cert: Option<PathBuf>,
 }

@@ -15,7 +15,8 @@ use wharf_node::{audit, summary, Node};
 use wharf_server::accounts::hash_password;
 use wharf_tls::ServerIdentity;
 
-use cli::{Cli, Commands, ConfigCommand, LogFormat};
+use cli::{Cli, Commands, ConfigCommand};
+use settings::schema::LogFormat;
 use settings::Settings;
 
 fn main() -> Result<()> {

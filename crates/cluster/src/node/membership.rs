@@ -13,7 +13,7 @@ use super::admin_auth::JOIN_TOKEN_SETTING;
 use super::ClusterHandle;
 
 /// Leader job: learners that have caught up become voters.
-pub(super) async fn promote_learners(handle: Arc<ClusterHandle>) {
+pub(crate) async fn promote_learners(handle: Arc<ClusterHandle>) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tick.tick().await;

@@ -1,16 +1,14 @@
-//! A running cluster member, one concern per module: starting or joining
-//! (`start`), the gRPC server (`grpc`), the write path (`write`),
+//! A running cluster member, one concern per module (starting or joining it
+//! is `crate::start`, its gRPC server `crate::grpc`): the write path (`write`),
 //! read-indexes (`read_index`), membership (`membership`), tokens and
 //! certificate signing (`admin_auth`), the status report (`status`) and
 //! when to snapshot (`snapshot_policy`). This module holds the handle
 //! itself and what every part reads.
 
 mod admin_auth;
-mod grpc;
-mod membership;
+pub(crate) mod membership;
 mod read_index;
-mod snapshot_policy;
-mod start;
+pub(crate) mod snapshot_policy;
 mod status;
 mod write;
 
@@ -32,7 +30,6 @@ use crate::transport::Transport;
 
 pub use crate::error::ClusterError;
 pub use snapshot_policy::SnapshotSettings;
-pub use start::{is_member, start};
 pub use write::WriteError;
 pub(crate) use write::FORWARDED;
 
@@ -40,7 +37,7 @@ pub(crate) use write::FORWARDED;
 pub(crate) type SessionCounter = Box<dyn Fn() -> usize + Send + Sync>;
 
 /// How long a write may wait for a leader and a quorum before failing.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Files in the data dir where a node keeps the tokens for local operators.
 pub const JOIN_TOKEN_FILE: &str = "join_token";
 pub const ADMIN_TOKEN_FILE: &str = "admin_token";
@@ -95,6 +92,39 @@ pub struct ClusterHandle {
     read_indexes: SharedRounds<Option<u64>>,
     /// Namespace changes committed while this node leads.
     group_commit: GroupCommit,
+}
+
+/// What `crate::start` brings to a new handle; the rest starts empty.
+pub(crate) struct Parts {
+    pub node_id: NodeId,
+    pub advertise: String,
+    pub raft: Raft,
+    pub reader: StateReader,
+    pub transport: Transport,
+    pub chunk_store: Arc<wharf_blob::ChunkStore>,
+    pub store_stats: wharf_store::StoreStats,
+    pub group_commit: GroupCommit,
+}
+
+impl ClusterHandle {
+    pub(crate) fn new(p: Parts) -> Self {
+        Self {
+            node_id: p.node_id,
+            advertise: p.advertise,
+            raft: p.raft,
+            reader: p.reader,
+            transport: p.transport,
+            chunk_store: p.chunk_store,
+            store_stats: p.store_stats,
+            forward_channels: std::sync::Mutex::new(BTreeMap::new()),
+            peer_health: PeerHealth::default(),
+            membership_lock: Mutex::new(()),
+            sessions: std::sync::OnceLock::new(),
+            confirmations: SharedRounds::default(),
+            read_indexes: SharedRounds::default(),
+            group_commit: p.group_commit,
+        }
+    }
 }
 
 pub struct RunningCluster {

@@ -47,7 +47,7 @@ impl SnapshotSettings {
 }
 
 /// Asks openraft for a snapshot whenever the policy says one is due.
-pub(super) async fn apply_snapshot_policy(
+pub(crate) async fn apply_snapshot_policy(
     raft: Raft,
     stats: wharf_store::StoreStats,
     policy: SnapshotSettings,
@@ -87,7 +87,7 @@ pub(super) async fn apply_snapshot_policy(
     }
 }
 
-pub(super) fn raft_config(snapshot: SnapshotSettings) -> Config {
+pub(crate) fn raft_config(snapshot: SnapshotSettings) -> Config {
     Config {
         cluster_name: "wharf".into(),
         // openraft's leader lease equals election_timeout_max: voters refuse a

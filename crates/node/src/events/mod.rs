@@ -137,6 +137,14 @@ impl Delivery {
                     }
                     position = event.id;
                 }
+                // What was handed over counts once the sink confirms it.
+                if sent > 0 {
+                    if let Err(e) = state.sender.settle().await {
+                        position = sink.delivered;
+                        sent = 0;
+                        error = Some(e);
+                    }
+                }
                 match &error {
                     Some(_) => {
                         state.retry_at = Some(Instant::now() + state.backoff);

@@ -23,8 +23,14 @@ const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[async_trait]
 pub trait Sender: Send {
-    /// Delivers `body` (the event as JSON).
+    /// Hands over `body` (the event as JSON). A sender may only queue it:
+    /// it counts as delivered once `settle` succeeds.
     async fn send(&mut self, event: &EventRecord, body: &[u8]) -> Result<(), String>;
+
+    /// Waits until everything sent has reached the sink.
+    async fn settle(&mut self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// A sender for `target`, or why one cannot be made (a bad CA file, say).
@@ -157,21 +163,34 @@ impl Sender for Nats {
         // JetStream drops a message whose id it has seen: redeliveries
         // after a leader change do not double up in a stream.
         headers.insert("Nats-Msg-Id", id.as_str());
-        let published = async {
-            client
-                .publish_with_headers(self.subject.clone(), headers, Bytes::copy_from_slice(body))
-                .await
-                .map_err(|e| e.to_string())?;
-            // Core NATS acknowledges nothing: a flush at least proves the
-            // server took the message.
-            client.flush().await.map_err(|e| e.to_string())
-        };
+        let published = client.publish_with_headers(
+            self.subject.clone(),
+            headers,
+            Bytes::copy_from_slice(body),
+        );
         let outcome = tokio::time::timeout(DELIVERY_TIMEOUT, published)
             .await
             .map_err(|_| format!("{} did not take the message in time", self.url))
             .and_then(|r| r.map_err(|e| format!("{}: {e}", self.url)));
         if outcome.is_err() {
             // Start over with a new connection next time.
+            self.client = None;
+        }
+        outcome
+    }
+
+    /// Core NATS acknowledges nothing: a flush at least proves the server
+    /// took every message published since the last one, in order, on one
+    /// connection (one round trip per batch, not per event).
+    async fn settle(&mut self) -> Result<(), String> {
+        let Some(client) = &self.client else {
+            return Err(format!("not connected to {}", self.url));
+        };
+        let outcome = tokio::time::timeout(DELIVERY_TIMEOUT, client.flush())
+            .await
+            .map_err(|_| format!("{} did not confirm the messages in time", self.url))
+            .and_then(|r| r.map_err(|e| format!("{}: {e}", self.url)));
+        if outcome.is_err() {
             self.client = None;
         }
         outcome

@@ -7,9 +7,6 @@ use wharf_store::Command;
 use crate::admin::{expect_done, Admin};
 use crate::cli::AcmeCommand;
 
-/// Let's Encrypt's production directory.
-pub const LETS_ENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
-
 /// A name HTTP-01 can validate: a DNS name, not an IP address or a wildcard.
 fn check_domain(domain: &str) -> Result<String> {
     let domain = domain.trim_end_matches('.').to_ascii_lowercase();

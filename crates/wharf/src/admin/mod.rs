@@ -19,9 +19,10 @@ pub mod user;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use clap::Args;
 use tonic::transport::Channel;
 use wharf_cluster::credentials::Token;
+
+pub use crate::cli::Target;
 use wharf_cluster::pb::cluster_client::ClusterClient;
 use wharf_cluster::pb::{self};
 use wharf_cluster::transport;
@@ -31,22 +32,6 @@ use wharf_store::{Command, CommandResult};
 pub const ADMIN_CA_FILE: &str = "ca.pem";
 pub const ADMIN_CERT_FILE: &str = "admin.pem";
 pub const ADMIN_KEY_FILE: &str = "admin.key";
-
-#[derive(Args, Debug, Clone)]
-pub struct Target {
-    /// Data directory of a node on this host (its address and certificate are read from it).
-    #[arg(long, env = "WHARF_DATA_DIR", conflicts_with = "cluster")]
-    pub data_dir: Option<PathBuf>,
-    /// Cluster address of a node (HOST:PORT); needs --token or --admin-cert.
-    #[arg(long, env = "WHARF_CLUSTER")]
-    pub cluster: Option<String>,
-    /// The cluster's admin token (in DATA_DIR/cluster/admin_token on every node).
-    #[arg(long, env = "WHARF_ADMIN_TOKEN", conflicts_with = "admin_cert")]
-    pub token: Option<String>,
-    /// Directory holding an admin client certificate from `wharf cluster admin-cert`.
-    #[arg(long, env = "WHARF_ADMIN_CERT")]
-    pub admin_cert: Option<PathBuf>,
-}
 
 pub struct Admin {
     client: ClusterClient<Channel>,

@@ -62,7 +62,7 @@ mod tests {
     use clap::Args;
 
     use super::*;
-    use crate::cli::ServeArgs;
+    use crate::settings::args::ServeArgs;
 
     /// The config key each flag sets (clap names an argument after its
     /// field), or none for what only the command line has.

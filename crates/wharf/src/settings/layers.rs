@@ -10,8 +10,7 @@ use figment::value::Value;
 use figment::Figment;
 use wharf_server::{Limits, TlsPolicy};
 
-use super::schema::{DefenderSettings, LimitSettings, Policy, ServeSettings};
-use crate::cli::LogFormat;
+use super::schema::{DefenderSettings, LimitSettings, LogFormat, Policy, ServeSettings};
 
 /// MiB of Raft log written before a snapshot is worth building at all.
 pub const DEFAULT_SNAPSHOT_MIN_LOG_MIB: u64 = 32;

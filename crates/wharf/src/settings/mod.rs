@@ -4,6 +4,7 @@
 //! `wharf config check` (`effective`).
 
 mod accounts;
+pub mod args;
 pub mod effective;
 mod layers;
 mod node_config;
@@ -12,8 +13,8 @@ pub mod schema;
 use anyhow::Result;
 use wharf_node::NodeConfig;
 
-use crate::cli::{LogFormat, ServeArgs};
-use schema::ServeSettings;
+use args::ServeArgs;
+use schema::{LogFormat, ServeSettings};
 
 /// What `wharf serve` runs with: the node's configuration, how the binary
 /// logs, and the settings it came from (defaults filled in) for printing.

@@ -12,13 +12,11 @@
 use std::net::IpAddr;
 use std::path::PathBuf;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 use wharf_node::StorageMode;
-
-use crate::cli::LogFormat;
 
 #[skip_serializing_none]
 #[derive(Args, Deserialize, Serialize, Clone, Default, Debug)]
@@ -295,4 +293,11 @@ fn all_permissions() -> Vec<String> {
 /// `--storage cluster|local`.
 fn storage_mode(name: &str) -> Result<StorageMode, String> {
     name.parse()
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, serde::Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Human,
+    Json,
 }

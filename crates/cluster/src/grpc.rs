@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use super::ClusterHandle;
+use crate::node::ClusterHandle;
 use crate::pb;
 use crate::service::{ClusterService, RaftService};
 
-pub(super) async fn serve(handle: Arc<ClusterHandle>, listener: tokio::net::TcpListener) {
+pub(crate) async fn serve(handle: Arc<ClusterHandle>, listener: tokio::net::TcpListener) {
     let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
     let mut builder =
         match tonic::transport::Server::builder().tls_config(handle.transport.server_config()) {
