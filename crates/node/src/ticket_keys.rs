@@ -80,26 +80,40 @@ impl LeaderJob for Rotation {
     }
 }
 
+/// What one rotation turn does, decided from the table alone.
+#[derive(Debug, PartialEq, Eq)]
+struct Plan {
+    remove: Vec<u32>,
+    /// `Some(delay)`: add a key that starts encrypting `delay` seconds on.
+    add: Option<u64>,
+}
+
+fn plan(keys: &[TicketKeyRecord], now: u64) -> Plan {
+    let (expired, live): (Vec<_>, Vec<_>) = keys.iter().partition(|k| k.expires <= now);
+    let newest = live.iter().map(|k| k.activate_at).max();
+    let add = match newest {
+        // No key that still decrypts: none can be in use anywhere, so the new
+        // one is usable at once (the very first key, or a cluster that was
+        // down longer than a key lives). Waiting would only leave the cluster
+        // without resumption.
+        None => Some(0),
+        Some(activate_at) if activate_at + ROTATE_EVERY <= now => Some(ACTIVATION_DELAY),
+        Some(_) => None,
+    };
+    Plan {
+        remove: expired.iter().map(|k| k.id).collect(),
+        add,
+    }
+}
+
 pub async fn rotate_once(node: &ClusterHandle) -> Result<(), NodeError> {
     let now = now();
     let keys = node.reader().ticket_keys()?;
-    for expired in keys.iter().filter(|k| k.expires <= now) {
-        node.write(Command::RemoveTicketKey { id: expired.id })
-            .await?;
+    let plan = plan(&keys, now);
+    for id in plan.remove {
+        node.write(Command::RemoveTicketKey { id }).await?;
     }
-    let newest = keys.iter().map(|k| k.activate_at).max();
-    let due = match newest {
-        None => true,
-        Some(activate_at) => activate_at + ROTATE_EVERY <= now,
-    };
-    if due {
-        // The very first key is usable at once: no other node can hold a
-        // ticket yet, and waiting would leave the cluster without resumption.
-        let delay = if newest.is_none() {
-            0
-        } else {
-            ACTIVATION_DELAY
-        };
+    if let Some(delay) = plan.add {
         let key = TicketKey::generate(now, delay, KEY_LIFETIME)?;
         node.write(Command::PutTicketKey(to_record(&key))).await?;
         tracing::info!(activate_in = delay, "added a new session-ticket key");
@@ -117,5 +131,71 @@ pub async fn wait_for_active_key(ring: &TicketKeyRing, limit: Duration) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(id: u32, activate_at: u64, expires: u64) -> TicketKeyRecord {
+        TicketKeyRecord {
+            id,
+            secret: vec![0; 32],
+            created: activate_at,
+            activate_at,
+            expires,
+        }
+    }
+
+    #[test]
+    fn the_first_key_is_usable_at_once() {
+        assert_eq!(
+            plan(&[], 1_000),
+            Plan {
+                remove: vec![],
+                add: Some(0)
+            }
+        );
+    }
+
+    #[test]
+    fn a_fresh_key_means_nothing_to_do() {
+        let keys = [key(1, 1_000, 1_000 + KEY_LIFETIME)];
+        assert_eq!(
+            plan(&keys, 1_010),
+            Plan {
+                remove: vec![],
+                add: None
+            }
+        );
+    }
+
+    #[test]
+    fn a_rotation_due_waits_for_every_node_to_learn_the_key() {
+        let keys = [key(1, 1_000, 1_000 + KEY_LIFETIME)];
+        let now = 1_000 + ROTATE_EVERY;
+        assert_eq!(
+            plan(&keys, now),
+            Plan {
+                remove: vec![],
+                add: Some(ACTIVATION_DELAY)
+            }
+        );
+    }
+
+    #[test]
+    fn a_store_whose_keys_all_expired_gets_a_key_usable_at_once() {
+        // A data directory restored (or a cluster restarted) after every key
+        // it held has expired: no ticket anywhere can use them, so making the
+        // replacement wait would only refuse resumption for a minute.
+        let keys = [key(1, 1_000, 2_000), key(2, 1_500, 2_500)];
+        assert_eq!(
+            plan(&keys, 10_000),
+            Plan {
+                remove: vec![1, 2],
+                add: Some(0)
+            }
+        );
     }
 }
