@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crate::support::cluster::poll_until;
 use crate::support::events::{NatsServer, NatsSubscriber, WebhookReceiver};
 use crate::support::{
-    assert_success, run, sha256_file, write_random_file, Cluster, Wharf, WharfOptions,
+    assert_success, run, sha256_bytes, sha256_file, write_random_file, Cluster, Wharf, WharfOptions,
 };
 
 const SECRET: &str = "hook-Secret-19";
@@ -385,15 +385,10 @@ fn a_failing_sink_backs_up_and_catches_up_and_filters_removal_and_tail_hold() {
     assert!(!sink_list(&wharf).contains_key("wrong"));
 
     // `tail` prints what is kept, as the sinks received it.
-    let out = wharf.cli(&["events", "tail", "--from", "0", "--no-follow"], None);
-    assert_success(&out, "events tail");
-    let tailed: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(tailed.len(), 11, "{tailed:?}");
-    assert_eq!(tailed[0], hook.received()[0].body);
-    assert!(tailed
+    let kept = tailed(&wharf);
+    assert_eq!(kept.len(), 11, "{kept:?}");
+    assert_eq!(kept[0], hook.received()[0].body);
+    assert!(kept
         .iter()
         .all(|e| e["time"].as_str().is_some_and(|t| t.ends_with('Z'))));
 
@@ -416,4 +411,350 @@ fn a_failing_sink_backs_up_and_catches_up_and_filters_removal_and_tail_hold() {
         text.contains("wharf_events_failed_total{sink=\"hook\"}"),
         "{text}"
     );
+}
+
+/// The body of every event a webhook received, in order of receipt.
+fn bodies(hook: &WebhookReceiver) -> Vec<serde_json::Value> {
+    hook.received().into_iter().map(|r| r.body).collect()
+}
+
+/// Uploads `file` as `/{prefix}{i}.bin` for each `i` of `range`.
+fn put_numbered(node: &Wharf, file: &Path, prefix: &str, range: std::ops::Range<usize>) {
+    for i in range {
+        let name = format!("{prefix}{i}.bin");
+        assert!(curl_put(node, file, &name), "upload {name}");
+    }
+}
+
+/// Every event the cluster keeps, as `wharf events tail` prints them.
+fn tailed(node: &Wharf) -> Vec<serde_json::Value> {
+    let out = node.cli(&["events", "tail", "--from", "0", "--no-follow"], None);
+    assert_success(&out, "events tail");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn wait_dropped(node: &Wharf, total: u64) {
+    poll_until(Duration::from_secs(30), "events dropped", || {
+        (metric(node, "wharf_events_dropped_total ")? == total).then_some(())
+    });
+}
+
+fn metric(node: &Wharf, line_start: &str) -> Option<u64> {
+    let out = run(std::process::Command::new("curl").args([
+        "--silent",
+        &format!("http://127.0.0.1:{}/metrics", node.http_port),
+    ]));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
+}
+
+#[test]
+fn local_storage_announces_uploads_appends_resumptions_and_changes() {
+    let wharf = Wharf::start(WharfOptions::default().local_storage());
+    let hook = WebhookReceiver::start(Some(SECRET.as_bytes()));
+    add_webhook(&wharf, "hook", &hook.url(), &[]);
+    let dir = wharf.root();
+    let a = dir.join("a.bin");
+    let more = dir.join("more.bin");
+    let whole = dir.join("whole.bin");
+    let half = dir.join("half.bin");
+    write_random_file(&a, 70_000);
+    write_random_file(&more, 33_333);
+    write_random_file(&whole, 300_000);
+    let whole_bytes = std::fs::read(&whole).unwrap();
+    std::fs::write(&half, &whole_bytes[..120_000]).unwrap();
+    let appended = [std::fs::read(&a).unwrap(), std::fs::read(&more).unwrap()].concat();
+    let path = |p: &Path| p.to_string_lossy().into_owned();
+    let steps = [
+        "mkdir /in".to_owned(),
+        format!("put {} /in/a.bin", path(&a)),
+        format!("put {} /in/a.bin", path(&a)),
+        format!("append {} /in/a.bin", path(&more)),
+        format!("put {} /in/b.bin", path(&half)),
+        format!("resume {} /in/b.bin 120000", path(&whole)),
+        "rename /in/b.bin /in/c.bin".to_owned(),
+        "delete /in/a.bin".to_owned(),
+        "mkdir /gone".to_owned(),
+        "rmdir /gone".to_owned(),
+    ];
+    assert_success(&run(&mut wharf.batch("reuse", &steps)), "ftplib steps");
+    // What the client sent is what is on disk.
+    let on_disk = wharf.home(&wharf.user).join("in/c.bin");
+    assert_eq!(sha256_file(&on_disk), sha256_file(&whole));
+
+    assert!(hook.wait_for(10, DELIVERY_LIMIT), "{:?}", bodies(&hook));
+    std::thread::sleep(Duration::from_millis(500));
+    let events = bodies(&hook);
+    let summary: Vec<(String, String)> = events
+        .iter()
+        .map(|e| {
+            let path = e["path"].as_str().or(e["from"].as_str()).unwrap_or("");
+            (e["type"].as_str().unwrap().to_owned(), path.to_owned())
+        })
+        .collect();
+    let expected = [
+        ("dir.created", "/in"),
+        ("file.uploaded", "/in/a.bin"),
+        ("file.uploaded", "/in/a.bin"),
+        ("file.uploaded", "/in/a.bin"),
+        ("file.uploaded", "/in/b.bin"),
+        ("file.uploaded", "/in/b.bin"),
+        ("file.renamed", "/in/b.bin"),
+        ("file.deleted", "/in/a.bin"),
+        ("dir.created", "/gone"),
+        ("dir.removed", "/gone"),
+    ]
+    .map(|(t, p)| (t.to_owned(), p.to_owned()));
+    assert_eq!(summary, expected, "{events:?}");
+    let ids: Vec<u64> = events.iter().map(|e| e["id"].as_u64().unwrap()).collect();
+    assert_commit_order(&ids, "the webhook");
+    let digest = |i: usize| events[i]["sha256"].as_str().unwrap().to_owned();
+    let size = |i: usize| events[i]["size"].as_u64().unwrap();
+    let replaced = |i: usize| events[i]["replaced"].as_bool().unwrap();
+    // STOR, STOR over it, APPE: each event digests the whole file.
+    assert_eq!(
+        (digest(1), size(1), replaced(1)),
+        (sha256_file(&a), 70_000, false)
+    );
+    assert_eq!((digest(2), replaced(2)), (sha256_file(&a), true));
+    assert_eq!(
+        (digest(3), size(3)),
+        (sha256_bytes(&appended), appended.len() as u64)
+    );
+    // A partial STOR, then REST + STOR of the rest: the digest covers the
+    // kept part too.
+    assert_eq!((digest(4), size(4)), (sha256_file(&half), 120_000));
+    assert_eq!((digest(5), size(5)), (sha256_file(&whole), 300_000));
+    assert_eq!(events[6]["to"], "/in/c.bin");
+    let uploads: BTreeSet<&str> = (1..6)
+        .map(|i| events[i]["upload"].as_str().unwrap())
+        .collect();
+    assert_eq!(uploads.len(), 5, "upload ids are distinct");
+    for e in &events {
+        assert_eq!(e["user"], wharf.user.as_str());
+        assert_eq!(e["client"], "127.0.0.1");
+        assert!(e["session"].as_str().is_some_and(|s| !s.is_empty()), "{e}");
+    }
+    assert!(hook
+        .received()
+        .iter()
+        .all(|r| r.signature_valid == Some(true)));
+}
+
+#[test]
+fn events_past_the_retention_limits_are_dropped_counted_and_audited() {
+    let wharf = Wharf::start(WharfOptions::default());
+    let hook = WebhookReceiver::start(Some(SECRET.as_bytes()));
+    add_webhook(&wharf, "hook", &hook.url(), &[]);
+    hook.set_failing(true);
+    assert_success(
+        &wharf.cli(&["events", "retention", "--max-count", "3"], None),
+        "events retention --max-count",
+    );
+    let shown = wharf.cli(&["events", "retention"], None);
+    assert_success(&shown, "events retention");
+    assert!(
+        String::from_utf8_lossy(&shown.stdout).contains("at most 3 events or 604800 s"),
+        "{}",
+        String::from_utf8_lossy(&shown.stdout)
+    );
+
+    // Eight uploads while the only sink refuses them: the five oldest go.
+    let file = wharf.root().join("f.bin");
+    write_random_file(&file, 1000);
+    put_numbered(&wharf, &file, "f", 0..8);
+    wait_dropped(&wharf, 5);
+    let kept = tailed(&wharf);
+    let kept_paths: Vec<&str> = kept.iter().map(|e| e["path"].as_str().unwrap()).collect();
+    assert_eq!(kept_paths, ["/f5.bin", "/f6.bin", "/f7.bin"]);
+    let audited: u64 = wharf
+        .audit_lines()
+        .iter()
+        .filter(|l| l["fields"]["action"] == "events.dropped")
+        .filter_map(|l| l["fields"]["dropped"].as_u64())
+        .sum();
+    assert_eq!(audited, 5, "{:?}", wharf.audit_lines());
+
+    // Back, the sink gets what was kept, and nothing it never could.
+    hook.set_failing(false);
+    assert!(hook.wait_for(3, DELIVERY_LIMIT));
+    std::thread::sleep(Duration::from_millis(500));
+    let got: Vec<String> = bodies(&hook)
+        .iter()
+        .map(|e| e["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(got, ["/f5.bin", "/f6.bin", "/f7.bin"]);
+
+    // By age: events older than a second go, delivered or not.
+    hook.set_failing(true);
+    assert_success(
+        &wharf.cli(
+            &[
+                "events",
+                "retention",
+                "--max-count",
+                "1000",
+                "--max-age",
+                "1",
+            ],
+            None,
+        ),
+        "events retention --max-age",
+    );
+    put_numbered(&wharf, &file, "f", 8..10);
+    wait_dropped(&wharf, 7);
+    assert_eq!(tailed(&wharf), Vec::<serde_json::Value>::new());
+}
+
+#[test]
+fn a_nats_server_that_hangs_or_restarts_builds_a_backlog_that_drains_when_it_returns() {
+    let wharf = Wharf::start(WharfOptions::default());
+    let mut nats = NatsServer::start();
+    let subscriber = NatsSubscriber::connect(nats.port(), "wharf.in");
+    let out = wharf.cli(
+        &[
+            "events",
+            "sink",
+            "add",
+            "bus",
+            "--nats",
+            &nats.url(),
+            "--subject",
+            "wharf.in",
+        ],
+        None,
+    );
+    assert_success(&out, "events sink add (nats)");
+    let file = wharf.root().join("n.bin");
+    write_random_file(&file, 2000);
+    let upload = |range| put_numbered(&wharf, &file, "n", range);
+    let paths = || -> BTreeSet<String> {
+        subscriber
+            .received()
+            .iter()
+            .filter_map(|m| Some(m.payload["path"].as_str()?.to_owned()))
+            .collect()
+    };
+    let has = |range: std::ops::Range<usize>| {
+        let seen = paths();
+        range
+            .into_iter()
+            .all(|i| seen.contains(&format!("/n{i}.bin")))
+    };
+    upload(0..3);
+    poll_until(DELIVERY_LIMIT, "the first three", || {
+        has(0..3).then_some(())
+    });
+
+    // Hung: the messages may sit in a socket, but nothing confirms them.
+    nats.pause();
+    upload(3..6);
+    let behind = poll_until(Duration::from_secs(40), "the bus failing", || {
+        let bus = sink_list(&wharf).get("bus")?.clone();
+        (bus["state"] == "failing" && bus["backlog"].as_u64()? > 0).then_some(bus)
+    });
+    assert!(
+        behind["oldest_undelivered_secs"].as_u64().is_some(),
+        "{behind}"
+    );
+    assert!(
+        metric(&wharf, "wharf_events_backlog{sink=\"bus\"} ").is_some_and(|n| n > 0),
+        "the backlog metric"
+    );
+    nats.resume();
+    poll_until(DELIVERY_LIMIT, "the three sent while hung", || {
+        has(3..6).then_some(())
+    });
+    poll_until(DELIVERY_LIMIT, "the bus current", || {
+        let bus = sink_list(&wharf).get("bus")?.clone();
+        (bus["backlog"].as_u64()? == 0 && bus["state"] == "current").then_some(())
+    });
+
+    // Restarted: Wharf connects again once it is back.
+    nats.stop();
+    nats.start_again();
+    assert!(
+        subscriber.wait_subscribed(2, DELIVERY_LIMIT),
+        "{}",
+        subscriber.last_error()
+    );
+    upload(6..9);
+    poll_until(DELIVERY_LIMIT, "the three after the restart", || {
+        has(6..9).then_some(())
+    });
+    // At least once: every event id arrived, some perhaps twice.
+    let ids: BTreeSet<String> = subscriber
+        .received()
+        .iter()
+        .filter_map(|m| m.headers.get("Wharf-Event-Id").cloned())
+        .collect();
+    assert_eq!(ids.len(), 9, "{ids:?}");
+}
+
+#[test]
+fn a_webhook_with_requests_in_flight_overlaps_them_and_an_ordered_one_never_does() {
+    let wharf = Wharf::start(WharfOptions::default());
+    let ordered = WebhookReceiver::start(Some(SECRET.as_bytes()));
+    let wide = WebhookReceiver::start(Some(SECRET.as_bytes()));
+    // A distant endpoint: every answer takes 100 ms.
+    ordered.set_delay(Duration::from_millis(100));
+    wide.set_delay(Duration::from_millis(100));
+    add_webhook(&wharf, "ordered", &ordered.url(), &[]);
+    add_webhook(&wharf, "wide", &wide.url(), &["--in-flight", "8"]);
+    let zero = wharf.cli(
+        &[
+            "events",
+            "sink",
+            "add",
+            "z",
+            "--webhook",
+            &wide.url(),
+            "--in-flight",
+            "0",
+        ],
+        None,
+    );
+    assert!(!zero.status.success(), "--in-flight 0 was accepted");
+    let listed = sink_list(&wharf);
+    assert!(
+        listed["wide"]["target"]
+            .as_str()
+            .is_some_and(|t| t.ends_with("(8 in flight, unordered)")),
+        "{listed:?}"
+    );
+
+    let file = wharf.root().join("w.bin");
+    write_random_file(&file, 1500);
+    let uploads = 24;
+    let mut steps = vec!["mkdir /w".to_owned()];
+    steps.extend((0..uploads).map(|i| format!("put {} /w/{i}.bin", file.display())));
+    assert_success(&run(&mut wharf.batch("reuse", &steps)), "uploads");
+    for (hook, name) in [(&wide, "wide"), (&ordered, "ordered")] {
+        assert!(
+            hook.wait_for(uploads + 1, DELIVERY_LIMIT),
+            "{name}: {} of {}",
+            hook.distinct_ids(),
+            uploads + 1
+        );
+        assert!(hook
+            .received()
+            .iter()
+            .all(|r| r.signature_valid == Some(true)));
+    }
+    assert!(wide.most_at_once() > 1, "the wide sink never overlapped");
+    assert_eq!(ordered.most_at_once(), 1, "the ordered sink overlapped");
+    let ids: Vec<u64> = ordered
+        .received()
+        .iter()
+        .map(|r| r.event_id.as_deref().unwrap().parse().unwrap())
+        .collect();
+    assert_commit_order(&ids, "the ordered webhook");
+    poll_until(Duration::from_secs(10), "both sinks current", || {
+        let sinks = sink_list(&wharf);
+        (sinks["wide"]["backlog"] == 0 && sinks["ordered"]["backlog"] == 0).then_some(())
+    });
 }

@@ -5,8 +5,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -15,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 use crate::net::{topology, Topology};
+use crate::nodes::Cluster;
 use crate::workload::SessionModel;
 
 /// How long the sink may take to receive every event once the cluster has
@@ -67,21 +66,9 @@ impl Receiver {
     }
 
     /// Adds the sink through node 1's data directory.
-    pub fn add_sink(&self, wharf: &Path, data_dir: &Path) -> Result<()> {
+    pub fn add_sink(&self, cluster: &Cluster) -> Result<()> {
         let url = format!("http://{}/events", self.addr);
-        let out = Command::new(wharf)
-            .args([
-                "events",
-                "sink",
-                "add",
-                "chaos",
-                "--webhook",
-                &url,
-                "--data-dir",
-            ])
-            .arg(data_dir)
-            .output()
-            .context("cannot run wharf events sink add")?;
+        let out = cluster.admin(&["events", "sink", "add", "chaos", "--webhook", &url])?;
         if !out.status.success() {
             bail!(
                 "wharf events sink add failed: {}",

@@ -233,7 +233,7 @@ async fn run_scenario(
     // The events invariant's sink, on the host (crates/node/src/events).
     let mut setup_notes = Vec::new();
     let receiver = match event_sink::Receiver::start().await {
-        Ok(receiver) => match receiver.add_sink(wharf, &cluster.nodes[0].data_dir) {
+        Ok(receiver) => match receiver.add_sink(&cluster) {
             Ok(()) => Some(receiver),
             Err(e) => {
                 setup_notes.push(format!("events invariant not checked: {e:#}"));

@@ -444,6 +444,28 @@ impl Cluster {
         .await
     }
 
+    /// Runs `wharf ARGS --data-dir DIR` on node 1's data directory: on the
+    /// host, or in its container with containers.
+    pub fn admin(&self, args: &[&str]) -> Result<std::process::Output> {
+        let node = &self.nodes[0];
+        match &node.runner {
+            Runner::Process { .. } => Ok(Command::new(&self.wharf)
+                .args(args)
+                .arg("--data-dir")
+                .arg(&node.data_dir)
+                .output()
+                .context("cannot run wharf")?),
+            Runner::Container { compose, .. } => {
+                let quoted: Vec<String> = args
+                    .iter()
+                    .map(|a| format!("'{}'", a.replace('\'', "'\\''")))
+                    .collect();
+                let script = format!("wharf {} --data-dir /var/lib/wharf", quoted.join(" "));
+                compose.exec(1, "wharf", &script)
+            }
+        }
+    }
+
     /// Fills node `i`'s disk (a tmpfs) with a file of zeros.
     pub fn fill_disk(&self, i: usize) -> Result<()> {
         let node = &self.nodes[i - 1];

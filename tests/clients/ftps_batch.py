@@ -51,6 +51,13 @@ def run_step(ftp, step):
             command = "STOR " if verb == "put" else "APPE "
             ftp.storbinary(command + remote, f, blocksize=256 * 1024)
         emit("PUT", remote, sha256_of(local))
+    elif verb == "resume":
+        # REST OFFSET + STOR of the file from OFFSET on.
+        local, remote, offset = words
+        with open(local, "rb") as f:
+            f.seek(int(offset))
+            ftp.storbinary("STOR " + remote, f, blocksize=256 * 1024, rest=int(offset))
+        emit("PUT", remote, sha256_of(local))
     elif verb == "get":
         remote, local = words
         with open(local, "wb") as f:

@@ -95,6 +95,11 @@ struct WebhookShared {
     rejections: Mutex<Vec<String>>,
     failed: AtomicUsize,
     failing: AtomicBool,
+    /// How long each request is held before it is answered, in milliseconds.
+    delay_ms: AtomicUsize,
+    /// Requests being handled right now, and the most there ever were.
+    handling: AtomicUsize,
+    most_at_once: AtomicUsize,
     stop: AtomicBool,
 }
 
@@ -122,6 +127,9 @@ impl WebhookReceiver {
             rejections: Mutex::new(Vec::new()),
             failed: AtomicUsize::new(0),
             failing: AtomicBool::new(false),
+            delay_ms: AtomicUsize::new(0),
+            handling: AtomicUsize::new(0),
+            most_at_once: AtomicUsize::new(0),
             stop: AtomicBool::new(false),
         });
         let acceptor = {
@@ -151,6 +159,19 @@ impl WebhookReceiver {
     /// [`failed_attempts`](Self::failed_attempts), as a receiver that is down would.
     pub fn set_failing(&self, failing: bool) {
         self.shared.failing.store(failing, Ordering::SeqCst);
+    }
+
+    /// Holds each request this long before answering it, as a slow or
+    /// distant endpoint would.
+    pub fn set_delay(&self, delay: Duration) {
+        self.shared
+            .delay_ms
+            .store(delay.as_millis() as usize, Ordering::SeqCst);
+    }
+
+    /// The most requests that were ever being handled at the same time.
+    pub fn most_at_once(&self) -> usize {
+        self.shared.most_at_once.load(Ordering::SeqCst)
     }
 
     /// The requests answered 200, in arrival order (retries included).
@@ -418,44 +439,66 @@ fn serve_connection(mut stream: TcpStream, shared: &WebhookShared) -> io::Result
             return Ok(());
         }
         let body: Vec<u8> = buf.drain(..length).collect();
-        let close = head.version == "HTTP/1.0"
-            || head
-                .headers
-                .get("connection")
-                .is_some_and(|v| v.eq_ignore_ascii_case("close"));
-
-        if shared.failing.load(Ordering::SeqCst) {
-            shared.failed.fetch_add(1, Ordering::SeqCst);
-            respond(&mut stream, "503 Service Unavailable", close)?;
-        } else {
-            let signature_valid = match (&shared.secret, head.headers.get("x-wharf-signature")) {
-                (Some(secret), Some(given)) => {
-                    Some(given.eq_ignore_ascii_case(&signature(secret, &body)))
-                }
-                _ => None,
-            };
-            let body = match serde_json::from_slice::<serde_json::Value>(&body) {
-                Ok(body) => body,
-                Err(e) => {
-                    let why = format!("body is not JSON: {e}");
-                    reject(&mut stream, shared, "400 Bad Request", why);
-                    return Ok(());
-                }
-            };
-            lock(&shared.received).push(ReceivedEvent {
-                event_id: head.headers.get("x-wharf-event-id").cloned(),
-                event_type: head.headers.get("x-wharf-event-type").cloned(),
-                signature_valid,
-                headers: head.headers,
-                body,
-            });
-            respond(&mut stream, "200 OK", close)?;
+        let now = shared.handling.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.most_at_once.fetch_max(now, Ordering::SeqCst);
+        let delay = shared.delay_ms.load(Ordering::SeqCst);
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay as u64));
         }
-        if close {
-            let _ = stream.shutdown(Shutdown::Both);
+        let answered = answer(&mut stream, shared, &head, &body);
+        shared.handling.fetch_sub(1, Ordering::SeqCst);
+        if !answered? {
             return Ok(());
         }
     }
+}
+
+/// Records and answers one complete request; `Ok(false)` when the connection
+/// is done with (closed or rejected).
+fn answer(
+    stream: &mut TcpStream,
+    shared: &WebhookShared,
+    head: &Head,
+    body: &[u8],
+) -> io::Result<bool> {
+    let close = head.version == "HTTP/1.0"
+        || head
+            .headers
+            .get("connection")
+            .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+
+    if shared.failing.load(Ordering::SeqCst) {
+        shared.failed.fetch_add(1, Ordering::SeqCst);
+        respond(stream, "503 Service Unavailable", close)?;
+    } else {
+        let signature_valid = match (&shared.secret, head.headers.get("x-wharf-signature")) {
+            (Some(secret), Some(given)) => {
+                Some(given.eq_ignore_ascii_case(&signature(secret, body)))
+            }
+            _ => None,
+        };
+        let body = match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(body) => body,
+            Err(e) => {
+                let why = format!("body is not JSON: {e}");
+                reject(stream, shared, "400 Bad Request", why);
+                return Ok(false);
+            }
+        };
+        lock(&shared.received).push(ReceivedEvent {
+            event_id: head.headers.get("x-wharf-event-id").cloned(),
+            event_type: head.headers.get("x-wharf-event-type").cloned(),
+            signature_valid,
+            headers: head.headers.clone(),
+            body,
+        });
+        respond(stream, "200 OK", close)?;
+    }
+    if close {
+        let _ = stream.shutdown(Shutdown::Both);
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 // ---------------------------------------------------------------------------
@@ -601,6 +644,27 @@ impl NatsServer {
     /// Kills the server (the sink's outage); connected clients see the connection drop.
     pub fn stop(&mut self) {
         self.kill();
+    }
+
+    /// Freezes the server (SIGSTOP): connections stay open but nothing is
+    /// read or answered, as with a hung broker.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused server go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("nats-server is running");
+        let status = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} nats-server");
     }
 
     /// Starts the server again on the same port, after [`stop`](Self::stop).

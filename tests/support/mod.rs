@@ -148,6 +148,12 @@ impl WharfOptions {
         self
     }
 
+    /// `--storage local` whatever `WHARF_E2E_STORAGE` says.
+    pub fn local_storage(mut self) -> Self {
+        self.storage = "local".to_owned();
+        self
+    }
+
     /// Starts from the data directory in `archive` (a `.tar.gz` holding `data/`), e.g. one
     /// an earlier release wrote.
     pub fn data_from_archive(mut self, archive: PathBuf) -> Self {

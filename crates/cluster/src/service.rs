@@ -323,7 +323,13 @@ impl pb::cluster_server::Cluster for ClusterService {
                 delivered_at_ms: s.delivered_at_ms,
             });
         }
-        Ok(Response::new(pb::SinkList { sinks, last_event }))
+        let retention = reader.event_retention().or_internal()?;
+        Ok(Response::new(pb::SinkList {
+            sinks,
+            last_event,
+            max_events: retention.max_count,
+            max_age_secs: retention.max_age.as_secs(),
+        }))
     }
 
     async fn list_events(

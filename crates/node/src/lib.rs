@@ -30,6 +30,7 @@ pub mod events;
 pub mod follow;
 pub mod http;
 pub mod leader;
+pub mod local_events;
 mod node;
 pub mod storage;
 pub mod store_accounts;

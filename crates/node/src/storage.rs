@@ -5,12 +5,13 @@ use std::path::Path;
 use std::sync::Arc;
 
 use wharf_cluster::ClusterHandle;
-use wharf_server::fs::{LocalStorage, Storage};
+use wharf_server::fs::Storage;
 use wharf_store::Command;
 
 use crate::cluster_fs::ClusterStorage;
 use crate::config::StorageMode;
 use crate::error::NodeError;
+use crate::local_events::AnnouncedLocalStorage;
 
 const STORAGE_SETTING: &str = "fs.storage";
 
@@ -70,7 +71,10 @@ pub fn boundary(
     data_dir: &Path,
 ) -> (Arc<dyn Storage>, std::path::PathBuf) {
     match mode {
-        StorageMode::Local => (Arc::new(LocalStorage), data_dir.to_owned()),
+        StorageMode::Local => (
+            Arc::new(AnnouncedLocalStorage { node: node.clone() }),
+            data_dir.to_owned(),
+        ),
         StorageMode::Cluster => (
             Arc::new(ClusterStorage {
                 node: node.clone(),

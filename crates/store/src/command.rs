@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::events::{Origin, SinkRecord, UploadFacts};
+use crate::events::{EventKind, Origin, SinkRecord, UploadFacts};
 use crate::records::{
     AcmeAccountRecord, AcmeCertRecord, AcmeOrder, BanRecord, CaRecord, CertRecord, ChunkHash,
     ChunkRef, Quota, TicketKeyRecord, TrustAnchorRecord, UserRecord,
@@ -214,6 +214,9 @@ pub enum FsCommand {
     /// A change made for a client, and the event it announces: the event is
     /// recorded (`events`) in the same entry when the change succeeds.
     Announced(Box<Announced>),
+    /// A change made outside the namespace (a node's local storage): only
+    /// its event is recorded. Its paths are the user's own already.
+    Happened(Box<Happened>),
     /// Records where a chunk's replicas are (repair).
     SetReplicas {
         hash: ChunkHash,
@@ -232,6 +235,12 @@ pub struct Announced {
     /// With the last write of an upload (`done`): what its event adds.
     #[serde(default)]
     pub upload: Option<UploadFacts>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Happened {
+    pub origin: Origin,
+    pub kind: EventKind,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,6 +22,25 @@ pub(crate) const ANNOUNCED: &str = "announced";
 pub(crate) const NEXT_EVENT: &[u8] = b"events.next_id";
 pub(crate) const DROPPED: &[u8] = b"events.dropped";
 
+/// How long events stay when a sink does not take them (`wharf events
+/// retention`): past either limit the oldest go, delivered or not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub max_count: u64,
+    pub max_age: std::time::Duration,
+}
+
+impl Retention {
+    /// When the cluster's settings say nothing.
+    pub const DEFAULT: Retention = Retention {
+        max_count: 1_000_000,
+        max_age: std::time::Duration::from_secs(7 * 24 * 3600),
+    };
+    /// Cluster settings holding the limits.
+    pub const MAX_COUNT_SETTING: &'static str = "events.max_count";
+    pub const MAX_AGE_SETTING: &'static str = "events.max_age_secs";
+}
+
 /// Who made a change, and where from: carried by a command that announces
 /// one (`FsCommand::Announced`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +56,21 @@ pub struct Origin {
     pub client: String,
     /// Unix milliseconds on the receiving node when the change was asked for.
     pub time_ms: u64,
+}
+
+impl Origin {
+    /// The event of a change this origin made.
+    pub fn event(self, id: u64, kind: EventKind) -> EventRecord {
+        EventRecord {
+            id,
+            time_ms: self.time_ms,
+            node: self.node,
+            user: self.user,
+            session: self.session,
+            client: self.client,
+            kind,
+        }
+    }
 }
 
 /// What a completed upload adds to its event.
@@ -158,6 +192,11 @@ pub enum SinkTarget {
         /// PEM roots trusted for an `https` URL instead of the system's.
         #[serde(default)]
         ca_pem: String,
+        /// Requests at a time: 0 or 1 delivers in commit order; more gives
+        /// that order up for throughput (a distant endpoint, one round trip
+        /// per event otherwise).
+        #[serde(default)]
+        in_flight: u32,
     },
     /// One NATS core message per event on `subject`.
     Nats { url: String, subject: String },
@@ -167,6 +206,9 @@ impl SinkTarget {
     /// How `wharf events sink list` names the target (no secret).
     pub fn describe(&self) -> String {
         match self {
+            SinkTarget::Webhook { url, in_flight, .. } if *in_flight > 1 => {
+                format!("webhook {url} ({in_flight} in flight, unordered)")
+            }
             SinkTarget::Webhook { url, .. } => format!("webhook {url}"),
             SinkTarget::Nats { url, subject } => format!("nats {url} {subject}"),
         }

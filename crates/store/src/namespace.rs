@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use rocksdb::{WriteBatch, DB};
 
 use crate::chunk_health::{entry_key, ChunkState, CHUNK_CENSUS, CHUNK_STATES};
-use crate::command::{Announced, CommandResult, FileWrite, Found, FsCommand};
+use crate::command::{Announced, CommandResult, FileWrite, Found, FsCommand, Happened};
 use crate::compact::{self, Record};
 use crate::error::StoreError;
 use crate::events::{
@@ -443,6 +443,17 @@ pub(crate) fn apply(txn: &mut Txn<'_>, command: FsCommand) -> Result<CommandResu
             }
         }
         FsCommand::Write(write) => write_file(txn, write),
+        FsCommand::Happened(h) => {
+            let Happened { origin, kind } = *h;
+            if let EventKind::FileUploaded { upload, .. } = &kind {
+                if txn.get::<u64>(ANNOUNCED, upload.as_bytes())?.is_some() {
+                    // A retried entry: this upload's event exists.
+                    return Ok(CommandResult::Done);
+                }
+            }
+            txn.record_event(|id| origin.event(id, kind))?;
+            Ok(CommandResult::Done)
+        }
         FsCommand::ForgetUpload { id, time_ms } => {
             let Some(upload) = txn.get::<UploadRecord>(UPLOADS, id.as_bytes())? else {
                 return Ok(CommandResult::NotFound);
@@ -570,15 +581,7 @@ fn announced_change(txn: &mut Txn<'_>, a: Announced) -> Result<CommandResult, St
             }
         }
     };
-    txn.record_event(|id| EventRecord {
-        id,
-        time_ms: origin.time_ms,
-        node: origin.node,
-        user: origin.user,
-        session: origin.session,
-        client: origin.client,
-        kind,
-    })?;
+    txn.record_event(|id| origin.event(id, kind))?;
     Ok(result)
 }
 

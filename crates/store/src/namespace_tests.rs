@@ -925,6 +925,54 @@ async fn an_announced_change_records_its_event_once_and_only_when_it_succeeds() 
 }
 
 #[tokio::test]
+async fn a_change_made_outside_the_namespace_records_only_its_event_once() {
+    use crate::events::{EventKind, Origin};
+    let mut fs = Fs::new().await;
+    let uploaded = EventKind::FileUploaded {
+        path: "/in/a.csv".into(),
+        size: 3,
+        sha256: "d1".into(),
+        mtime: 30,
+        replaced: true,
+        upload: "local-1".into(),
+    };
+    let happened = |kind: EventKind| {
+        FsCommand::Happened(Box::new(crate::Happened {
+            origin: Origin {
+                user: "alice".into(),
+                node: 1,
+                session: "1-4".into(),
+                client: "192.0.2.9".into(),
+                time_ms: 5_000,
+                ..Origin::default()
+            },
+            kind,
+        }))
+    };
+    assert_eq!(
+        fs.run(happened(uploaded.clone())).await,
+        CommandResult::Done
+    );
+    // The same upload's entry again (a retried write): still one event.
+    assert_eq!(
+        fs.run_batch(vec![happened(uploaded.clone())]).await,
+        CommandResult::Batch(vec![CommandResult::Done])
+    );
+    let gone = EventKind::FileDeleted {
+        path: "/in/a.csv".into(),
+    };
+    assert_eq!(fs.run(happened(gone.clone())).await, CommandResult::Done);
+    assert_eq!(kinds(&fs), [uploaded, gone]);
+    // Nothing entered the namespace.
+    assert_eq!(fs.store.reader.lookup("/in").unwrap(), None);
+    let first = &fs.store.reader.events_after(0, 1).unwrap()[0];
+    assert_eq!(
+        (first.user.as_str(), first.session.as_str(), first.time_ms),
+        ("alice", "1-4", 5_000)
+    );
+}
+
+#[tokio::test]
 async fn an_abandoned_upload_is_announced_and_pruning_forgets_events() {
     use crate::events::EventKind;
     let mut fs = Fs::new().await;

@@ -157,6 +157,20 @@ impl StateReader {
         table::get(&self.db, "settings", key.as_bytes())
     }
 
+    /// The cluster's event retention limits (defaults where unset).
+    pub fn event_retention(&self) -> Result<crate::events::Retention, StoreError> {
+        use crate::events::Retention;
+        let number = |key: &str| -> Result<Option<u64>, StoreError> {
+            Ok(self.setting(key)?.and_then(|v| v.parse().ok()))
+        };
+        Ok(Retention {
+            max_count: number(Retention::MAX_COUNT_SETTING)?
+                .unwrap_or(Retention::DEFAULT.max_count),
+            max_age: number(Retention::MAX_AGE_SETTING)?
+                .map_or(Retention::DEFAULT.max_age, std::time::Duration::from_secs),
+        })
+    }
+
     /// The file or directory at an absolute namespace path.
     pub fn lookup(&self, path: &str) -> Result<Option<InodeRecord>, StoreError> {
         crate::namespace::read::lookup(&self.db, path)

@@ -110,6 +110,12 @@ pub enum SinkCommand {
         /// PEM roots to trust for an https webhook instead of the system's.
         #[arg(long, requires = "webhook")]
         ca_file: Option<PathBuf>,
+        /// POSTs at a time. 1 (the default) delivers in commit order, one
+        /// round trip per event; more is faster to a distant endpoint but
+        /// events may then arrive out of order (each still at least once).
+        #[arg(long, requires = "webhook", default_value_t = 1,
+              value_parser = clap::value_parser!(u32).range(1..=64))]
+        in_flight: u32,
         /// NATS server URL (nats://HOST:PORT).
         #[arg(long, requires = "subject")]
         nats: Option<String>,

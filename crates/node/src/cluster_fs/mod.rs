@@ -6,6 +6,8 @@ mod reader;
 pub mod upkeep;
 mod writer;
 
+pub(crate) use writer::new_upload_id;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -82,7 +82,7 @@ struct Upload {
     replaces: bool,
 }
 
-fn new_upload_id() -> String {
+pub(crate) fn new_upload_id() -> String {
     format!(
         "{:016x}{:016x}",
         rand::random::<u64>(),

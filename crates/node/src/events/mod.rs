@@ -5,6 +5,7 @@
 //! Events every sink has are forgotten after a while; past the retention
 //! limits the oldest go even if undelivered (counted, and audited).
 
+mod nats;
 mod sender;
 
 use std::collections::BTreeMap;
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use wharf_cluster::ClusterHandle;
-use wharf_store::events::{EventRecord, SinkRecord, SinkTarget};
+use wharf_store::events::{EventRecord, Retention, SinkRecord, SinkTarget};
 use wharf_store::Command;
 
 use crate::clock::unix_now_ms;
@@ -29,12 +30,6 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const KEEP_DELIVERED: Duration = Duration::from_secs(600);
 /// How often the leader looks for events to forget.
 const PRUNE_EVERY: Duration = Duration::from_secs(5);
-/// Retention when the cluster's settings say nothing.
-pub const DEFAULT_MAX_EVENTS: u64 = 1_000_000;
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
-/// Cluster settings holding the retention limits.
-pub const MAX_EVENTS_SETTING: &str = "events.max_count";
-pub const MAX_AGE_SETTING: &str = "events.max_age_secs";
 
 /// What this node delivered while it led, for `/metrics`.
 #[derive(Default)]
@@ -123,20 +118,22 @@ impl Delivery {
             }
         };
         let counts = self.counts.clone();
-        let (mut position, mut sent, mut error) = (sink.delivered, 0, None);
+        let (mut position, mut sent) = (sink.delivered, 0);
+        let mut error;
         match self.state(&sink) {
             Err(e) => error = Some(e),
             Ok(state) => {
-                for event in &events {
-                    if sink.filter.matches(event) {
-                        if let Err(e) = state.sender.send(event, &event.to_json()).await {
-                            error = Some(e);
-                            break;
-                        }
-                        sent += 1;
-                    }
-                    position = event.id;
-                }
+                let wanted: Vec<&EventRecord> =
+                    events.iter().filter(|e| sink.filter.matches(e)).collect();
+                let (handed, failed) = state.sender.send_all(&wanted).await;
+                sent = handed as u64;
+                // Everything before the first event not handed over is
+                // delivered or filtered out (ids increase by one).
+                position = match (wanted.get(handed), &failed) {
+                    (Some(stopped), Some(_)) => stopped.id.saturating_sub(1),
+                    _ => events.last().map_or(position, |e| e.id),
+                };
+                error = failed;
                 // What was handed over counts once the sink confirms it.
                 if sent > 0 {
                     if let Err(e) = state.sender.settle().await {
@@ -191,7 +188,8 @@ impl Delivery {
             return;
         };
         let everywhere = sinks.iter().map(|s| s.delivered).min().unwrap_or(last);
-        let (max_count, max_age) = retention(node);
+        let Retention { max_count, max_age } =
+            reader.event_retention().unwrap_or(Retention::DEFAULT);
         let now = unix_now_ms();
         let aged = |event: &EventRecord, age: Duration| {
             now.saturating_sub(event.time_ms) > age.as_millis() as u64
@@ -222,21 +220,6 @@ impl Delivery {
             tracing::warn!("cannot forget delivered events: {e}");
         }
     }
-}
-
-/// The retention limits from the cluster's settings.
-pub fn retention(node: &ClusterHandle) -> (u64, Duration) {
-    let setting = |key: &str| {
-        node.reader()
-            .setting(key)
-            .ok()
-            .flatten()
-            .and_then(|v| v.parse::<u64>().ok())
-    };
-    (
-        setting(MAX_EVENTS_SETTING).unwrap_or(DEFAULT_MAX_EVENTS),
-        setting(MAX_AGE_SETTING).map_or(DEFAULT_MAX_AGE, Duration::from_secs),
-    )
 }
 
 #[async_trait]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
 use http_body_util::Full;
 use hyper_rustls::HttpsConnectorBuilder;
@@ -18,6 +19,8 @@ use rustls_pki_types::CertificateDer;
 use sha2::Sha256;
 use wharf_store::events::{EventRecord, SinkTarget};
 
+use super::nats::Nats;
+
 /// How long one delivery may take before it counts as failed.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -26,6 +29,17 @@ pub trait Sender: Send {
     /// Hands over `body` (the event as JSON). A sender may only queue it:
     /// it counts as delivered once `settle` succeeds.
     async fn send(&mut self, event: &EventRecord, body: &[u8]) -> Result<(), String>;
+
+    /// Hands over `events` in order: how many of them, from the first, were
+    /// handed over, and the error that stopped the rest.
+    async fn send_all(&mut self, events: &[&EventRecord]) -> (usize, Option<String>) {
+        for (n, event) in events.iter().enumerate() {
+            if let Err(e) = self.send(event, &event.to_json()).await {
+                return (n, Some(e));
+            }
+        }
+        (events.len(), None)
+    }
 
     /// Waits until everything sent has reached the sink.
     async fn settle(&mut self) -> Result<(), String> {
@@ -40,12 +54,11 @@ pub fn for_target(target: &SinkTarget) -> Result<Box<dyn Sender>, String> {
             url,
             secret,
             ca_pem,
-        } => Ok(Box::new(Webhook::new(url, secret, ca_pem)?)),
-        SinkTarget::Nats { url, subject } => Ok(Box::new(Nats {
-            url: url.clone(),
-            subject: subject.clone(),
-            client: None,
-        })),
+            in_flight,
+        } => Ok(Box::new(Webhook::new(url, secret, ca_pem, *in_flight)?)),
+        SinkTarget::Nats { url, subject } => {
+            Ok(Box::new(Nats::new(url, subject, DELIVERY_TIMEOUT)))
+        }
     }
 }
 
@@ -55,10 +68,12 @@ struct Webhook {
     url: hyper::Uri,
     secret: Vec<u8>,
     client: HttpsClient,
+    /// Requests at a time (1: in commit order).
+    in_flight: usize,
 }
 
 impl Webhook {
-    fn new(url: &str, secret: &str, ca_pem: &str) -> Result<Self, String> {
+    fn new(url: &str, secret: &str, ca_pem: &str, in_flight: u32) -> Result<Self, String> {
         let url: hyper::Uri = url
             .parse()
             .map_err(|e| format!("{url:?} is not a URL: {e}"))?;
@@ -90,6 +105,7 @@ impl Webhook {
             url,
             secret: secret.as_bytes().to_vec(),
             client: Client::builder(TokioExecutor::new()).build(https),
+            in_flight: in_flight.max(1) as usize,
         })
     }
 
@@ -104,21 +120,18 @@ impl Webhook {
             hex::encode(mac.finalize().into_bytes())
         ))
     }
-}
 
-#[async_trait]
-impl Sender for Webhook {
-    async fn send(&mut self, event: &EventRecord, body: &[u8]) -> Result<(), String> {
+    async fn post(&self, id: u64, kind: &'static str, body: Vec<u8>) -> Result<(), String> {
         let mut request = hyper::Request::post(self.url.clone())
             .header(hyper::header::CONTENT_TYPE, "application/json")
             .header(hyper::header::USER_AGENT, "wharf-events")
-            .header("X-Wharf-Event-Id", event.id.to_string())
-            .header("X-Wharf-Event-Type", event.kind.name());
-        if let Some(signature) = self.signature(body) {
+            .header("X-Wharf-Event-Id", id.to_string())
+            .header("X-Wharf-Event-Type", kind);
+        if let Some(signature) = self.signature(&body) {
             request = request.header("X-Wharf-Signature", signature);
         }
         let request = request
-            .body(Full::new(Bytes::copy_from_slice(body)))
+            .body(Full::new(Bytes::from(body)))
             .map_err(|e| e.to_string())?;
         let response = tokio::time::timeout(DELIVERY_TIMEOUT, self.client.request(request))
             .await
@@ -133,67 +146,30 @@ impl Sender for Webhook {
     }
 }
 
-struct Nats {
-    url: String,
-    subject: String,
-    client: Option<async_nats::Client>,
-}
-
 #[async_trait]
-impl Sender for Nats {
+impl Sender for Webhook {
     async fn send(&mut self, event: &EventRecord, body: &[u8]) -> Result<(), String> {
-        let client = match &self.client {
-            Some(c) => c.clone(),
-            None => {
-                let connect = async_nats::ConnectOptions::new()
-                    .connection_timeout(DELIVERY_TIMEOUT)
-                    .connect(self.url.as_str());
-                let c = tokio::time::timeout(DELIVERY_TIMEOUT, connect)
-                    .await
-                    .map_err(|_| format!("cannot reach {} in time", self.url))?
-                    .map_err(|e| format!("cannot reach {}: {e}", self.url))?;
-                self.client = Some(c.clone());
-                c
-            }
-        };
-        let mut headers = async_nats::HeaderMap::new();
-        let id = event.id.to_string();
-        headers.insert("Wharf-Event-Id", id.as_str());
-        headers.insert("Wharf-Event-Type", event.kind.name());
-        // JetStream drops a message whose id it has seen: redeliveries
-        // after a leader change do not double up in a stream.
-        headers.insert("Nats-Msg-Id", id.as_str());
-        let published = client.publish_with_headers(
-            self.subject.clone(),
-            headers,
-            Bytes::copy_from_slice(body),
-        );
-        let outcome = tokio::time::timeout(DELIVERY_TIMEOUT, published)
-            .await
-            .map_err(|_| format!("{} did not take the message in time", self.url))
-            .and_then(|r| r.map_err(|e| format!("{}: {e}", self.url)));
-        if outcome.is_err() {
-            // Start over with a new connection next time.
-            self.client = None;
-        }
-        outcome
+        self.post(event.id, event.kind.name(), body.to_vec()).await
     }
 
-    /// Core NATS acknowledges nothing: a flush at least proves the server
-    /// took every message published since the last one, in order, on one
-    /// connection (one round trip per batch, not per event).
-    async fn settle(&mut self) -> Result<(), String> {
-        let Some(client) = &self.client else {
-            return Err(format!("not connected to {}", self.url));
-        };
-        let outcome = tokio::time::timeout(DELIVERY_TIMEOUT, client.flush())
-            .await
-            .map_err(|_| format!("{} did not confirm the messages in time", self.url))
-            .and_then(|r| r.map_err(|e| format!("{}: {e}", self.url)));
-        if outcome.is_err() {
-            self.client = None;
+    /// Up to `in_flight` POSTs at a time. Answers are taken in commit order,
+    /// so what counts as delivered is the prefix before the first failure;
+    /// the requests still running then are dropped and sent again later.
+    async fn send_all(&mut self, events: &[&EventRecord]) -> (usize, Option<String>) {
+        let this = &*self;
+        let posts: Vec<_> = events
+            .iter()
+            .map(|event| this.post(event.id, event.kind.name(), event.to_json()))
+            .collect();
+        let mut answers = futures_util::stream::iter(posts).buffered(this.in_flight);
+        let mut delivered = 0;
+        while let Some(answer) = answers.next().await {
+            if let Err(e) = answer {
+                return (delivered, Some(e));
+            }
+            delivered += 1;
         }
-        outcome
+        (delivered, None)
     }
 }
 
@@ -203,13 +179,13 @@ mod tests {
 
     #[test]
     fn a_signature_is_the_hmac_of_the_body_in_hex() {
-        let hook = Webhook::new("http://127.0.0.1:1/x", "key", "").unwrap();
+        let hook = Webhook::new("http://127.0.0.1:1/x", "key", "", 1).unwrap();
         // As `printf '{"a":1}' | openssl dgst -sha256 -hmac key` computes it.
         assert_eq!(
             hook.signature(br#"{"a":1}"#).unwrap(),
             "sha256=88a67f24bbcdaed0e6c997404bb79a743baf44c6bab2f4c27328e3009d22e342"
         );
-        let unsigned = Webhook::new("http://127.0.0.1:1/x", "", "").unwrap();
+        let unsigned = Webhook::new("http://127.0.0.1:1/x", "", "", 1).unwrap();
         assert_eq!(unsigned.signature(b"x"), None);
     }
 }

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use wharf_store::events::{EventFilter, SinkRecord, SinkTarget, EVENT_TYPES};
+use wharf_store::events::{EventFilter, Retention, SinkRecord, SinkTarget, EVENT_TYPES};
 use wharf_store::Command;
 
 use crate::admin::{expect_done, Admin};
@@ -33,8 +33,8 @@ pub async fn run(command: EventsCommand) -> Result<()> {
         } => {
             let mut admin = Admin::connect(&target).await?;
             for (key, value) in [
-                (wharf_node::events::MAX_EVENTS_SETTING, max_count),
-                (wharf_node::events::MAX_AGE_SETTING, max_age),
+                (Retention::MAX_COUNT_SETTING, max_count),
+                (Retention::MAX_AGE_SETTING, max_age),
             ] {
                 if let Some(value) = value {
                     let put = Command::PutSetting {
@@ -44,16 +44,15 @@ pub async fn run(command: EventsCommand) -> Result<()> {
                     expect_done(admin.write(put).await?, key)?;
                 }
             }
-            if max_count.is_none() && max_age.is_none() {
-                println!(
-                    "events are kept until every sink has them, at most {} events or {} s \
-                     (set with --max-count/--max-age)",
-                    wharf_node::events::DEFAULT_MAX_EVENTS,
-                    wharf_node::events::DEFAULT_MAX_AGE.as_secs()
-                );
-            } else {
+            if max_count.is_some() || max_age.is_some() {
                 println!("event retention set for the cluster");
             }
+            let list = admin.sinks().await?;
+            println!(
+                "events are kept until every sink has them, at most {} events or {} s \
+                 (set with --max-count/--max-age)",
+                list.max_events, list.max_age_secs
+            );
             Ok(())
         }
     }
@@ -66,6 +65,7 @@ async fn sink(command: SinkCommand) -> Result<()> {
             webhook,
             secret_file,
             ca_file,
+            in_flight,
             nats,
             subject,
             types,
@@ -98,6 +98,7 @@ async fn sink(command: SinkCommand) -> Result<()> {
                             Some(f) => read(f, "CA file")?,
                             None => String::new(),
                         },
+                        in_flight,
                     }
                 }
                 (None, Some(url), Some(subject)) => {
