@@ -28,6 +28,8 @@ const FIRST_BACKOFF: Duration = Duration::from_millis(500);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long events every sink has stay readable (`wharf events tail`).
 const KEEP_DELIVERED: Duration = Duration::from_secs(600);
+/// Most events one pruning turn looks at.
+const PRUNE_SCAN: usize = 100_000;
 /// How often the leader looks for events to forget.
 const PRUNE_EVERY: Duration = Duration::from_secs(5);
 
@@ -181,28 +183,42 @@ impl Delivery {
         }
         self.pruned_at = Some(Instant::now());
         let reader = node.reader();
-        let (Ok(last), Ok(oldest)) = (reader.last_event_id(), reader.events_after(0, BATCH)) else {
-            return;
-        };
-        let Some(first) = oldest.first().map(|e| e.id) else {
+        let Ok(last) = reader.last_event_id() else {
             return;
         };
         let everywhere = sinks.iter().map(|s| s.delivered).min().unwrap_or(last);
-        let Retention { max_count, max_age } =
-            reader.event_retention().unwrap_or(Retention::DEFAULT);
-        let now = unix_now_ms();
-        let aged = |event: &EventRecord, age: Duration| {
-            now.saturating_sub(event.time_ms) > age.as_millis() as u64
+        let limits = Limits {
+            everywhere,
+            now_ms: unix_now_ms(),
+            retention: reader.event_retention().unwrap_or(Retention::DEFAULT),
         };
-        let mut through = oldest
-            .iter()
-            .take_while(|e| e.id <= everywhere && aged(e, KEEP_DELIVERED))
-            .last()
-            .map_or(0, |e| e.id);
-        through = through.max(last.saturating_sub(max_count));
-        if let Some(e) = oldest.iter().take_while(|e| aged(e, max_age)).last() {
-            through = through.max(e.id);
+        // Past the count limit, whatever their state; then as far as the
+        // oldest are delivered and old enough, or past the age limit, a page
+        // at a time (at most PRUNE_SCAN per turn, which keeps up with far
+        // more uploads per second than a node takes).
+        let mut through = last.saturating_sub(limits.retention.max_count);
+        let (mut after, mut first, mut scanned) = (0, None, 0);
+        loop {
+            let Ok(page) = reader.events_after(after, BATCH) else {
+                return;
+            };
+            first = first.or(page.first().map(|e| e.id));
+            scanned += page.len();
+            match limits.prunable_through(&page) {
+                Some(end) => {
+                    through = through.max(end);
+                    let whole = page.last().is_some_and(|e| e.id == end);
+                    if !whole || page.len() < BATCH || scanned >= PRUNE_SCAN {
+                        break;
+                    }
+                    after = end;
+                }
+                None => break,
+            }
         }
+        let Some(first) = first else {
+            return;
+        };
         if through < first {
             return;
         }
@@ -219,6 +235,32 @@ impl Delivery {
         if let Err(e) = node.write(Command::PruneEvents { through, dropped }).await {
             tracing::warn!("cannot forget delivered events: {e}");
         }
+    }
+}
+
+/// What decides whether an event may be forgotten.
+struct Limits {
+    /// Every sink has the events up to this id.
+    everywhere: u64,
+    now_ms: u64,
+    retention: Retention,
+}
+
+impl Limits {
+    fn older_than(&self, event: &EventRecord, age: Duration) -> bool {
+        self.now_ms.saturating_sub(event.time_ms) > age.as_millis() as u64
+    }
+
+    /// The last id of `page`'s leading run of events that may go: delivered
+    /// everywhere and kept `KEEP_DELIVERED`, or past the age limit.
+    fn prunable_through(&self, page: &[EventRecord]) -> Option<u64> {
+        page.iter()
+            .take_while(|e| {
+                (e.id <= self.everywhere && self.older_than(e, KEEP_DELIVERED))
+                    || self.older_than(e, self.retention.max_age)
+            })
+            .last()
+            .map(|e| e.id)
     }
 }
 
@@ -251,5 +293,66 @@ impl LeaderJob for Delivery {
     fn not_leading(&mut self) {
         self.sinks.clear();
         self.pruned_at = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wharf_store::events::EventKind;
+
+    const MINUTE_MS: u64 = 60_000;
+
+    /// Events 1..=n, one a second, the last at `now_ms`.
+    fn events(n: u64, now_ms: u64) -> Vec<EventRecord> {
+        (1..=n)
+            .map(|id| EventRecord {
+                id,
+                time_ms: now_ms - (n - id) * 1000,
+                node: 1,
+                user: "u".into(),
+                session: String::new(),
+                client: String::new(),
+                kind: EventKind::FileDeleted {
+                    path: format!("/{id}"),
+                },
+            })
+            .collect()
+    }
+
+    fn limits(everywhere: u64, now_ms: u64, max_age: Duration) -> Limits {
+        Limits {
+            everywhere,
+            now_ms,
+            retention: Retention {
+                max_count: 1_000_000,
+                max_age,
+            },
+        }
+    }
+
+    #[test]
+    fn delivered_events_go_once_kept_long_enough() {
+        let now = 100 * MINUTE_MS;
+        // 1,200 events over 20 minutes, all delivered: the first 600 s worth
+        // (plus the one on the boundary) stay readable, the older go.
+        let page = events(1_200, now);
+        let l = limits(1_200, now, Retention::DEFAULT.max_age);
+        assert_eq!(l.prunable_through(&page), Some(599));
+    }
+
+    #[test]
+    fn undelivered_events_stay_until_the_age_limit() {
+        let now = 100 * MINUTE_MS;
+        let page = events(1_200, now);
+        // Delivered only up to 100: those go, the rest wait for a sink.
+        let l = limits(100, now, Retention::DEFAULT.max_age);
+        assert_eq!(l.prunable_through(&page), Some(100));
+        // With a five-minute age limit, everything older goes, delivered or not.
+        let l = limits(100, now, Duration::from_secs(300));
+        assert_eq!(l.prunable_through(&page), Some(899));
+        // Nothing old: nothing goes.
+        let l = limits(0, now, Retention::DEFAULT.max_age);
+        assert_eq!(l.prunable_through(&page), None);
     }
 }
