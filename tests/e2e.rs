@@ -54,6 +54,8 @@ mod e2e_policy;
 mod e2e_proxy;
 #[path = "e2e_resume.rs"]
 mod e2e_resume;
+#[path = "e2e_s3_gateway.rs"]
+mod e2e_s3_gateway;
 #[path = "e2e_security.rs"]
 mod e2e_security;
 #[path = "e2e_storage.rs"]

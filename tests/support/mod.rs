@@ -9,6 +9,7 @@ pub mod cluster;
 pub mod control;
 pub mod events;
 pub mod process;
+pub mod s3;
 
 use std::fs::{self, File};
 use std::io::{self, BufRead, BufReader, Read, Write};
