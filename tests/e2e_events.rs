@@ -31,6 +31,21 @@ fn add_webhook(node: &Wharf, name: &str, url: &str, extra: &[&str]) {
     assert_success(&node.cli(&args, None), "events sink add (webhook)");
 }
 
+fn add_nats(node: &Wharf, name: &str, nats: &NatsServer, subject: &str) {
+    let url = nats.url();
+    let args = [
+        "events",
+        "sink",
+        "add",
+        name,
+        "--nats",
+        &url,
+        "--subject",
+        subject,
+    ];
+    assert_success(&node.cli(&args, None), "events sink add (nats)");
+}
+
 fn sink_list(node: &Wharf) -> BTreeMap<String, serde_json::Value> {
     let out = node.cli(&["events", "sink", "list", "--json"], None);
     assert_success(&out, "events sink list");
@@ -90,20 +105,7 @@ fn every_acknowledged_upload_reaches_a_webhook_and_nats_across_a_leader_kill() {
     let nats = NatsServer::start();
     let subscriber = NatsSubscriber::connect(nats.port(), "wharf.uploads");
     add_webhook(cluster.node(1), "hook", &hook.url(), &[]);
-    let out = cluster.node(2).cli(
-        &[
-            "events",
-            "sink",
-            "add",
-            "bus",
-            "--nats",
-            &nats.url(),
-            "--subject",
-            "wharf.uploads",
-        ],
-        None,
-    );
-    assert_success(&out, "events sink add (nats)");
+    add_nats(cluster.node(2), "bus", &nats, "wharf.uploads");
 
     // 200 uploads, 4 at a time, spread over the three nodes; a third of the
     // way through, the leader is SIGKILLed (uploads to it fail from then on,
@@ -615,20 +617,7 @@ fn a_nats_server_that_hangs_or_restarts_builds_a_backlog_that_drains_when_it_ret
     let wharf = Wharf::start(WharfOptions::default());
     let mut nats = NatsServer::start();
     let subscriber = NatsSubscriber::connect(nats.port(), "wharf.in");
-    let out = wharf.cli(
-        &[
-            "events",
-            "sink",
-            "add",
-            "bus",
-            "--nats",
-            &nats.url(),
-            "--subject",
-            "wharf.in",
-        ],
-        None,
-    );
-    assert_success(&out, "events sink add (nats)");
+    add_nats(&wharf, "bus", &nats, "wharf.in");
     let file = wharf.root().join("n.bin");
     write_random_file(&file, 2000);
     let upload = |range| put_numbered(&wharf, &file, "n", range);
