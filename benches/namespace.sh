@@ -16,6 +16,12 @@
 # servers afterwards (benches/peers.sh installs and starts them; needs root),
 # for files/s and p99 in the same run; they keep no store to measure.
 #
+# EVENTS=webhook: the cluster records upload events (issue 24) and a webhook
+# sink takes them: a receiver on 127.0.0.1 that answers 200 and counts
+# distinct event ids. Every SAMPLE seconds node 1's events metrics (recorded,
+# held in the store, backlog) and the receiver's count go into
+# $BENCH_DIR/events.tsv; at the end a line "events: …" sums them up.
+#
 # Prints Markdown rows on stderr and the tab-separated figures into
 # $BENCH_DIR/namespace.tsv. Uses target/release unless WHARF_BIN_DIR says.
 set -euo pipefail
@@ -27,6 +33,8 @@ STEP=${STEP:-100000}
 CLIENTS=${CLIENTS:-8}
 PER_DIR=${PER_DIR:-200000}
 PEERS=${PEERS:-}
+EVENTS=${EVENTS:-}
+SAMPLE=${SAMPLE:-30}
 # No new step starts after this many seconds of ingestion (0: none).
 MAX_SECONDS=${MAX_SECONDS:-0}
 BENCH_DIR=${BENCH_DIR:-/tmp/wharf-namespace}
@@ -62,7 +70,7 @@ start_node() {
   local dir=$BENCH_DIR/node$n
   mkdir -p "$dir"
   "$wharf" serve --data-dir "$dir/" --listen "127.0.0.1:$ftp" --implicit-listen off \
-    --cluster-listen "127.0.0.1:$cluster" --http-listen off --storage cluster \
+    --cluster-listen "127.0.0.1:$cluster" --http-listen "${http_listen[n]:-off}" --storage cluster \
     --pasv-ports "$((40000 + 1000 * n))-$((40999 + 1000 * n))" \
     --cert "$tls/cert.pem" --key "$tls/key.pem" \
     --max-connections 20000 --max-per-ip 20000 "$@" \
@@ -78,10 +86,12 @@ applied() {
 
 ports=()
 cports=()
+http_listen=()
 for n in 1 2 3 4; do
   ports+=("$(free_port)")
   cports+=("$(free_port)")
 done
+[ -z "$EVENTS" ] || http_listen[1]=127.0.0.1:$(free_port)
 start_node 1 "${ports[0]}" "${cports[0]}" --user bench:bench
 wait_greeting "${ports[0]}"
 token=$("$wharf" cluster token --data-dir "$BENCH_DIR/node1/")
@@ -94,11 +104,75 @@ for _ in $(seq 1 120); do
   sleep 0.5
 done
 
+if [ -n "$EVENTS" ]; then
+  [ "$EVENTS" = webhook ] || { echo "EVENTS=$EVENTS: only webhook is known" >&2; exit 2; }
+  hook=$(free_port)
+  # The receiver: distinct ids and requests, rewritten into hook.count each second.
+  python3 - "$hook" "$BENCH_DIR/hook.count" <<'PY' &
+import json, os, sys, threading, time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+port, out = int(sys.argv[1]), sys.argv[2]
+ids, posts, lock = set(), [0], threading.Lock()
+class Hook(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        with lock:
+            ids.add(self.headers.get("X-Wharf-Event-Id"))
+            posts[0] += 1
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+def report():
+    while True:
+        with lock:
+            line = f"{len(ids)}\t{posts[0]}\n"
+        with open(out + ".new", "w") as f:
+            f.write(line)
+        os.replace(out + ".new", out)
+        time.sleep(1)
+threading.Thread(target=report, daemon=True).start()
+ThreadingHTTPServer(("127.0.0.1", port), Hook).serve_forever()
+PY
+  pids+=($!)
+  "$wharf" events sink add bench --webhook "http://127.0.0.1:$hook/" --data-dir "$BENCH_DIR/node1/" >/dev/null
+  metric() {
+    curl -s "http://${http_listen[1]}/metrics" | awk -v m="$1" '$1 == m { print $2; exit }'
+  }
+  events_sample() {
+    printf '%s\t%s\t%s\t%s\t%s\n' "$SECONDS" "$(metric wharf_events_recorded_total)" \
+      "$(metric wharf_events_retained)" "$(metric 'wharf_events_backlog{sink="bench"}')" \
+      "$(cut -f1 "$BENCH_DIR/hook.count" 2>/dev/null)"
+  }
+  printf 'seconds\trecorded\tretained\tbacklog\treceived\n' >"$BENCH_DIR/events.tsv"
+  SECONDS=0
+  while sleep "$SAMPLE"; do events_sample >>"$BENCH_DIR/events.tsv"; done &
+  sampler=$!
+  pids+=($!)
+fi
+
 node_pids=$(cat "$BENCH_DIR"/node{1,2,3}/pid | paste -sd,)
 "$bench" namespace --port "${ports[0]},${ports[1]},${ports[2]}" --label wharf-3 \
   --files "$FILES" --step "$STEP" --clients "$CLIENTS" --per-dir "$PER_DIR" --max-seconds "$MAX_SECONDS" \
   --data-dir "$BENCH_DIR/node1,$BENCH_DIR/node2,$BENCH_DIR/node3" --node-pid "$node_pids" \
   >"$BENCH_DIR/namespace.tsv"
+
+if [ -n "$EVENTS" ]; then
+  kill "$sampler" 2>/dev/null || true
+  # Every event at the receiver before the summary (at most two minutes).
+  for _ in $(seq 600); do
+    [ "$(metric 'wharf_events_backlog{sink="bench"}')" = 0 ] && break
+    sleep 0.2
+  done
+  sleep 2
+  events_sample >>"$BENCH_DIR/events.tsv"
+  read -r received posts <"$BENCH_DIR/hook.count"
+  max_retained=$(awk -F'\t' 'NR > 1 && $3 > m { m = $3 } END { print m + 0 }' "$BENCH_DIR/events.tsv")
+  max_backlog=$(awk -F'\t' 'NR > 1 && $4 > m { m = $4 } END { print m + 0 }' "$BENCH_DIR/events.tsv")
+  echo "events: $(metric wharf_events_recorded_total) recorded, $received distinct received in $posts requests, most held in the store $max_retained, largest backlog sampled $max_backlog, dropped $(metric wharf_events_dropped_total)" >&2
+fi
 
 for n in 1 2 3; do
   grep "built a snapshot" "$BENCH_DIR/node$n/stderr.log" | tail -1 |

@@ -573,6 +573,7 @@ fn events_past_the_retention_limits_are_dropped_counted_and_audited() {
     let kept = tailed(&wharf);
     let kept_paths: Vec<&str> = kept.iter().map(|e| e["path"].as_str().unwrap()).collect();
     assert_eq!(kept_paths, ["/f5.bin", "/f6.bin", "/f7.bin"]);
+    assert_eq!(metric(&wharf, "wharf_events_retained "), Some(3));
     let audited: u64 = wharf
         .audit_lines()
         .iter()
@@ -610,6 +611,7 @@ fn events_past_the_retention_limits_are_dropped_counted_and_audited() {
     put_numbered(&wharf, &file, "f", 8..10);
     wait_dropped(&wharf, 7);
     assert_eq!(tailed(&wharf), Vec::<serde_json::Value>::new());
+    assert_eq!(metric(&wharf, "wharf_events_retained "), Some(0));
 }
 
 #[test]

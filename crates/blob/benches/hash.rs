@@ -1,7 +1,9 @@
 //! How fast a chunk is named: `ChunkHash::of` (BLAKE3) over buffers from one
 //! small file to a full chunk. Every uploaded byte is hashed once on the
 //! receiving node, so this bounds a single node's ingest rate. Beside it,
-//! `Checksum::of` (XXH3-128), the check every read of a stored chunk pays.
+//! `Checksum::of` (XXH3-128), the check every read of a stored chunk pays,
+//! and SHA-256, the digest every upload's `file.uploaded` event carries
+//! (computed on the receiving node as the bytes arrive, once per byte).
 
 // Test and benchmark code: a failed unwrap is the run failing (the workspace
 // denies these lints outside tests).
@@ -11,6 +13,7 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+use sha2::{Digest, Sha256};
 use wharf_blob::{Checksum, ChunkHash};
 
 const SIZES: &[(&str, usize)] = &[
@@ -56,5 +59,9 @@ fn chunk_checksum(c: &mut Criterion) {
     over_sizes(c, "chunk_checksum", Checksum::of);
 }
 
-criterion_group!(benches, chunk_hash, chunk_checksum);
+fn upload_digest(c: &mut Criterion) {
+    over_sizes(c, "upload_digest", |bytes| Sha256::digest(bytes));
+}
+
+criterion_group!(benches, chunk_hash, chunk_checksum, upload_digest);
 criterion_main!(benches);

@@ -306,6 +306,18 @@ fn events(out: &mut String, o: &Observed) {
         "Events forgotten before every sink had them (retention).",
         dropped,
     );
+    // Ids are consecutive and only the oldest are ever forgotten, so the
+    // table holds the ids from its first to the last.
+    let retained = match reader.events_after(0, 1).map(|e| e.first().map(|e| e.id)) {
+        Ok(Some(first)) => last.saturating_sub(first) + 1,
+        _ => 0,
+    };
+    gauge(
+        out,
+        "wharf_events_retained",
+        "Events held in the replicated store (delivered ones stay 10 minutes).",
+        retained,
+    );
     let now = crate::clock::unix_now_ms();
     let n = "wharf_events_backlog";
     let mut family = Family::start(out, n, "gauge", "Events a sink has not been handed yet.");
