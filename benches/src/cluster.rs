@@ -17,11 +17,9 @@ use clap::Parser;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-use tonic::transport::Channel;
 use wharf_benches::harness::{ms, percentile, start_cluster, Node};
+use wharf_cluster::admin_client::AdminClient;
 use wharf_cluster::credentials;
-use wharf_cluster::pb;
-use wharf_cluster::pb::cluster_client::ClusterClient;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -47,16 +45,12 @@ struct Args {
     handshakers: usize,
 }
 
-async fn write(client: &mut ClusterClient<Channel>, key: String) -> Result<()> {
+async fn write(client: &AdminClient, key: String) -> Result<()> {
     let command = wharf_store::Command::PutSetting {
         key,
         value: "x".into(),
     };
-    client
-        .forward(pb::ForwardRequest {
-            command: wharf_store::encode_value(&command)?,
-        })
-        .await?;
+    client.write(command).await?;
     Ok(())
 }
 
@@ -72,14 +66,14 @@ async fn follower(nodes: &[Node]) -> Result<&Node> {
 
 async fn bench_writes(nodes: &[Node], args: &Args, out: &mut Vec<String>) -> Result<()> {
     let via = follower(nodes).await?;
-    let mut client = via.admin().await?;
+    let client = via.admin().await?;
     for i in 0..50 {
-        write(&mut client, format!("bench:warm:{i}")).await?;
+        write(&client, format!("bench:warm:{i}")).await?;
     }
     let mut latencies = Vec::with_capacity(args.latency_writes);
     for i in 0..args.latency_writes {
         let start = Instant::now();
-        write(&mut client, format!("bench:lat:{i}")).await?;
+        write(&client, format!("bench:lat:{i}")).await?;
         latencies.push(start.elapsed());
     }
     latencies.sort();
@@ -87,10 +81,10 @@ async fn bench_writes(nodes: &[Node], args: &Args, out: &mut Vec<String>) -> Res
     let start = Instant::now();
     let mut tasks = Vec::new();
     for w in 0..args.writers {
-        let mut client = client.clone();
+        let client = client.clone();
         tasks.push(tokio::spawn(async move {
             for i in 0..per_writer {
-                write(&mut client, format!("bench:tp:{w}:{i}")).await?;
+                write(&client, format!("bench:tp:{w}:{i}")).await?;
             }
             anyhow::Ok(())
         }));

@@ -8,10 +8,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use tonic::transport::Channel;
-use wharf_cluster::local_admin;
+use wharf_cluster::admin_client::{AdminAccess, AdminClient};
 use wharf_cluster::pb;
-use wharf_cluster::pb::cluster_client::ClusterClient;
 
 /// One `wharf serve` process and what is needed to restart it.
 pub struct Node {
@@ -63,13 +61,13 @@ impl Node {
         Ok(std::fs::read_to_string(&path)?.trim().parse()?)
     }
 
-    pub async fn admin(&self) -> Result<ClusterClient<Channel>> {
-        let (_, endpoint) = local_admin::endpoint(&self.data_dir.join("cluster"))?;
-        Ok(ClusterClient::new(endpoint.connect().await?))
+    pub async fn admin(&self) -> Result<AdminClient> {
+        let data_dir = self.data_dir.clone();
+        Ok(AdminClient::connect(AdminAccess::Local { data_dir }).await?)
     }
 
     pub async fn status(&self) -> Result<pb::StatusReply> {
-        Ok(self.admin().await?.status(pb::Empty {}).await?.into_inner())
+        Ok(self.admin().await?.status().await?)
     }
 }
 

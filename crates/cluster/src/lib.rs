@@ -1,6 +1,7 @@
 //! Wharf's cluster layer: the Raft transport and cluster services over gRPC
 //! (tonic + prost, messages in `proto/`), membership and the write path.
 
+pub mod admin_client;
 pub mod chunks;
 mod convert;
 pub mod credentials;

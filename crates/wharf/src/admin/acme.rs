@@ -4,7 +4,7 @@ use anyhow::{bail, Context, Result};
 use wharf_store::records::AcmeCertRecord;
 use wharf_store::Command;
 
-use crate::admin::{expect_done, Admin};
+use crate::admin::{connect, expect_done};
 use crate::cli::AcmeCommand;
 
 /// A name HTTP-01 can validate: a DNS name, not an IP address or a wildcard.
@@ -61,7 +61,7 @@ pub async fn run(command: AcmeCommand) -> Result<()> {
             let mut record = AcmeCertRecord::new(&name, domains.clone(), &directory);
             record.directory_roots_pem = directory_roots_pem;
             record.contact = contact;
-            let mut admin = Admin::connect(&target).await?;
+            let admin = connect(&target).await?;
             expect_done(
                 admin.write(Command::PutAcmeCert(record)).await?,
                 "ACME certificate",
@@ -72,7 +72,7 @@ pub async fn run(command: AcmeCommand) -> Result<()> {
             );
         }
         AcmeCommand::List { target } => {
-            for a in Admin::connect(&target).await?.acme().await? {
+            for a in connect(&target).await?.acme().await? {
                 let order = if a.order_url.is_empty() {
                     "none".to_owned()
                 } else {
@@ -98,7 +98,7 @@ pub async fn run(command: AcmeCommand) -> Result<()> {
         }
         AcmeCommand::Remove { name, target } => {
             let name = name.to_ascii_lowercase();
-            let mut admin = Admin::connect(&target).await?;
+            let admin = connect(&target).await?;
             expect_done(
                 admin
                     .write(Command::RemoveAcmeCert { name: name.clone() })

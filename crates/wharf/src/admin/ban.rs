@@ -2,18 +2,18 @@
 
 use anyhow::Result;
 
-use crate::admin::{expect_done, Admin};
+use crate::admin::{connect, expect_done};
 use crate::cli::BanCommand;
 
 pub async fn run(command: BanCommand) -> Result<()> {
     match command {
         BanCommand::List { target } => {
-            for b in Admin::connect(&target).await?.bans().await? {
+            for b in connect(&target).await?.bans().await? {
                 println!("{}\tuntil={}\treason={}", b.address, b.until, b.reason);
             }
         }
         BanCommand::Remove { address, target } => {
-            let mut admin = Admin::connect(&target).await?;
+            let admin = connect(&target).await?;
             expect_done(
                 admin
                     .write(wharf_store::Command::RemoveBan {

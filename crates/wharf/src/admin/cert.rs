@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 
 use wharf_node::certificates;
 
-use crate::admin::{expect_done, Admin};
+use crate::admin::{connect, expect_done};
 use crate::cli::CertCommand;
 
 pub async fn run(command: CertCommand) -> Result<()> {
@@ -13,7 +13,7 @@ pub async fn run(command: CertCommand) -> Result<()> {
         CertCommand::Trust(command) => super::trust::command(command).await?,
         CertCommand::Acme(command) => super::acme::run(command).await?,
         CertCommand::List { target } => {
-            for c in Admin::connect(&target).await?.certs().await? {
+            for c in connect(&target).await?.certs().await? {
                 println!(
                     "{}\tsource={}\tgeneration={}\tnot_after={}\tsha256={}",
                     c.name,
@@ -29,7 +29,7 @@ pub async fn run(command: CertCommand) -> Result<()> {
             }
         }
         CertCommand::Rotate { name, target } => {
-            let mut admin = Admin::connect(&target).await?;
+            let admin = connect(&target).await?;
             let name = name.to_ascii_lowercase();
             let current = admin
                 .certs()
@@ -75,7 +75,7 @@ pub async fn run(command: CertCommand) -> Result<()> {
                     )
                 },
             )?;
-            let mut admin = Admin::connect(&target).await?;
+            let admin = connect(&target).await?;
             let name = name.to_ascii_lowercase();
             let generation = admin
                 .certs()

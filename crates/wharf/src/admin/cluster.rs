@@ -3,7 +3,7 @@
 
 use anyhow::{Context, Result};
 
-use crate::admin::Admin;
+use crate::admin::connect;
 use crate::cli::ClusterCommand;
 
 pub async fn run(command: ClusterCommand) -> Result<()> {
@@ -22,7 +22,7 @@ pub async fn run(command: ClusterCommand) -> Result<()> {
             println!("{}", token.trim());
         }
         ClusterCommand::Status { target } => {
-            let s = Admin::connect(&target).await?.status().await?;
+            let s = connect(&target).await?.status().await?;
             println!(
                 "node {} ({}), term {}, leader {}, last log {}, applied {}",
                 s.node_id,
@@ -56,10 +56,7 @@ pub async fn run(command: ClusterCommand) -> Result<()> {
             }
         }
         ClusterCommand::AdminCert { out, days, target } => {
-            let (chain_pem, key_pem) = Admin::connect(&target)
-                .await?
-                .admin_certificate(days)
-                .await?;
+            let (chain_pem, key_pem) = connect(&target).await?.admin_certificate(days).await?;
             let ca_der = {
                 use rustls_pki_types::pem::PemObject;
                 rustls_pki_types::CertificateDer::pem_slice_iter(chain_pem.as_bytes())
@@ -84,15 +81,15 @@ pub async fn run(command: ClusterCommand) -> Result<()> {
             );
         }
         ClusterCommand::Drain { node_id, target } => {
-            Admin::connect(&target).await?.drain(node_id, true).await?;
+            connect(&target).await?.drain(node_id, true).await?;
             println!("node {node_id} is draining: new connections get 421; see `wharf cluster status` for its open sessions");
         }
         ClusterCommand::Undrain { node_id, target } => {
-            Admin::connect(&target).await?.drain(node_id, false).await?;
+            connect(&target).await?.drain(node_id, false).await?;
             println!("node {node_id} accepts connections again");
         }
         ClusterCommand::Remove { node_id, target } => {
-            Admin::connect(&target).await?.remove_node(node_id).await?;
+            connect(&target).await?.remove_node(node_id).await?;
             println!("removed node {node_id}");
         }
     }

@@ -8,7 +8,7 @@ use anyhow::{bail, Context, Result};
 use wharf_store::events::{EventFilter, Retention, SinkRecord, SinkTarget, EVENT_TYPES};
 use wharf_store::Command;
 
-use crate::admin::{expect_done, Admin};
+use crate::admin::{connect, expect_done};
 use crate::cli::{EventsCommand, SinkCommand};
 
 /// Events one `tail` call asks for, and how often it asks when idle.
@@ -23,15 +23,15 @@ pub async fn run(command: EventsCommand) -> Result<()> {
             no_follow,
             target,
         } => {
-            let mut admin = Admin::connect(&target).await?;
-            tail(&mut admin, from, !no_follow).await
+            let admin = connect(&target).await?;
+            tail(&admin, from, !no_follow).await
         }
         EventsCommand::Retention {
             max_count,
             max_age,
             target,
         } => {
-            let mut admin = Admin::connect(&target).await?;
+            let admin = connect(&target).await?;
             for (key, value) in [
                 (Retention::MAX_COUNT_SETTING, max_count),
                 (Retention::MAX_AGE_SETTING, max_age),
@@ -122,7 +122,7 @@ async fn sink(command: SinkCommand) -> Result<()> {
                 last_error: String::new(),
                 failures: 0,
             };
-            let mut admin = Admin::connect(&target).await?;
+            let admin = connect(&target).await?;
             expect_done(
                 admin.write(Command::PutSink(record)).await?,
                 &format!("event sink {name}"),
@@ -130,7 +130,7 @@ async fn sink(command: SinkCommand) -> Result<()> {
             println!("event sink {name} added: it gets the events recorded from now on");
         }
         SinkCommand::List { json, target } => {
-            let list = Admin::connect(&target).await?.sinks().await?;
+            let list = connect(&target).await?.sinks().await?;
             for s in list.sinks {
                 let state = if !s.last_error.is_empty() {
                     "failing"
@@ -163,7 +163,7 @@ async fn sink(command: SinkCommand) -> Result<()> {
             }
         }
         SinkCommand::Remove { name, target } => {
-            let mut admin = Admin::connect(&target).await?;
+            let admin = connect(&target).await?;
             expect_done(
                 admin
                     .write(Command::RemoveSink { name: name.clone() })
@@ -178,7 +178,11 @@ async fn sink(command: SinkCommand) -> Result<()> {
 
 /// Prints events after `from` (default: the last one recorded) as JSON lines;
 /// with `follow`, keeps asking for new ones.
-async fn tail(admin: &mut Admin, from: Option<u64>, follow: bool) -> Result<()> {
+async fn tail(
+    admin: &wharf_cluster::admin_client::AdminClient,
+    from: Option<u64>,
+    follow: bool,
+) -> Result<()> {
     let mut after = match from {
         Some(id) => id,
         None => admin.events(u64::MAX, 1).await?.last_event,

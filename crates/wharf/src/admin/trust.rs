@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use wharf_store::records::TrustAnchorRecord;
 use wharf_store::Command;
 
-use crate::admin::{expect_done, Admin};
+use crate::admin::{connect, expect_done};
 use crate::cli::TrustCommand;
 
 pub async fn command(command: TrustCommand) -> Result<()> {
@@ -25,7 +25,7 @@ pub async fn command(command: TrustCommand) -> Result<()> {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map_or(0, |d| d.as_secs()),
             };
-            let mut admin = Admin::connect(&target).await?;
+            let admin = connect(&target).await?;
             expect_done(
                 admin.write(Command::PutTrustAnchor(record)).await?,
                 "trust anchor",
@@ -33,7 +33,7 @@ pub async fn command(command: TrustCommand) -> Result<()> {
             println!("every node trusts client certificates issued by {name} within seconds");
         }
         TrustCommand::List { target } => {
-            for t in Admin::connect(&target).await?.trust_anchors().await? {
+            for t in connect(&target).await?.trust_anchors().await? {
                 println!(
                     "{}\tnot_after={}\tsha256={}",
                     t.name, t.not_after, t.fingerprint
@@ -41,7 +41,7 @@ pub async fn command(command: TrustCommand) -> Result<()> {
             }
         }
         TrustCommand::Remove { name, target } => {
-            let mut admin = Admin::connect(&target).await?;
+            let admin = connect(&target).await?;
             expect_done(
                 admin
                     .write(Command::RemoveTrustAnchor { name: name.clone() })

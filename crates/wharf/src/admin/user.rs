@@ -5,7 +5,7 @@ use anyhow::{Context, Result};
 use wharf_server::accounts::{hash_password, LoginMethod, Permissions};
 use wharf_server::data_tls::DataTlsRule;
 
-use crate::admin::{expect_done, Admin};
+use crate::admin::{connect, expect_done};
 use crate::cli::UserCommand;
 use crate::read_password;
 
@@ -92,7 +92,7 @@ pub async fn run(command: UserCommand) -> Result<()> {
                 quota_files,
                 data_tls: data_tls.unwrap_or_default(),
             };
-            let mut admin = Admin::connect(&target).await?;
+            let admin = connect(&target).await?;
             expect_done(
                 admin
                     .write(wharf_store::Command::PutUser {
@@ -105,7 +105,7 @@ pub async fn run(command: UserCommand) -> Result<()> {
             println!("added user {name}");
         }
         UserCommand::List { target } => {
-            for u in Admin::connect(&target).await?.users().await? {
+            for u in connect(&target).await?.users().await? {
                 println!(
                     "{}\thome={}\tpermissions={}\tallow={}\tused={}B/{}\tfiles={}/{}{}{}",
                     u.name,
@@ -148,7 +148,7 @@ pub async fn run(command: UserCommand) -> Result<()> {
         } => {
             let password = read_password(password_stdin)?;
             let password_hash = hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let mut admin = Admin::connect(&target).await?;
+            let admin = connect(&target).await?;
             expect_done(
                 admin
                     .write(wharf_store::Command::SetPassword {
@@ -172,7 +172,7 @@ pub async fn run(command: UserCommand) -> Result<()> {
                     .as_str()
                     .to_owned(),
             };
-            let mut admin = Admin::connect(&target).await?;
+            let admin = connect(&target).await?;
             expect_done(
                 admin
                     .write(wharf_store::Command::SetDataTls {
@@ -185,7 +185,7 @@ pub async fn run(command: UserCommand) -> Result<()> {
             println!("user {name}: data connections must prove {data_tls}");
         }
         UserCommand::Remove { name, target } => {
-            let mut admin = Admin::connect(&target).await?;
+            let admin = connect(&target).await?;
             expect_done(
                 admin
                     .write(wharf_store::Command::RemoveUser { name: name.clone() })
