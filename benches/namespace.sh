@@ -109,7 +109,7 @@ if [ -n "$EVENTS" ]; then
   hook=$(free_port)
   # The receiver: distinct ids and requests, rewritten into hook.count each second.
   python3 - "$hook" "$BENCH_DIR/hook.count" <<'PY' &
-import json, os, sys, threading, time
+import os, sys, threading, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 port, out = int(sys.argv[1]), sys.argv[2]
 ids, posts, lock = set(), [0], threading.Lock()
