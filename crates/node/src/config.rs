@@ -7,7 +7,6 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use wharf_server::accounts::Account;
 use wharf_server::EngineConfig;
 use wharf_tls::ClientCertMode;
 
@@ -43,8 +42,9 @@ pub struct NodeConfig {
     pub audit_log: PathBuf,
     pub secrets_key_file: Option<PathBuf>,
     pub cert: Option<(PathBuf, PathBuf)>,
-    /// Accounts imported into the cluster when this node creates it.
-    pub accounts: Vec<Account>,
+    /// Accounts imported into the cluster when this node creates it
+    /// (`store_accounts::checked_record` checks one).
+    pub accounts: Vec<wharf_store::records::UserRecord>,
 }
 
 /// Whether each control listener asks for client certificates.

@@ -313,15 +313,15 @@ async fn bootstrap(node: &ClusterHandle, config: &NodeConfig) -> Result<(), Node
     }
     node.ensure_tokens().await?;
     ticket_keys::rotate_once(node).await?;
-    for account in &config.accounts {
+    for user in &config.accounts {
         let result = node
             .write(wharf_store::Command::PutUser {
-                user: store_accounts::to_record(account),
+                user: user.clone(),
                 create_only: true,
             })
             .await?;
         if result == wharf_store::CommandResult::Done {
-            tracing::info!(user = %account.user.name, "imported account into the cluster");
+            tracing::info!(user = %user.name, "imported account into the cluster");
         }
     }
     let imported = match &config.cert {

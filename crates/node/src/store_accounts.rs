@@ -33,39 +33,79 @@ impl StoreAccounts {
     }
 
     fn to_user(&self, r: UserRecord) -> Result<User, String> {
-        let home = PathBuf::from(&r.home);
-        Ok(User {
-            home: if home.is_absolute() {
-                home
-            } else {
-                self.data_dir.join(home)
-            },
-            permissions: Permissions::from_names(&r.permissions)?,
-            allow: networks(&r.allow, "allow")?,
-            deny: networks(&r.deny, "deny")?,
-            commands: command_list(&r.commands)?,
-            login: LoginMethod::parse(if r.login.is_empty() {
-                "password"
-            } else {
-                &r.login
-            })?,
-            certificates: r
-                .certificates
-                .iter()
-                .map(|rule| CertMatch::parse(rule))
-                .collect::<Result<_, _>>()?,
-            max_sessions: r.max_sessions as usize,
-            upload_rate: r.upload_rate,
-            download_rate: r.download_rate,
-            quota: wharf_server::accounts::Quota {
-                bytes: r.quota_bytes,
-                files: r.quota_files,
-            },
-            data_tls: (!r.data_tls.is_empty())
-                .then(|| DataTlsRule::parse(&r.data_tls))
-                .transpose()?,
-            name: r.name,
-        })
+        user_from_record(r, &self.data_dir)
+    }
+}
+
+/// The user a record describes, a relative home taken under `base`; the
+/// error names the first field that is not valid.
+pub fn user_from_record(r: UserRecord, base: &Path) -> Result<User, String> {
+    let home = PathBuf::from(&r.home);
+    Ok(User {
+        home: if home.is_absolute() {
+            home
+        } else {
+            base.join(home)
+        },
+        permissions: Permissions::from_names(&r.permissions)?,
+        allow: networks(&r.allow, "allow")?,
+        deny: networks(&r.deny, "deny")?,
+        commands: command_list(&r.commands)?,
+        login: LoginMethod::parse(if r.login.is_empty() {
+            "password"
+        } else {
+            &r.login
+        })?,
+        certificates: r
+            .certificates
+            .iter()
+            .map(|rule| CertMatch::parse(rule))
+            .collect::<Result<_, _>>()?,
+        max_sessions: r.max_sessions as usize,
+        upload_rate: r.upload_rate,
+        download_rate: r.download_rate,
+        quota: wharf_server::accounts::Quota {
+            bytes: r.quota_bytes,
+            files: r.quota_files,
+        },
+        data_tls: (!r.data_tls.is_empty())
+            .then(|| DataTlsRule::parse(&r.data_tls))
+            .transpose()?,
+        name: r.name,
+    })
+}
+
+/// An account as the store keeps it, from whichever source (`wharf user add`,
+/// the config file's `[[user]]`, `--user`): checked by the same conversion a
+/// login makes, and every rule written in its canonical form (`all` as the
+/// rights it grants, command aliases resolved).
+pub fn checked_record(record: UserRecord) -> Result<UserRecord, String> {
+    let user = user_from_record(record.clone(), Path::new(""))?;
+    Ok(UserRecord {
+        permissions: user.permissions.names(),
+        allow: user.allow.iter().map(ToString::to_string).collect(),
+        deny: user.deny.iter().map(ToString::to_string).collect(),
+        commands: user.commands,
+        login: user.login.as_str().to_owned(),
+        certificates: user.certificates.iter().map(ToString::to_string).collect(),
+        data_tls: user
+            .data_tls
+            .map(|r| r.as_str().to_owned())
+            .unwrap_or_default(),
+        ..record
+    })
+}
+
+/// A password account with every right and no other rule, home `home/NAME`
+/// (`--user NAME:PASSWORD`, tests).
+pub fn unrestricted_record(name: &str, password_hash: String) -> UserRecord {
+    UserRecord {
+        name: name.to_owned(),
+        password_hash,
+        home: format!("home/{name}"),
+        permissions: Permissions::all().names(),
+        enabled: true,
+        ..UserRecord::default()
     }
 }
 
@@ -113,29 +153,83 @@ impl Accounts for StoreAccounts {
     }
 }
 
-/// The replicated record of a configured account (`--user`, `[[user]]`),
-/// as the bootstrapping node imports it.
-pub fn to_record(account: &Account) -> UserRecord {
-    let user = &account.user;
-    UserRecord {
-        name: user.name.clone(),
-        password_hash: account.password_hash.clone(),
-        home: user.home.display().to_string(),
-        permissions: user.permissions.names(),
-        allow: user.allow.iter().map(|n| n.to_string()).collect(),
-        deny: user.deny.iter().map(|n| n.to_string()).collect(),
-        commands: user.commands.clone(),
-        login: user.login.as_str().to_owned(),
-        certificates: user.certificates.iter().map(|m| m.to_string()).collect(),
-        max_sessions: user.max_sessions as u64,
-        upload_rate: user.upload_rate,
-        download_rate: user.download_rate,
-        enabled: true,
-        quota_bytes: user.quota.bytes,
-        quota_files: user.quota.files,
-        data_tls: user
-            .data_tls
-            .map(|r| r.as_str().to_owned())
-            .unwrap_or_default(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record() -> UserRecord {
+        UserRecord {
+            permissions: vec!["all".into()],
+            allow: vec!["10.0.0.0/8".into()],
+            commands: vec!["xmkd".into(), "stor".into()],
+            certificates: vec!["cn:partner".into()],
+            data_tls: "same-user".into(),
+            ..unrestricted_record("partner", "$argon2id$…".into())
+        }
+    }
+
+    #[test]
+    fn a_record_is_checked_and_kept_in_canonical_form() {
+        let checked = checked_record(record()).expect("valid");
+        assert_eq!(
+            checked.permissions,
+            ["list", "read", "write", "delete", "rename", "mkdir"]
+        );
+        assert_eq!(checked.commands, ["MKD", "STOR"]);
+        assert_eq!(checked.login, "password");
+        assert_eq!(checked.data_tls, "same-user");
+        assert_eq!(checked.home, "home/partner");
+        assert!(checked.enabled);
+    }
+
+    #[test]
+    fn a_record_with_an_invalid_rule_is_refused_naming_it() {
+        for (broken, word) in [
+            (
+                UserRecord {
+                    deny: vec!["10.0.0.300/8".into()],
+                    ..record()
+                },
+                "deny entry",
+            ),
+            (
+                UserRecord {
+                    permissions: vec!["exec".into()],
+                    ..record()
+                },
+                "unknown permission",
+            ),
+            (
+                UserRecord {
+                    login: "token".into(),
+                    ..record()
+                },
+                "login method",
+            ),
+            (
+                UserRecord {
+                    commands: vec!["SITE EXEC".into()],
+                    ..record()
+                },
+                "unknown FTP command",
+            ),
+            (
+                UserRecord {
+                    certificates: vec!["issuer:x".into()],
+                    ..record()
+                },
+                "certificate match",
+            ),
+            (
+                UserRecord {
+                    data_tls: "never".into(),
+                    ..record()
+                },
+                "data-connection TLS rule",
+            ),
+        ] {
+            let error = checked_record(broken).expect_err(word);
+            assert!(error.contains(word), "{error:?} should name {word:?}");
+        }
     }
 }

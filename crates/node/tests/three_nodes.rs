@@ -15,8 +15,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wharf_client::Session;
 use wharf_node::certificates::CertPolicy;
+use wharf_node::store_accounts::unrestricted_record;
 use wharf_node::{ClientCerts, Join, JoinToken, Node, NodeConfig, StorageMode};
-use wharf_server::accounts::{hash_password, Account, User};
+use wharf_server::accounts::hash_password;
 use wharf_server::{EngineConfig, Limits, PortRange, TlsPolicy};
 
 const USER: &str = "alice";
@@ -37,11 +38,8 @@ fn local(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn account() -> Account {
-    Account {
-        user: User::unrestricted(USER, "home/alice".into()),
-        password_hash: hash_password(PASSWORD).expect("hash"),
-    }
+fn account() -> wharf_store::records::UserRecord {
+    unrestricted_record(USER, hash_password(PASSWORD).expect("hash"))
 }
 
 /// A node's configuration: loopback ports of its own, cluster storage,

@@ -7,7 +7,7 @@ pub use wharf_blob::ChunkHash;
 use crate::NodeId;
 
 /// `users`: one account.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRecord {
     pub name: String,
     /// argon2id PHC string.

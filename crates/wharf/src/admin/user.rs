@@ -1,24 +1,27 @@
 //! `wharf user add|modify|passwd|remove|list`: accounts in the replicated
 //! store (any node accepts changes).
 
-use anyhow::{Context, Result};
-use wharf_server::accounts::{hash_password, LoginMethod, Permissions};
+use anyhow::Result;
+use wharf_node::store_accounts::checked_record;
+use wharf_server::accounts::hash_password;
 use wharf_server::data_tls::DataTlsRule;
+use wharf_store::records::UserRecord;
 
 use crate::admin::{connect, expect_done};
 use crate::cli::UserCommand;
 use crate::read_password;
 
-/// A quota as `wharf user list` shows it.
-/// `\tKEY=a,b` for a non-empty list, nothing otherwise.
-fn listed(key: &str, values: &[String]) -> String {
-    if values.is_empty() {
+/// `\tKEY=VALUE` as `wharf user list` shows a rule, nothing when the rule
+/// is empty or its default.
+fn shown(key: &str, value: &str, default: &str) -> String {
+    if value.is_empty() || value == default {
         String::new()
     } else {
-        format!("\t{key}={}", values.join(","))
+        format!("\t{key}={value}")
     }
 }
 
+/// A quota as `wharf user list` shows it.
 fn limit(quota: u64) -> String {
     if quota == 0 {
         "unlimited".to_owned()
@@ -44,54 +47,37 @@ pub async fn run(command: UserCommand) -> Result<()> {
             data_tls,
             target,
         } => {
-            if let Some(rule) = &data_tls {
-                DataTlsRule::parse(rule).map_err(anyhow::Error::msg)?;
-            }
-            for (flag, net) in allow
-                .iter()
-                .map(|n| ("--allow", n))
-                .chain(deny.iter().map(|n| ("--deny", n)))
-            {
-                net.parse::<ipnet::IpNet>()
-                    .with_context(|| format!("{flag} {net:?} is not a CIDR network"))?;
-            }
-            let commands =
-                wharf_server::accounts::command_list(&commands).map_err(anyhow::Error::msg)?;
-            let login = LoginMethod::parse(&login).map_err(anyhow::Error::msg)?;
-            for rule in &cert_match {
-                wharf_tls::CertMatch::parse(rule).map_err(anyhow::Error::msg)?;
-            }
-            // A certificate-only account has no usable password: a random one,
-            // never shown, fills the hash.
-            let password = if login == LoginMethod::Certificate && !password_stdin {
-                format!("{:032x}", rand::random::<u128>())
-            } else {
-                read_password(password_stdin)?
-            };
-            let hash = hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
-            let permissions = if read_only {
-                vec!["list".to_owned(), "read".to_owned()]
-            } else {
-                Permissions::all().names()
-            };
-            let user = wharf_store::records::UserRecord {
+            let mut user = checked_record(UserRecord {
                 home: home.unwrap_or_else(|| format!("home/{name}")),
                 name: name.clone(),
-                password_hash: hash,
-                permissions,
+                permissions: if read_only {
+                    &["list", "read"][..]
+                } else {
+                    &["all"]
+                }
+                .iter()
+                .map(|p| (*p).to_owned())
+                .collect(),
                 allow,
                 deny,
                 commands,
-                login: login.as_str().to_owned(),
+                login,
                 certificates: cert_match,
-                max_sessions: 0,
-                upload_rate: 0,
-                download_rate: 0,
                 enabled: true,
                 quota_bytes,
                 quota_files,
                 data_tls: data_tls.unwrap_or_default(),
+                ..UserRecord::default()
+            })
+            .map_err(anyhow::Error::msg)?;
+            // A certificate-only account has no usable password: a random one,
+            // never shown, fills the hash.
+            let password = if user.login == "certificate" && !password_stdin {
+                format!("{:032x}", rand::random::<u128>())
+            } else {
+                read_password(password_stdin)?
             };
+            user.password_hash = hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
             let admin = connect(&target).await?;
             expect_done(
                 admin
@@ -120,23 +106,11 @@ pub async fn run(command: UserCommand) -> Result<()> {
                     limit(u.quota_bytes),
                     u.used_files,
                     limit(u.quota_files),
-                    listed("deny", &u.deny)
-                        + &listed("commands", &u.commands)
-                        + &listed(
-                            "login",
-                            &[u.login]
-                                .into_iter()
-                                .filter(|l| !l.is_empty() && l != "password")
-                                .collect::<Vec<_>>()
-                        )
-                        + &listed("cert_match", &u.certificates)
-                        + &listed(
-                            "data_tls",
-                            &[u.data_tls]
-                                .into_iter()
-                                .filter(|r| !r.is_empty())
-                                .collect::<Vec<_>>()
-                        ),
+                    shown("deny", &u.deny.join(","), "")
+                        + &shown("commands", &u.commands.join(","), "")
+                        + &shown("login", &u.login, "password")
+                        + &shown("cert_match", &u.certificates.join(","), "")
+                        + &shown("data_tls", &u.data_tls, ""),
                     if u.enabled { "" } else { "\tdisabled" }
                 );
             }

@@ -39,17 +39,7 @@ fn redacted(settings: &Settings) -> ServeSettings {
             password_hash: REDACTED.to_owned(),
             home: PathBuf::from("home").join(name),
             permissions: vec!["all".to_owned()],
-            allow: Vec::new(),
-            deny: Vec::new(),
-            commands: Vec::new(),
-            login: None,
-            data_tls: None,
-            certificates: Vec::new(),
-            max_sessions: 0,
-            upload_rate: 0,
-            download_rate: 0,
-            quota_bytes: 0,
-            quota_files: 0,
+            ..FileUser::default()
         });
     }
     shown

@@ -250,7 +250,7 @@ pub struct DefenderSettings {
 
 /// A `[[user]]` table: an account imported when this node creates the cluster.
 #[skip_serializing_none]
-#[derive(Deserialize, Serialize, Clone, Debug)]
+#[derive(Deserialize, Serialize, Clone, Debug, Default)]
 #[serde(deny_unknown_fields)]
 pub struct FileUser {
     pub name: String,
