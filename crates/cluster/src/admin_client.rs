@@ -5,13 +5,14 @@
 //! certificate from `wharf cluster admin-cert`.
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use wharf_store::{Command, CommandResult};
 
-use crate::credentials::{Token, TokenError};
+use crate::credentials::{self, Token, TokenError};
+use crate::error::ClusterError;
 use crate::local_admin::{self, LocalAdminError};
 use crate::pb::{self, cluster_client::ClusterClient};
 use crate::transport::{self, FetchCaError};
@@ -51,6 +52,15 @@ pub enum AdminError {
         addr: String,
         source: tonic::transport::Error,
     },
+    #[error("cannot create {path}: {source}")]
+    Create {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Save(#[from] ClusterError),
+    #[error("the node signed no usable certificate")]
+    NoCertificate,
     #[error("cannot make an admin key: {0}")]
     Key(#[from] wharf_tls::CaError),
     #[error("cannot encode or decode a command: {0}")]
@@ -136,18 +146,36 @@ impl AdminClient {
             .map_err(AdminError::Refused)
     }
 
-    /// Has the cluster CA sign an admin certificate for a key made here;
-    /// returns (chain, key), PEM.
-    pub async fn admin_certificate(&self, days: u64) -> Result<(String, String), AdminError> {
+    /// Has the cluster CA sign an admin certificate for a key made here, and
+    /// writes the directory [`AdminAccess::Certificate`] reads: the key, the
+    /// chain and the cluster CA (the chain's last certificate).
+    pub async fn save_admin_certificate(&self, days: u64, dir: &Path) -> Result<(), AdminError> {
+        use rustls::pki_types::{pem::PemObject, CertificateDer};
         let (key_pem, request) = wharf_tls::certificate_request()?;
         let body = pb::CertifyAdminRequest {
             request,
             lifetime_secs: days * 24 * 3600,
         };
-        let reply = self
+        let chain_pem = self
             .call(body, |mut c, r| async move { c.certify_admin(r).await })
-            .await?;
-        Ok((reply.chain_pem, key_pem))
+            .await?
+            .chain_pem;
+        let ca = match CertificateDer::pem_slice_iter(chain_pem.as_bytes()).last() {
+            Some(Ok(der)) => wharf_tls::certificate_pem(&der),
+            _ => return Err(AdminError::NoCertificate),
+        };
+        std::fs::create_dir_all(dir).map_err(|source| AdminError::Create {
+            path: dir.to_owned(),
+            source,
+        })?;
+        for (name, pem) in [
+            (ADMIN_KEY_FILE, &key_pem),
+            (ADMIN_CERT_FILE, &chain_pem),
+            (ADMIN_CA_FILE, &ca),
+        ] {
+            credentials::write_private(&dir.join(name), pem)?;
+        }
+        Ok(())
     }
 
     /// Proposes a command to the cluster (through the leader).

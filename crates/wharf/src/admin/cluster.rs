@@ -56,24 +56,8 @@ pub async fn run(command: ClusterCommand) -> Result<()> {
             }
         }
         ClusterCommand::AdminCert { out, days, target } => {
-            let (chain_pem, key_pem) = connect(&target).await?.admin_certificate(days).await?;
-            let ca_der = {
-                use rustls_pki_types::pem::PemObject;
-                rustls_pki_types::CertificateDer::pem_slice_iter(chain_pem.as_bytes())
-                    .last()
-                    .context("the node returned no certificate")??
-            };
-            std::fs::create_dir_all(&out)
-                .with_context(|| format!("cannot create {}", out.display()))?;
-            let write = |name: &str, text: &str| {
-                wharf_cluster::credentials::write_private(&out.join(name), text)
-            };
-            write(crate::admin::ADMIN_KEY_FILE, &key_pem)?;
-            write(crate::admin::ADMIN_CERT_FILE, &chain_pem)?;
-            write(
-                crate::admin::ADMIN_CA_FILE,
-                &wharf_tls::certificate_pem(&ca_der),
-            )?;
+            let admin = connect(&target).await?;
+            admin.save_admin_certificate(days, &out).await?;
             println!(
                 "wrote an admin certificate valid for {days} days to {}; use it with --cluster ADDR --admin-cert {}",
                 out.display(),

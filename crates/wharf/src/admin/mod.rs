@@ -24,7 +24,6 @@ use wharf_cluster::admin_client::{AdminAccess, AdminClient};
 use wharf_store::CommandResult;
 
 pub use crate::cli::Target;
-pub use wharf_cluster::admin_client::{ADMIN_CA_FILE, ADMIN_CERT_FILE, ADMIN_KEY_FILE};
 
 /// The admin client the command line's target options name.
 pub async fn connect(target: &Target) -> Result<AdminClient> {
