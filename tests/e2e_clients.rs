@@ -124,14 +124,10 @@ fn rclone_copies_up_and_back_with_default_parallelism_explicit_and_implicit() {
     assert_eq!(data_connection_refusals(&wharf), 0, "{}", wharf.logs());
 }
 
-/// suppaftp over rustls with its default session cache: rustls offers each TLS 1.3
-/// ticket once, and an upload never reads the tickets its data connection could hand
-/// out. Each download hands out two tickets (one replaces its own, one is for the next
-/// upload). Fifty files, each uploaded then downloaded.
-#[test]
-fn suppaftp_with_rustls_moves_fifty_files_up_and_down_on_tls13() {
+/// A suppaftp session over rustls (its default session cache, TLS 1.3),
+/// logged in, binary.
+fn suppaftp_session(wharf: &Wharf) -> suppaftp::RustlsFtpStream {
     use suppaftp::{RustlsConnector, RustlsFtpStream};
-    let wharf = Wharf::start_default();
     let config = wharf_client::stock_rustls_config(wharf_client::TlsVersion::Tls13).unwrap();
     let connector = RustlsConnector::from(Arc::new(config));
     let plain = RustlsFtpStream::connect(("127.0.0.1", wharf.explicit_port)).unwrap();
@@ -139,6 +135,17 @@ fn suppaftp_with_rustls_moves_fifty_files_up_and_down_on_tls13() {
     ftp.login(&wharf.user, &wharf.password).unwrap();
     ftp.transfer_type(suppaftp::types::FileType::Binary)
         .unwrap();
+    ftp
+}
+
+/// suppaftp over rustls with its default session cache: rustls offers each TLS 1.3
+/// ticket once, and an upload never reads the tickets its data connection could hand
+/// out. Each download hands out two tickets (one replaces its own, one is for the next
+/// upload). Fifty files, each uploaded then downloaded.
+#[test]
+fn suppaftp_with_rustls_moves_fifty_files_up_and_down_on_tls13() {
+    let wharf = Wharf::start_default();
+    let mut ftp = suppaftp_session(&wharf);
     let contents: Vec<Vec<u8>> = (0..50)
         .map(|i| (0..(4096 + i * 131)).map(|b| (b * 7 + i) as u8).collect())
         .collect();
@@ -149,6 +156,32 @@ fn suppaftp_with_rustls_moves_fifty_files_up_and_down_on_tls13() {
             .retr_as_buffer(&format!("s{i}"))
             .unwrap_or_else(|e| panic!("download {i}: {e}\n{}", wharf.logs()));
         assert!(back.into_inner() == *bytes, "s{i} came back different");
+    }
+    ftp.quit().unwrap();
+    assert_eq!(data_connection_refusals(&wharf), 0, "{}", wharf.logs());
+}
+
+/// A run of uploads with nothing read in between: each upload's data
+/// connection spends a ticket and cannot hand one back, so the control
+/// connection's eight tickets carry seven uploads in a row and the download
+/// after them (with two tickets, one upload was all a download could follow);
+/// each download hands out two tickets again.
+#[test]
+fn suppaftp_with_rustls_uploads_seven_files_in_a_row_on_tls13() {
+    let wharf = Wharf::start_default();
+    let mut ftp = suppaftp_session(&wharf);
+    let contents: Vec<Vec<u8>> = (0..7)
+        .map(|i| (0..(10_000 + i * 17)).map(|b| (b * 3 + i) as u8).collect())
+        .collect();
+    for (i, bytes) in contents.iter().enumerate() {
+        ftp.put_file(format!("run{i}"), &mut Cursor::new(bytes))
+            .unwrap_or_else(|e| panic!("upload {i} in a row: {e}\n{}", wharf.logs()));
+    }
+    for (i, bytes) in contents.iter().enumerate() {
+        let back = ftp
+            .retr_as_buffer(&format!("run{i}"))
+            .unwrap_or_else(|e| panic!("download {i}: {e}\n{}", wharf.logs()));
+        assert!(back.into_inner() == *bytes, "run{i} came back different");
     }
     ftp.quit().unwrap();
     assert_eq!(data_connection_refusals(&wharf), 0, "{}", wharf.logs());

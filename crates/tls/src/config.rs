@@ -51,6 +51,13 @@ pub struct TlsConfigs {
 
 /// How many TLS 1.2 sessions each node remembers for session-ID resumption.
 const SESSION_CACHE_SIZE: usize = 8192;
+/// TLS 1.3 tickets a control connection hands out after its handshake.
+/// Clients that use each ticket once (rustls, the JDK) spend one per data
+/// connection, and an upload's data connection cannot give one back (the
+/// client never reads it): eight, as many as a rustls client keeps per
+/// server, carry eight data connections before the first download hands out
+/// more. About 2 KiB per login.
+const CONTROL_TICKETS: usize = 8;
 
 /// How long clients may keep a ticket from a standalone node: six hours, as
 /// rustls' own ticketer.
@@ -101,8 +108,10 @@ impl TlsConfigs {
             c.ignore_client_order = true;
             Ok(c)
         };
-        let control = config(client_auth.explicit)?;
-        let implicit = config(client_auth.implicit)?;
+        let mut control = config(client_auth.explicit)?;
+        control.send_tls13_tickets = CONTROL_TICKETS;
+        let mut implicit = config(client_auth.implicit)?;
+        implicit.send_tls13_tickets = CONTROL_TICKETS;
         let mut data = config(client_auth.data())?;
         data.send_tls13_tickets = 0;
         data.max_tls13_tickets = 1;
