@@ -749,3 +749,72 @@ fn a_webhook_with_requests_in_flight_overlaps_them_and_an_ordered_one_never_does
         (sinks["wide"]["backlog"] == 0 && sinks["ordered"]["backlog"] == 0).then_some(())
     });
 }
+
+/// `wharf events digest none`: uploads and resumptions are announced
+/// without a digest (a resumption on cluster storage keeps its whole 4 MiB
+/// chunks without reading them back); `sha256` brings the digest back. On
+/// both storages.
+#[test]
+fn an_event_digest_of_none_leaves_it_out_and_sha256_brings_it_back() {
+    for options in [
+        WharfOptions::default().cluster_storage(),
+        WharfOptions::default().local_storage(),
+    ] {
+        let wharf = Wharf::start(options);
+        let shown = |args: &[&str]| {
+            let out = wharf.cli(&[&["events", "digest"][..], args].concat(), None);
+            assert_success(&out, "events digest");
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        assert_eq!(shown(&[]), "file.uploaded events carry digest: sha256");
+        assert_eq!(shown(&["none"]), "file.uploaded events carry digest: none");
+        let bad = wharf.cli(&["events", "digest", "md5"], None);
+        assert!(!bad.status.success());
+        assert!(String::from_utf8_lossy(&bad.stderr).contains("expected sha256 or none"));
+
+        let dir = wharf.root();
+        let whole = dir.join("whole.bin");
+        let half = dir.join("half.bin");
+        write_random_file(&whole, 10_000_000);
+        let whole_bytes = std::fs::read(&whole).unwrap();
+        std::fs::write(&half, &whole_bytes[..9_000_000]).unwrap();
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        let steps = [
+            format!("put {} /b.bin", path(&half)),
+            format!("resume {} /b.bin 9000000", path(&whole)),
+        ];
+        assert_success(&run(&mut wharf.batch("reuse", &steps)), "put, resume");
+        assert_eq!(
+            shown(&["sha256"]),
+            "file.uploaded events carry digest: sha256"
+        );
+        assert_success(
+            &run(&mut wharf.batch("reuse", &[format!("put {} /c.bin", path(&whole))])),
+            "put",
+        );
+
+        let uploads: Vec<serde_json::Value> = tailed(&wharf)
+            .into_iter()
+            .filter(|e| e["type"] == "file.uploaded")
+            .collect();
+        let facts: Vec<(u64, Option<&str>)> = uploads
+            .iter()
+            .map(|e| (e["size"].as_u64().unwrap(), e["sha256"].as_str()))
+            .collect();
+        let digest = sha256_file(&whole);
+        assert_eq!(
+            facts,
+            [
+                (9_000_000, None),
+                (10_000_000, None),
+                (10_000_000, Some(digest.as_str()))
+            ],
+            "{uploads:?}"
+        );
+        // The resumption without a digest kept its first part whole.
+        let back = dir.join("b.out");
+        let get = format!("get /b.bin {}", path(&back));
+        assert_success(&run(&mut wharf.batch("reuse", &[get])), "get");
+        assert_eq!(sha256_file(&back), digest);
+    }
+}

@@ -329,6 +329,7 @@ impl pb::cluster_server::Cluster for ClusterService {
             last_event,
             max_events: retention.max_count,
             max_age_secs: retention.max_age.as_secs(),
+            event_digest: reader.event_digest().or_internal()?.as_str().to_owned(),
         }))
     }
 

@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 use wharf_cluster::ClusterHandle;
 use wharf_ftp::{Entry, VirtualPath};
@@ -24,6 +23,7 @@ use wharf_store::{FsCommand, Happened};
 
 use crate::clock::unix_now_ms;
 use crate::cluster_fs::{new_upload_id, outcome, write};
+use crate::events::ContentDigest;
 
 /// `--storage local` with events.
 pub struct AnnouncedLocalStorage {
@@ -115,8 +115,14 @@ impl FileSystem for AnnouncedFs {
         let inner = self.inner.open_write(path, mode).await?;
         // The digest covers the bytes the upload keeps: read once per
         // resumption or append.
-        let mut digest = Sha256::new();
-        if kept > 0 {
+        let mut digest = ContentDigest::new(
+            self.announcer
+                .node
+                .reader()
+                .event_digest()
+                .unwrap_or_default(),
+        );
+        if kept > 0 && digest.wanted() {
             let mut head = self.inner.open_read(path, 0).await?.take(kept);
             let mut buf = vec![0u8; 64 * 1024];
             loop {
@@ -184,7 +190,7 @@ impl FileSystem for AnnouncedFs {
 /// is announced, as on cluster storage.
 struct AnnouncedUpload {
     inner: Box<dyn FileWriter>,
-    digest: Sha256,
+    digest: ContentDigest,
     fs: Arc<dyn FileSystem>,
     path: VirtualPath,
     replaced: bool,
@@ -219,7 +225,7 @@ impl FileWriter for AnnouncedUpload {
             .announce(EventKind::FileUploaded {
                 path: path.as_string(),
                 size,
-                sha256: hex::encode(digest.finalize()),
+                sha256: digest.hex(),
                 mtime,
                 replaced,
                 upload: new_upload_id(),

@@ -41,6 +41,37 @@ impl Retention {
     pub const MAX_AGE_SETTING: &'static str = "events.max_age_secs";
 }
 
+/// The content digest `file.uploaded` events carry (`wharf events digest`):
+/// SHA-256 of the whole file unless the cluster turns it off for consumers
+/// that check files otherwise — hashing is about a quarter of the server's
+/// CPU per uploaded byte (benches/RESULTS.md, session 18).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum EventDigest {
+    #[default]
+    Sha256,
+    None,
+}
+
+impl EventDigest {
+    /// The cluster setting holding the choice.
+    pub const SETTING: &'static str = "events.digest";
+
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "sha256" => Ok(Self::Sha256),
+            "none" => Ok(Self::None),
+            other => Err(format!("event digest {other:?}: expected sha256 or none")),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sha256 => "sha256",
+            Self::None => "none",
+        }
+    }
+}
+
 /// Who made a change, and where from: carried by a command that announces
 /// one (`FsCommand::Announced`).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +134,9 @@ pub enum EventKind {
     FileUploaded {
         path: String,
         size: u64,
+        /// Lower-case hex; absent when the cluster computes no digest
+        /// (`EventDigest::None`).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         sha256: String,
         /// Unix seconds, as `MDTM` reports.
         mtime: u64,
@@ -200,6 +234,59 @@ pub enum SinkTarget {
     },
     /// One NATS core message per event on `subject`.
     Nats { url: String, subject: String },
+}
+
+impl SinkRecord {
+    /// A sink as `wharf events sink add` creates it, nothing delivered yet;
+    /// refused when its URL has the wrong scheme or a filter names a type
+    /// that does not exist (it would silently never match).
+    pub fn new(name: String, target: SinkTarget, filter: EventFilter) -> Result<Self, String> {
+        match &target {
+            SinkTarget::Webhook { url, .. }
+                if !(url.starts_with("http://") || url.starts_with("https://")) =>
+            {
+                return Err(format!(
+                    "webhook {url:?} must be an http:// or https:// URL"
+                ));
+            }
+            SinkTarget::Nats { url, .. } if !url.starts_with("nats://") => {
+                return Err(format!(
+                    "NATS server {url:?} must be a nats://HOST:PORT URL"
+                ));
+            }
+            _ => {}
+        }
+        if let Some(unknown) = filter
+            .types
+            .iter()
+            .find(|t| !EVENT_TYPES.contains(&t.as_str()))
+        {
+            return Err(format!(
+                "unknown event type {unknown:?}; the types are {}",
+                EVENT_TYPES.join(", ")
+            ));
+        }
+        Ok(Self {
+            name,
+            target,
+            filter,
+            delivered: 0,
+            delivered_at_ms: 0,
+            last_error: String::new(),
+            failures: 0,
+        })
+    }
+}
+
+/// A sink's delivery in one word, as `wharf events sink list` shows it.
+pub fn sink_state(last_error: &str, backlog: u64) -> &'static str {
+    if !last_error.is_empty() {
+        "failing"
+    } else if backlog > 0 {
+        "behind"
+    } else {
+        "current"
+    }
 }
 
 impl SinkTarget {
@@ -367,6 +454,47 @@ mod tests {
         };
         assert!(by_prefix("/incoming/").matches(&event));
         assert!(!by_prefix("/outgoing/").matches(&event));
+    }
+
+    #[test]
+    fn a_new_sink_checks_its_url_scheme_and_filter_types() {
+        let webhook = |url: &str| SinkTarget::Webhook {
+            url: url.into(),
+            secret: String::new(),
+            ca_pem: String::new(),
+            in_flight: 0,
+        };
+        let nats = |url: &str| SinkTarget::Nats {
+            url: url.into(),
+            subject: "uploads".into(),
+        };
+        let any = EventFilter::default;
+        let sink = SinkRecord::new("s".into(), webhook("https://h/x"), any()).unwrap();
+        assert_eq!((sink.delivered, sink.failures), (0, 0));
+        assert!(SinkRecord::new("s".into(), nats("nats://127.0.0.1:4222"), any()).is_ok());
+        for (target, word) in [
+            (webhook("ftp://h/x"), "http:// or https://"),
+            (nats("tcp://127.0.0.1:4222"), "nats://"),
+        ] {
+            let error = SinkRecord::new("s".into(), target, any()).unwrap_err();
+            assert!(error.contains(word), "{error}");
+        }
+        let typo = EventFilter {
+            types: vec!["file.upload".into()],
+            ..any()
+        };
+        let error = SinkRecord::new("s".into(), webhook("http://h"), typo).unwrap_err();
+        assert!(
+            error.contains("unknown event type \"file.upload\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_sink_state_is_failing_before_behind_before_current() {
+        assert_eq!(sink_state("503", 9), "failing");
+        assert_eq!(sink_state("", 9), "behind");
+        assert_eq!(sink_state("", 0), "current");
     }
 
     #[test]

@@ -171,6 +171,15 @@ impl StateReader {
         })
     }
 
+    /// The digest uploads' events carry (SHA-256 unless set otherwise).
+    pub fn event_digest(&self) -> Result<crate::events::EventDigest, StoreError> {
+        use crate::events::EventDigest;
+        Ok(self
+            .setting(EventDigest::SETTING)?
+            .and_then(|v| EventDigest::parse(&v).ok())
+            .unwrap_or_default())
+    }
+
     /// The file or directory at an absolute namespace path.
     pub fn lookup(&self, path: &str) -> Result<Option<InodeRecord>, StoreError> {
         crate::namespace::read::lookup(&self.db, path)

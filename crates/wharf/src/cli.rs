@@ -92,6 +92,14 @@ pub enum EventsCommand {
         #[command(flatten)]
         target: Target,
     },
+    /// The content digest file.uploaded events carry: sha256 (the default)
+    /// or none, which spares hashing every uploaded byte. Without a value,
+    /// prints the cluster's choice.
+    Digest {
+        digest: Option<String>,
+        #[command(flatten)]
+        target: Target,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -175,6 +175,7 @@ impl ClusterFs {
             owner: self.owner.clone(),
             quota: self.quota,
             origin: self.origin.clone(),
+            digest: self.node.reader().event_digest().unwrap_or_default(),
         }
     }
 

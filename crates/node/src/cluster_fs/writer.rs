@@ -7,17 +7,17 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use sha2::{Digest, Sha256};
 use tokio::task::JoinHandle;
 use wharf_blob::ChunkHash;
 use wharf_cluster::ClusterHandle;
 use wharf_server::fs::{FileWriter, FsError, WriteMode};
-use wharf_store::events::{Origin, UploadFacts};
+use wharf_store::events::{EventDigest, Origin, UploadFacts};
 use wharf_store::records::{ChunkRef, InodeRecord, Quota};
 use wharf_store::{Announced, CommandResult, FileWrite, Found, FsCommand, NodeId};
 
 use super::{outcome, write};
 use crate::clock::{unix_now, unix_now_ms};
+use crate::events::ContentDigest;
 
 /// A chunk on its way to this node's disk and its replicas.
 type Placing = JoinHandle<Result<(ChunkRef, Vec<NodeId>), FsError>>;
@@ -39,6 +39,8 @@ pub struct Target {
     pub quota: Quota,
     /// The session the upload's `file.uploaded` event names.
     pub origin: Origin,
+    /// The digest that event carries.
+    pub digest: EventDigest,
 }
 
 /// The engine's handle on an upload. Dropped without `commit` (the client
@@ -75,8 +77,8 @@ struct Upload {
     /// In upload order: chunks become durable, and enter `chunks`, in order.
     in_flight: std::collections::VecDeque<Placing>,
     last_checkpoint: std::time::Instant,
-    /// SHA-256 of every byte of the file so far, for its event.
-    digest: Sha256,
+    /// The digest of every byte of the file so far, for its event.
+    digest: ContentDigest,
     origin: Origin,
     /// A file was at the path before (an overwrite, not a resumption).
     replaces: bool,
@@ -151,7 +153,7 @@ impl Upload {
             buffer: Vec::new(),
             in_flight: std::collections::VecDeque::new(),
             last_checkpoint: std::time::Instant::now(),
-            digest: Sha256::new(),
+            digest: ContentDigest::new(target.digest),
             origin: target.origin,
             replaces: existing.is_some() && mode == WriteMode::Truncate,
         };
@@ -189,7 +191,13 @@ impl Upload {
             if kept == offset {
                 break;
             }
-            // The digest covers the kept part too: read once per resumption.
+            // A whole kept chunk is read only for the digest, which covers the
+            // kept part too; a chunk cut by `offset` is read for its head.
+            if kept + chunk.len <= offset && !self.digest.wanted() {
+                kept += chunk.len;
+                self.chunks.push(chunk);
+                continue;
+            }
             let data = self
                 .node
                 .read_chunk(chunk.hash)
@@ -258,7 +266,7 @@ impl Upload {
                 ..self.origin.clone()
             },
             upload: Some(UploadFacts {
-                sha256: hex::encode(self.digest.clone().finalize()),
+                sha256: self.digest.hex(),
                 replaced: self.replaces,
             }),
         }))

@@ -5,8 +5,11 @@
 //! Events every sink has are forgotten after a while; past the retention
 //! limits the oldest go even if undelivered (counted, and audited).
 
+mod digest;
 mod nats;
 mod sender;
+
+pub(crate) use digest::ContentDigest;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use wharf_store::events::{EventFilter, Retention, SinkRecord, SinkTarget, EVENT_TYPES};
+use wharf_store::events::{
+    sink_state, EventDigest, EventFilter, Retention, SinkRecord, SinkTarget,
+};
 use wharf_store::Command;
 
 use crate::admin::{connect, expect_done};
@@ -55,6 +57,20 @@ pub async fn run(command: EventsCommand) -> Result<()> {
             );
             Ok(())
         }
+        EventsCommand::Digest { digest, target } => {
+            let admin = connect(&target).await?;
+            if let Some(digest) = digest {
+                let value = EventDigest::parse(&digest).map_err(anyhow::Error::msg)?;
+                let put = Command::PutSetting {
+                    key: EventDigest::SETTING.to_owned(),
+                    value: value.as_str().to_owned(),
+                };
+                expect_done(admin.write(put).await?, EventDigest::SETTING)?;
+            }
+            let list = admin.sinks().await?;
+            println!("file.uploaded events carry digest: {}", list.event_digest);
+            Ok(())
+        }
     }
 }
 
@@ -73,55 +89,33 @@ async fn sink(command: SinkCommand) -> Result<()> {
             path_prefix,
             target,
         } => {
-            if let Some(unknown) = types.iter().find(|t| !EVENT_TYPES.contains(&t.as_str())) {
-                bail!(
-                    "unknown event type {unknown:?}; the types are {}",
-                    EVENT_TYPES.join(", ")
-                );
-            }
             let read = |path: &std::path::Path, what: &str| {
                 std::fs::read_to_string(path)
                     .with_context(|| format!("cannot read the {what} {}", path.display()))
             };
             let sink_target = match (webhook, nats, subject) {
-                (Some(url), None, None) => {
-                    if !(url.starts_with("http://") || url.starts_with("https://")) {
-                        bail!("--webhook {url:?} must be an http:// or https:// URL");
-                    }
-                    SinkTarget::Webhook {
-                        url,
-                        secret: match &secret_file {
-                            Some(f) => read(f, "secret file")?.trim().to_owned(),
-                            None => String::new(),
-                        },
-                        ca_pem: match &ca_file {
-                            Some(f) => read(f, "CA file")?,
-                            None => String::new(),
-                        },
-                        in_flight,
-                    }
-                }
-                (None, Some(url), Some(subject)) => {
-                    if !url.starts_with("nats://") {
-                        bail!("--nats {url:?} must be a nats://HOST:PORT URL");
-                    }
-                    SinkTarget::Nats { url, subject }
-                }
+                (Some(url), None, None) => SinkTarget::Webhook {
+                    url,
+                    secret: match &secret_file {
+                        Some(f) => read(f, "secret file")?.trim().to_owned(),
+                        None => String::new(),
+                    },
+                    ca_pem: match &ca_file {
+                        Some(f) => read(f, "CA file")?,
+                        None => String::new(),
+                    },
+                    in_flight,
+                },
+                (None, Some(url), Some(subject)) => SinkTarget::Nats { url, subject },
                 _ => bail!("give --webhook URL, or --nats URL with --subject SUBJECT"),
             };
-            let record = SinkRecord {
-                name: name.clone(),
-                target: sink_target,
-                filter: EventFilter {
-                    types,
-                    user: user.unwrap_or_default(),
-                    path_prefix: path_prefix.unwrap_or_default(),
-                },
-                delivered: 0,
-                delivered_at_ms: 0,
-                last_error: String::new(),
-                failures: 0,
+            let filter = EventFilter {
+                types,
+                user: user.unwrap_or_default(),
+                path_prefix: path_prefix.unwrap_or_default(),
             };
+            let record =
+                SinkRecord::new(name.clone(), sink_target, filter).map_err(anyhow::Error::msg)?;
             let admin = connect(&target).await?;
             expect_done(
                 admin.write(Command::PutSink(record)).await?,
@@ -132,13 +126,7 @@ async fn sink(command: SinkCommand) -> Result<()> {
         SinkCommand::List { json, target } => {
             let list = connect(&target).await?.sinks().await?;
             for s in list.sinks {
-                let state = if !s.last_error.is_empty() {
-                    "failing"
-                } else if s.backlog > 0 {
-                    "behind"
-                } else {
-                    "current"
-                };
+                let state = sink_state(&s.last_error, s.backlog);
                 if json {
                     let line = serde_json::json!({
                         "name": s.name, "target": s.target, "state": state,
