@@ -11,8 +11,8 @@
 //! - `leader`: the one loop of the leader's jobs; `follow`: the one loop of
 //!   the tables every node follows; `clock`: the one clock.
 //! - `ticket_keys`, `certificates`, `acme/`, `trust`: TLS state shared by the
-//!   cluster; `store_accounts`, `cluster_bans`: the engine's accounts and
-//!   bans over the store; `storage`: the cluster's choice of storage;
+//!   cluster; `store_accounts` (one check of an account for every source),
+//!   `cluster_bans`: the engine's accounts and bans over the store; `storage`: the cluster's choice of storage;
 //!   `drain`; `http` (metrics, health, ACME challenges); `audit` (the audit
 //!   log's layer).
 //! - `events/`: delivering upload events to webhooks and NATS (leader job).
