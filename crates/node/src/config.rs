@@ -31,6 +31,9 @@ pub struct NodeConfig {
     pub store_limits: wharf_store::StoreLimits,
     /// `None`: the cluster's choice (or the default, cluster, when it has none).
     pub storage: Option<StorageMode>,
+    /// Object storage (`--storage s3`): what this node was given; the
+    /// cluster's recorded bucket and endpoint fill in the rest.
+    pub s3: S3Config,
     pub replication: Option<usize>,
     /// How long a member may stay silent before its chunk replicas are
     /// re-created elsewhere.
@@ -62,6 +65,28 @@ pub enum StorageMode {
     Local,
     /// The replicated namespace and chunk store: every node serves every file.
     Cluster,
+    /// The replicated namespace, with contents as objects of an
+    /// S3-compatible bucket.
+    S3,
+}
+
+/// The `--s3-*` settings a node is started with. The bucket, prefix,
+/// endpoint, region and addressing style are recorded when the cluster is
+/// created, so joining nodes need only their credentials; the credentials and
+/// the endpoint's CA are each node's own, and never recorded or logged.
+#[derive(Clone, Debug, Default)]
+pub struct S3Config {
+    pub endpoint: Option<String>,
+    pub bucket: Option<String>,
+    pub prefix: Option<String>,
+    pub region: Option<String>,
+    pub path_style: Option<bool>,
+    /// AWS shared-credentials format; else `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN`.
+    pub credentials_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    /// MiB per part of a multipart upload (at least 5, S3's minimum).
+    pub part_size_mib: Option<u64>,
 }
 
 impl StorageMode {
@@ -69,6 +94,7 @@ impl StorageMode {
         match self {
             StorageMode::Local => "local",
             StorageMode::Cluster => "cluster",
+            StorageMode::S3 => "s3",
         }
     }
 
@@ -76,6 +102,7 @@ impl StorageMode {
         match name {
             "local" => Some(StorageMode::Local),
             "cluster" => Some(StorageMode::Cluster),
+            "s3" => Some(StorageMode::S3),
             _ => None,
         }
     }
@@ -85,7 +112,7 @@ impl std::str::FromStr for StorageMode {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Self, String> {
-        Self::parse(name).ok_or_else(|| format!("{name:?} is not a storage: cluster or local"))
+        Self::parse(name).ok_or_else(|| format!("{name:?} is not a storage: cluster, local or s3"))
     }
 }
 

@@ -54,6 +54,17 @@ pub enum NodeError {
         recorded: &'static str,
         wanted: &'static str,
     },
+    #[error("the cluster's recorded storage {0:?} is unknown to this release of Wharf; upgrade this node")]
+    UnknownStorage(String),
+    #[error("object storage: {0}")]
+    ObjectStorage(#[from] crate::objects::ObjectsError),
+    #[error("this cluster keeps its objects with {what} {recorded:?}; --{flag} {given:?} cannot change that")]
+    ObjectsConflict {
+        what: &'static str,
+        flag: &'static str,
+        recorded: String,
+        given: String,
+    },
     #[error("FTPS listeners: {0}")]
     Engine(#[from] EngineError),
     #[error("cannot listen on {flag} {addr}: {error}")]

@@ -32,12 +32,13 @@ pub mod http;
 pub mod leader;
 pub mod local_events;
 mod node;
+pub mod objects;
 pub mod storage;
 pub mod store_accounts;
 pub mod summary;
 pub mod ticket_keys;
 pub mod trust;
 
-pub use config::{ClientCerts, Join, JoinToken, NodeConfig, StorageMode};
+pub use config::{ClientCerts, Join, JoinToken, NodeConfig, S3Config, StorageMode};
 pub use error::NodeError;
 pub use node::Node;

@@ -135,7 +135,13 @@ impl Node {
             "users' files are served from {} storage",
             mode.name()
         );
-        let (files, home_root) = storage::boundary(mode, &node, &config.data_dir);
+        let objects = match mode {
+            StorageMode::S3 => {
+                Some(storage::connect_objects(&node, &config.s3, config.join.is_none()).await?)
+            }
+            _ => None,
+        };
+        let (files, home_root) = storage::boundary(mode, &node, &config.data_dir, objects);
         let repair_backlog = Arc::new(AtomicU64::new(0));
         if mode == StorageMode::Cluster {
             tasks.push(lead(

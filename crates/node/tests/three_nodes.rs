@@ -75,6 +75,7 @@ fn config(dir: &Path, join: Option<Join>) -> NodeConfig {
         raft_snapshot_piece_kib: 256,
         store_limits: Default::default(),
         storage: Some(StorageMode::Cluster),
+        s3: Default::default(),
         replication: None,
         repair_after: Duration::from_secs(600),
         chunk_grace: Duration::from_secs(3600),

@@ -32,6 +32,14 @@ pub fn fs_error(e: &FsError) -> Reply {
                 "Requested action aborted: the cluster cannot accept changes now; try again later.",
             )
         }
+        FsError::ObjectStorage(why) => {
+            tracing::warn!("object storage: {why}");
+            Reply::new(
+                451,
+                "Requested action aborted: the object storage failed; nothing was changed. Try again later.",
+            )
+        }
+        FsError::Unsupported(what) => Reply::new(550, format!("Not possible here: {what}.")),
         FsError::Io(err) => {
             tracing::warn!("file system error: {err}");
             Reply::new(451, "Local error in processing; see the server log.")

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::events::{EventKind, Origin, SinkRecord, UploadFacts};
 use crate::records::{
     AcmeAccountRecord, AcmeCertRecord, AcmeOrder, BanRecord, CaRecord, CertRecord, ChunkHash,
-    ChunkRef, Quota, TicketKeyRecord, TrustAnchorRecord, UserRecord,
+    ChunkRef, ObjectRef, Quota, TicketKeyRecord, TrustAnchorRecord, UserRecord,
 };
 use crate::NodeId;
 
@@ -191,6 +191,12 @@ pub enum FsCommand {
     Rename {
         from: String,
         to: String,
+        /// Object storage: the objects copied to their new keys before the
+        /// rename, one per file moved; each file's record switches to its
+        /// copy. A file changed since its copy was made refuses the whole
+        /// rename (`Superseded`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        objects: Vec<ObjectMove>,
     },
     SetMtime {
         path: String,
@@ -281,6 +287,21 @@ pub struct FileWrite {
     /// Live uploads send `Unchecked`: the last writer wins.
     #[serde(default)]
     pub found: Found,
+    /// Object storage: the file's content is this object (`chunks` empty,
+    /// `from` 0), uploaded whole before the write.
+    #[serde(default)]
+    pub object: Option<ObjectRef>,
+}
+
+/// A file's object copied to the key of its new path (a rename on object
+/// storage).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectMove {
+    pub inode: u64,
+    /// The file's generation when its object was copied.
+    pub generation: u64,
+    /// The copy.
+    pub object: ObjectRef,
 }
 
 /// What an upload found at its path when it began.

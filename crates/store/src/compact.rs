@@ -14,7 +14,7 @@ use rocksdb::{WriteBatch, DB};
 use crate::columns::SM_META;
 use crate::error::StoreError;
 use crate::records::{
-    ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, UploadRecord, UsageRecord,
+    ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, ObjectRef, UploadRecord, UsageRecord,
 };
 use crate::table::{self, cf, CodecError, FORMAT_V1};
 
@@ -122,6 +122,18 @@ struct InodeMessage {
     owner: String,
     #[prost(uint64, tag = "9")]
     generation: u64,
+    #[prost(message, optional, tag = "10")]
+    object: Option<ObjectRefMessage>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct ObjectRefMessage {
+    #[prost(string, tag = "1")]
+    key: String,
+    #[prost(string, tag = "2")]
+    etag: String,
+    #[prost(uint64, tag = "3")]
+    size: u64,
 }
 
 impl From<&InodeRecord> for InodeMessage {
@@ -136,6 +148,11 @@ impl From<&InodeRecord> for InodeMessage {
             upload: i.upload.clone(),
             owner: i.owner.clone(),
             generation: i.generation,
+            object: i.object.as_ref().map(|o| ObjectRefMessage {
+                key: o.key.clone(),
+                etag: o.etag.clone(),
+                size: o.size,
+            }),
         }
     }
 }
@@ -161,6 +178,11 @@ impl TryFrom<InodeMessage> for InodeRecord {
             upload: m.upload,
             owner: m.owner,
             generation: m.generation,
+            object: m.object.map(|o| ObjectRef {
+                key: o.key,
+                etag: o.etag,
+                size: o.size,
+            }),
         })
     }
 }
@@ -401,6 +423,7 @@ mod tests {
             upload: Some("0123456789abcdef0123456789abcdef".into()),
             owner: "alice".into(),
             generation: 3,
+            object: None,
         }
     }
 
@@ -418,6 +441,25 @@ mod tests {
         );
         assert_eq!(InodeRecord::from_bytes(&compact).unwrap(), record);
         assert_eq!(InodeRecord::from_bytes(&json).unwrap(), record);
+
+        // A file on object storage keeps its object's key, ETag and size.
+        let object = InodeRecord {
+            chunks: Vec::new(),
+            object: Some(ObjectRef {
+                key: "wharf/alice/in/a.csv".into(),
+                etag: "\"9b2cf535f27731c974343645a3985328\"".into(),
+                size: 9,
+            }),
+            ..inode()
+        };
+        assert_eq!(
+            InodeRecord::from_bytes(&object.to_bytes().unwrap()).unwrap(),
+            object
+        );
+        assert_eq!(
+            InodeRecord::from_bytes(&table::encode(&object).unwrap()).unwrap(),
+            object
+        );
 
         let chunk = ChunkRecord {
             hash: ChunkHash::of(b"y"),

@@ -29,7 +29,9 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use chunk_health::ChunkState;
-pub use command::{Announced, Command, CommandResult, FileWrite, Found, FsCommand, Happened};
+pub use command::{
+    Announced, Command, CommandResult, FileWrite, Found, FsCommand, Happened, ObjectMove,
+};
 pub use db::{open, open_with, OpenedStore, StoreLimits};
 pub use error::StoreError;
 pub use log_store::LogStore;

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use rocksdb::{WriteBatch, DB};
 
 use crate::chunk_health::{entry_key, ChunkState, CHUNK_CENSUS, CHUNK_STATES};
-use crate::command::{Announced, CommandResult, FileWrite, Found, FsCommand, Happened};
+use crate::command::{Announced, CommandResult, FileWrite, Found, FsCommand, Happened, ObjectMove};
 use crate::compact::{self, Record};
 use crate::error::StoreError;
 use crate::events::{
@@ -430,7 +430,7 @@ pub(crate) fn apply(txn: &mut Txn<'_>, command: FsCommand) -> Result<CommandResu
                 }
             }
         }
-        FsCommand::Rename { from, to } => rename(txn, &from, &to),
+        FsCommand::Rename { from, to, objects } => rename(txn, &from, &to, &objects),
         FsCommand::SetMtime { path, mtime } => {
             let r = found!(resolve(txn, &path)?, CommandResult::Done);
             match r.target {
@@ -525,7 +525,7 @@ fn planned(change: &FsCommand, home: &str, upload: Option<UploadFacts>) -> Plann
         FsCommand::Mkdir { path, .. } => Planned::Event(EventKind::DirCreated { path: user(path) }),
         FsCommand::Rmdir { path } => Planned::Event(EventKind::DirRemoved { path: user(path) }),
         FsCommand::Remove { path } => Planned::Event(EventKind::FileDeleted { path: user(path) }),
-        FsCommand::Rename { from, to } => Planned::Event(EventKind::FileRenamed {
+        FsCommand::Rename { from, to, .. } => Planned::Event(EventKind::FileRenamed {
             from: user(from),
             to: user(to),
         }),
@@ -596,6 +596,7 @@ fn new_dir(id: u64, mtime: u64) -> InodeRecord {
         upload: None,
         owner: String::new(),
         generation: 0,
+        object: None,
     }
 }
 
@@ -657,7 +658,12 @@ fn is_within(txn: &Txn<'_>, ancestor: u64, path: &str) -> Result<bool, StoreErro
     Ok(false)
 }
 
-fn rename(txn: &mut Txn<'_>, from: &str, to: &str) -> Result<CommandResult, StoreError> {
+fn rename(
+    txn: &mut Txn<'_>,
+    from: &str,
+    to: &str,
+    objects: &[ObjectMove],
+) -> Result<CommandResult, StoreError> {
     let invalid = || CommandResult::Invalid("the root cannot move".into());
     let src = found!(resolve(txn, from)?, invalid());
     let Some(moving) = src.target else {
@@ -678,8 +684,27 @@ fn rename(txn: &mut Txn<'_>, from: &str, to: &str) -> Result<CommandResult, Stor
     match &dst.target {
         Some(existing) if existing.is_dir() => return Ok(CommandResult::AlreadyExists),
         Some(_) if moving.is_dir() => return Ok(CommandResult::NotADirectory),
-        Some(existing) => txn.release_file(existing)?,
-        None => {}
+        _ => {}
+    }
+    // Every copy must still be of the file as it is: checked before anything
+    // changes, so a refused rename leaves every table as it was.
+    let mut moved = Vec::with_capacity(objects.len());
+    for m in objects {
+        match txn.inode(m.inode)? {
+            Some(inode) if !inode.is_dir() && inode.generation == m.generation => {
+                moved.push(InodeRecord {
+                    object: Some(m.object.clone()),
+                    ..inode
+                })
+            }
+            _ => return Ok(CommandResult::Superseded),
+        }
+    }
+    if let Some(existing) = &dst.target {
+        txn.release_file(existing)?;
+    }
+    for inode in &moved {
+        txn.put_inode(inode)?;
     }
     txn.delete(DIRENTS, &dirent_key(src.parent, src.name))?;
     txn.note_removal(src.parent)?;
@@ -735,10 +760,22 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
         None => (Vec::new(), Vec::new()),
     };
     let replaced_bytes: u64 = replaced.iter().map(|c| c.len).sum();
+    // An object file keeps nothing: its bytes are not chunks.
     let kept_bytes = previous
         .as_ref()
+        .filter(|p| p.object.is_none())
         .map_or(0, |p| p.size.saturating_sub(replaced_bytes));
-    let size: u64 = kept_bytes + w.chunks.iter().map(|c| c.len).sum::<u64>();
+    let size: u64 = match &w.object {
+        // An object replaces the whole file, whatever it was.
+        Some(object) if w.from > 0 || !w.chunks.is_empty() => {
+            return Ok(CommandResult::Invalid(format!(
+                "object {} written together with chunks",
+                object.key
+            )))
+        }
+        Some(object) => object.size,
+        None => kept_bytes + w.chunks.iter().map(|c| c.len).sum::<u64>(),
+    };
     // Quota first: a refused write must leave every table as it was.
     let (old_bytes, old_file) = match &previous {
         Some(p) if p.owner == w.owner => (p.size as i64, 1),
@@ -799,6 +836,7 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
         upload: (!w.done).then(|| w.upload.clone()),
         owner: w.owner.clone(),
         generation: previous.as_ref().map_or(1, |p| p.generation + 1),
+        object: w.object.clone(),
     };
     txn.set_chunks(&mut inode, w.from, &kept, replaced.len(), &w.chunks)?;
     txn.put_inode(&inode)?;

@@ -7,9 +7,11 @@ use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId};
 
 use std::collections::BTreeMap;
 
-use crate::records::{ChunkHash, ChunkRecord, ChunkRef, Quota, UsageRecord};
+use crate::records::{ChunkHash, ChunkRecord, ChunkRef, ObjectRef, Quota, UsageRecord};
 use crate::ChunkState;
-use crate::{open, Command, CommandResult, FileWrite, Found, FsCommand, OpenedStore, TypeConfig};
+use crate::{
+    open, Command, CommandResult, FileWrite, Found, FsCommand, ObjectMove, OpenedStore, TypeConfig,
+};
 
 struct Fs {
     _dir: tempfile::TempDir,
@@ -89,6 +91,7 @@ impl Fs {
             owner: "alice".into(),
             quota: Quota::default(),
             found: Found::Unchecked,
+            object: None,
         }))
         .await
     }
@@ -146,6 +149,7 @@ pub(crate) fn upload(upload: &str, path: &str, bytes: &[u8]) -> FsCommand {
         owner: "alice".into(),
         quota: Quota::default(),
         found: Found::Unchecked,
+        object: None,
     })
 }
 
@@ -235,6 +239,7 @@ async fn rename_moves_one_entry_replaces_files_and_never_nests_a_directory_in_it
     let rename = |from: &str, to: &str| FsCommand::Rename {
         from: from.into(),
         to: to.into(),
+        objects: Vec::new(),
     };
     assert_eq!(fs.run(rename("/d", "/e")).await, CommandResult::Done);
     assert_eq!(
@@ -364,6 +369,7 @@ async fn writes_into_missing_directories_or_over_directories_are_refused() {
             owner: String::new(),
             quota: Quota::default(),
             found: Found::Unchecked,
+            object: None,
         })
     };
     assert_eq!(fs.run(unique("first")).await, CommandResult::Done);
@@ -417,6 +423,7 @@ async fn quotas_count_bytes_and_files_per_owner_and_refuse_without_changing_anyt
             owner: "bob".into(),
             quota,
             found: Found::Unchecked,
+            object: None,
         })
     };
     let limit = Quota {
@@ -486,6 +493,7 @@ async fn an_upload_overtaken_by_a_newer_one_cannot_overwrite_it() {
             owner: "alice".into(),
             quota: Quota::default(),
             found,
+            object: None,
         })
     };
     let current = |fs: &Fs| {
@@ -1022,4 +1030,131 @@ async fn an_abandoned_upload_is_announced_and_pruning_forgets_events() {
     fs.run(announced(put, "d2")).await;
     let after = fs.store.reader.events_after(0, 10).unwrap();
     assert_eq!(after.iter().map(|e| e.id).collect::<Vec<_>>(), vec![3]);
+}
+
+/// An upload to object storage: the whole file is `key`, of `size` bytes.
+fn object_upload(upload: &str, path: &str, key: &str, size: u64, quota: Quota) -> FsCommand {
+    FsCommand::Write(FileWrite {
+        upload: upload.into(),
+        from: 0,
+        path: path.into(),
+        chunks: Vec::new(),
+        mtime: 40,
+        node: 1,
+        placed: Vec::new(),
+        done: true,
+        create_new: false,
+        owner: "alice".into(),
+        quota,
+        found: Found::Unchecked,
+        object: Some(object(key, size)),
+    })
+}
+
+fn object(key: &str, size: u64) -> ObjectRef {
+    ObjectRef {
+        key: key.into(),
+        etag: format!("\"{key}-etag\""),
+        size,
+    }
+}
+
+#[tokio::test]
+async fn a_file_on_object_storage_is_its_object_and_counts_against_the_quota() {
+    let mut fs = Fs::new().await;
+    fs.mkdir("/in").await;
+    let quota = Quota {
+        bytes: 100,
+        files: 0,
+    };
+    let put = object_upload("u1", "/in/a", "p/in/a", 60, quota);
+    assert_eq!(fs.run(put).await, CommandResult::Done);
+    let file = fs.store.reader.lookup("/in/a").unwrap().unwrap();
+    assert_eq!(file.size, 60);
+    assert_eq!(file.object, Some(object("p/in/a", 60)));
+    assert_eq!(file.generation, 1);
+    assert!(fs.content("/in/a").is_empty(), "no chunks");
+    assert_eq!(fs.store.reader.usage("alice").unwrap().bytes, 60);
+
+    // An overwrite replaces the object and counts as a new generation.
+    let again = object_upload("u2", "/in/a", "p/in/a", 90, quota);
+    assert_eq!(fs.run(again).await, CommandResult::Done);
+    let file = fs.store.reader.lookup("/in/a").unwrap().unwrap();
+    assert_eq!((file.size, file.generation), (90, 2));
+    assert_eq!(fs.store.reader.usage("alice").unwrap().bytes, 90);
+
+    // A second file past the quota is refused and changes nothing.
+    let over = object_upload("u3", "/in/b", "p/in/b", 20, quota);
+    assert_eq!(fs.run(over).await, CommandResult::QuotaExceeded);
+    assert!(fs.store.reader.lookup("/in/b").unwrap().is_none());
+
+    // Content is an object or chunks, never both.
+    let FsCommand::Write(mut mixed) = object_upload("u4", "/in/c", "p/in/c", 3, quota) else {
+        unreachable!()
+    };
+    mixed.chunks = vec![chunk(b"abc")];
+    assert!(matches!(
+        fs.run(FsCommand::Write(mixed)).await,
+        CommandResult::Invalid(_)
+    ));
+
+    // A file written with chunks over an object file leaves no object behind.
+    fs.write("u5", "/in/a", &[b"chunked"], true).await;
+    let file = fs.store.reader.lookup("/in/a").unwrap().unwrap();
+    assert_eq!((file.size, file.object), (7, None));
+}
+
+#[tokio::test]
+async fn a_rename_on_object_storage_switches_files_to_their_copies_or_changes_nothing() {
+    let mut fs = Fs::new().await;
+    fs.mkdir("/d").await;
+    let quota = Quota::default();
+    for (u, name) in [("u1", "a"), ("u2", "b")] {
+        let put = object_upload(u, &format!("/d/{name}"), &format!("p/d/{name}"), 5, quota);
+        assert_eq!(fs.run(put).await, CommandResult::Done);
+    }
+    let a = fs.store.reader.lookup("/d/a").unwrap().unwrap();
+    let b = fs.store.reader.lookup("/d/b").unwrap().unwrap();
+    let moves = |generation_of_b: u64| {
+        vec![
+            ObjectMove {
+                inode: a.id,
+                generation: a.generation,
+                object: object("p/e/a", 5),
+            },
+            ObjectMove {
+                inode: b.id,
+                generation: generation_of_b,
+                object: object("p/e/b", 5),
+            },
+        ]
+    };
+    let rename = |objects| FsCommand::Rename {
+        from: "/d".into(),
+        to: "/e".into(),
+        objects,
+    };
+    // b changed after its copy was made: nothing moves.
+    assert_eq!(
+        fs.run(rename(moves(b.generation + 1))).await,
+        CommandResult::Superseded
+    );
+    assert_eq!(fs.names("/"), ["d"]);
+    let unchanged = fs.store.reader.lookup("/d/a").unwrap().unwrap();
+    assert_eq!(unchanged.object, Some(object("p/d/a", 5)));
+
+    assert_eq!(
+        fs.run(rename(moves(b.generation))).await,
+        CommandResult::Done
+    );
+    assert_eq!(fs.names("/e"), ["a", "b"]);
+    for name in ["a", "b"] {
+        let file = fs
+            .store
+            .reader
+            .lookup(&format!("/e/{name}"))
+            .unwrap()
+            .unwrap();
+        assert_eq!(file.object, Some(object(&format!("p/e/{name}"), 5)));
+    }
 }

@@ -205,6 +205,19 @@ pub struct ChunkRef {
     pub len: u64,
 }
 
+/// Where a file on object storage (`--storage s3`) keeps its content: an
+/// object of the bucket. The key is recorded, not derived from the path when
+/// read, so reads and deletes never depend on where new objects are placed.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectRef {
+    /// The object's key in the bucket, the storage's prefix included.
+    pub key: String,
+    /// The ETag the object store gave it: a read asks for that version, so
+    /// an object replaced outside Wharf is noticed instead of served.
+    pub etag: String,
+    pub size: u64,
+}
+
 /// `inodes`: a file or directory of the cluster file system.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct InodeRecord {
@@ -231,6 +244,9 @@ pub struct InodeRecord {
     /// left it (removed, renamed away), for uploads that found no file.
     #[serde(default)]
     pub generation: u64,
+    /// A file on object storage: its object (no chunks).
+    #[serde(default)]
+    pub object: Option<ObjectRef>,
 }
 
 impl InodeRecord {
@@ -245,6 +261,7 @@ impl InodeRecord {
             upload: None,
             owner: String::new(),
             generation: 0,
+            object: None,
         }
     }
 

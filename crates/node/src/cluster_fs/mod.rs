@@ -2,6 +2,7 @@
 //! replicated namespace (Raft) and the chunk store. Every node serves every
 //! file; a user's home is a directory of the namespace.
 
+mod object_writer;
 mod reader;
 pub mod upkeep;
 mod writer;
@@ -21,14 +22,21 @@ use wharf_server::fs::{
 use wharf_server::User;
 use wharf_store::events::Origin;
 use wharf_store::records::{InodeRecord, Quota};
-use wharf_store::{Announced, Command, CommandResult, FsCommand};
+use wharf_store::{Announced, Command, CommandResult, FsCommand, ObjectMove};
 
 use crate::clock::{unix_now, unix_now_ms};
+use crate::objects::Objects;
 
 pub struct ClusterStorage {
     pub node: Arc<ClusterHandle>,
     pub chunk_size: usize,
+    /// `--storage s3`: files' contents are objects of this bucket, not chunks.
+    pub objects: Option<Arc<Objects>>,
 }
+
+/// The most files a directory rename copies on object storage (each is a
+/// server-side copy and a line of the rename's log entry).
+const RENAME_MAX_OBJECTS: usize = 1000;
 
 #[async_trait]
 impl Storage for ClusterStorage {
@@ -65,6 +73,7 @@ impl Storage for ClusterStorage {
             },
             home,
             chunk_size: self.chunk_size,
+            objects: self.objects.clone(),
             owner: user.name.clone(),
             quota: Quota {
                 bytes: user.quota.bytes,
@@ -92,6 +101,7 @@ pub struct ClusterFs {
     origin: Origin,
     home: String,
     chunk_size: usize,
+    objects: Option<Arc<Objects>>,
     /// The logged-in user, charged for what they write.
     owner: String,
     quota: Quota,
@@ -134,6 +144,21 @@ pub(crate) fn outcome(result: CommandResult) -> Result<(), FsError> {
         CommandResult::Batch(_) => Err(FsError::Io(std::io::Error::other(
             "a single change was answered with a batch's results",
         ))),
+    }
+}
+
+/// Deletes the object at `key` unless the file at `path` now keeps its
+/// content there (a later upload to the same name took the key).
+async fn forget_unless_used(node: &ClusterHandle, objects: &Objects, key: &str, path: &str) {
+    let used = node
+        .reader()
+        .lookup(path)
+        .ok()
+        .flatten()
+        .and_then(|i| i.object)
+        .is_some_and(|o| o.key == key);
+    if !used {
+        objects.delete(key).await;
     }
 }
 
@@ -188,11 +213,99 @@ impl ClusterFs {
     }
 
     fn lookup(&self, path: &VirtualPath) -> Result<InodeRecord, FsError> {
+        self.lookup_path(&self.path(path))
+    }
+
+    fn lookup_path(&self, path: &str) -> Result<InodeRecord, FsError> {
         self.node
             .reader()
-            .lookup(&self.path(path))
+            .lookup(path)
             .map_err(store_error)?
             .ok_or(FsError::NotFound)
+    }
+
+    /// A rename on object storage: every file moved is copied to the key of
+    /// its new path first, then one entry renames and switches them all to
+    /// their copies, then the old objects go. Nothing is committed until
+    /// every copy exists; a file changed meanwhile refuses the rename.
+    async fn rename_objects(
+        &self,
+        objects: &Objects,
+        from: String,
+        to: String,
+    ) -> Result<(), FsError> {
+        let moving = self.lookup_path(&from)?;
+        let mut files = Vec::new();
+        self.files_under(&moving, &from, &mut files)?;
+        let mut moves = Vec::new();
+        let mut failed = None;
+        for (file, path) in &files {
+            let Some(object) = &file.object else {
+                continue;
+            };
+            let new_path = format!("{to}{}", path.get(from.len()..).unwrap_or_default());
+            let copied = match objects.key(&new_path) {
+                Ok(key) if key.as_ref() == object.key => continue,
+                Ok(key) => objects.copy(object, &key).await,
+                Err(e) => Err(e),
+            };
+            match copied {
+                Ok(copy) => moves.push((
+                    ObjectMove {
+                        inode: file.id,
+                        generation: file.generation,
+                        object: copy,
+                    },
+                    object.key.clone(),
+                    new_path,
+                )),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        let renamed = match failed {
+            Some(e) => Err(e),
+            None => {
+                self.change(FsCommand::Rename {
+                    from,
+                    to,
+                    objects: moves.iter().map(|(m, _, _)| m.clone()).collect(),
+                })
+                .await
+            }
+        };
+        for (copy, old_key, new_path) in &moves {
+            match &renamed {
+                Ok(()) => objects.delete(old_key).await,
+                Err(_) => forget_unless_used(&self.node, objects, &copy.object.key, new_path).await,
+            }
+        }
+        renamed
+    }
+
+    /// The files at or under `inode` (at `path`), at most `RENAME_MAX_OBJECTS`.
+    fn files_under(
+        &self,
+        inode: &InodeRecord,
+        path: &str,
+        out: &mut Vec<(InodeRecord, String)>,
+    ) -> Result<(), FsError> {
+        if !inode.is_dir() {
+            if out.len() >= RENAME_MAX_OBJECTS {
+                return Err(FsError::Unsupported(
+                    "a directory of more than 1000 files cannot be renamed on object storage",
+                ));
+            }
+            out.push((inode.clone(), path.to_owned()));
+            return Ok(());
+        }
+        let children = self.node.reader().children(inode.id).map_err(store_error)?;
+        for (name, child) in children {
+            self.files_under(&child, &format!("{path}/{name}"), out)?;
+        }
+        Ok(())
     }
 
     /// Makes `change` and records its event in the same log entry.
@@ -246,6 +359,9 @@ impl FileSystem for ClusterFs {
         if offset > inode.size {
             return Err(FsError::InvalidOffset);
         }
+        if let (Some(objects), Some(object)) = (&self.objects, &inode.object) {
+            return objects.read(object, offset, None).await;
+        }
         let chunks = self
             .node
             .reader()
@@ -274,6 +390,16 @@ impl FileSystem for ClusterFs {
             .reader()
             .lookup(if parent.is_empty() { "/" } else { parent })
             .map_err(store_error)?;
+        if let Some(objects) = &self.objects {
+            let writer = object_writer::ObjectWriter::open(
+                self.target(target),
+                objects.clone(),
+                mode,
+                existing,
+            )
+            .await?;
+            return Ok(Box::new(writer));
+        }
         let found = wharf_store::Found::of(existing.as_ref(), dir.as_ref());
         let writer =
             writer::UploadWriter::open(self.target(target), self.chunk_size, mode, existing, found)
@@ -282,18 +408,30 @@ impl FileSystem for ClusterFs {
     }
 
     async fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), FsError> {
+        let (from, to) = (self.path(from), self.path(to));
+        if let Some(objects) = &self.objects {
+            return self.rename_objects(objects, from, to).await;
+        }
         self.change(FsCommand::Rename {
-            from: self.path(from),
-            to: self.path(to),
+            from,
+            to,
+            objects: Vec::new(),
         })
         .await
     }
 
     async fn delete(&self, path: &VirtualPath) -> Result<(), FsError> {
-        self.change(FsCommand::Remove {
-            path: self.path(path),
-        })
-        .await
+        let path = self.path(path);
+        let object = match &self.objects {
+            Some(_) => self.lookup_path(&path)?.object,
+            None => None,
+        };
+        self.change(FsCommand::Remove { path: path.clone() })
+            .await?;
+        if let (Some(objects), Some(object)) = (&self.objects, object) {
+            forget_unless_used(&self.node, objects, &object.key, &path).await;
+        }
+        Ok(())
     }
 
     async fn mkdir(&self, path: &VirtualPath) -> Result<(), FsError> {

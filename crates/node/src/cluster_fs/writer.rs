@@ -291,6 +291,7 @@ impl Upload {
             } else {
                 Found::Unchecked
             },
+            object: None,
         })
     }
 

@@ -46,6 +46,13 @@ pub enum FsError {
     /// The storage cannot take changes now (a cluster without a quorum).
     #[error("storage unavailable: {0}")]
     Unavailable(String),
+    /// The object store holding file contents failed or refused a request;
+    /// nothing the request would have changed was committed.
+    #[error("object storage: {0}")]
+    ObjectStorage(String),
+    /// What this storage cannot do, said to the client as it is.
+    #[error("{0}")]
+    Unsupported(&'static str),
     #[error("I/O error: {0}")]
     Io(std::io::Error),
 }

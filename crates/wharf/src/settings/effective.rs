@@ -70,6 +70,7 @@ mod tests {
                 return Some(format!("policy.{flag}"))
             }
             "allow" | "deny" => return Some(format!("access.{flag}")),
+            s3 if s3.starts_with("s3_") => return Some(format!("s3.{}", &s3[3..])),
             "idle_timeout"
             | "data_timeout"
             | "max_connections"
@@ -96,6 +97,16 @@ mod tests {
                 replication: Some(2),
                 proxy_from: vec!["10.0.0.5/32".parse().unwrap()],
                 secrets_key_file: Some("/etc/wharf/secrets.key".into()),
+                s3: crate::settings::schema::S3Settings {
+                    endpoint: Some("http://127.0.0.1:7480".into()),
+                    bucket: Some("files".into()),
+                    prefix: Some("wharf".into()),
+                    region: Some("eu-west-1".into()),
+                    path_style: Some(true),
+                    credentials_file: Some("/etc/wharf/s3-credentials".into()),
+                    ca_file: Some("/etc/wharf/s3-ca.pem".into()),
+                    part_size_mib: Some(16),
+                },
                 ..ServeSettings::default()
             },
             ..ServeArgs::default()

@@ -122,8 +122,8 @@ pub struct ServeSettings {
     #[arg(long, env = "WHARF_CERT_LIFETIME")]
     pub cert_lifetime: Option<u64>,
     /// Where file contents live, fixed when the cluster is created: `cluster`
-    /// (replicated; the default) or `local` (each node's disk). Joining nodes
-    /// follow the cluster.
+    /// (replicated; the default), `local` (each node's disk) or `s3` (objects
+    /// of an S3-compatible bucket, `--s3-*`). Joining nodes follow the cluster.
     #[arg(long, env = "WHARF_STORAGE", value_parser = storage_mode)]
     pub storage: Option<StorageMode>,
     /// Copies of every chunk with cluster storage (default: 3, or the number
@@ -139,6 +139,9 @@ pub struct ServeSettings {
     /// checkpoints (about a second), or its newest chunks could go.
     #[arg(long, env = "WHARF_CHUNK_GRACE")]
     pub chunk_grace: Option<u64>,
+    #[command(flatten)]
+    #[serde(default)]
+    pub s3: S3Settings,
     #[command(flatten)]
     #[serde(default)]
     pub policy: Policy,
@@ -194,6 +197,49 @@ pub struct Policy {
     /// Client certificates on the implicit listener: off, optional or required.
     #[arg(long, env = "WHARF_IMPLICIT_CLIENT_CERTS")]
     pub implicit_client_certs: Option<String>,
+}
+
+/// `[s3]`: the bucket of `--storage s3`. Endpoint, bucket, prefix, region and
+/// addressing style are recorded when the cluster is created (joining nodes
+/// need only credentials); credentials are each node's own and never logged.
+#[skip_serializing_none]
+#[derive(Args, Deserialize, Serialize, Clone, Default, Debug)]
+#[serde(deny_unknown_fields)]
+pub struct S3Settings {
+    /// S3 endpoint URL, e.g. https://s3.eu-west-1.amazonaws.com or http://127.0.0.1:7480.
+    #[arg(id = "s3_endpoint", long = "s3-endpoint", env = "WHARF_S3_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Bucket holding the files (it must exist).
+    #[arg(id = "s3_bucket", long = "s3-bucket", env = "WHARF_S3_BUCKET")]
+    pub bucket: Option<String>,
+    /// Key prefix: alice's /in/a.csv is the object PREFIX/alice/in/a.csv.
+    #[arg(id = "s3_prefix", long = "s3-prefix", env = "WHARF_S3_PREFIX")]
+    pub prefix: Option<String>,
+    /// Region used to sign requests (default us-east-1).
+    #[arg(id = "s3_region", long = "s3-region", env = "WHARF_S3_REGION")]
+    pub region: Option<String>,
+    /// Path-style requests (endpoint/bucket/key), as Ceph, MinIO and Garage want.
+    #[arg(id = "s3_path_style", long = "s3-path-style", env = "WHARF_S3_PATH_STYLE",
+          num_args = 0..=1, default_missing_value = "true")]
+    pub path_style: Option<bool>,
+    /// Credentials in the AWS shared-credentials format ([default] profile);
+    /// else AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN.
+    #[arg(
+        id = "s3_credentials_file",
+        long = "s3-credentials-file",
+        env = "WHARF_S3_CREDENTIALS_FILE"
+    )]
+    pub credentials_file: Option<PathBuf>,
+    /// PEM file of the CA that signed the endpoint's certificate.
+    #[arg(id = "s3_ca_file", long = "s3-ca-file", env = "WHARF_S3_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// MiB per part of a multipart upload (default 8, at least 5).
+    #[arg(
+        id = "s3_part_size_mib",
+        long = "s3-part-size-mib",
+        env = "WHARF_S3_PART_SIZE_MIB"
+    )]
+    pub part_size_mib: Option<u64>,
 }
 
 /// `[limits]`.
@@ -290,7 +336,7 @@ fn all_permissions() -> Vec<String> {
     vec!["all".into()]
 }
 
-/// `--storage cluster|local`.
+/// `--storage cluster|local|s3`.
 fn storage_mode(name: &str) -> Result<StorageMode, String> {
     name.parse()
 }

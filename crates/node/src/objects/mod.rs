@@ -1,0 +1,406 @@
+//! Object storage for files' contents (`--storage s3`, issue 25): the
+//! namespace, uploads' bookkeeping and events stay in Raft; each file's bytes
+//! are one object of an S3-compatible bucket, under the file's path.
+//!
+//! The client is object_store (Apache Arrow's): one crate for S3 and any
+//! later Azure or GCS backend, built on reqwest with the same rustls and
+//! aws-lc-rs as the rest of Wharf, multipart uploads with parts in flight,
+//! and streamed ranged reads.
+
+pub mod credentials;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::TryStreamExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as Key;
+use object_store::{
+    Attribute, Attributes, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt,
+    PutMultipartOptions, PutOptions, PutPayload, RetryConfig, WriteMultipart,
+};
+use wharf_server::fs::{FileReader, FsError};
+use wharf_store::records::ObjectRef;
+
+pub use credentials::Credentials;
+
+/// Parts of a multipart upload in flight at once, per upload.
+pub const PARTS_IN_FLIGHT: usize = 3;
+/// S3's smallest part (all but the last).
+const MIN_PART_MIB: u64 = 5;
+pub const DEFAULT_PART_MIB: u64 = 8;
+
+/// Why object storage cannot be used; each stops the node at start-up.
+#[derive(Debug, thiserror::Error)]
+pub enum ObjectsError {
+    #[error("--storage s3 needs {0}")]
+    Missing(&'static str),
+    #[error("no S3 credentials: give --s3-credentials-file or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")]
+    NoCredentials,
+    #[error("S3 credentials from {from}: {why}")]
+    Credentials { from: String, why: String },
+    #[error("--s3-ca-file {}: {why}", path.display())]
+    Ca { path: PathBuf, why: String },
+    #[error("--s3-part-size-mib {0}: S3 parts are at least {MIN_PART_MIB} MiB")]
+    PartSize(u64),
+    #[error("S3 client for {endpoint}: {why}")]
+    Client { endpoint: String, why: String },
+    #[error("bucket {bucket} does not exist at {endpoint}")]
+    NoBucket { bucket: String, endpoint: String },
+    #[error("S3 at {endpoint} refused the credentials ({hint}): {why}")]
+    Refused {
+        endpoint: String,
+        hint: String,
+        why: String,
+    },
+    #[error("S3 at {endpoint}, bucket {bucket}: {why}")]
+    Probe {
+        endpoint: String,
+        bucket: String,
+        why: String,
+    },
+}
+
+/// Where the cluster's objects are; the same on every node (recorded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    pub endpoint: String,
+    pub bucket: String,
+    /// Keys start with it (no slashes at either end); may be empty.
+    pub prefix: String,
+    pub region: String,
+    pub path_style: bool,
+}
+
+/// A key as recorded in the namespace (made by `Objects::key`, so valid).
+fn recorded(key: &str) -> Key {
+    Key::parse(key).unwrap_or_else(|_| Key::from(key))
+}
+
+/// The bucket, as the file system uses it.
+pub struct Objects {
+    store: Arc<AmazonS3>,
+    placement: Placement,
+    hint: String,
+    part_size: usize,
+}
+
+impl Objects {
+    /// A client for `placement` (nothing is sent yet: see `probe`).
+    pub fn connect(
+        placement: Placement,
+        credentials: &Credentials,
+        ca_file: Option<PathBuf>,
+        part_size_mib: Option<u64>,
+    ) -> Result<Self, ObjectsError> {
+        let part_mib = part_size_mib.unwrap_or(DEFAULT_PART_MIB);
+        if part_mib < MIN_PART_MIB {
+            return Err(ObjectsError::PartSize(part_mib));
+        }
+        let mut options = ClientOptions::new()
+            .with_allow_http(placement.endpoint.starts_with("http://"))
+            .with_connect_timeout(Duration::from_secs(5))
+            // An endpoint that stops answering is given up on after 15 s of
+            // silence; a slow one may take 5 minutes over a part.
+            .with_read_timeout(Duration::from_secs(15))
+            .with_timeout(Duration::from_secs(300));
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(&path).map_err(|e| ObjectsError::Ca {
+                path: path.clone(),
+                why: e.to_string(),
+            })?;
+            let certificates = object_store::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| ObjectsError::Ca {
+                    path: path.clone(),
+                    why: "holds no PEM certificate".into(),
+                })?;
+            for certificate in certificates {
+                options = options.with_root_certificate(certificate);
+            }
+        }
+        // A bounded wait: an unreachable endpoint answers the client with 451
+        // within about half a minute (two attempts of 15 s), not after
+        // object_store's three minutes.
+        let retry = RetryConfig {
+            max_retries: 3,
+            retry_timeout: Duration::from_secs(20),
+            ..RetryConfig::default()
+        };
+        let mut builder = AmazonS3Builder::new()
+            .with_endpoint(&placement.endpoint)
+            .with_bucket_name(&placement.bucket)
+            .with_region(&placement.region)
+            .with_virtual_hosted_style_request(!placement.path_style)
+            .with_access_key_id(&credentials.access_key)
+            .with_secret_access_key(&credentials.secret_key)
+            .with_client_options(options)
+            .with_retry(retry);
+        if let Some(token) = &credentials.session_token {
+            builder = builder.with_token(token);
+        }
+        let store = builder.build().map_err(|e| ObjectsError::Client {
+            endpoint: placement.endpoint.clone(),
+            why: e.to_string(),
+        })?;
+        Ok(Self {
+            store: Arc::new(store),
+            placement,
+            hint: credentials.hint(),
+            part_size: (part_mib << 20) as usize,
+        })
+    }
+
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    pub fn part_size(&self) -> usize {
+        self.part_size
+    }
+
+    /// Proves at start-up that the bucket exists and takes writes from these
+    /// credentials: a listing, then a multipart upload begun and aborted
+    /// (nothing visible is left in the bucket).
+    pub async fn probe(&self, node: u64) -> Result<(), ObjectsError> {
+        let prefix = (!self.placement.prefix.is_empty()).then(|| recorded(&self.placement.prefix));
+        self.store
+            .list_with_delimiter(prefix.as_ref())
+            .await
+            .map_err(|e| self.startup_error(e))?;
+        let probe = self.key_of(&format!("/.wharf-probe-{node}"));
+        let mut upload = self
+            .store
+            .put_multipart(&probe)
+            .await
+            .map_err(|e| self.startup_error(e))?;
+        upload.abort().await.map_err(|e| self.startup_error(e))
+    }
+
+    fn startup_error(&self, e: object_store::Error) -> ObjectsError {
+        let text = e.to_string();
+        let endpoint = self.placement.endpoint.clone();
+        let bucket = self.placement.bucket.clone();
+        if text.contains("NoSuchBucket") {
+            return ObjectsError::NoBucket { bucket, endpoint };
+        }
+        let refused = matches!(
+            e,
+            object_store::Error::PermissionDenied { .. }
+                | object_store::Error::Unauthenticated { .. }
+        ) || [
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "AccessDenied",
+        ]
+        .iter()
+        .any(|code| text.contains(code));
+        if refused {
+            return ObjectsError::Refused {
+                endpoint,
+                hint: self.hint.clone(),
+                why: text,
+            };
+        }
+        ObjectsError::Probe {
+            endpoint,
+            bucket,
+            why: text,
+        }
+    }
+
+    /// The key of a namespace path (`/alice/in/a.csv`): the prefix, then the
+    /// path as it is. Names an object key cannot hold (control characters)
+    /// are refused.
+    pub fn key(&self, path: &str) -> Result<Key, FsError> {
+        let raw = match self.placement.prefix.as_str() {
+            "" => path.trim_start_matches('/').to_owned(),
+            prefix => format!("{prefix}{path}"),
+        };
+        Key::parse(&raw).map_err(|_| {
+            FsError::Unsupported("this name cannot be an object key (control characters)")
+        })
+    }
+
+    fn key_of(&self, path: &str) -> Key {
+        self.key(path).unwrap_or_else(|_| Key::from(path))
+    }
+
+    /// An object's failure as the client's reply sees it (451, with the
+    /// reason in the log).
+    pub fn failed(&self, what: &str, key: &str, e: object_store::Error) -> FsError {
+        let why = match &e {
+            object_store::Error::NotFound { .. } => {
+                format!("{what} {key}: the object is missing from the bucket")
+            }
+            object_store::Error::Precondition { .. } => {
+                format!("{what} {key}: the object was changed outside Wharf since it was stored")
+            }
+            _ => format!("{what} {key} at {}: {e}", self.placement.endpoint),
+        };
+        FsError::ObjectStorage(why)
+    }
+
+    fn attributes() -> Attributes {
+        let mut attributes = Attributes::new();
+        attributes.insert(
+            Attribute::ContentType,
+            "application/octet-stream".to_owned().into(),
+        );
+        attributes
+    }
+
+    /// Stores a whole small file in one request.
+    pub async fn put(&self, key: &Key, bytes: Vec<u8>) -> Result<ObjectRef, FsError> {
+        let size = bytes.len() as u64;
+        let put = self
+            .store
+            .put_opts(
+                key,
+                PutPayload::from(bytes),
+                PutOptions {
+                    attributes: Self::attributes(),
+                    ..PutOptions::default()
+                },
+            )
+            .await
+            .map_err(|e| self.failed("storing", key.as_ref(), e))?;
+        Ok(ObjectRef {
+            key: key.to_string(),
+            etag: put.e_tag.unwrap_or_default(),
+            size,
+        })
+    }
+
+    /// Begins a multipart upload of `part_size` parts.
+    pub async fn multipart(&self, key: &Key) -> Result<WriteMultipart, FsError> {
+        let upload = self
+            .store
+            .put_multipart_opts(
+                key,
+                PutMultipartOptions {
+                    attributes: Self::attributes(),
+                    ..PutMultipartOptions::default()
+                },
+            )
+            .await
+            .map_err(|e| self.failed("starting an upload of", key.as_ref(), e))?;
+        Ok(WriteMultipart::new_with_chunk_size(upload, self.part_size))
+    }
+
+    /// The object's bytes from `offset` to `end` (its end when `None`),
+    /// streamed as they arrive; only the version recorded is served.
+    pub async fn read(
+        &self,
+        object: &ObjectRef,
+        offset: u64,
+        end: Option<u64>,
+    ) -> Result<FileReader, FsError> {
+        let end = end.unwrap_or(object.size).min(object.size);
+        if offset >= end {
+            return Ok(Box::new(tokio::io::empty()));
+        }
+        let key = recorded(&object.key);
+        let options = GetOptions {
+            range: Some(if end == object.size {
+                GetRange::Offset(offset)
+            } else {
+                GetRange::Bounded(offset..end)
+            }),
+            if_match: (!object.etag.is_empty()).then(|| object.etag.clone()),
+            ..GetOptions::default()
+        };
+        let got = self
+            .store
+            .get_opts(&key, options)
+            .await
+            .map_err(|e| self.failed("reading", &object.key, e))?;
+        let stream = got.into_stream().map_err(std::io::Error::other);
+        Ok(Box::new(tokio_util::io::StreamReader::new(stream)))
+    }
+
+    /// Copies `object` to `to`, returning the copy as recorded.
+    pub async fn copy(&self, object: &ObjectRef, to: &Key) -> Result<ObjectRef, FsError> {
+        let from = recorded(&object.key);
+        self.store
+            .copy(&from, to)
+            .await
+            .map_err(|e| self.failed("copying", &object.key, e))?;
+        let meta = self
+            .store
+            .head(to)
+            .await
+            .map_err(|e| self.failed("checking the copy", to.as_ref(), e))?;
+        Ok(ObjectRef {
+            key: to.to_string(),
+            etag: meta.e_tag.unwrap_or_default(),
+            size: meta.size,
+        })
+    }
+
+    /// Deletes `key`; a failure is logged (the object is left behind, the
+    /// namespace is already right).
+    pub async fn delete(&self, key: &str) {
+        let path = recorded(key);
+        if let Err(e) = self.store.delete(&path).await {
+            tracing::warn!(key, "object left in the bucket: deleting it failed: {e}");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn objects(prefix: &str) -> Objects {
+        let placement = Placement {
+            endpoint: "http://127.0.0.1:1".into(),
+            bucket: "b".into(),
+            prefix: prefix.into(),
+            region: "us-east-1".into(),
+            path_style: true,
+        };
+        let credentials = Credentials {
+            access_key: "AK".into(),
+            secret_key: "SK".into(),
+            session_token: None,
+            source: "test".into(),
+        };
+        Objects::connect(placement, &credentials, None, None).unwrap()
+    }
+
+    #[test]
+    fn keys_are_the_prefix_and_the_path_as_it_is() {
+        let with = objects("wharf/files");
+        assert_eq!(
+            with.key("/alice/in/a b%#[1]~*?.csv").unwrap().as_ref(),
+            "wharf/files/alice/in/a b%#[1]~*?.csv"
+        );
+        let without = objects("");
+        assert_eq!(without.key("/alice/x").unwrap().as_ref(), "alice/x");
+        assert!(matches!(
+            without.key("/alice/bell\u{7}"),
+            Err(FsError::Unsupported(_))
+        ));
+        // A recorded key reads back as the same key.
+        let key = with.key("/alice/é ü [1].txt").unwrap();
+        assert_eq!(recorded(key.as_ref()), key);
+    }
+
+    #[test]
+    fn parts_below_five_mib_are_refused() {
+        let placement = objects("").placement.clone();
+        let credentials = Credentials {
+            access_key: "AK".into(),
+            secret_key: "SK".into(),
+            session_token: None,
+            source: "test".into(),
+        };
+        assert!(matches!(
+            Objects::connect(placement, &credentials, None, Some(4)),
+            Err(ObjectsError::PartSize(4))
+        ));
+    }
+}
