@@ -54,6 +54,8 @@ mod e2e_policy;
 mod e2e_proxy;
 #[path = "e2e_resume.rs"]
 mod e2e_resume;
+#[path = "e2e_s3.rs"]
+mod e2e_s3;
 #[path = "e2e_s3_gateway.rs"]
 mod e2e_s3_gateway;
 #[path = "e2e_security.rs"]

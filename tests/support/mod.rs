@@ -84,13 +84,23 @@ pub struct WharfOptions {
     config: Option<String>,
     join: Option<(String, String)>,
     storage: String,
+    /// The bucket of `--storage s3`.
+    s3: Option<s3::S3Bucket>,
     data_archive: Option<PathBuf>,
 }
 
 /// The storage tests run on unless they choose: `WHARF_E2E_STORAGE=cluster` runs the
-/// engine's tests on cluster storage (`.ci/run` runs them on both).
+/// engine's tests on cluster storage, `=s3` on object storage (a fresh bucket of the
+/// gateway `WHARF_E2E_S3` names); `.ci/run` runs them on all three.
 fn default_storage() -> String {
     std::env::var("WHARF_E2E_STORAGE").unwrap_or_else(|_| "local".to_owned())
+}
+
+fn default_bucket(storage: &str) -> Option<s3::S3Bucket> {
+    (storage == "s3").then(|| {
+        s3::S3Bucket::from_env()
+            .expect("WHARF_E2E_STORAGE=s3 needs WHARF_E2E_S3, the line `ceph-rgw.sh start` prints")
+    })
 }
 
 impl Default for WharfOptions {
@@ -101,6 +111,7 @@ impl Default for WharfOptions {
             config: None,
             join: None,
             storage: default_storage(),
+            s3: default_bucket(&default_storage()),
             data_archive: None,
         }
     }
@@ -146,12 +157,22 @@ impl WharfOptions {
     /// harness passes `--storage local` otherwise, so files can be checked on disk).
     pub fn cluster_storage(mut self) -> Self {
         self.storage = "cluster".to_owned();
+        self.s3 = None;
         self
     }
 
     /// `--storage local` whatever `WHARF_E2E_STORAGE` says.
     pub fn local_storage(mut self) -> Self {
         self.storage = "local".to_owned();
+        self.s3 = None;
+        self
+    }
+
+    /// `--storage s3` on `bucket` (created on each start, as a node's first
+    /// start needs it to exist).
+    pub fn s3_storage(mut self, bucket: &s3::S3Bucket) -> Self {
+        self.storage = "s3".to_owned();
+        self.s3 = Some(bucket.clone());
         self
     }
 
@@ -304,6 +325,10 @@ impl Wharf {
                 .arg(address)
                 .arg("--join-token")
                 .arg(token);
+        }
+        if let Some(bucket) = &options.s3 {
+            bucket.create();
+            cmd.args(bucket.args(&root.join("s3-credentials")));
         }
         cmd.args(&options.args);
         remove_wharf_environment(&mut cmd);

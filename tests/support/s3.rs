@@ -70,6 +70,24 @@ impl CephGateway {
         self.curl_signed(&self.access_key, &self.secret_key, method, path)
     }
 
+    /// Stops the gateway answering (SIGSTOP): connections are accepted and
+    /// then nothing, as from an overloaded or cut-off endpoint.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused gateway answer again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = std::fs::read_to_string(self.dir.path().join("pids").join("rgw.pid"))
+            .expect("the gateway's pid file");
+        let out = super::run(Command::new("kill").arg(signal).arg(pid.trim()));
+        assert!(out.status.success(), "kill {signal} radosgw: {out:?}");
+    }
+
     /// The gateway's logs, for a failing test's message.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("log").join("client.rgw.wharf.log"))
@@ -85,4 +103,149 @@ impl Drop for CephGateway {
             .arg(self.dir.path())
             .status();
     }
+}
+
+/// One bucket of an S3 server, as a Wharf node is given it
+/// (`WharfOptions::s3_storage`).
+#[derive(Clone, Debug)]
+pub struct S3Bucket {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub name: String,
+}
+
+/// A bucket name no other test of this run has.
+fn fresh_name() -> String {
+    format!("wharf-{:08x}", rand::random::<u32>())
+}
+
+impl CephGateway {
+    /// A new bucket of this gateway, created.
+    pub fn bucket(&self) -> S3Bucket {
+        let bucket = S3Bucket {
+            endpoint: self.endpoint.clone(),
+            access_key: self.access_key.clone(),
+            secret_key: self.secret_key.clone(),
+            name: fresh_name(),
+        };
+        bucket.create();
+        bucket
+    }
+}
+
+impl S3Bucket {
+    /// A new bucket of the gateway that `WHARF_E2E_S3` describes (the line
+    /// `ceph-rgw.sh start` prints): how `.ci/run` runs the engine's suites on
+    /// s3 storage against one gateway.
+    pub fn from_env() -> Option<S3Bucket> {
+        let line = std::env::var("WHARF_E2E_S3").ok()?;
+        let field = |name: &str| {
+            line.split_whitespace()
+                .find_map(|f| f.strip_prefix(&format!("{name}=")))
+                .unwrap_or_else(|| panic!("WHARF_E2E_S3 has no {name}: {line:?}"))
+                .to_owned()
+        };
+        Some(S3Bucket {
+            endpoint: field("endpoint"),
+            access_key: field("access_key"),
+            secret_key: field("secret_key"),
+            name: fresh_name(),
+        })
+    }
+
+    /// curl signing its request (SigV4); `path` is the key, or "" for the bucket.
+    pub fn curl(&self, method: &str, path: &str) -> Command {
+        let mut cmd = Command::new("curl");
+        cmd.args(["--silent", "--show-error", "--max-time", "60"])
+            .args(["--aws-sigv4", "aws:amz:us-east-1:s3"])
+            .args([
+                "--user",
+                &format!("{}:{}", self.access_key, self.secret_key),
+            ])
+            .args(["--header", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+            .args(["--request", method])
+            .arg(format!("{}/{}{path}", self.endpoint, self.name));
+        cmd
+    }
+
+    /// Creates the bucket (again is fine).
+    pub fn create(&self) {
+        let out = super::run(&mut self.curl("PUT", ""));
+        assert!(out.status.success(), "create bucket {}: {out:?}", self.name);
+    }
+
+    /// The `--s3-*` arguments of a node using this bucket, its credentials
+    /// written to `credentials` (a file in the node's directory).
+    pub fn args(&self, credentials: &std::path::Path) -> Vec<String> {
+        std::fs::write(
+            credentials,
+            format!(
+                "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+                self.access_key, self.secret_key
+            ),
+        )
+        .expect("write the S3 credentials file");
+        vec![
+            "--s3-endpoint".into(),
+            self.endpoint.clone(),
+            "--s3-bucket".into(),
+            self.name.clone(),
+            "--s3-path-style".into(),
+            "--s3-credentials-file".into(),
+            credentials.display().to_string(),
+        ]
+    }
+
+    /// The object at `key`, or `None` when the bucket has none there.
+    pub fn object(&self, key: &str) -> Option<Vec<u8>> {
+        let path = format!("/{}", encode_key(key));
+        let out = super::run(
+            self.curl("GET", &path)
+                .args(["--write-out", "\n%{http_code}"]),
+        );
+        let mut body = out.stdout;
+        let split = body.iter().rposition(|&b| b == b'\n')?;
+        let code = String::from_utf8_lossy(&body[split + 1..]).into_owned();
+        body.truncate(split);
+        match code.as_str() {
+            "200" => Some(body),
+            "404" => None,
+            other => panic!(
+                "GET {key}: HTTP {other}: {}",
+                String::from_utf8_lossy(&body)
+            ),
+        }
+    }
+
+    /// Every key in the bucket, sorted.
+    pub fn keys(&self) -> Vec<String> {
+        let out = super::run(self.curl("GET", "?list-type=2&max-keys=1000").arg("--fail"));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut keys: Vec<String> = text
+            .split("<Key>")
+            .skip(1)
+            .filter_map(|rest| rest.split("</Key>").next())
+            .map(|k| {
+                k.replace("&amp;", "&")
+                    .replace("&lt;", "<")
+                    .replace("&gt;", ">")
+            })
+            .collect();
+        keys.sort();
+        keys
+    }
+}
+
+/// `key` for a URL path: its bytes percent-encoded except the unreserved
+/// ones and `/`.
+fn encode_key(key: &str) -> String {
+    key.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
