@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The peer comparison (DESIGN.md §10): vsftpd, ProFTPD (mod_tls), Pure-FTPd
-# and unFTP against Wharf on one node and on three, on loopback, with the
+# and unFTP against Wharf on one node and on three (and on s3 storage against
+# a Ceph gateway on the same machine, wharf-s3), on loopback, with the
 # same TLS settings (TLS 1.3, an ECDSA P-256 certificate, TLS required for
 # logins and PROT P for data) and the same load generator (wharf-bench;
 # sequential-small is benches/sequential_small.py, Python's ftplib).
@@ -16,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
 
-SERVERS=${SERVERS:-"vsftpd proftpd pureftpd unftp wharf wharf-local wharf-3"}
+SERVERS=${SERVERS:-"vsftpd proftpd pureftpd unftp wharf wharf-local wharf-3 wharf-s3"}
 LARGE_MIB=${LARGE_MIB:-1024}
 SESSION_CLIENTS=${SESSION_CLIENTS:-16}
 SESSION_SECONDS=${SESSION_SECONDS:-10}
@@ -179,6 +180,8 @@ started=()
 cleanup() {
   for s in "${started[@]}"; do
     case $s in
+      wharf-s3) pkill -f -- "--data-dir $BENCH_DIR/$s/" 2>/dev/null || true
+        bash "$repo/tests/support/ceph-rgw.sh" stop "$BENCH_DIR/wharf-s3-ceph" 2>/dev/null || true ;;
       wharf*) pkill -f -- "--data-dir $BENCH_DIR/$s/" 2>/dev/null || true ;;
       *) peer_stop "$s" "$BENCH_DIR/$s" 2>/dev/null || true ;;
     esac
@@ -241,6 +244,34 @@ wharf_deployment() {
   sleep 1
 }
 
+# Wharf on one node with --storage s3 against a Ceph RADOS Gateway on the
+# same machine (tests/support/ceph-rgw.sh: one monitor, one memstore OSD),
+# both started afresh for PHASE. The figures' CPU is Wharf's; the gateway's
+# and the OSD's are in $BENCH_DIR/wharf-s3-ceph.cpu (user+system seconds).
+wharf_s3_deployment() {
+  local phase=$1 ceph=$BENCH_DIR/wharf-s3-ceph line
+  rm -rf "$ceph"
+  line=$(MEMSTORE_BYTES=$((8 << 30)) bash "$repo/tests/support/ceph-rgw.sh" start "$ceph" 2>>"$log")
+  s3_field() { tr ' ' '\n' <<<"$line" | sed -n "s/^$1=//p"; }
+  local endpoint access secret
+  endpoint=$(s3_field endpoint)
+  access=$(s3_field access_key)
+  secret=$(s3_field secret_key)
+  curl -sS --fail --aws-sigv4 aws:amz:us-east-1:s3 --user "$access:$secret" \
+    -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X PUT "$endpoint/bench" >>"$log"
+  printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$access" "$secret" \
+    >"$ceph/credentials"
+  wharf_deployment "$phase" wharf-s3 1 --storage s3 --s3-endpoint "$endpoint" \
+    --s3-bucket bench --s3-path-style --s3-credentials-file "$ceph/credentials"
+  local pid ticks=0
+  for pid in $(cat "$ceph"/pids/*.pid 2>/dev/null); do
+    ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$phase $(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", t / hz}')" \
+    >>"$BENCH_DIR/wharf-s3-ceph.cpu"
+  bash "$repo/tests/support/ceph-rgw.sh" stop "$ceph" 2>>"$log" || true
+}
+
 # A peer server, installed, started afresh; runs PHASE.
 peer_deployment() {
   local phase=$1 server=$2
@@ -270,7 +301,7 @@ for server in $SERVERS; do
         continue
       fi
       ;;
-    wharf | wharf-local | wharf-3) ;;
+    wharf | wharf-local | wharf-3 | wharf-s3) ;;
     *) echo "unknown server $server" >&2; exit 2 ;;
   esac
   for phase in $PHASES; do
@@ -278,6 +309,7 @@ for server in $SERVERS; do
       wharf) wharf_deployment "$phase" wharf 1 ;;
       wharf-local) wharf_deployment "$phase" wharf-local 1 --storage local ;;
       wharf-3) wharf_deployment "$phase" wharf-3 3 ;;
+      wharf-s3) wharf_s3_deployment "$phase" ;;
       *) peer_deployment "$phase" "$server" ;;
     esac
   done

@@ -252,7 +252,7 @@ rgw data = $DIR/rgw
 # auth none over msgr2.
 auth client required = none
 ms mon client mode = crc
-rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT
+rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
 EOF
 export CEPH_CONF=$CONF
 
