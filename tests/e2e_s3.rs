@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use crate::support::cluster::Cluster;
 use crate::support::s3::{CephGateway, S3Bucket};
 use crate::support::{
-    assert_same_file, assert_success, describe, free_port, run, write_random_file, Wharf,
+    assert_same_file, assert_success, describe, free_port, run, run_for, write_random_file, Wharf,
     WharfOptions,
 };
 
@@ -190,6 +190,48 @@ fn a_quota_refuses_the_upload_that_would_pass_it_and_stores_nothing() {
     assert_success(&put("one.bin"), "overwrite within the quota");
 }
 
+/// Starts `wharf serve` on `bucket` expecting it to stop by itself at
+/// start-up; returns what it printed on stderr.
+fn start_fails(dir: &Path, name: &str, bucket: &S3Bucket) -> String {
+    let data = dir.join(name);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
+    cmd.arg("serve")
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .args(["--implicit-listen", "off", "--http-listen", "off"])
+        .arg("--cluster-listen")
+        .arg(format!("127.0.0.1:{}", free_port()))
+        .args(["--storage", "s3"])
+        .args(bucket.args(&dir.join(format!("{name}.credentials"))))
+        .env("RUST_BACKTRACE", "0")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn wharf");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{name}: the node is still running after 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success(), "{name}: exited {status}:\n{stderr}");
+    stderr
+}
+
 /// A node given a bucket that does not exist, or credentials S3 refuses,
 /// stops at start-up with a message that names the problem.
 #[test]
@@ -197,45 +239,7 @@ fn start_up_stops_on_a_missing_bucket_or_refused_credentials() {
     let s3 = CephGateway::start();
     let bucket = s3.bucket();
     let dir = tempfile::tempdir().unwrap();
-    let serve = |name: &str, bucket: &S3Bucket| {
-        let data = dir.path().join(name);
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_wharf"));
-        cmd.arg("serve")
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{}", free_port()))
-            .args(["--implicit-listen", "off", "--http-listen", "off"])
-            .arg("--cluster-listen")
-            .arg(format!("127.0.0.1:{}", free_port()))
-            .args(["--storage", "s3"])
-            .args(bucket.args(&dir.path().join(format!("{name}.credentials"))))
-            .env("RUST_BACKTRACE", "0")
-            .env_remove("AWS_ACCESS_KEY_ID")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("spawn wharf");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!("{name}: the node is still running after 60 s");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        };
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
-        assert!(!status.success(), "{name}: exited {status}:\n{stderr}");
-        stderr
-    };
+    let serve = |name: &str, bucket: &S3Bucket| start_fails(dir.path(), name, bucket);
     let missing = S3Bucket {
         name: "no-such-bucket".into(),
         ..bucket.clone()
@@ -308,4 +312,95 @@ fn an_endpoint_that_stops_answering_gets_451_and_nothing_changes() {
         "upload after the outage",
     );
     assert_object(&bucket, &format!("home/{}/after.bin", node.user), &first);
+}
+
+/// An HTTPS endpoint whose certificate comes from a private CA: trusted
+/// through `--s3-ca-file`; without it the node stops at start-up saying so.
+#[test]
+fn an_https_endpoint_is_trusted_through_its_ca_file_and_refused_without() {
+    let s3 = CephGateway::start_tls();
+    let bucket = s3.bucket();
+    let node = Wharf::start(WharfOptions::default().s3_storage(&bucket));
+    let dir = node.client_dir();
+    let local = dir.join("over-tls.bin");
+    write_random_file(&local, 9 * MIB + 7);
+    assert_success(
+        &run(node
+            .curl()
+            .arg("-T")
+            .arg(&local)
+            .arg(node.explicit_url("over-tls.bin"))),
+        "upload over an HTTPS endpoint",
+    );
+    assert_object(&bucket, &format!("home/{}/over-tls.bin", node.user), &local);
+    let back = dir.join("back.bin");
+    download(&node, "over-tls.bin", &back);
+    assert_same_file(&local, &back);
+
+    let untrusted = S3Bucket {
+        ca: None,
+        ..bucket.clone()
+    };
+    let stderr = start_fails(&dir, "untrusted", &untrusted);
+    assert!(
+        stderr.contains("TLS certificate is not trusted (give its CA with --s3-ca-file)"),
+        "{stderr}"
+    );
+}
+
+/// Nothing of a cut upload is durable on s3 yet (stage 1), so a cut leaves
+/// the file empty, not the file it was replacing: a client resuming from
+/// `SIZE` (`curl -C -`) then sends the whole file again, and never appends
+/// the new file's tail to the old one's head.
+#[test]
+fn a_cut_upload_leaves_an_empty_file_that_curl_resumes_whole() {
+    let s3 = CephGateway::start();
+    let bucket = s3.bucket();
+    let node = Wharf::start(WharfOptions::default().s3_storage(&bucket));
+    let dir = node.client_dir();
+    let old = dir.join("old.bin");
+    let new = dir.join("new.bin");
+    write_random_file(&old, 3 * MIB);
+    write_random_file(&new, 12 * MIB + 5);
+    assert_success(
+        &run(node
+            .curl()
+            .arg("-T")
+            .arg(&old)
+            .arg(node.explicit_url("f.bin"))),
+        "the old file",
+    );
+    for name in ["f.bin", "fresh.bin"] {
+        let cut = run_for(
+            node.curl()
+                .args(["--limit-rate", "2M", "-T"])
+                .arg(&new)
+                .arg(node.explicit_url(name)),
+            Duration::from_secs(3),
+        );
+        assert!(cut.killed, "{name}: not cut\n{}", describe(&cut.output));
+        let stored = node.stored();
+        crate::support::cluster::poll_until(
+            Duration::from_secs(20),
+            &format!("{name} left empty by the cut"),
+            || (stored.size(name) == Some(0)).then_some(()),
+        );
+        assert_success(
+            &run(node
+                .curl()
+                .args(["-C", "-", "-T"])
+                .arg(&new)
+                .arg(node.explicit_url(name))),
+            &format!("curl -C - {name}"),
+        );
+        let back = dir.join(format!("back-{name}"));
+        download(&node, name, &back);
+        assert_same_file(&new, &back);
+        assert_object(&bucket, &format!("home/{}/{name}", node.user), &new);
+    }
+    assert!(
+        node.stderr().contains("the file is left empty"),
+        "{}",
+        node.logs()
+    );
 }

@@ -24,6 +24,8 @@
 #   OSD_ATTEMPTS            how many OSDs to try (default 4)
 #   WARMUP                  1 (default): create and delete a bucket during start, so
 #                           the data pools exist and a test's first bucket is fast
+#   TLS                     1: HTTPS only, with a certificate for 127.0.0.1 from a CA of
+#                           its own (DIR/tls/ca.pem); the line then ends with ca=FILE
 #
 # Requires ceph-mon, ceph-osd, radosgw (Debian packages; ceph-common comes with them),
 # uuidgen (uuid-runtime), curl (>= 7.75, for --aws-sigv4) and python3.
@@ -191,6 +193,28 @@ STEP="picking ports"
 MON_PORT=${MON_PORT:-$(free_port)} || fail "no free port"
 RGW_PORT=${RGW_PORT:-$(free_port)} || fail "no free port"
 while [ "$RGW_PORT" = "$MON_PORT" ]; do RGW_PORT=$(free_port) || fail "no free port"; done
+
+# HTTPS (TLS=1): a CA of our own and a certificate for 127.0.0.1 it signed.
+SCHEME=http
+FRONTEND="endpoint=127.0.0.1:$RGW_PORT"
+CURL_TLS=()
+if [ "${TLS:-0}" = 1 ]; then
+  STEP="making the gateway's TLS certificate"
+  mkdir -p "$DIR/tls"
+  (
+    cd "$DIR/tls"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
+      -subj /CN=wharf-test-s3-ca -keyout ca.key -out ca.pem
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+      -keyout key.pem -out req.pem
+    printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >ext.cnf
+    openssl x509 -req -in req.pem -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+      -extfile ext.cnf -out cert.pem
+  ) >>"$DIR/tls.log" 2>&1 || fail "openssl could not make the certificate (see $DIR/tls.log)"
+  SCHEME=https
+  FRONTEND="ssl_endpoint=127.0.0.1:$RGW_PORT ssl_certificate=$DIR/tls/cert.pem ssl_private_key=$DIR/tls/key.pem"
+  CURL_TLS=(--cacert "$DIR/tls/ca.pem")
+fi
 FSID=$(uuidgen)
 
 STEP="writing $CONF"
@@ -252,7 +276,7 @@ rgw data = $DIR/rgw
 # auth none over msgr2.
 auth client required = none
 ms mon client mode = crc
-rgw frontends = beast endpoint=127.0.0.1:$RGW_PORT tcp_nodelay=1
+rgw frontends = beast $FRONTEND tcp_nodelay=1
 EOF
 export CEPH_CONF=$CONF
 
@@ -353,11 +377,11 @@ STEP="starting radosgw on 127.0.0.1:$RGW_PORT"
 spawn rgw radosgw -c "$CONF" -f -n "$NAME"
 rgw_listening() {
   alive rgw || fail "radosgw exited (port $RGW_PORT taken?)"
-  curl -s -o /dev/null --max-time 3 "http://127.0.0.1:$RGW_PORT/"
+  curl -s -o /dev/null --max-time 3 "${CURL_TLS[@]}" "$SCHEME://127.0.0.1:$RGW_PORT/"
 }
 wait_for 60 rgw_listening || fail "radosgw did not answer HTTP within the time limit"
 
-log "radosgw answering HTTP on port $RGW_PORT after $((SECONDS - T0)) s"
+log "radosgw answering $SCHEME on port $RGW_PORT after $((SECONDS - T0)) s"
 STEP="creating the S3 user"
 admin_out=$(timeout -k 2 "$(left)" radosgw-admin -c "$CONF" -n "$NAME" user create \
   --uid=wharf --display-name=wharf --access-key="$ACCESS_KEY" --secret-key="$SECRET_KEY" \
@@ -369,7 +393,7 @@ s3() {
   curl -s -o "$DIR/log/s3-last-response" -w '%{http_code}' --max-time 10 -X "$1" \
     --aws-sigv4 "aws:amz:us-east-1:s3" --user "$ACCESS_KEY:$SECRET_KEY" \
     -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
-    "http://127.0.0.1:$RGW_PORT$2" 2>/dev/null || true
+    "${CURL_TLS[@]}" "$SCHEME://127.0.0.1:$RGW_PORT$2" 2>/dev/null || true
 }
 STEP="waiting for an authenticated ListBuckets to succeed"
 list_ok() { [ "$(s3 GET /)" = 200 ]; }
@@ -385,7 +409,8 @@ if [ "$WARMUP" = 1 ]; then
   [ "$code" = 204 ] || fail "DeleteBucket returned $code: $(cat "$DIR/log/s3-last-response" 2>/dev/null)"
 fi
 
-line="endpoint=http://127.0.0.1:$RGW_PORT access_key=$ACCESS_KEY secret_key=$SECRET_KEY"
+line="endpoint=$SCHEME://127.0.0.1:$RGW_PORT access_key=$ACCESS_KEY secret_key=$SECRET_KEY"
+[ "$SCHEME" = https ] && line="$line ca=$DIR/tls/ca.pem"
 echo "$line" >"$DIR/endpoint"
 echo "osd_retries=$OSD_RETRIES start_seconds=$((SECONDS - T0))" >"$DIR/start-stats"
 log "ready after $((SECONDS - T0)) s (osd retries: $OSD_RETRIES; mon $MON_PORT, rgw $RGW_PORT; logs in $DIR/log)"

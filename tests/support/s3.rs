@@ -9,10 +9,12 @@ use super::tests_dir;
 
 pub struct CephGateway {
     dir: tempfile::TempDir,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with `start_tls`).
     pub endpoint: String,
     pub access_key: String,
     pub secret_key: String,
+    /// The CA of an HTTPS gateway's certificate.
+    pub ca: Option<String>,
 }
 
 fn script() -> std::path::PathBuf {
@@ -21,6 +23,15 @@ fn script() -> std::path::PathBuf {
 
 impl CephGateway {
     pub fn start() -> CephGateway {
+        Self::start_with(false)
+    }
+
+    /// A gateway that speaks HTTPS only, its certificate from a CA of its own (`ca`).
+    pub fn start_tls() -> CephGateway {
+        Self::start_with(true)
+    }
+
+    fn start_with(tls: bool) -> CephGateway {
         let dir = tempfile::Builder::new()
             .prefix("wharf-s3-")
             .tempdir()
@@ -29,6 +40,7 @@ impl CephGateway {
             .arg(script())
             .arg("start")
             .arg(dir.path())
+            .env("TLS", if tls { "1" } else { "0" })
             .output()
             .expect("run ceph-rgw.sh");
         assert!(
@@ -37,16 +49,17 @@ impl CephGateway {
             String::from_utf8_lossy(&out.stderr)
         );
         let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-        let field = |name: &str| {
+        let find = |name: &str| {
             line.split(' ')
                 .find_map(|f| f.strip_prefix(&format!("{name}=")))
-                .unwrap_or_else(|| panic!("no {name} in {line:?}"))
-                .to_owned()
+                .map(str::to_owned)
         };
+        let field = |name: &str| find(name).unwrap_or_else(|| panic!("no {name} in {line:?}"));
         CephGateway {
             endpoint: field("endpoint"),
             access_key: field("access_key"),
             secret_key: field("secret_key"),
+            ca: find("ca"),
             dir,
         }
     }
@@ -58,6 +71,7 @@ impl CephGateway {
         cmd.args(["--silent", "--show-error", "--max-time", "60"])
             .args(["--aws-sigv4", "aws:amz:us-east-1:s3"])
             .args(["--user", &format!("{key}:{secret}")])
+            .args(self.ca.iter().flat_map(|ca| ["--cacert", ca.as_str()]))
             // curl signs the headers; S3 wants the payload's hash stated.
             .args(["--header", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
             .args(["--request", method])
@@ -113,6 +127,8 @@ pub struct S3Bucket {
     pub access_key: String,
     pub secret_key: String,
     pub name: String,
+    /// The CA of an HTTPS endpoint (`--s3-ca-file`).
+    pub ca: Option<String>,
 }
 
 /// A bucket name no other test of this run has.
@@ -128,6 +144,7 @@ impl CephGateway {
             access_key: self.access_key.clone(),
             secret_key: self.secret_key.clone(),
             name: fresh_name(),
+            ca: self.ca.clone(),
         };
         bucket.create();
         bucket
@@ -151,6 +168,10 @@ impl S3Bucket {
             access_key: field("access_key"),
             secret_key: field("secret_key"),
             name: fresh_name(),
+            ca: line
+                .split_whitespace()
+                .find_map(|f| f.strip_prefix("ca="))
+                .map(str::to_owned),
         })
     }
 
@@ -164,6 +185,7 @@ impl S3Bucket {
                 &format!("{}:{}", self.access_key, self.secret_key),
             ])
             .args(["--header", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+            .args(self.ca.iter().flat_map(|ca| ["--cacert", ca.as_str()]))
             .args(["--request", method])
             .arg(format!("{}/{}{path}", self.endpoint, self.name));
         cmd
@@ -186,7 +208,7 @@ impl S3Bucket {
             ),
         )
         .expect("write the S3 credentials file");
-        vec![
+        let mut args = vec![
             "--s3-endpoint".into(),
             self.endpoint.clone(),
             "--s3-bucket".into(),
@@ -194,7 +216,11 @@ impl S3Bucket {
             "--s3-path-style".into(),
             "--s3-credentials-file".into(),
             credentials.display().to_string(),
-        ]
+        ];
+        if let Some(ca) = &self.ca {
+            args.extend(["--s3-ca-file".into(), ca.clone()]);
+        }
+        args
     }
 
     /// The object at `key`, or `None` when the bucket has none there.

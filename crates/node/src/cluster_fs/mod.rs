@@ -301,11 +301,23 @@ impl ClusterFs {
             out.push((inode.clone(), path.to_owned()));
             return Ok(());
         }
-        let children = self.node.reader().children(inode.id).map_err(store_error)?;
-        for (name, child) in children {
-            self.files_under(&child, &format!("{path}/{name}"), out)?;
+        // A page at a time: a huge directory is refused after the limit,
+        // not after reading it whole.
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .node
+                .reader()
+                .children_page(inode.id, after.as_deref(), LISTING_PAGE)
+                .map_err(store_error)?;
+            let Some((last, _)) = page.last() else {
+                return Ok(());
+            };
+            after = Some(last.clone());
+            for (name, child) in page {
+                self.files_under(&child, &format!("{path}/{name}"), out)?;
+            }
         }
-        Ok(())
     }
 
     /// Makes `change` and records its event in the same log entry.
@@ -390,17 +402,18 @@ impl FileSystem for ClusterFs {
             .reader()
             .lookup(if parent.is_empty() { "/" } else { parent })
             .map_err(store_error)?;
+        let found = wharf_store::Found::of(existing.as_ref(), dir.as_ref());
         if let Some(objects) = &self.objects {
             let writer = object_writer::ObjectWriter::open(
                 self.target(target),
                 objects.clone(),
                 mode,
                 existing,
+                found,
             )
             .await?;
             return Ok(Box::new(writer));
         }
-        let found = wharf_store::Found::of(existing.as_ref(), dir.as_ref());
         let writer =
             writer::UploadWriter::open(self.target(target), self.chunk_size, mode, existing, found)
                 .await?;
@@ -422,14 +435,19 @@ impl FileSystem for ClusterFs {
 
     async fn delete(&self, path: &VirtualPath) -> Result<(), FsError> {
         let path = self.path(path);
-        let object = match &self.objects {
-            Some(_) => self.lookup_path(&path)?.object,
+        // The file's object; for an empty file left by a cut upload, whatever
+        // an earlier file left at its key.
+        let key = match &self.objects {
+            Some(objects) => match self.lookup_path(&path)?.object {
+                Some(object) => Some(object.key),
+                None => objects.key(&path).ok().map(|k| k.to_string()),
+            },
             None => None,
         };
         self.change(FsCommand::Remove { path: path.clone() })
             .await?;
-        if let (Some(objects), Some(object)) = (&self.objects, object) {
-            forget_unless_used(&self.node, objects, &object.key, &path).await;
+        if let (Some(objects), Some(key)) = (&self.objects, key) {
+            forget_unless_used(&self.node, objects, &key, &path).await;
         }
         Ok(())
     }

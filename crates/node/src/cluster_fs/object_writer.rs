@@ -4,10 +4,14 @@
 //! the object is complete does one Raft entry record the file (with its
 //! event); `226` follows that entry.
 //!
-//! This stage keeps no checkpoints: an upload cut off leaves the file as it
-//! was and aborts its multipart upload, and `REST`/`APPE` on a complete file
-//! re-uploads its kept head from the bucket. Checkpointed parts, resumable on
-//! any node, are the next stage (docs/design/s3-storage.md §2).
+//! This stage keeps no checkpoints, so nothing of a cut upload is durable: its
+//! multipart upload is aborted and the file is left empty (what a cut
+//! upload keeps is a prefix of what was sent, here the empty one), so a
+//! client resuming from `SIZE` sends the whole file again instead of
+//! appending to the old one. An upload refused by the object store or the
+//! quota leaves the file as it was. `REST`/`APPE` on a complete file
+//! re-uploads its kept head from the bucket. Checkpointed parts, resumable
+//! on any node, are the next stage (docs/design/s3-storage.md §2).
 
 use std::sync::Arc;
 
@@ -45,6 +49,16 @@ pub struct ObjectWriter {
     /// What the owner's byte quota leaves for this file; `None`: no limit.
     room: Option<u64>,
     digest: ContentDigest,
+    /// The file as this upload found it: a cut upload empties it only if it
+    /// is still that file.
+    found: Found,
+    /// Bytes of the old file the new one starts with (`REST`/`APPE`), and
+    /// the old file's size: a cut that keeps the whole old file leaves it.
+    kept: u64,
+    old_size: u64,
+    /// Refused by the object store or the quota, or committing: a drop then
+    /// leaves the file alone.
+    settled: bool,
 }
 
 impl ObjectWriter {
@@ -53,6 +67,7 @@ impl ObjectWriter {
         objects: Arc<Objects>,
         mode: WriteMode,
         existing: Option<InodeRecord>,
+        found: Found,
     ) -> Result<Self, FsError> {
         let key = objects.key(&target.path)?;
         let room = room_left(&target, existing.as_ref())?;
@@ -66,10 +81,15 @@ impl ObjectWriter {
             size: 0,
             room,
             digest: ContentDigest::new(target.digest),
+            found,
+            kept: 0,
+            old_size: existing.as_ref().map_or(0, |i| i.size),
+            // Until it is open, a drop leaves the file alone.
+            settled: true,
             objects,
             target,
         };
-        let size = existing.as_ref().map_or(0, |i| i.size);
+        let size = writer.old_size;
         let keep = match mode {
             WriteMode::Truncate => 0,
             WriteMode::CreateNew if existing.is_some() => return Err(FsError::AlreadyExists),
@@ -80,7 +100,9 @@ impl ObjectWriter {
         };
         if keep > 0 {
             writer.keep(existing, keep).await?;
+            writer.kept = keep;
         }
+        writer.settled = false;
         Ok(writer)
     }
 
@@ -195,33 +217,77 @@ fn room_left(target: &Target, existing: Option<&InodeRecord>) -> Result<Option<u
 }
 
 impl Drop for ObjectWriter {
-    /// Cut off: the object was never completed, so the file is as it was;
-    /// the parts already sent are discarded.
+    /// Never completed: the parts already sent are discarded. Cut off by its
+    /// client, the upload leaves the file empty (unless it kept the old file
+    /// whole, or another upload has replaced it since).
     fn drop(&mut self) {
-        let Some(multipart) = self.multipart.take() else {
-            return;
-        };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };
+        let multipart = self.multipart.take();
+        let keeps_old_file = self.kept > 0 && self.kept == self.old_size;
+        let empty = (!self.settled && !keeps_old_file).then(|| self.emptying_write());
         let key = self.key.to_string();
+        let node = self.target.node.clone();
         runtime.spawn(async move {
-            match multipart.abort().await {
-                Ok(()) => tracing::info!(%key, "upload cut off; its parts were discarded"),
-                Err(e) => tracing::warn!(%key,
-                    "upload cut off; aborting its multipart upload failed (a bucket lifecycle rule will remove it): {e}"),
+            if let Some(multipart) = multipart {
+                if let Err(e) = multipart.abort().await {
+                    tracing::warn!(%key,
+                        "aborting a cut upload's multipart upload failed (a bucket lifecycle rule will remove it): {e}");
+                }
+            }
+            let Some(write) = empty else {
+                return;
+            };
+            match write_outcome(&node, write).await {
+                Ok(()) => tracing::info!(%key,
+                    "upload cut off; nothing of it is durable on object storage: the file is left empty"),
+                Err(FsError::Superseded) => {}
+                Err(e) => tracing::warn!(%key, "upload cut off; the file could not be emptied: {e}"),
             }
         });
+    }
+}
+
+async fn write_outcome(
+    node: &wharf_cluster::ClusterHandle,
+    command: FsCommand,
+) -> Result<(), FsError> {
+    outcome(write(node, command).await?)
+}
+
+impl ObjectWriter {
+    /// The file made empty, quietly (no event: nothing was uploaded), and
+    /// only if it is still the file this upload found.
+    fn emptying_write(&self) -> FsCommand {
+        FsCommand::Write(FileWrite {
+            upload: self.upload.clone(),
+            path: self.target.path.clone(),
+            chunks: Vec::new(),
+            from: 0,
+            mtime: unix_now(),
+            node: self.target.node.node_id(),
+            placed: Vec::new(),
+            done: true,
+            create_new: self.create_new,
+            owner: self.target.owner.clone(),
+            quota: self.target.quota,
+            found: self.found,
+            object: None,
+        })
     }
 }
 
 #[async_trait]
 impl FileWriter for ObjectWriter {
     async fn write(&mut self, buf: &[u8]) -> Result<(), FsError> {
-        self.write_bytes(buf).await
+        let written = self.write_bytes(buf).await;
+        self.settled |= written.is_err();
+        written
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64, FsError> {
+        self.settled = true;
         let object = match self.multipart.take() {
             Some(multipart) => {
                 let put = multipart

@@ -54,6 +54,8 @@ pub enum ObjectsError {
         hint: String,
         why: String,
     },
+    #[error("S3 at {endpoint}: its TLS certificate is not trusted (give its CA with --s3-ca-file): {why}")]
+    Tls { endpoint: String, why: String },
     #[error("S3 at {endpoint}, bucket {bucket}: {why}")]
     Probe {
         endpoint: String,
@@ -71,6 +73,22 @@ pub struct Placement {
     pub prefix: String,
     pub region: String,
     pub path_style: bool,
+}
+
+/// An error with its causes, the way an operator needs to read it (reqwest
+/// keeps the TLS or connection reason in a cause).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// A key as recorded in the namespace (made by `Objects::key`, so valid).
@@ -180,7 +198,7 @@ impl Objects {
     }
 
     fn startup_error(&self, e: object_store::Error) -> ObjectsError {
-        let text = e.to_string();
+        let text = chain(&e);
         let endpoint = self.placement.endpoint.clone();
         let bucket = self.placement.bucket.clone();
         if text.contains("NoSuchBucket") {
@@ -197,6 +215,12 @@ impl Objects {
         ]
         .iter()
         .any(|code| text.contains(code));
+        if text.contains("certificate") {
+            return ObjectsError::Tls {
+                endpoint,
+                why: text,
+            };
+        }
         if refused {
             return ObjectsError::Refused {
                 endpoint,
@@ -238,7 +262,7 @@ impl Objects {
             object_store::Error::Precondition { .. } => {
                 format!("{what} {key}: the object was changed outside Wharf since it was stored")
             }
-            _ => format!("{what} {key} at {}: {e}", self.placement.endpoint),
+            _ => format!("{what} {key} at {}: {}", self.placement.endpoint, chain(&e)),
         };
         FsError::ObjectStorage(why)
     }
