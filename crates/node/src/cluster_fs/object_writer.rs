@@ -164,8 +164,11 @@ impl ObjectWriter {
         Ok(())
     }
 
-    fn file_write(&self, object: ObjectRef) -> FsCommand {
-        let write = FsCommand::Write(FileWrite {
+    /// The file as a whole: `object`, or empty (`None`). Only a live
+    /// upload is the last writer; a cut one changes the file only if it is
+    /// still the one it found.
+    fn whole_file(&self, object: Option<ObjectRef>, found: Found) -> FsCommand {
+        FsCommand::Write(FileWrite {
             upload: self.upload.clone(),
             path: self.target.path.clone(),
             chunks: Vec::new(),
@@ -177,9 +180,13 @@ impl ObjectWriter {
             create_new: self.create_new,
             owner: self.target.owner.clone(),
             quota: self.target.quota,
-            found: Found::Unchecked,
-            object: Some(object),
-        });
+            found,
+            object,
+        })
+    }
+
+    fn file_write(&self, object: ObjectRef) -> FsCommand {
+        let write = self.whole_file(Some(object), Found::Unchecked);
         FsCommand::Announced(Box::new(Announced {
             change: write,
             origin: Origin {
@@ -226,7 +233,8 @@ impl Drop for ObjectWriter {
         };
         let multipart = self.multipart.take();
         let keeps_old_file = self.kept > 0 && self.kept == self.old_size;
-        let empty = (!self.settled && !keeps_old_file).then(|| self.emptying_write());
+        // The file made empty, quietly (no event: nothing was uploaded).
+        let empty = (!self.settled && !keeps_old_file).then(|| self.whole_file(None, self.found));
         let key = self.key.to_string();
         let node = self.target.node.clone();
         runtime.spawn(async move {
@@ -254,28 +262,6 @@ async fn write_outcome(
     command: FsCommand,
 ) -> Result<(), FsError> {
     outcome(write(node, command).await?)
-}
-
-impl ObjectWriter {
-    /// The file made empty, quietly (no event: nothing was uploaded), and
-    /// only if it is still the file this upload found.
-    fn emptying_write(&self) -> FsCommand {
-        FsCommand::Write(FileWrite {
-            upload: self.upload.clone(),
-            path: self.target.path.clone(),
-            chunks: Vec::new(),
-            from: 0,
-            mtime: unix_now(),
-            node: self.target.node.node_id(),
-            placed: Vec::new(),
-            done: true,
-            create_new: self.create_new,
-            owner: self.target.owner.clone(),
-            quota: self.target.quota,
-            found: self.found,
-            object: None,
-        })
-    }
 }
 
 #[async_trait]
