@@ -61,6 +61,12 @@ struct Args {
     /// loopback).
     #[arg(long, value_enum)]
     topology: Option<net::Topology>,
+    /// Run the nodes on `--storage s3` against the S3 gateway this line
+    /// describes (what `tests/support/ceph-rgw.sh start` prints:
+    /// `endpoint=… access_key=… secret_key=…`), a bucket per scenario.
+    /// Loopback topology only: the gateway listens on 127.0.0.1.
+    #[arg(long)]
+    s3: Option<String>,
 }
 
 /// `"16s"` as `(16, "s")`.
@@ -225,7 +231,11 @@ async fn run_scenario(
         None => None,
     };
     let mut net = net::Network::create(nodes, compose.clone()).await?;
-    let mut cluster = nodes::Cluster::start(wharf, &net, &root, nodes, compose, |i| {
+    let storage = match &args.s3 {
+        Some(line) => s3_storage(line, &scenario.name(), &root)?,
+        None => vec!["--storage".into(), "cluster".into()],
+    };
+    let mut cluster = nodes::Cluster::start(wharf, &net, &root, nodes, compose, &storage, |i| {
         scenario.node_env(i, &root)
     })
     .await?;
@@ -384,6 +394,55 @@ async fn run_scenario(
 
 /// Deletes one acknowledged file and overwrites another, outside the
 /// workload's knowledge.
+/// The `serve` flags of object storage on a new bucket of the gateway `line`
+/// describes, created here (curl signs the request), its credentials in a
+/// file under `root`.
+fn s3_storage(line: &str, scenario: &str, root: &Path) -> Result<Vec<String>> {
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(&format!("{name}=")))
+            .map(str::to_owned)
+            .with_context(|| format!("--s3 has no {name}=: {line:?}"))
+    };
+    let (endpoint, access, secret) = (
+        field("endpoint")?,
+        field("access_key")?,
+        field("secret_key")?,
+    );
+    let bucket = format!("chaos-{scenario}-{}", std::process::id());
+    let made = std::process::Command::new("curl")
+        .args(["--silent", "--show-error", "--fail", "--max-time", "30"])
+        .args(["--aws-sigv4", "aws:amz:us-east-1:s3"])
+        .args(["--user", &format!("{access}:{secret}")])
+        .args(["--header", "x-amz-content-sha256: UNSIGNED-PAYLOAD"])
+        .args(["--request", "PUT"])
+        .arg(format!("{endpoint}/{bucket}"))
+        .output()
+        .context("run curl to create the bucket")?;
+    if !made.status.success() {
+        bail!(
+            "creating bucket {bucket} at {endpoint}: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    }
+    let credentials = root.join("s3-credentials");
+    std::fs::write(
+        &credentials,
+        format!("[default]\naws_access_key_id = {access}\naws_secret_access_key = {secret}\n"),
+    )?;
+    Ok(vec![
+        "--storage".into(),
+        "s3".into(),
+        "--s3-endpoint".into(),
+        endpoint,
+        "--s3-bucket".into(),
+        bucket,
+        "--s3-path-style".into(),
+        "--s3-credentials-file".into(),
+        credentials.display().to_string(),
+    ])
+}
+
 async fn sabotage(
     settings: &workload::Settings,
     models: &[workload::SessionModel],
@@ -466,6 +525,9 @@ async fn main() -> Result<()> {
         },
     };
     net::set_topology(topology);
+    if args.s3.is_some() && topology != net::Topology::Loopback {
+        bail!("--s3 needs --topology loopback: the gateway listens on 127.0.0.1");
+    }
     let image = if topology == net::Topology::Containers {
         if let Some(why) = containers::unavailable() {
             bail!("the container topology cannot run here: {why}");

@@ -262,6 +262,7 @@ impl Cluster {
         root: &Path,
         size: usize,
         containers: Option<Arc<Compose>>,
+        storage: &[String],
         env_of: impl Fn(usize) -> Vec<(String, String)>,
     ) -> Result<Cluster> {
         let mut cluster = Cluster {
@@ -303,8 +304,6 @@ impl Cluster {
                 format!("{ip}:{HTTP_PORT}"),
                 "--pasv-ports".into(),
                 "50000-50199".into(),
-                "--storage".into(),
-                "cluster".into(),
                 "--max-per-ip".into(),
                 "1000".into(),
                 "--server-name".into(),
@@ -312,6 +311,7 @@ impl Cluster {
             ]
             .into();
             args.extend(net.cluster_args(i));
+            args.extend(storage.iter().cloned());
             if i == 1 {
                 args.extend(["--user".into(), format!("{USER}:{PASSWORD}")]);
             } else {
