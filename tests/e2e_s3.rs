@@ -153,6 +153,15 @@ fn three_nodes_keep_files_as_objects_under_their_paths() {
     );
     assert_object(&bucket, &key(one, "out/renamed.bin"), &third);
     assert!(!cluster.node(2).stored().exists("out/large.bin"));
+    // What AWS's SDK sees in the bucket: the same keys, the files' sizes.
+    let size = |p: &Path| std::fs::metadata(p).unwrap().len();
+    assert_eq!(
+        bucket.boto3_listing(),
+        [
+            (key(one, "out/renamed.bin"), size(&third)),
+            (key(one, "out/small.bin"), size(&newer)),
+        ]
+    );
 }
 
 #[test]

@@ -244,6 +244,43 @@ impl S3Bucket {
         }
     }
 
+    /// Every object's key and size, as boto3 lists them (AWS's own SDK for
+    /// Python, path-style), sorted by key.
+    pub fn boto3_listing(&self) -> Vec<(String, u64)> {
+        let script = r#"
+import sys, boto3, botocore.config
+endpoint, key, secret, bucket = sys.argv[1:5]
+ca = sys.argv[5] if len(sys.argv) > 5 else None
+s3 = boto3.client("s3", endpoint_url=endpoint, aws_access_key_id=key,
+                  aws_secret_access_key=secret, region_name="us-east-1", verify=ca,
+                  config=botocore.config.Config(s3={"addressing_style": "path"}))
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+    for o in page.get("Contents", []):
+        print(f"{o['Size']}\t{o['Key']}")
+"#;
+        let mut cmd = Command::new("python3");
+        cmd.arg("-c")
+            .arg(script)
+            .args([
+                &self.endpoint,
+                &self.access_key,
+                &self.secret_key,
+                &self.name,
+            ])
+            .args(self.ca.iter());
+        let out = super::run(&mut cmd);
+        assert!(out.status.success(), "boto3 list_objects_v2: {out:?}");
+        let mut listing: Vec<(String, u64)> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|line| {
+                let (size, key) = line.split_once('\t')?;
+                Some((key.to_owned(), size.parse().ok()?))
+            })
+            .collect();
+        listing.sort();
+        listing
+    }
+
     /// Every key in the bucket, sorted.
     pub fn keys(&self) -> Vec<String> {
         let out = super::run(self.curl("GET", "?list-type=2&max-keys=1000").arg("--fail"));
