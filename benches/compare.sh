@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The peer comparison (DESIGN.md §10): vsftpd, ProFTPD (mod_tls), Pure-FTPd
 # and unFTP against Wharf on one node and on three (and on s3 storage against
-# a Ceph gateway on the same machine, wharf-s3), on loopback, with the
+# a Ceph gateway on the same machine, wharf-s3 and wharf-s3-3), on loopback, with the
 # same TLS settings (TLS 1.3, an ECDSA P-256 certificate, TLS required for
 # logins and PROT P for data) and the same load generator (wharf-bench;
 # sequential-small is benches/sequential_small.py, Python's ftplib).
@@ -180,7 +180,7 @@ started=()
 cleanup() {
   for s in "${started[@]}"; do
     case $s in
-      wharf-s3) pkill -f -- "--data-dir $BENCH_DIR/$s/" 2>/dev/null || true
+      wharf-s3*) pkill -f -- "--data-dir $BENCH_DIR/$s/" 2>/dev/null || true
         bash "$repo/tests/support/ceph-rgw.sh" stop "$BENCH_DIR/wharf-s3-ceph" 2>/dev/null || true ;;
       wharf*) pkill -f -- "--data-dir $BENCH_DIR/$s/" 2>/dev/null || true ;;
       *) peer_stop "$s" "$BENCH_DIR/$s" 2>/dev/null || true ;;
@@ -249,7 +249,7 @@ wharf_deployment() {
 # both started afresh for PHASE. The figures' CPU is Wharf's; the gateway's
 # and the OSD's are in $BENCH_DIR/wharf-s3-ceph.cpu (user+system seconds).
 wharf_s3_deployment() {
-  local phase=$1 ceph=$BENCH_DIR/wharf-s3-ceph line
+  local phase=$1 name=$2 nodes=$3 ceph=$BENCH_DIR/wharf-s3-ceph line
   rm -rf "$ceph"
   line=$(MEMSTORE_BYTES=$((8 << 30)) bash "$repo/tests/support/ceph-rgw.sh" start "$ceph" 2>>"$log")
   s3_field() { tr ' ' '\n' <<<"$line" | sed -n "s/^$1=//p"; }
@@ -261,13 +261,13 @@ wharf_s3_deployment() {
     -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X PUT "$endpoint/bench" >>"$log"
   printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$access" "$secret" \
     >"$ceph/credentials"
-  wharf_deployment "$phase" wharf-s3 1 --storage s3 --s3-endpoint "$endpoint" \
+  wharf_deployment "$phase" "$name" "$nodes" --storage s3 --s3-endpoint "$endpoint" \
     --s3-bucket bench --s3-path-style --s3-credentials-file "$ceph/credentials"
   local pid ticks=0
   for pid in $(cat "$ceph"/pids/*.pid 2>/dev/null); do
     ticks=$((ticks + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0)))
   done
-  echo "$phase $(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", t / hz}')" \
+  echo "$name $phase $(awk -v t="$ticks" -v hz="$(getconf CLK_TCK)" 'BEGIN {printf "%.1f", t / hz}')" \
     >>"$BENCH_DIR/wharf-s3-ceph.cpu"
   bash "$repo/tests/support/ceph-rgw.sh" stop "$ceph" 2>>"$log" || true
 }
@@ -301,7 +301,7 @@ for server in $SERVERS; do
         continue
       fi
       ;;
-    wharf | wharf-local | wharf-3 | wharf-s3) ;;
+    wharf | wharf-local | wharf-3 | wharf-s3 | wharf-s3-3) ;;
     *) echo "unknown server $server" >&2; exit 2 ;;
   esac
   for phase in $PHASES; do
@@ -309,7 +309,8 @@ for server in $SERVERS; do
       wharf) wharf_deployment "$phase" wharf 1 ;;
       wharf-local) wharf_deployment "$phase" wharf-local 1 --storage local ;;
       wharf-3) wharf_deployment "$phase" wharf-3 3 ;;
-      wharf-s3) wharf_s3_deployment "$phase" ;;
+      wharf-s3) wharf_s3_deployment "$phase" wharf-s3 1 ;;
+      wharf-s3-3) wharf_s3_deployment "$phase" wharf-s3-3 3 ;;
       *) peer_deployment "$phase" "$server" ;;
     esac
   done
