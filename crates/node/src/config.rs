@@ -40,6 +40,9 @@ pub struct NodeConfig {
     pub repair_after: Duration,
     /// How long an unreferenced chunk file stays before it is deleted.
     pub chunk_grace: Duration,
+    /// How long an upload may go without a checkpoint before the leader
+    /// ends it (the file keeps its durable prefix).
+    pub upload_grace: Duration,
     pub cert_policy: CertPolicy,
     pub data_dir: PathBuf,
     pub audit_log: PathBuf,

@@ -141,12 +141,22 @@ impl Node {
             }
             _ => None,
         };
+        if let Some(objects) = &objects {
+            tasks.push(lead(
+                &node,
+                cluster_fs::object_upkeep::ObjectUpkeep::new(objects.clone(), config.upload_grace),
+            ));
+        }
         let (files, home_root) = storage::boundary(mode, &node, &config.data_dir, objects);
         let repair_backlog = Arc::new(AtomicU64::new(0));
         if mode == StorageMode::Cluster {
             tasks.push(lead(
                 &node,
-                cluster_fs::upkeep::Repair::new(config.repair_after, repair_backlog.clone()),
+                cluster_fs::upkeep::Repair::new(
+                    config.repair_after,
+                    config.upload_grace,
+                    repair_backlog.clone(),
+                ),
             ));
             tasks.push(tokio::spawn(cluster_fs::upkeep::collect_local_chunks(
                 node.clone(),

@@ -79,6 +79,7 @@ fn config(dir: &Path, join: Option<Join>) -> NodeConfig {
         replication: None,
         repair_after: Duration::from_secs(600),
         chunk_grace: Duration::from_secs(3600),
+        upload_grace: Duration::from_secs(24 * 3600),
         cert_policy: CertPolicy {
             server_names: vec!["localhost".into(), "127.0.0.1".into()],
             lifetime: Duration::from_secs(90 * 24 * 3600),

@@ -21,6 +21,10 @@ pub fn fs_error(e: &FsError) -> Reply {
             554,
             "Invalid REST offset: it lies beyond the end of the file.",
         ),
+        FsError::ResumeAt(offset) => Reply::new(
+            554,
+            format!("Invalid REST offset: this upload resumes only at offset {offset} (its SIZE)."),
+        ),
         FsError::Superseded => Reply::new(
             451,
             "Requested action aborted: the file changed while this upload was running; nothing was stored.",

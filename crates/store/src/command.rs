@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::events::{EventKind, Origin, SinkRecord, UploadFacts};
 use crate::records::{
     AcmeAccountRecord, AcmeCertRecord, AcmeOrder, BanRecord, CaRecord, CertRecord, ChunkHash,
-    ChunkRef, ObjectRef, Quota, TicketKeyRecord, TrustAnchorRecord, UserRecord,
+    ChunkRef, ObjectRef, PartRecord, Quota, TicketKeyRecord, TrustAnchorRecord, UserRecord,
 };
 use crate::NodeId;
 
@@ -291,6 +291,33 @@ pub struct FileWrite {
     /// `from` 0), uploaded whole before the write.
     #[serde(default)]
     pub object: Option<ObjectRef>,
+    /// Object storage, an upload of more than one part: its multipart
+    /// upload. A checkpoint (`done` false) records the parts durable since
+    /// the last one; the last write (`done`, with `object`) must still own
+    /// the multipart upload, or it is refused with `Superseded`.
+    #[serde(default)]
+    pub multipart: Option<Box<PartsWrite>>,
+}
+
+/// The parts of a multipart upload a checkpoint adds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartsWrite {
+    /// The object the upload will complete into.
+    pub key: String,
+    /// The multipart upload's id.
+    pub id: String,
+    /// Parts recorded before `parts`: the upload's own record must hold
+    /// exactly that many (else `Resend`, and the upload sends every part
+    /// from 0); 0 for the first checkpoint of an upload.
+    pub from: u64,
+    pub parts: Vec<PartRecord>,
+    /// SHA-256 state after the last of `parts` (`MultipartState::sha256`).
+    pub sha256: String,
+    /// A resumption on any node taking over upload `adopt`, which must
+    /// still be writing this file with this multipart upload and exactly
+    /// `from` durable parts (else `Superseded`): the parts stay, the record
+    /// becomes this upload's.
+    pub adopt: Option<String>,
 }
 
 /// A file's object copied to the key of its new path (a rename on object

@@ -14,7 +14,8 @@ use rocksdb::{WriteBatch, DB};
 use crate::columns::SM_META;
 use crate::error::StoreError;
 use crate::records::{
-    ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, ObjectRef, UploadRecord, UsageRecord,
+    ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, MultipartState, ObjectRef,
+    PartRecord, UploadRecord, UsageRecord,
 };
 use crate::table::{self, cf, CodecError, FORMAT_V1};
 
@@ -240,6 +241,42 @@ struct UploadMessage {
     durable: u64,
     #[prost(uint64, tag = "6")]
     heartbeat: u64,
+    #[prost(message, optional, tag = "7")]
+    multipart: Option<MultipartMessage>,
+}
+
+#[derive(Clone, PartialEq, Message)]
+struct MultipartMessage {
+    #[prost(string, tag = "1")]
+    key: String,
+    #[prost(string, tag = "2")]
+    id: String,
+    #[prost(uint64, tag = "3")]
+    parts: u64,
+    #[prost(string, tag = "4")]
+    sha256: String,
+}
+
+impl From<&MultipartState> for MultipartMessage {
+    fn from(m: &MultipartState) -> Self {
+        Self {
+            key: m.key.clone(),
+            id: m.id.clone(),
+            parts: m.parts,
+            sha256: m.sha256.clone(),
+        }
+    }
+}
+
+impl From<MultipartMessage> for MultipartState {
+    fn from(m: MultipartMessage) -> Self {
+        Self {
+            key: m.key,
+            id: m.id,
+            parts: m.parts,
+            sha256: m.sha256,
+        }
+    }
 }
 
 impl From<&UploadRecord> for UploadMessage {
@@ -251,6 +288,7 @@ impl From<&UploadRecord> for UploadMessage {
             node: u.node,
             durable: u.durable,
             heartbeat: u.heartbeat,
+            multipart: u.multipart.as_ref().map(MultipartMessage::from),
         }
     }
 }
@@ -265,11 +303,41 @@ impl TryFrom<UploadMessage> for UploadRecord {
             node: m.node,
             durable: m.durable,
             heartbeat: m.heartbeat,
+            multipart: m.multipart.map(MultipartState::from),
         })
     }
 }
 
 record!(UploadRecord, UploadMessage);
+
+#[derive(Clone, PartialEq, Message)]
+struct PartMessage {
+    #[prost(string, tag = "1")]
+    etag: String,
+    #[prost(uint64, tag = "2")]
+    len: u64,
+}
+
+impl From<&PartRecord> for PartMessage {
+    fn from(p: &PartRecord) -> Self {
+        Self {
+            etag: p.etag.clone(),
+            len: p.len,
+        }
+    }
+}
+
+impl TryFrom<PartMessage> for PartRecord {
+    type Error = CodecError;
+    fn try_from(m: PartMessage) -> Result<Self, CodecError> {
+        Ok(PartRecord {
+            etag: m.etag,
+            len: m.len,
+        })
+    }
+}
+
+record!(PartRecord, PartMessage);
 
 #[derive(Clone, PartialEq, Message)]
 struct UsageMessage {
@@ -476,6 +544,34 @@ mod tests {
             7_000_000
         );
         assert_eq!(u64::from_bytes(&table::encode(&7u64).unwrap()).unwrap(), 7);
+
+        // An upload into object storage keeps its multipart upload, and
+        // each durable part its ETag.
+        let upload = UploadRecord {
+            id: "u1".into(),
+            path: "/alice/big.bin".into(),
+            inode: 9,
+            node: 2,
+            durable: 16 << 20,
+            heartbeat: 1_700_000_000,
+            multipart: Some(MultipartState {
+                key: "wharf/alice/big.bin".into(),
+                id: "2~xLbvnA".into(),
+                parts: 2,
+                sha256: "6a09e667bb67ae85".into(),
+            }),
+        };
+        for bytes in [upload.to_bytes().unwrap(), table::encode(&upload).unwrap()] {
+            assert_eq!(UploadRecord::from_bytes(&bytes).unwrap(), upload);
+        }
+        let part = PartRecord {
+            etag: "\"5d41402abc4b2a76b9719d911017c592\"".into(),
+            len: 8 << 20,
+        };
+        assert_eq!(
+            PartRecord::from_bytes(&part.to_bytes().unwrap()).unwrap(),
+            part
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod db;
 mod error;
 mod log_store;
 mod namespace;
+mod parts;
 mod reader;
 pub mod secrets;
 pub mod snapshot;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 pub use chunk_health::ChunkState;
 pub use command::{
     Announced, Command, CommandResult, FileWrite, Found, FsCommand, Happened, ObjectMove,
+    PartsWrite,
 };
 pub use db::{open, open_with, OpenedStore, StoreLimits};
 pub use error::StoreError;

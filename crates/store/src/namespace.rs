@@ -15,8 +15,10 @@ use crate::error::StoreError;
 use crate::events::{
     home_path, user_path, EventKind, EventRecord, UploadFacts, ANNOUNCED, EVENTS, NEXT_EVENT,
 };
+use crate::parts::{self, part_key, Claim};
 use crate::records::{
-    ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, UploadRecord, UsageRecord, ROOT_INODE,
+    ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, MultipartState, PartRecord,
+    UploadRecord, UsageRecord, ROOT_INODE,
 };
 use crate::table::cf;
 
@@ -26,6 +28,7 @@ const UPLOADS: &str = "uploads";
 const CHUNKS: &str = "chunks";
 const EXTENTS: &str = "extents";
 const USAGE: &str = "usage";
+const PARTS: &str = "parts";
 const SETTINGS: &str = "settings";
 const NEXT_INODE: &[u8] = b"fs.next_inode";
 
@@ -239,12 +242,24 @@ impl<'a> Txn<'a> {
         self.put(USAGE, owner.as_bytes(), &usage)
     }
 
+    /// Drops upload `id`'s record and, on object storage, its parts' rows.
+    fn drop_upload(&mut self, id: &str) -> Result<(), StoreError> {
+        if let Some(record) = self.get::<UploadRecord>(UPLOADS, id.as_bytes())? {
+            if let Some(multipart) = &record.multipart {
+                for index in 0..multipart.parts {
+                    self.delete(PARTS, &part_key(&multipart.id, index))?;
+                }
+            }
+        }
+        self.delete(UPLOADS, id.as_bytes())
+    }
+
     /// Drops a file's inode and what it holds: its upload record, its
     /// chunk references, its owner's usage.
     fn release_file(&mut self, file: &InodeRecord) -> Result<(), StoreError> {
         self.delete(INODES, &file.id.to_be_bytes())?;
         if let Some(upload) = &file.upload {
-            self.delete(UPLOADS, upload.as_bytes())?;
+            self.drop_upload(upload)?;
         }
         let chunks = self.chunks_from(file, 0)?;
         for position in 0..file.extents {
@@ -458,11 +473,18 @@ pub(crate) fn apply(txn: &mut Txn<'_>, command: FsCommand) -> Result<CommandResu
             let Some(upload) = txn.get::<UploadRecord>(UPLOADS, id.as_bytes())? else {
                 return Ok(CommandResult::NotFound);
             };
-            txn.delete(UPLOADS, id.as_bytes())?;
+            txn.drop_upload(&id)?;
             let mut owner = String::new();
             if let Some(mut inode) = txn.inode(upload.inode)? {
                 if inode.upload.as_deref() == Some(id.as_str()) {
                     inode.upload = None;
+                    if upload.multipart.is_some() {
+                        // Its parts are discarded: the file is its object
+                        // again (or empty).
+                        let kept = inode.object.as_ref().map_or(0, |o| o.size);
+                        txn.charge(&inode.owner, kept as i64 - inode.size as i64, 0)?;
+                        inode.size = kept;
+                    }
                     txn.put_inode(&inode)?;
                 }
                 owner = inode.owner;
@@ -727,9 +749,25 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
         }
         other => other,
     };
-    let owned = previous
-        .as_ref()
-        .is_some_and(|p| p.upload.as_deref() == Some(w.upload.as_str()));
+    // The upload in flight, if any.
+    let pending = match previous.as_ref().and_then(|p| p.upload.as_deref()) {
+        Some(upload) => txn.get::<UploadRecord>(UPLOADS, upload.as_bytes())?,
+        None => None,
+    };
+    let (kept_parts, adopted) = match &w.multipart {
+        None => (0, None),
+        Some(m) => match parts::claim(m, &w.upload, w.done, pending.as_ref()) {
+            Claim::Continue { kept, adopted } => (kept, adopted),
+            Claim::Refused(result) => return Ok(result),
+        },
+    };
+    let owned = adopted.is_some()
+        || previous
+            .as_ref()
+            .is_some_and(|p| p.upload.as_deref() == Some(w.upload.as_str()));
+    // A file on object storage: its bytes are an object or parts, not chunks.
+    let object_file = previous.as_ref().is_some_and(|p| p.object.is_some())
+        || pending.as_ref().is_some_and(|p| p.multipart.is_some());
     // Live uploads (`Unchecked`) skip this: no directory read per checkpoint.
     if !owned
         && w.found != Found::Unchecked
@@ -763,18 +801,19 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
     // An object file keeps nothing: its bytes are not chunks.
     let kept_bytes = previous
         .as_ref()
-        .filter(|p| p.object.is_none())
+        .filter(|_| !object_file)
         .map_or(0, |p| p.size.saturating_sub(replaced_bytes));
-    let size: u64 = match &w.object {
+    let size: u64 = match (&w.object, &w.multipart) {
         // An object replaces the whole file, whatever it was.
-        Some(object) if w.from > 0 || !w.chunks.is_empty() => {
+        (Some(object), _) if w.from > 0 || !w.chunks.is_empty() => {
             return Ok(CommandResult::Invalid(format!(
                 "object {} written together with chunks",
                 object.key
             )))
         }
-        Some(object) => object.size,
-        None => kept_bytes + w.chunks.iter().map(|c| c.len).sum::<u64>(),
+        (Some(object), _) => object.size,
+        (None, Some(m)) => kept_parts + m.parts.iter().map(|p| p.len).sum::<u64>(),
+        (None, None) => kept_bytes + w.chunks.iter().map(|c| c.len).sum::<u64>(),
     };
     // Quota first: a refused write must leave every table as it was.
     let (old_bytes, old_file) = match &previous {
@@ -803,8 +842,14 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
         Some(p) => {
             chunk_deltas(&mut deltas, &replaced, -1);
             if let Some(other) = p.upload.as_ref().filter(|u| **u != w.upload) {
-                // Another upload to the same name: the later writer owns it now.
-                txn.delete(UPLOADS, other.as_bytes())?;
+                if adopted.as_ref() == Some(other) {
+                    // A resumption: the multipart upload and its parts are
+                    // this upload's now.
+                    txn.delete(UPLOADS, other.as_bytes())?;
+                } else {
+                    // Another upload to the same name: the later writer owns it now.
+                    txn.drop_upload(other)?;
+                }
             }
             p.id
         }
@@ -836,13 +881,22 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
         upload: (!w.done).then(|| w.upload.clone()),
         owner: w.owner.clone(),
         generation: previous.as_ref().map_or(1, |p| p.generation + 1),
-        object: w.object.clone(),
+        // While parts are being written, the file's object is the one it
+        // had (an overwrite replaces it only when complete).
+        object: match (&w.object, &w.multipart) {
+            (None, Some(_)) if !w.done => previous.as_ref().and_then(|p| p.object.clone()),
+            _ => w.object.clone(),
+        },
     };
     txn.set_chunks(&mut inode, w.from, &kept, replaced.len(), &w.chunks)?;
     txn.put_inode(&inode)?;
     if w.done {
-        txn.delete(UPLOADS, w.upload.as_bytes())?;
+        txn.drop_upload(&w.upload)?;
     } else {
+        let multipart = match w.multipart {
+            Some(m) => Some(record_parts(txn, *m)?),
+            None => None,
+        };
         let record = UploadRecord {
             id: w.upload.clone(),
             path: w.path,
@@ -850,10 +904,24 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
             node: w.node,
             durable: size,
             heartbeat: w.mtime,
+            multipart,
         };
         txn.put(UPLOADS, w.upload.as_bytes(), &record)?;
     }
     Ok(CommandResult::Done)
+}
+
+/// Adds a checkpoint's parts to `parts`; the upload's state after them.
+fn record_parts(txn: &mut Txn<'_>, m: crate::PartsWrite) -> Result<MultipartState, StoreError> {
+    for (index, part) in (m.from..).zip(&m.parts) {
+        txn.put::<PartRecord>(PARTS, &part_key(&m.id, index), part)?;
+    }
+    Ok(MultipartState {
+        parts: m.from + m.parts.len() as u64,
+        key: m.key,
+        id: m.id,
+        sha256: m.sha256,
+    })
 }
 
 /// Namespace reads from the local state machine.
@@ -901,6 +969,24 @@ pub(crate) mod read {
 
     pub fn usage(db: &DB, owner: &str) -> Result<UsageRecord, StoreError> {
         Ok(compact::get(db, USAGE, owner.as_bytes())?.unwrap_or_default())
+    }
+
+    pub fn upload(db: &DB, id: &str) -> Result<Option<UploadRecord>, StoreError> {
+        compact::get(db, UPLOADS, id.as_bytes())
+    }
+
+    /// The durable parts of a multipart upload, in order.
+    pub fn upload_parts(db: &DB, state: &MultipartState) -> Result<Vec<PartRecord>, StoreError> {
+        let prefix = parts::part_prefix(&state.id);
+        let mut out = Vec::with_capacity(state.parts as usize);
+        for item in db.prefix_iterator_cf(cf(db, PARTS)?, &prefix) {
+            let (key, value) = item?;
+            if !key.starts_with(&prefix) || out.len() as u64 == state.parts {
+                break;
+            }
+            out.push(PartRecord::from_bytes(&value)?);
+        }
+        Ok(out)
     }
 
     /// Up to `limit` entries of directory `dir` whose names come after

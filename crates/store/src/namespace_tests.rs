@@ -92,6 +92,7 @@ impl Fs {
             quota: Quota::default(),
             found: Found::Unchecked,
             object: None,
+            multipart: None,
         }))
         .await
     }
@@ -150,6 +151,7 @@ pub(crate) fn upload(upload: &str, path: &str, bytes: &[u8]) -> FsCommand {
         quota: Quota::default(),
         found: Found::Unchecked,
         object: None,
+        multipart: None,
     })
 }
 
@@ -370,6 +372,7 @@ async fn writes_into_missing_directories_or_over_directories_are_refused() {
             quota: Quota::default(),
             found: Found::Unchecked,
             object: None,
+            multipart: None,
         })
     };
     assert_eq!(fs.run(unique("first")).await, CommandResult::Done);
@@ -424,6 +427,7 @@ async fn quotas_count_bytes_and_files_per_owner_and_refuse_without_changing_anyt
             quota,
             found: Found::Unchecked,
             object: None,
+            multipart: None,
         })
     };
     let limit = Quota {
@@ -494,6 +498,7 @@ async fn an_upload_overtaken_by_a_newer_one_cannot_overwrite_it() {
             quota: Quota::default(),
             found,
             object: None,
+            multipart: None,
         })
     };
     let current = |fs: &Fs| {
@@ -1048,6 +1053,7 @@ fn object_upload(upload: &str, path: &str, key: &str, size: u64, quota: Quota) -
         quota,
         found: Found::Unchecked,
         object: Some(object(key, size)),
+        multipart: None,
     })
 }
 
@@ -1157,4 +1163,199 @@ async fn a_rename_on_object_storage_switches_files_to_their_copies_or_changes_no
             .unwrap();
         assert_eq!(file.object, Some(object(&format!("p/e/{name}"), 5)));
     }
+}
+
+/// A multipart upload's checkpoint or last write: `parts` part lengths after
+/// the first `from`, or (`object`) the completed file.
+fn parts_write(
+    upload: &str,
+    id: &str,
+    from: u64,
+    parts: &[u64],
+    adopt: Option<&str>,
+    object: Option<ObjectRef>,
+) -> FsCommand {
+    FsCommand::Write(FileWrite {
+        upload: upload.into(),
+        from: 0,
+        path: "/in/big".into(),
+        chunks: Vec::new(),
+        mtime: 50,
+        node: 2,
+        placed: Vec::new(),
+        done: object.is_some(),
+        create_new: false,
+        owner: "alice".into(),
+        quota: Quota::default(),
+        found: Found::Unchecked,
+        object,
+        multipart: Some(Box::new(crate::PartsWrite {
+            key: "p/in/big".into(),
+            id: id.into(),
+            from,
+            parts: parts
+                .iter()
+                .enumerate()
+                .map(|(i, len)| crate::records::PartRecord {
+                    etag: format!("\"{id}-{}\"", from + i as u64),
+                    len: *len,
+                })
+                .collect(),
+            sha256: format!("state-after-{}", from + parts.len() as u64),
+            adopt: adopt.map(str::to_owned),
+        })),
+    })
+}
+
+#[tokio::test]
+async fn a_multipart_upload_is_checkpointed_adopted_by_a_resumption_and_fences_its_first_writer() {
+    let mut fs = Fs::new().await;
+    fs.mkdir("/in").await;
+    let old = object_upload("u0", "/in/big", "p/in/big", 3, Quota::default());
+    assert_eq!(fs.run(old).await, CommandResult::Done);
+
+    // u1 overwrites: two checkpoints of two parts each.
+    assert_eq!(
+        fs.run(parts_write("u1", "m1", 0, &[], None, None)).await,
+        CommandResult::Done
+    );
+    assert_eq!(
+        fs.run(parts_write("u1", "m1", 0, &[8, 8], None, None))
+            .await,
+        CommandResult::Done
+    );
+    assert_eq!(
+        fs.run(parts_write("u1", "m1", 2, &[8, 8], None, None))
+            .await,
+        CommandResult::Done
+    );
+    // A checkpoint whose answer was lost: resent from 0, it changes nothing.
+    assert_eq!(
+        fs.run(parts_write("u1", "m1", 2, &[8], None, None)).await,
+        CommandResult::Resend
+    );
+    let file = fs.store.reader.lookup("/in/big").unwrap().unwrap();
+    assert_eq!(file.size, 32, "SIZE is the durable offset");
+    assert_eq!(
+        file.object,
+        Some(object("p/in/big", 3)),
+        "the old object serves until the new one is complete"
+    );
+    assert_eq!(fs.store.reader.usage("alice").unwrap().bytes, 32);
+    let record = fs.store.reader.upload("u1").unwrap().unwrap();
+    let state = record.multipart.clone().unwrap();
+    assert_eq!((state.parts, state.sha256.as_str()), (4, "state-after-4"));
+    let etags: Vec<String> = fs
+        .store
+        .reader
+        .upload_parts(&state)
+        .unwrap()
+        .into_iter()
+        .map(|p| p.etag)
+        .collect();
+    assert_eq!(etags, ["\"m1-0\"", "\"m1-1\"", "\"m1-2\"", "\"m1-3\""]);
+
+    // Its node died; u2 resumes on another node at the durable offset.
+    assert_eq!(
+        fs.run(parts_write("u2", "m1", 3, &[], Some("u1"), None))
+            .await,
+        CommandResult::Superseded,
+        "only at the durable end"
+    );
+    assert_eq!(
+        fs.run(parts_write("u2", "m1", 4, &[], Some("u1"), None))
+            .await,
+        CommandResult::Done
+    );
+    assert!(fs.store.reader.upload("u1").unwrap().is_none());
+    let adopted = fs.store.reader.upload("u2").unwrap().unwrap();
+    assert_eq!(
+        (adopted.durable, adopted.multipart.as_ref().unwrap().parts),
+        (32, 4)
+    );
+    // u1 comes back to life: none of its writes land.
+    for late in [
+        parts_write("u1", "m1", 4, &[8], None, None),
+        parts_write("u1", "m1", 0, &[8, 8, 8, 8, 8], None, None),
+        parts_write("u1", "m1", 0, &[], None, Some(object("p/in/big", 40))),
+    ] {
+        assert_eq!(fs.run(late).await, CommandResult::Superseded);
+    }
+    assert_eq!(
+        fs.run(parts_write("u2", "m1", 4, &[5], None, None)).await,
+        CommandResult::Done
+    );
+    let state = fs
+        .store
+        .reader
+        .upload("u2")
+        .unwrap()
+        .unwrap()
+        .multipart
+        .unwrap();
+    assert_eq!(fs.store.reader.upload_parts(&state).unwrap().len(), 5);
+
+    // Completed: the new object, no record, no part rows.
+    let done = parts_write("u2", "m1", 5, &[], None, Some(object("p/in/big", 37)));
+    assert_eq!(fs.run(done).await, CommandResult::Done);
+    let file = fs.store.reader.lookup("/in/big").unwrap().unwrap();
+    assert_eq!((file.size, file.upload, file.generation), (37, None, 7));
+    assert_eq!(file.object, Some(object("p/in/big", 37)));
+    assert!(fs.store.reader.uploads().unwrap().is_empty());
+    assert!(fs.store.reader.upload_parts(&state).unwrap().is_empty());
+    assert_eq!(fs.store.reader.usage("alice").unwrap().bytes, 37);
+}
+
+#[tokio::test]
+async fn an_abandoned_multipart_upload_leaves_the_file_its_object_and_no_part_rows() {
+    let mut fs = Fs::new().await;
+    fs.mkdir("/in").await;
+    let old = object_upload("u0", "/in/big", "p/in/big", 3, Quota::default());
+    fs.run(old).await;
+    fs.run(parts_write("u1", "m1", 0, &[8, 8], None, None))
+        .await;
+    let state = fs
+        .store
+        .reader
+        .upload("u1")
+        .unwrap()
+        .unwrap()
+        .multipart
+        .unwrap();
+    let forget = FsCommand::ForgetUpload {
+        id: "u1".into(),
+        time_ms: 1,
+    };
+    assert_eq!(fs.run(forget).await, CommandResult::Done);
+    let file = fs.store.reader.lookup("/in/big").unwrap().unwrap();
+    assert_eq!((file.size, file.upload), (3, None));
+    assert_eq!(fs.store.reader.usage("alice").unwrap().bytes, 3);
+    assert!(fs.store.reader.upload_parts(&state).unwrap().is_empty());
+
+    // A new multipart upload replaced by another, and a file deleted while
+    // one is in flight: their rows go with their records.
+    fs.run(parts_write("u2", "m2", 0, &[8], None, None)).await;
+    fs.run(parts_write("u3", "m3", 0, &[8, 8], None, None))
+        .await;
+    let m2 = crate::records::MultipartState {
+        id: "m2".into(),
+        parts: 1,
+        ..Default::default()
+    };
+    assert!(fs.store.reader.upload_parts(&m2).unwrap().is_empty());
+    let m3 = fs
+        .store
+        .reader
+        .upload("u3")
+        .unwrap()
+        .unwrap()
+        .multipart
+        .unwrap();
+    fs.run(FsCommand::Remove {
+        path: "/in/big".into(),
+    })
+    .await;
+    assert!(fs.store.reader.upload_parts(&m3).unwrap().is_empty());
+    assert!(fs.store.reader.uploads().unwrap().is_empty());
+    assert_eq!(fs.store.reader.usage("alice").unwrap().bytes, 0);
 }

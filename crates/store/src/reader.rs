@@ -242,6 +242,19 @@ impl StateReader {
         crate::compact::scan(&self.db, "uploads")
     }
 
+    /// Upload `id`'s record, while it is in flight.
+    pub fn upload(&self, id: &str) -> Result<Option<UploadRecord>, StoreError> {
+        crate::namespace::read::upload(&self.db, id)
+    }
+
+    /// The durable parts of an upload into object storage, in order.
+    pub fn upload_parts(
+        &self,
+        state: &crate::records::MultipartState,
+    ) -> Result<Vec<crate::records::PartRecord>, StoreError> {
+        crate::namespace::read::upload_parts(&self.db, state)
+    }
+
     pub fn chunk(&self, hash: &ChunkHash) -> Result<Option<ChunkRecord>, StoreError> {
         crate::compact::get(&self.db, "chunks", hash.as_bytes())
     }

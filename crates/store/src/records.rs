@@ -291,6 +291,37 @@ pub struct UploadRecord {
     pub durable: u64,
     /// Unix seconds of the last checkpoint.
     pub heartbeat: u64,
+    /// Object storage: the S3 multipart upload holding the durable bytes.
+    #[serde(default)]
+    pub multipart: Option<MultipartState>,
+}
+
+/// An upload into object storage, in flight: its S3 multipart upload and
+/// how many of its parts are durable (each part's ETag is a row of `parts`,
+/// so a checkpoint appends rows instead of rewriting a list). Any node can
+/// continue it: a resumption at the durable offset adopts it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MultipartState {
+    /// The object it will complete into.
+    pub key: String,
+    /// The multipart upload's id, as the object store gave it.
+    pub id: String,
+    /// Durable parts: `parts` rows 0 to `parts − 1`, `durable` bytes.
+    pub parts: u64,
+    /// SHA-256 state after the durable bytes (hex of its eight words), so
+    /// a resumption's `file.uploaded` digest covers the whole file; empty
+    /// when the cluster's events carry no digest.
+    #[serde(default)]
+    pub sha256: String,
+}
+
+/// `parts`, key `multipart id ‖ 0 ‖ index (u32, big-endian)`: one durable
+/// part of a multipart upload.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    /// The part's ETag, which completing the upload names.
+    pub etag: String,
+    pub len: u64,
 }
 
 /// `chunks`: where a chunk's replicas are and how many file positions use it.

@@ -26,7 +26,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 }
 
 /// The state-machine tables, in the order snapshots list them.
-pub const TABLES: [&str; 17] = [
+pub const TABLES: [&str; 18] = [
     "users",
     "certs",
     "ca",
@@ -44,6 +44,7 @@ pub const TABLES: [&str; 17] = [
     "events",
     "sinks",
     "announced",
+    "parts",
 ];
 
 pub fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, StoreError> {

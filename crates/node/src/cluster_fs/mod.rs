@@ -2,6 +2,7 @@
 //! replicated namespace (Raft) and the chunk store. Every node serves every
 //! file; a user's home is a directory of the namespace.
 
+pub mod object_upkeep;
 mod object_writer;
 mod reader;
 pub mod upkeep;
@@ -239,6 +240,12 @@ impl ClusterFs {
         self.files_under(&moving, &from, &mut files)?;
         let mut moves = Vec::new();
         let mut failed = None;
+        if files.iter().any(|(file, _)| file.upload.is_some()) {
+            // Its multipart upload completes at the key it began with.
+            return Err(FsError::Unsupported(
+                "a file still being uploaded cannot be renamed on object storage; finish or delete the upload first",
+            ));
+        }
         for (file, path) in &files {
             let Some(object) = &file.object else {
                 continue;
@@ -371,8 +378,16 @@ impl FileSystem for ClusterFs {
         if offset > inode.size {
             return Err(FsError::InvalidOffset);
         }
-        if let (Some(objects), Some(object)) = (&self.objects, &inode.object) {
-            return objects.read(object, offset, None).await;
+        if let Some(objects) = &self.objects {
+            return match &inode.object {
+                // During an overwrite, the file's object is still the old one.
+                Some(object) => objects.read(object, offset, None).await,
+                // A first upload in flight: its parts cannot be read yet.
+                None if inode.upload.is_some() => Err(FsError::Unsupported(
+                    "the file is still being uploaded; it can be read once its upload ends",
+                )),
+                None => Ok(Box::new(tokio::io::empty())),
+            };
         }
         let chunks = self
             .node
@@ -437,17 +452,32 @@ impl FileSystem for ClusterFs {
         let path = self.path(path);
         // The file's object; for an empty file left by a cut upload, whatever
         // an earlier file left at its key.
-        let key = match &self.objects {
-            Some(objects) => match self.lookup_path(&path)?.object {
-                Some(object) => Some(object.key),
-                None => objects.key(&path).ok().map(|k| k.to_string()),
-            },
-            None => None,
+        let (key, multipart) = match &self.objects {
+            Some(objects) => {
+                let file = self.lookup_path(&path)?;
+                let key = match file.object {
+                    Some(object) => Some(object.key),
+                    None => objects.key(&path).ok().map(|k| k.to_string()),
+                };
+                // An upload in flight: its parts go too.
+                let multipart = match file.upload {
+                    Some(id) => self.node.reader().upload(&id).map_err(store_error)?,
+                    None => None,
+                }
+                .and_then(|u| u.multipart);
+                (key, multipart)
+            }
+            None => (None, None),
         };
         self.change(FsCommand::Remove { path: path.clone() })
             .await?;
-        if let (Some(objects), Some(key)) = (&self.objects, key) {
-            forget_unless_used(&self.node, objects, &key, &path).await;
+        if let Some(objects) = &self.objects {
+            if let Some(key) = key {
+                forget_unless_used(&self.node, objects, &key, &path).await;
+            }
+            if let Some(m) = multipart {
+                objects.abort(&m.key, &m.id).await;
+            }
         }
         Ok(())
     }

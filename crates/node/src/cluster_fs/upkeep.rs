@@ -20,9 +20,6 @@ use crate::leader::LeaderJob;
 const REPAIR_EVERY: Duration = Duration::from_secs(5);
 /// Chunk records read at a time while walking one state.
 const PAGE: usize = 1000;
-/// An upload without a checkpoint for this long is abandoned: its record
-/// goes (the file keeps its durable prefix).
-const ABANDONED_UPLOAD_SECS: u64 = 24 * 3600;
 /// Local collection runs every half grace period, at most every ten minutes.
 const LOCAL_GC_EVERY_MAX: Duration = Duration::from_secs(600);
 
@@ -32,15 +29,19 @@ const LOCAL_GC_EVERY_MAX: Duration = Duration::from_secs(600);
 /// chunks and abandoned uploads are dropped.
 pub struct Repair {
     down_after: Duration,
+    /// An upload without a checkpoint for this long is abandoned: its record
+    /// goes (the file keeps its durable prefix).
+    upload_grace: Duration,
     /// Chunks short of replicas at the last count (`/metrics`).
     backlog: Arc<AtomicU64>,
     last_seen: HashMap<NodeId, Instant>,
 }
 
 impl Repair {
-    pub fn new(down_after: Duration, backlog: Arc<AtomicU64>) -> Self {
+    pub fn new(down_after: Duration, upload_grace: Duration, backlog: Arc<AtomicU64>) -> Self {
         Self {
             down_after,
+            upload_grace,
             backlog,
             last_seen: HashMap::new(),
         }
@@ -117,7 +118,7 @@ impl LeaderJob for Repair {
                 }
             }
         }
-        forget_abandoned_uploads(node).await;
+        forget_abandoned_uploads(node, self.upload_grace).await;
     }
 
     fn not_leading(&mut self) {
@@ -125,11 +126,11 @@ impl LeaderJob for Repair {
     }
 }
 
-async fn forget_abandoned_uploads(node: &ClusterHandle) {
+async fn forget_abandoned_uploads(node: &ClusterHandle, grace: Duration) {
     let Ok(uploads) = node.reader().uploads() else {
         return;
     };
-    let cutoff = unix_now().saturating_sub(ABANDONED_UPLOAD_SECS);
+    let cutoff = unix_now().saturating_sub(grace.as_secs());
     for upload in uploads.into_iter().filter(|u| u.heartbeat < cutoff) {
         tracing::info!(upload = %upload.id, path = %upload.path, durable = upload.durable,
             "forgetting an abandoned upload; the file keeps its durable prefix");

@@ -292,6 +292,7 @@ impl Upload {
                 Found::Unchecked
             },
             object: None,
+            multipart: None,
         })
     }
 

@@ -15,10 +15,11 @@ use std::time::Duration;
 
 use futures_util::TryStreamExt;
 use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as Key;
 use object_store::{
     Attribute, Attributes, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt,
-    PutMultipartOptions, PutOptions, PutPayload, RetryConfig, WriteMultipart,
+    PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
 };
 use wharf_server::fs::{FileReader, FsError};
 use wharf_store::records::ObjectRef;
@@ -92,7 +93,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 }
 
 /// A key as recorded in the namespace (made by `Objects::key`, so valid).
-fn recorded(key: &str) -> Key {
+pub(crate) fn recorded(key: &str) -> Key {
     Key::parse(key).unwrap_or_else(|_| Key::from(key))
 }
 
@@ -303,11 +304,10 @@ impl Objects {
         })
     }
 
-    /// Begins a multipart upload of `part_size` parts.
-    pub async fn multipart(&self, key: &Key) -> Result<WriteMultipart, FsError> {
-        let upload = self
-            .store
-            .put_multipart_opts(
+    /// Begins a multipart upload; its id lets any node add parts later.
+    pub async fn create_multipart(&self, key: &Key) -> Result<String, FsError> {
+        self.store
+            .create_multipart_opts(
                 key,
                 PutMultipartOptions {
                     attributes: Self::attributes(),
@@ -315,8 +315,67 @@ impl Objects {
                 },
             )
             .await
-            .map_err(|e| self.failed("starting an upload of", key.as_ref(), e))?;
-        Ok(WriteMultipart::new_with_chunk_size(upload, self.part_size))
+            .map_err(|e| self.failed("starting an upload of", key.as_ref(), e))
+    }
+
+    /// Sends part `index` (0-based) of multipart upload `id`; its ETag.
+    pub async fn put_part(
+        &self,
+        key: &Key,
+        id: &str,
+        index: usize,
+        bytes: Vec<u8>,
+    ) -> Result<String, FsError> {
+        let part = self
+            .store
+            .put_part(key, &id.to_owned(), index, PutPayload::from(bytes))
+            .await
+            .map_err(|e| self.failed("uploading a part of", key.as_ref(), e))?;
+        Ok(part.content_id)
+    }
+
+    /// Completes multipart upload `id` from its parts' ETags, in order.
+    pub async fn complete(
+        &self,
+        key: &Key,
+        id: &str,
+        etags: Vec<String>,
+        size: u64,
+    ) -> Result<ObjectRef, FsError> {
+        let parts = etags
+            .into_iter()
+            .map(|content_id| PartId { content_id })
+            .collect();
+        let put = self
+            .store
+            .complete_multipart(key, &id.to_owned(), parts)
+            .await
+            .map_err(|e| self.failed("completing", key.as_ref(), e))?;
+        let etag = match put.e_tag.filter(|e| !e.is_empty()) {
+            Some(etag) => etag,
+            // Ceph 16 answers its first completion with an empty ETag: ask.
+            None => self
+                .store
+                .head(key)
+                .await
+                .map_err(|e| self.failed("checking", key.as_ref(), e))?
+                .e_tag
+                .unwrap_or_default(),
+        };
+        Ok(ObjectRef {
+            key: key.to_string(),
+            etag,
+            size,
+        })
+    }
+
+    /// Discards multipart upload `id` and its parts; a failure is logged (a
+    /// bucket lifecycle rule removes what is left).
+    pub async fn abort(&self, key: &str, id: &str) {
+        let path = recorded(key);
+        if let Err(e) = self.store.abort_multipart(&path, &id.to_owned()).await {
+            tracing::warn!(key, "discarding the parts of an upload failed (a bucket lifecycle rule will remove them): {e}");
+        }
     }
 
     /// The object's bytes from `offset` to `end` (its end when `None`),

@@ -24,6 +24,10 @@ const STEP: usize = 256 * 1024;
 /// need more, so a data connection does not allocate and zero `STEP` bytes
 /// for a 4 KiB file; a buffer that fills up doubles, up to `STEP`.
 const FIRST_RECEIVE: usize = 16 * 1024;
+/// What a refused upload's client may still send, and for how long, before
+/// its data connection is closed (`discard_rest`).
+const DISCARD_MAX_BYTES: usize = 32 << 20;
+const DISCARD_MAX_TIME: Duration = Duration::from_secs(2);
 
 pub enum Payload {
     Download {
@@ -367,7 +371,10 @@ async fn receive_all(
             }
             None => buf.get(..n).unwrap_or_default(),
         };
-        writer.write(data).await.map_err(PumpError::Storage)?;
+        if let Err(e) = writer.write(data).await {
+            discard_rest(stream).await;
+            return Err(PumpError::Storage(e));
+        }
         throttle.consume(n).await;
         if filled && buf.len() < STEP {
             buf.resize(buf.len() * 2, 0);
@@ -383,6 +390,24 @@ async fn receive_all(
     let _ = with_idle_limit(limits.idle_timeout, stream.shutdown()).await;
     writer.commit().await.map_err(PumpError::Storage)?;
     Ok(())
+}
+
+/// After a refusal mid-upload (quota, storage), reads and discards what the
+/// client is still sending, for a moment: closing with unread data resets
+/// the connection, and a client such as curl then reports the reset instead
+/// of the refusal the control connection carries.
+async fn discard_rest(stream: &mut DataStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = DISCARD_MAX_BYTES;
+    let _ = tokio::time::timeout(DISCARD_MAX_TIME, async {
+        while left > 0 {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
 
 async fn with_idle_limit<F>(limit: Duration, fut: F) -> Result<(), PumpError>

@@ -36,6 +36,10 @@ pub enum FsError {
     NoSpace,
     #[error("invalid offset")]
     InvalidOffset,
+    /// An upload can resume only where its durable part ends (object
+    /// storage: a cut part cannot be read back), at this offset.
+    #[error("resumable only at offset {0}")]
+    ResumeAt(u64),
     /// The user's quota does not allow the write.
     #[error("quota exceeded")]
     QuotaExceeded,

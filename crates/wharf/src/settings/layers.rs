@@ -93,6 +93,7 @@ fn defaults() -> ServeSettings {
         cert_lifetime: Some(90 * 24 * 3600),
         repair_after: Some(600),
         chunk_grace: Some(3600),
+        upload_grace: Some(24 * 3600),
         policy: Policy {
             require_tls_login: Some(policy.require_tls_login),
             require_prot_p: Some(policy.require_prot_p),

@@ -55,6 +55,9 @@ pub fn node_config(s: &ServeSettings, http_given: bool) -> Result<NodeConfig> {
     if s.chunk_grace == Some(0) {
         bail!("chunk_grace must be at least 1 second");
     }
+    if s.upload_grace == Some(0) {
+        bail!("upload_grace must be at least 1 second");
+    }
     let secs = |v: Option<u64>| Duration::from_secs(v.unwrap_or_default());
     Ok(NodeConfig {
         client_certs: ClientCerts {
@@ -95,6 +98,7 @@ pub fn node_config(s: &ServeSettings, http_given: bool) -> Result<NodeConfig> {
         replication,
         repair_after: secs(s.repair_after),
         chunk_grace: secs(s.chunk_grace),
+        upload_grace: secs(s.upload_grace),
         cert_policy: CertPolicy {
             server_names: s.server_names.clone(),
             lifetime: secs(s.cert_lifetime),

@@ -139,6 +139,12 @@ pub struct ServeSettings {
     /// checkpoints (about a second), or its newest chunks could go.
     #[arg(long, env = "WHARF_CHUNK_GRACE")]
     pub chunk_grace: Option<u64>,
+    /// Seconds an upload may go without a checkpoint before it counts as
+    /// abandoned (default 86400): the leader then ends it, and the file keeps
+    /// its durable prefix (on s3, its multipart upload completed with its
+    /// durable parts).
+    #[arg(long, env = "WHARF_UPLOAD_GRACE")]
+    pub upload_grace: Option<u64>,
     #[command(flatten)]
     #[serde(default)]
     pub s3: S3Settings,
