@@ -357,12 +357,12 @@ fn an_https_endpoint_is_trusted_through_its_ca_file_and_refused_without() {
     );
 }
 
-/// Nothing of a cut upload is durable on s3 yet (stage 1), so a cut leaves
-/// the file empty, not the file it was replacing: a client resuming from
-/// `SIZE` (`curl -C -`) then sends the whole file again, and never appends
-/// the new file's tail to the old one's head.
+/// A cut upload is finished on its client's behalf with every byte
+/// received, as on the other storages: a small one (one PUT) and a large one
+/// (its multipart upload completed with the tail as its last part); `curl -C -`
+/// then sends the rest, byte-identical.
 #[test]
-fn a_cut_upload_leaves_an_empty_file_that_curl_resumes_whole() {
+fn a_cut_upload_keeps_what_was_received_and_curl_sends_the_rest() {
     let s3 = CephGateway::start();
     let bucket = s3.bucket();
     let node = Wharf::start(WharfOptions::default().s3_storage(&bucket));
@@ -370,7 +370,7 @@ fn a_cut_upload_leaves_an_empty_file_that_curl_resumes_whole() {
     let old = dir.join("old.bin");
     let new = dir.join("new.bin");
     write_random_file(&old, 3 * MIB);
-    write_random_file(&new, 12 * MIB + 5);
+    write_random_file(&new, 40 * MIB + 5);
     assert_success(
         &run(node
             .curl()
@@ -379,20 +379,37 @@ fn a_cut_upload_leaves_an_empty_file_that_curl_resumes_whole() {
             .arg(node.explicit_url("f.bin"))),
         "the old file",
     );
-    for name in ["f.bin", "fresh.bin"] {
+    // About 6 MiB (below a part), then about 18 MiB (two parts and a tail).
+    for (round, (name, rate)) in [("f.bin", "2M"), ("fresh.bin", "6M")]
+        .into_iter()
+        .enumerate()
+    {
         let cut = run_for(
             node.curl()
-                .args(["--limit-rate", "2M", "-T"])
+                .args(["--limit-rate", rate, "-T"])
                 .arg(&new)
                 .arg(node.explicit_url(name)),
             Duration::from_secs(3),
         );
         assert!(cut.killed, "{name}: not cut\n{}", describe(&cut.output));
-        let stored = node.stored();
         crate::support::cluster::poll_until(
-            Duration::from_secs(20),
-            &format!("{name} left empty by the cut"),
-            || (stored.size(name) == Some(0)).then_some(()),
+            Duration::from_secs(30),
+            &format!("{name} finished for its vanished client"),
+            || {
+                let kept = node.stderr().matches("what was received is kept").count();
+                (kept > round).then_some(())
+            },
+        );
+        let stored = node.stored();
+        let kept = stored.size(name).expect("SIZE after the cut");
+        assert!(kept > MIB && kept < 40 * MIB, "{name}: {kept} bytes kept");
+        let head = bucket
+            .object(&format!("home/{}/{name}", node.user))
+            .expect("the cut file's object");
+        assert_eq!(head.len() as u64, kept);
+        assert!(
+            head == std::fs::read(&new).unwrap()[..kept as usize],
+            "{name}: not a prefix"
         );
         assert_success(
             &run(node
@@ -407,8 +424,162 @@ fn a_cut_upload_leaves_an_empty_file_that_curl_resumes_whole() {
         assert_same_file(&new, &back);
         assert_object(&bucket, &format!("home/{}/{name}", node.user), &new);
     }
+}
+
+/// The receiving node is killed half-way through a 200 MiB upload: its
+/// checkpointed parts are durable, `SIZE` on another node shows their end,
+/// and `curl -C -` (then `lftp put -c`) there continues the same multipart
+/// upload to a byte-identical object.
+#[test]
+fn an_upload_whose_node_is_killed_resumes_its_multipart_upload_on_another() {
+    use crate::e2e_storage::{download_sha, size_on, slow_upload};
+    let s3 = CephGateway::start();
+    let bucket = s3.bucket();
+    let mut cluster = Cluster::start_with(3, WharfOptions::default().s3_storage(&bucket));
+    let local = cluster.node(1).client_dir().join("resume.bin");
+    write_random_file(&local, 200 * MIB + 777);
+    let sent = crate::support::sha256_file(&local);
+    const PART: u64 = 8 * MIB;
+    for (round, client) in ["curl", "lftp"].into_iter().enumerate() {
+        let name = format!("resume-{client}.bin");
+        let (victim, rescuer, witness) = if round == 0 { (1, 2, 3) } else { (2, 3, 1) };
+        let mut upload = slow_upload(cluster.node(victim), &local, &name);
+        let durable =
+            crate::support::cluster::poll_until(Duration::from_secs(60), "durable parts", || {
+                size_on(cluster.node(witness), &name).filter(|&s| s >= 3 * PART)
+            });
+        cluster.node_mut(victim).kill9();
+        let _ = crate::support::process::wait_or_kill(&mut upload, Duration::from_secs(30));
+        let gap = size_on(cluster.node(witness), &name).expect("SIZE after the kill");
+        assert!(
+            gap >= durable && gap.is_multiple_of(PART) && gap < 200 * MIB,
+            "durable offset {gap} (was {durable})"
+        );
+        let key = format!("home/{}/{name}", cluster.node(1).user);
+        assert!(
+            bucket.object(&key).is_none(),
+            "no object before the upload ends"
+        );
+
+        let rescue = cluster.node(rescuer);
+        let out = match client {
+            "curl" => run(rescue
+                .curl()
+                .args(["-C", "-", "-T"])
+                .arg(&local)
+                .arg(rescue.explicit_url(&name))),
+            _ => run(&mut rescue.lftp(&[&format!("put -c {} -o {name}", local.display())])),
+        };
+        assert_success(&out, &format!("{client} resumes on node {rescuer}"));
+        assert!(
+            rescue
+                .stderr()
+                .contains("resuming an upload's multipart upload"),
+            "node {rescuer} did not adopt the upload\n{}",
+            rescue.logs()
+        );
+        assert_eq!(download_sha(cluster.node(witness), &name), sent, "{client}");
+        assert_object(&bucket, &key, &local);
+        cluster.node_mut(victim).restart();
+    }
+}
+
+/// The endpoint stops answering in the middle of a multipart upload: the
+/// client gets 451, the parts checkpointed before stay, and once the endpoint
+/// is back `curl -C -` continues the same multipart upload.
+#[test]
+fn an_upload_cut_by_an_endpoint_outage_resumes_once_it_returns() {
+    let s3 = CephGateway::start();
+    let bucket = s3.bucket();
+    let node = Wharf::start(WharfOptions::default().s3_storage(&bucket));
+    let local = node.client_dir().join("outage.bin");
+    write_random_file(&local, 60 * MIB + 3);
+    let mut upload = crate::e2e_storage::slow_upload(&node, &local, "outage.bin");
+    crate::support::cluster::poll_until(Duration::from_secs(60), "durable parts", || {
+        crate::e2e_storage::size_on(&node, "outage.bin").filter(|&s| s >= 16 * MIB)
+    });
+    s3.pause();
+    let (status, killed) =
+        crate::support::process::wait_or_kill(&mut upload, Duration::from_secs(90));
+    s3.resume();
     assert!(
-        node.stderr().contains("the file is left empty"),
+        !killed && !status.success(),
+        "the upload should fail: {status:?}"
+    );
+    let durable = crate::e2e_storage::size_on(&node, "outage.bin").expect("SIZE");
+    assert!(
+        durable >= 16 * MIB && durable.is_multiple_of(8 * MIB),
+        "{durable}"
+    );
+    assert_success(
+        &run(node
+            .curl()
+            .args(["-C", "-", "-T"])
+            .arg(&local)
+            .arg(node.explicit_url("outage.bin"))),
+        "curl -C - once the endpoint is back",
+    );
+    assert!(
+        node.stderr()
+            .contains("resuming an upload's multipart upload"),
+        "{}",
+        node.logs()
+    );
+    assert_object(&bucket, &format!("home/{}/outage.bin", node.user), &local);
+}
+
+/// An upload nobody resumes — its node killed and back, no client coming
+/// back — is finished by the leader once `--upload-grace` has passed without
+/// a checkpoint: its multipart upload is completed with the durable parts, so
+/// the file keeps its durable prefix, as on cluster storage. (The client sends
+/// three parts, then a byte at a time: every part that reached the store is
+/// checkpointed when the node dies. Ceph refuses to complete an upload with
+/// fewer parts than it holds; the leader then discards it.)
+#[test]
+fn an_abandoned_upload_is_finished_by_the_leader_with_its_durable_parts() {
+    let s3 = CephGateway::start();
+    let bucket = s3.bucket();
+    let mut node = Wharf::start(
+        WharfOptions::default()
+            .s3_storage(&bucket)
+            .args(["--upload-grace", "5"]),
+    );
+    let local = node.client_dir().join("abandoned.bin");
+    write_random_file(&local, 40 * MIB);
+    let three_parts = 24 * MIB;
+    let mut client = node
+        .python("partial_upload.py")
+        .args(["--bytes", &three_parts.to_string(), "--trickle", "60"])
+        .arg(&local)
+        .arg("abandoned.bin")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start partial_upload.py");
+    crate::support::cluster::poll_until(Duration::from_secs(60), "three durable parts", || {
+        (crate::e2e_storage::size_on(&node, "abandoned.bin") == Some(three_parts)).then_some(())
+    });
+    node.kill9();
+    let _ = client.kill();
+    let _ = client.wait();
+    node.restart();
+    let key = format!("home/{}/abandoned.bin", node.user);
+    let kept = crate::support::cluster::poll_until(
+        Duration::from_secs(60),
+        "the abandoned upload finished",
+        || bucket.object(&key),
+    );
+    assert_eq!(kept.len() as u64, three_parts);
+    assert!(
+        kept == std::fs::read(&local).unwrap()[..three_parts as usize],
+        "not the file's head"
+    );
+    assert_eq!(
+        crate::e2e_storage::size_on(&node, "abandoned.bin"),
+        Some(three_parts)
+    );
+    assert!(
+        node.stderr().contains("finished an abandoned upload"),
         "{}",
         node.logs()
     );

@@ -34,7 +34,7 @@ fn upload(node: &Wharf, local: &std::path::Path, name: &str) {
     assert_success(&out, &format!("upload {name} to node {}", node.node_id()));
 }
 
-fn download_sha(node: &Wharf, name: &str) -> String {
+pub(crate) fn download_sha(node: &Wharf, name: &str) -> String {
     let back = node.client_dir().join(format!(
         "{}.{}.back",
         name.replace('/', "_"),
@@ -55,7 +55,7 @@ fn download_sha(node: &Wharf, name: &str) -> String {
 }
 
 /// `SIZE name` on `node`, through a fresh session.
-fn size_on(node: &Wharf, name: &str) -> Option<u64> {
+pub(crate) fn size_on(node: &Wharf, name: &str) -> Option<u64> {
     let out = run(&mut node.batch("reuse", &[format!("size {name}")]));
     tagged(&out, "SIZE")
         .first()
@@ -123,7 +123,11 @@ fn rename_delete_and_mkdir_through_one_node_are_seen_by_the_next_command_on_anot
 }
 
 /// Starts a slow curl upload of `local` to `node`; the caller kills the node under it.
-fn slow_upload(node: &Wharf, local: &std::path::Path, name: &str) -> std::process::Child {
+pub(crate) fn slow_upload(
+    node: &Wharf,
+    local: &std::path::Path,
+    name: &str,
+) -> std::process::Child {
     node.curl()
         .args(["--limit-rate", "8M"])
         .arg("-T")
