@@ -1,7 +1,8 @@
-//! `--storage s3` (issue 25, stage 1) against a real S3 server: Ceph's RADOS
-//! Gateway (`tests/support/ceph-rgw.sh`). Files are objects of the bucket
-//! under `<prefix>/<home>/<path>`, written whole before `226`; the namespace
-//! stays in Raft, so every node serves every file.
+//! `--storage s3` (issue 25) against a real S3 server: Ceph's RADOS Gateway
+//! (`tests/support/ceph-rgw.sh`). Files are objects of the bucket under
+//! `<prefix>/<home>/<path>`, complete before `226`; the namespace and the
+//! multipart uploads' checkpoints stay in Raft, so every node serves every
+//! file and resumes every upload.
 
 use std::io::Read;
 use std::path::Path;
