@@ -598,9 +598,9 @@ impl FileWriter for ObjectWriter {
         };
         // Finished in a task of its own, which goes on if this future is
         // dropped (the client's session ending, say): the object is then
-        // completed once, never twice at the same time (Ceph can assemble a
-        // truncated object from two concurrent completions). A failure
-        // leaves the last checkpoint for a resumption.
+        // completed by one task, never re-run from half-way by `drop` while
+        // a completion may still be in flight. A failure leaves the last
+        // checkpoint for a resumption.
         match tokio::spawn(async move { upload.finish().await }).await {
             Ok(finished) => finished,
             Err(e) => Err(FsError::Io(std::io::Error::other(e))),
