@@ -358,6 +358,60 @@ fn an_https_endpoint_is_trusted_through_its_ca_file_and_refused_without() {
     );
 }
 
+/// The bucket holding another object at a file's key than the one recorded
+/// (written by an S3 tool, or by an upload whose node died between storing
+/// the object and recording it) no longer fails every read: the file becomes
+/// the bucket's object (its size with it) and is served as S3 readers see it.
+/// An object deleted behind Wharf's back fails its reads with 451, and
+/// nothing else.
+#[test]
+fn an_object_replaced_in_the_bucket_is_served_and_recorded() {
+    let s3 = CephGateway::start();
+    let bucket = s3.bucket();
+    let node = Wharf::start(WharfOptions::default().s3_storage(&bucket));
+    let dir = node.client_dir();
+    let (first, other) = (dir.join("first.bin"), dir.join("other.bin"));
+    write_random_file(&first, MIB);
+    write_random_file(&other, 300 * 1024 + 7);
+    for name in ["a.bin", "b.bin"] {
+        assert_success(
+            &run(node
+                .curl()
+                .arg("-T")
+                .arg(&first)
+                .arg(node.explicit_url(name))),
+            &format!("upload {name}"),
+        );
+    }
+    bucket.put(&format!("home/{}/a.bin", node.user), &other);
+    // ftplib's RETR (no SIZE first: a client that asked SIZE before has
+    // the old size, and its first download ends short).
+    let back = dir.join("back.bin");
+    let steps = [format!("get a.bin {}", back.display())];
+    assert_success(&run(&mut node.batch("reuse", &steps)), "ftplib get");
+    assert_same_file(&other, &back);
+    assert_eq!(node.stored().size("a.bin"), Some(300 * 1024 + 7));
+    assert!(
+        node.stderr().contains("the file is now that object"),
+        "no record of the replaced object in the log"
+    );
+    bucket.delete(&format!("home/{}/b.bin", node.user));
+    let gone = run(node
+        .curl()
+        .arg("-o")
+        .arg(dir.join("gone.bin"))
+        .arg(node.explicit_url("b.bin")));
+    assert!(!gone.status.success(), "{}", describe(&gone));
+    assert!(
+        String::from_utf8_lossy(&gone.stderr).contains("451"),
+        "{}",
+        describe(&gone)
+    );
+    std::fs::remove_file(&back).unwrap();
+    download(&node, "a.bin", &back);
+    assert_same_file(&other, &back);
+}
+
 /// A cut upload is finished on its client's behalf with every byte
 /// received, as on the other storages: a small one (one PUT) and a large one
 /// (its multipart upload completed with the tail as its last part); `curl -C -`

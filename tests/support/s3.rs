@@ -244,6 +244,25 @@ impl S3Bucket {
         }
     }
 
+    /// Stores `file` at `key`, as an S3 tool writing the bucket would.
+    pub fn put(&self, key: &str, file: &std::path::Path) {
+        let path = format!("/{}", encode_key(key));
+        let out = super::run(
+            self.curl("PUT", &path)
+                .arg("--fail")
+                .arg("--upload-file")
+                .arg(file),
+        );
+        assert!(out.status.success(), "PUT {key}: {out:?}");
+    }
+
+    /// Deletes the object at `key`.
+    pub fn delete(&self, key: &str) {
+        let path = format!("/{}", encode_key(key));
+        let out = super::run(self.curl("DELETE", &path).arg("--fail"));
+        assert!(out.status.success(), "DELETE {key}: {out:?}");
+    }
+
     /// Every object's key and size, as boto3 lists them (AWS's own SDK for
     /// Python, path-style), sorted by key.
     pub fn boto3_listing(&self) -> Vec<(String, u64)> {

@@ -22,11 +22,11 @@ use wharf_server::fs::{
 };
 use wharf_server::User;
 use wharf_store::events::Origin;
-use wharf_store::records::{InodeRecord, Quota};
-use wharf_store::{Announced, Command, CommandResult, FsCommand, ObjectMove};
+use wharf_store::records::{InodeRecord, ObjectRef, Quota};
+use wharf_store::{Announced, Command, CommandResult, FileWrite, Found, FsCommand, ObjectMove};
 
 use crate::clock::{unix_now, unix_now_ms};
-use crate::objects::Objects;
+use crate::objects::{Objects, Opened};
 
 pub struct ClusterStorage {
     pub node: Arc<ClusterHandle>,
@@ -292,6 +292,56 @@ impl ClusterFs {
         renamed
     }
 
+    /// The bucket holds another object at a file's key than the one
+    /// recorded: put there by an S3 tool, or by an upload whose node died
+    /// between storing it and recording it. With no upload of the file in
+    /// flight, the bucket's object becomes the file (what `wharf storage
+    /// scan` records for an object Wharf did not write), so the file is
+    /// served as S3 readers see it instead of failing every read.
+    async fn take_replaced(
+        &self,
+        path: String,
+        inode: &InodeRecord,
+        current: &ObjectRef,
+        modified: u64,
+    ) -> Result<(), FsError> {
+        let recorded = inode.object.as_ref().map(|o| o.etag.as_str());
+        if inode.upload.is_some() || current.etag.is_empty() || recorded == Some(&current.etag) {
+            return Err(FsError::ObjectStorage(format!(
+                "reading {}: the object was changed outside Wharf while an upload of it is in flight",
+                current.key
+            )));
+        }
+        let change = FsCommand::Write(FileWrite {
+            upload: writer::new_upload_id(),
+            path: path.clone(),
+            chunks: Vec::new(),
+            from: 0,
+            mtime: if modified > 0 { modified } else { unix_now() },
+            node: self.node.node_id(),
+            placed: Vec::new(),
+            done: true,
+            create_new: false,
+            owner: inode.owner.clone(),
+            // What the bucket holds is not refused: it is already there.
+            quota: Quota::default(),
+            found: Found::File {
+                inode: inode.id,
+                generation: inode.generation,
+            },
+            object: Some(current.clone()),
+            multipart: None,
+        });
+        match write(&self.node, change).await? {
+            CommandResult::Done => tracing::warn!(%path, key = %current.key, etag = %current.etag,
+                size = current.size, "the bucket holds another object than the one recorded; the file is now that object"),
+            // Another reader, or a writer, changed the file first.
+            CommandResult::Superseded => {}
+            other => outcome(other)?,
+        }
+        Ok(())
+    }
+
     /// The files at or under `inode` (at `path`), at most `RENAME_MAX_OBJECTS`.
     fn files_under(
         &self,
@@ -379,9 +429,19 @@ impl FileSystem for ClusterFs {
             return Err(FsError::InvalidOffset);
         }
         if let Some(objects) = &self.objects {
+            let path = self.path(path);
             return match &inode.object {
                 // During an overwrite, the file's object is still the old one.
-                Some(object) => objects.read(object, offset, None).await,
+                Some(object) => match objects.open(object, offset, None).await? {
+                    Opened::Bytes(bytes) => Ok(bytes),
+                    Opened::Replaced(current, modified) => {
+                        self.take_replaced(path, &inode, &current, modified).await?;
+                        if offset > current.size {
+                            return Err(FsError::InvalidOffset);
+                        }
+                        objects.read(&current, offset, None).await
+                    }
+                },
                 // A first upload in flight: its parts cannot be read yet.
                 None if inode.upload.is_some() => Err(FsError::Unsupported(
                     "the file is still being uploaded; it can be read once its upload ends",

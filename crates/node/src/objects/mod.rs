@@ -97,6 +97,15 @@ pub(crate) fn recorded(key: &str) -> Key {
     Key::parse(key).unwrap_or_else(|_| Key::from(key))
 }
 
+/// What reading a file's object found at its key.
+pub enum Opened {
+    Bytes(FileReader),
+    /// Another object than the one recorded, and its modification time
+    /// (Unix seconds): put there outside Wharf, or by an upload whose node
+    /// died between storing it and recording it.
+    Replaced(ObjectRef, u64),
+}
+
 /// The bucket, as the file system uses it.
 pub struct Objects {
     store: Arc<AmazonS3>,
@@ -386,9 +395,27 @@ impl Objects {
         offset: u64,
         end: Option<u64>,
     ) -> Result<FileReader, FsError> {
+        match self.open(object, offset, end).await? {
+            Opened::Bytes(bytes) => Ok(bytes),
+            Opened::Replaced(..) => Err(FsError::ObjectStorage(format!(
+                "reading {}: the object was changed outside Wharf since it was stored",
+                object.key
+            ))),
+        }
+    }
+
+    /// As [`Objects::read`], but an object replaced at its key is not an
+    /// error: the bucket's object (and its modification time) comes back
+    /// for the caller to record.
+    pub async fn open(
+        &self,
+        object: &ObjectRef,
+        offset: u64,
+        end: Option<u64>,
+    ) -> Result<Opened, FsError> {
         let end = end.unwrap_or(object.size).min(object.size);
         if offset >= end {
-            return Ok(Box::new(tokio::io::empty()));
+            return Ok(Opened::Bytes(Box::new(tokio::io::empty())));
         }
         let key = recorded(&object.key);
         let options = GetOptions {
@@ -400,13 +427,28 @@ impl Objects {
             if_match: (!object.etag.is_empty()).then(|| object.etag.clone()),
             ..GetOptions::default()
         };
-        let got = self
-            .store
-            .get_opts(&key, options)
-            .await
-            .map_err(|e| self.failed("reading", &object.key, e))?;
+        let got = match self.store.get_opts(&key, options).await {
+            Ok(got) => got,
+            Err(object_store::Error::Precondition { .. }) => {
+                let meta = self
+                    .store
+                    .head(&key)
+                    .await
+                    .map_err(|e| self.failed("checking", &object.key, e))?;
+                let current = ObjectRef {
+                    key: object.key.clone(),
+                    etag: meta.e_tag.unwrap_or_default(),
+                    size: meta.size,
+                };
+                let modified = u64::try_from(meta.last_modified.timestamp()).unwrap_or(0);
+                return Ok(Opened::Replaced(current, modified));
+            }
+            Err(e) => return Err(self.failed("reading", &object.key, e)),
+        };
         let stream = got.into_stream().map_err(std::io::Error::other);
-        Ok(Box::new(tokio_util::io::StreamReader::new(stream)))
+        Ok(Opened::Bytes(Box::new(tokio_util::io::StreamReader::new(
+            stream,
+        ))))
     }
 
     /// Copies `object` to `to`, returning the copy as recorded.

@@ -97,15 +97,17 @@ pub async fn retr(
         Ok(d) => d,
         Err(r) => return r.into(),
     };
+    // The size announced is the file's once open: opening may find (and
+    // record) that its object in the bucket was replaced.
+    let reader = match fs.open_read(&path, offset).await {
+        Ok(r) => r,
+        Err(e) => return replies::fs_error(&e).into(),
+    };
     let size = match fs.metadata(&path).await {
         Ok(e) if matches!(e.kind, EntryKind::Dir) => {
             return Reply::new(550, "Is a directory.").into()
         }
         Ok(e) => e.size,
-        Err(e) => return replies::fs_error(&e).into(),
-    };
-    let reader = match fs.open_read(&path, offset).await {
-        Ok(r) => r,
         Err(e) => return replies::fs_error(&e).into(),
     };
     let ascii = settings.ascii();
