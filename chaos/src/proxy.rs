@@ -95,9 +95,7 @@ impl Proxies {
         let mut tasks = Vec::new();
         let from_nodes = Arc::new(AtomicU64::new(0));
         for (to, listen, target) in layout.nodes {
-            let listener = TcpListener::bind(listen)
-                .await
-                .with_context(|| format!("proxy cannot listen on {listen}"))?;
+            let listener = bind(listen).await?;
             let faults = faults.clone();
             let node_of = layout.node_of_source;
             let counted = from_nodes.clone();
@@ -112,6 +110,31 @@ impl Proxies {
             }));
         }
         Ok(Proxies { tasks, from_nodes })
+    }
+}
+
+/// Binds `listen`, waiting up to 10 s for the previous scenario's proxy
+/// (its task aborted, its listener dropped a moment later) to let go.
+async fn bind(listen: SocketAddr) -> Result<TcpListener> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match TcpListener::bind(listen).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                // Who holds it, for the report.
+                let holder = std::process::Command::new("ss")
+                    .args(["-ltnp", &format!("src {listen}")])
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+                    .unwrap_or_default();
+                return Err(e).context(format!(
+                    "proxy cannot listen on {listen} (held by: {holder})"
+                ));
+            }
+        }
     }
 }
 
