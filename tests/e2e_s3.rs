@@ -412,6 +412,41 @@ fn an_object_replaced_in_the_bucket_is_served_and_recorded() {
     assert_same_file(&other, &back);
 }
 
+/// A cut first upload is finished for its vanished client with one PUT
+/// that cannot be fenced through Raft, so it stores only while the key is
+/// free (`If-None-Match: *`): an object put there meanwhile (by the
+/// client's resumption on another node, here by an S3 tool) stays.
+#[test]
+fn a_cut_upload_finished_late_does_not_replace_what_was_stored_meanwhile() {
+    let s3 = CephGateway::start();
+    let bucket = s3.bucket();
+    let node = Wharf::start(WharfOptions::default().s3_storage(&bucket));
+    let dir = node.client_dir();
+    let (sent, there) = (dir.join("sent.bin"), dir.join("there.bin"));
+    write_random_file(&sent, 6 * MIB);
+    write_random_file(&there, 100 * 1024);
+    let key = format!("home/{}/late.bin", node.user);
+    bucket.put(&key, &there);
+    let cut = run_for(
+        node.curl()
+            .args(["--limit-rate", "1M", "-T"])
+            .arg(&sent)
+            .arg(node.explicit_url("late.bin")),
+        Duration::from_secs(2),
+    );
+    assert!(cut.killed, "not cut\n{}", describe(&cut.output));
+    crate::support::cluster::poll_until(Duration::from_secs(30), "the cut upload given up", || {
+        node.stderr()
+            .contains("upload cut off; a newer upload has the file")
+            .then_some(())
+    });
+    assert!(
+        bucket.object(&key).as_deref() == Some(&std::fs::read(&there).unwrap()[..]),
+        "the object stored meanwhile was replaced"
+    );
+    assert_eq!(node.stored().size("late.bin"), None);
+}
+
 /// A cut upload is finished on its client's behalf with every byte
 /// received, as on the other storages: a small one (one PUT) and a large one
 /// (its multipart upload completed with the tail as its last part); `curl -C -`

@@ -466,7 +466,12 @@ impl Upload {
                 // Kept until stored: a commit dropped half-way is finished
                 // from the same bytes.
                 let whole = self.buffer.clone();
-                let object = self.objects.put(&self.key, whole).await?;
+                // Finished for a vanished client, a first upload stores only
+                // while the key is free: a resumption that stored first wins.
+                let object = match (self.settled, self.found) {
+                    (true, Found::Absent { .. }) => self.objects.put_new(&self.key, whole).await?,
+                    _ => self.objects.put(&self.key, whole).await?,
+                };
                 self.digest.update(&self.buffer);
                 object
             }

@@ -19,7 +19,7 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as Key;
 use object_store::{
     Attribute, Attributes, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt,
-    PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
 };
 use wharf_server::fs::{FileReader, FsError};
 use wharf_store::records::ObjectRef;
@@ -293,6 +293,17 @@ impl Objects {
 
     /// Stores a whole small file in one request.
     pub async fn put(&self, key: &Key, bytes: Vec<u8>) -> Result<ObjectRef, FsError> {
+        self.put_as(key, bytes, PutMode::Overwrite).await
+    }
+
+    /// As [`Objects::put`], only while the bucket has nothing at `key`
+    /// (`If-None-Match: *`); else `Superseded`. What a PUT that cannot be
+    /// fenced through Raft uses when it must not replace a newer upload.
+    pub async fn put_new(&self, key: &Key, bytes: Vec<u8>) -> Result<ObjectRef, FsError> {
+        self.put_as(key, bytes, PutMode::Create).await
+    }
+
+    async fn put_as(&self, key: &Key, bytes: Vec<u8>, mode: PutMode) -> Result<ObjectRef, FsError> {
         let size = bytes.len() as u64;
         let put = self
             .store
@@ -300,12 +311,16 @@ impl Objects {
                 key,
                 PutPayload::from(bytes),
                 PutOptions {
+                    mode,
                     attributes: Self::attributes(),
                     ..PutOptions::default()
                 },
             )
             .await
-            .map_err(|e| self.failed("storing", key.as_ref(), e))?;
+            .map_err(|e| match e {
+                object_store::Error::AlreadyExists { .. } => FsError::Superseded,
+                e => self.failed("storing", key.as_ref(), e),
+            })?;
         Ok(ObjectRef {
             key: key.to_string(),
             etag: put.e_tag.unwrap_or_default(),
