@@ -40,16 +40,21 @@ fn download(wharf: &Wharf, path: &str, to: &Path) {
     assert_success(&out, &format!("download {path}"));
 }
 
+/// Three nodes on `bucket`, their keys under `PREFIX`.
+fn three_nodes_on(bucket: &S3Bucket) -> Cluster {
+    Cluster::start_with(
+        3,
+        WharfOptions::default()
+            .s3_storage(bucket)
+            .args(["--s3-prefix", PREFIX]),
+    )
+}
+
 #[test]
 fn three_nodes_keep_files_as_objects_under_their_paths() {
     let s3 = CephGateway::start();
     let bucket = s3.bucket();
-    let cluster = Cluster::start_with(
-        3,
-        WharfOptions::default()
-            .s3_storage(&bucket)
-            .args(["--s3-prefix", PREFIX]),
-    );
+    let cluster = three_nodes_on(&bucket);
     let (one, two, three) = (cluster.node(1), cluster.node(2), cluster.node(3));
     let dir = one.client_dir();
     let small = dir.join("small.bin");
@@ -410,6 +415,100 @@ fn an_object_replaced_in_the_bucket_is_served_and_recorded() {
     std::fs::remove_file(&back).unwrap();
     download(&node, "a.bin", &back);
     assert_same_file(&other, &back);
+}
+
+/// Objects written to the bucket by an S3 tool, not through Wharf, become
+/// files once `wharf storage scan` has run (on any node, with the operator's
+/// own credentials): in existing and new directories, a folder marker as a
+/// directory; a name the namespace has is left alone (its replaced object is
+/// taken up at its next read), and a second scan imports nothing.
+#[test]
+fn storage_scan_records_objects_written_beside_wharf() {
+    let s3 = CephGateway::start();
+    let bucket = s3.bucket();
+    let cluster = three_nodes_on(&bucket);
+    let (one, two, three) = (cluster.node(1), cluster.node(2), cluster.node(3));
+    let dir = one.client_dir();
+    let (known, new, deep) = (
+        dir.join("known.bin"),
+        dir.join("new.bin"),
+        dir.join("x.csv"),
+    );
+    write_random_file(&known, 200_000);
+    write_random_file(&new, 3 * MIB + 1);
+    write_random_file(&deep, 12_345);
+    let out = run(one
+        .curl()
+        .arg("--ftp-create-dirs")
+        .arg("-T")
+        .arg(&known)
+        .arg(one.explicit_url("in/known.bin")));
+    assert_success(&out, "curl STOR");
+    // Beside Wharf: a new file, one in new directories, a folder marker and
+    // another object at the known file's key.
+    bucket.put(&key(one, "in/new.bin"), &new);
+    bucket.put(&key(one, "drop/deep/x.csv"), &deep);
+    let marker = dir.join("marker");
+    std::fs::write(&marker, b"").unwrap();
+    bucket.put(&format!("{}/", key(one, "empty")), &marker);
+    bucket.put(&key(one, "in/known.bin"), &new);
+    let credentials = dir.join("operator.credentials");
+    bucket.args(&credentials);
+    let scan = |node: &crate::support::Wharf| {
+        let out = node.cli(
+            &[
+                "storage",
+                "scan",
+                "--s3-credentials-file",
+                &credentials.to_string_lossy(),
+            ],
+            None,
+        );
+        assert_success(&out, "wharf storage scan");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let first = scan(two);
+    assert!(
+        first.contains(
+            "2 imported, 1 already known, 1 directories made from folder markers, 0 skipped"
+        ),
+        "{first}"
+    );
+    let stored = three.stored();
+    assert_eq!(stored.size("in/new.bin"), Some(3 * MIB + 1));
+    assert_eq!(stored.size("drop/deep/x.csv"), Some(12_345));
+    for (path, local) in [("in/new.bin", &new), ("drop/deep/x.csv", &deep)] {
+        let back = three.client_dir().join("back");
+        download(three, path, &back);
+        assert_same_file(local, &back);
+    }
+    let listing = run(three.curl().arg(three.explicit_url("empty/")));
+    assert_success(&listing, "list the folder marker's directory");
+    // The known file takes up its replaced object when read.
+    let back = three.client_dir().join("known-back");
+    let steps = [format!("get in/known.bin {}", back.display())];
+    assert_success(&run(&mut three.batch("reuse", &steps)), "ftplib get");
+    assert_same_file(&new, &back);
+    let again = scan(one);
+    assert!(again.contains(" 0 imported, 3 already known"), "{again}");
+    // Only under a prefix; a prefix that is not a path is refused.
+    let under = |prefix: &str| {
+        let credentials = credentials.to_string_lossy();
+        let args = [
+            "storage",
+            "scan",
+            "--s3-credentials-file",
+            &credentials,
+            "--prefix",
+            prefix,
+        ];
+        one.cli(&args, None)
+    };
+    let drop = under(&format!("/home/{}/drop", one.user));
+    assert_success(&drop, "wharf storage scan --prefix");
+    let drop = String::from_utf8_lossy(&drop.stdout);
+    assert!(drop.starts_with("scanned 1 objects"), "{drop}");
+    assert!(!under("drop").status.success());
 }
 
 /// A cut first upload is finished for its vanished client with one PUT

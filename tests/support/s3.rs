@@ -247,11 +247,11 @@ impl S3Bucket {
     /// Stores `file` at `key`, as an S3 tool writing the bucket would.
     pub fn put(&self, key: &str, file: &std::path::Path) {
         let path = format!("/{}", encode_key(key));
+        // Not --upload-file, which names a key ending in `/` after the file.
+        let body = format!("@{}", file.display());
         let out = super::run(
             self.curl("PUT", &path)
-                .arg("--fail")
-                .arg("--upload-file")
-                .arg(file),
+                .args(["--fail", "--data-binary", &body]),
         );
         assert!(out.status.success(), "PUT {key}: {out:?}");
     }

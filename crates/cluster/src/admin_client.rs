@@ -246,6 +246,18 @@ impl AdminClient {
             .await
     }
 
+    /// The cluster's `fs.*` settings (where files' contents live).
+    pub async fn storage_settings(
+        &self,
+    ) -> Result<std::collections::HashMap<String, String>, AdminError> {
+        let reply = self
+            .call(pb::Empty {}, |mut c, r| async move {
+                c.storage_settings(r).await
+            })
+            .await?;
+        Ok(reply.settings)
+    }
+
     pub async fn status(&self) -> Result<pb::StatusReply, AdminError> {
         self.call(pb::Empty {}, |mut c, r| async move { c.status(r).await })
             .await

@@ -12,6 +12,17 @@ use crate::internal::OrInternal;
 use crate::node::ClusterHandle;
 use crate::pb;
 
+/// The settings `StorageSettings` answers with (written by the node's
+/// storage set-up, `crates/node/src/storage.rs`); nothing secret.
+const STORAGE_SETTINGS: [&str; 6] = [
+    "fs.storage",
+    "fs.s3.endpoint",
+    "fs.s3.bucket",
+    "fs.s3.prefix",
+    "fs.s3.region",
+    "fs.s3.path_style",
+];
+
 pub struct RaftService {
     pub node: Arc<ClusterHandle>,
 }
@@ -351,6 +362,20 @@ impl pb::cluster_server::Cluster for ClusterService {
             events,
             last_event: reader.last_event_id().or_internal()?,
         }))
+    }
+
+    async fn storage_settings(
+        &self,
+        request: Request<pb::Empty>,
+    ) -> Result<Response<pb::StorageSettingsReply>, Status> {
+        self.node.check_admin(&request)?;
+        let mut settings = std::collections::HashMap::new();
+        for key in STORAGE_SETTINGS {
+            if let Some(value) = self.node.reader.setting(key).or_internal()? {
+                settings.insert(key.to_owned(), value);
+            }
+        }
+        Ok(Response::new(pb::StorageSettingsReply { settings }))
     }
 
     async fn remove_node(

@@ -41,6 +41,10 @@ pub enum Commands {
     /// Upload events: where they go (sinks) and what was recorded.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// Where files' contents live: import objects written to the bucket by
+    /// something other than Wharf (s3 storage).
+    #[command(subcommand)]
+    Storage(StorageCommand),
     /// Check a configuration file.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -340,6 +344,30 @@ pub enum TrustCommand {
     /// Stop trusting a CA.
     Remove {
         name: String,
+        #[command(flatten)]
+        target: Target,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StorageCommand {
+    /// List the bucket (with this host's credentials) and record every
+    /// object the namespace does not have as a file, owned by the user whose
+    /// home holds it; missing directories are made. Names the namespace
+    /// already has are left alone.
+    Scan {
+        /// Only objects under this path (as clients see it from the root,
+        /// e.g. /home/alice/incoming); default: the whole bucket.
+        #[arg(long, default_value = "/")]
+        prefix: String,
+        /// Credentials in the AWS shared-credentials format ([default]
+        /// profile); else AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and
+        /// AWS_SESSION_TOKEN.
+        #[arg(long, env = "WHARF_S3_CREDENTIALS_FILE")]
+        s3_credentials_file: Option<PathBuf>,
+        /// PEM file of the CA that signed the endpoint's certificate.
+        #[arg(long, env = "WHARF_S3_CA_FILE")]
+        s3_ca_file: Option<PathBuf>,
         #[command(flatten)]
         target: Target,
     },

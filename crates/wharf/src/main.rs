@@ -46,6 +46,7 @@ fn main() -> Result<()> {
         Commands::Cert(command) => runtime()?.block_on(admin::cert::run(command)),
         Commands::Ban(command) => runtime()?.block_on(admin::ban::run(command)),
         Commands::Events(command) => runtime()?.block_on(admin::events::run(command)),
+        Commands::Storage(command) => runtime()?.block_on(admin::storage::run(command)),
         Commands::Config(ConfigCommand::Check { file, mut serve }) => {
             serve.config = Some(file);
             let settings = Settings::from_args(&serve)?;

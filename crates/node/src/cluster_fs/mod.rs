@@ -6,7 +6,7 @@ pub mod object_upkeep;
 mod object_writer;
 mod reader;
 pub mod upkeep;
-mod writer;
+pub(crate) mod writer;
 
 pub(crate) use writer::new_upload_id;
 

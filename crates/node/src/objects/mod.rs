@@ -8,6 +8,7 @@
 //! and streamed ranged reads.
 
 pub mod credentials;
+pub mod scan;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -532,6 +533,21 @@ mod tests {
         // A recorded key reads back as the same key.
         let key = with.key("/alice/é ü [1].txt").unwrap();
         assert_eq!(recorded(key.as_ref()), key);
+    }
+
+    #[test]
+    fn a_key_stands_for_the_path_it_was_made_from() {
+        for prefix in ["", "wharf/files"] {
+            let objects = objects(prefix);
+            for path in ["/home/alice/in/a b.csv", "/x"] {
+                let key = objects.key(path).unwrap();
+                assert_eq!(objects.path_of(key.as_ref()).as_deref(), Some(path));
+            }
+        }
+        // Keys beside the prefix are not the cluster's.
+        let objects = objects("wharf/files");
+        assert_eq!(objects.path_of("wharf/filesystem/a"), None);
+        assert_eq!(objects.path_of("other/a"), None);
     }
 
     #[test]

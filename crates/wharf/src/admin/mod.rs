@@ -14,6 +14,7 @@ pub mod cert;
 pub mod cluster;
 pub mod events;
 pub mod health;
+pub mod storage;
 pub mod trust;
 pub mod user;
 

@@ -1,0 +1,253 @@
+//! `wharf storage scan`: objects written to the bucket by something other
+//! than Wharf (an S3 tool, a data pipeline, a bucket migrated in) become
+//! files of the namespace, so every node lists and serves them.
+//!
+//! The command line lists the bucket with its own credentials and commits
+//! through any node: a missing parent directory as `Mkdir`, a file as a done
+//! `Write` of its object with `create_new`, so a name the namespace already
+//! has is left alone (an object replaced under a known file is taken up by
+//! the file's next read instead, see `cluster_fs::take_replaced`). The owner
+//! is the user whose home holds the path (longest home first), charged with
+//! no quota refusal: the bytes are already stored. Nothing is announced:
+//! nothing was uploaded.
+
+use std::collections::HashSet;
+use std::future::Future;
+
+use futures_util::StreamExt;
+use object_store::path::Path as Key;
+use object_store::{ObjectStore, ObjectStoreExt};
+use wharf_store::records::{ObjectRef, Quota};
+use wharf_store::{Command, CommandResult, FileWrite, Found, FsCommand};
+
+use super::Objects;
+use crate::clock::unix_now;
+
+/// Objects committed at once (one Raft entry each, in flight together).
+const PAGE: usize = 64;
+
+/// What a scan did, object by object.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub listed: u64,
+    pub imported: u64,
+    /// Names the namespace already had (files or directories).
+    pub known: u64,
+    /// Folder markers (zero-byte `dir/` keys) recorded as directories.
+    pub directories: u64,
+    /// Objects left out, and why.
+    pub skipped: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("listing the bucket failed: {0}")]
+    Listing(String),
+    #[error("committing {path} failed: {why}")]
+    Commit { path: String, why: String },
+}
+
+/// The owners of paths: users and their homes as namespace paths.
+pub struct Homes(Vec<(String, String)>);
+
+impl Homes {
+    /// From `(user, home)` pairs as accounts record them (`home/alice`,
+    /// `/srv/ftp/bob/`): homes become absolute namespace paths.
+    pub fn new(users: impl IntoIterator<Item = (String, String)>) -> Homes {
+        let mut homes: Vec<(String, String)> = users
+            .into_iter()
+            .map(|(user, home)| {
+                let parts: Vec<&str> = home
+                    .split('/')
+                    .filter(|p| !p.is_empty() && *p != ".")
+                    .collect();
+                (format!("/{}", parts.join("/")), user)
+            })
+            .collect();
+        // Longest first: a home inside another one's belongs to its user.
+        homes.sort_by(|a, b| b.0.len().cmp(&a.0.len()).then(a.0.cmp(&b.0)));
+        Homes(homes)
+    }
+
+    /// The user whose home holds `path`; "" (nobody charged) for none.
+    pub fn owner_of(&self, path: &str) -> &str {
+        self.0
+            .iter()
+            .find(|(home, _)| {
+                home == "/"
+                    || path
+                        .strip_prefix(home.as_str())
+                        .is_some_and(|rest| rest.starts_with('/'))
+            })
+            .map_or("", |(_, user)| user.as_str())
+    }
+}
+
+impl Objects {
+    /// The namespace path an object's key stands for: the key less the
+    /// storage prefix; `None` for a key outside the prefix.
+    pub fn path_of(&self, key: &str) -> Option<String> {
+        match self.placement.prefix.as_str() {
+            "" => Some(format!("/{key}")),
+            prefix => key
+                .strip_prefix(prefix)
+                .filter(|rest| rest.starts_with('/'))
+                .map(str::to_owned),
+        }
+    }
+
+    /// Records every object under namespace path `under` ("/" for the whole
+    /// bucket) that the namespace does not have, committing through `commit`.
+    pub async fn scan<F, Fut>(
+        &self,
+        under: &str,
+        homes: &Homes,
+        commit: F,
+    ) -> Result<Tally, ScanError>
+    where
+        F: Fn(Command) -> Fut,
+        Fut: Future<Output = Result<CommandResult, String>>,
+    {
+        let prefix = match under.trim_matches('/') {
+            "" if self.placement.prefix.is_empty() => None,
+            "" => Some(Key::from(self.placement.prefix.as_str())),
+            _ => Some(
+                self.key(under)
+                    .map_err(|e| ScanError::Listing(format!("{under}: {e}")))?,
+            ),
+        };
+        let mut listing = self.store.list(prefix.as_ref()).chunks(PAGE);
+        let mut tally = Tally::default();
+        let mut made: HashSet<String> = HashSet::from(["/".to_owned()]);
+        while let Some(page) = listing.next().await {
+            let mut files = Vec::new();
+            for listed in page {
+                let meta = listed.map_err(|e| ScanError::Listing(e.to_string()))?;
+                tally.listed += 1;
+                let key = meta.location.to_string();
+                let Some(path) = self.path_of(&key) else {
+                    tally
+                        .skipped
+                        .push((key, "outside the storage prefix".into()));
+                    continue;
+                };
+                if path.starts_with("/.wharf-probe") {
+                    continue;
+                }
+                let folder = meta.size == 0
+                    && matches!(
+                        self.store.head(&meta.location).await,
+                        Err(object_store::Error::NotFound { .. })
+                    );
+                if folder {
+                    match self.make_dir(&path, &mut made, &commit).await? {
+                        Ok(()) => tally.directories += 1,
+                        Err(why) => tally.skipped.push((path, why)),
+                    }
+                    continue;
+                }
+                let parent = path.rsplit_once('/').map_or("/", |(dir, _)| dir);
+                let parent = if parent.is_empty() { "/" } else { parent };
+                if let Err(why) = self.make_dir(parent, &mut made, &commit).await? {
+                    tally.skipped.push((path, why));
+                    continue;
+                }
+                let write = FileWrite {
+                    upload: crate::cluster_fs::writer::new_upload_id(),
+                    path: path.clone(),
+                    chunks: Vec::new(),
+                    from: 0,
+                    mtime: u64::try_from(meta.last_modified.timestamp()).unwrap_or(0),
+                    node: 0,
+                    placed: Vec::new(),
+                    done: true,
+                    create_new: true,
+                    owner: homes.owner_of(&path).to_owned(),
+                    quota: Quota::default(),
+                    found: Found::Unchecked,
+                    object: Some(ObjectRef {
+                        key,
+                        etag: meta.e_tag.unwrap_or_default(),
+                        size: meta.size,
+                    }),
+                    multipart: None,
+                };
+                files.push((path, commit(Command::Fs(FsCommand::Write(write)))));
+            }
+            let (paths, writes): (Vec<_>, Vec<_>) = files.into_iter().unzip();
+            let results = futures_util::future::join_all(writes).await;
+            for (path, result) in paths.into_iter().zip(results) {
+                match result {
+                    Ok(CommandResult::Done) => tally.imported += 1,
+                    Ok(CommandResult::AlreadyExists) => tally.known += 1,
+                    Ok(CommandResult::IsADirectory) => tally
+                        .skipped
+                        .push((path, "a directory has this name".into())),
+                    Ok(CommandResult::Invalid(why)) => tally.skipped.push((path, why)),
+                    Ok(other) => tally.skipped.push((path, format!("refused: {other:?}"))),
+                    Err(why) => return Err(ScanError::Commit { path, why }),
+                }
+            }
+        }
+        Ok(tally)
+    }
+
+    /// Makes directory `path` and its parents unless made already;
+    /// `Ok(Err(why))` when the namespace refuses it (a file in the way).
+    async fn make_dir<F, Fut>(
+        &self,
+        path: &str,
+        made: &mut HashSet<String>,
+        commit: &F,
+    ) -> Result<Result<(), String>, ScanError>
+    where
+        F: Fn(Command) -> Fut,
+        Fut: Future<Output = Result<CommandResult, String>>,
+    {
+        if made.contains(path) {
+            return Ok(Ok(()));
+        }
+        let mkdir = FsCommand::Mkdir {
+            path: path.to_owned(),
+            parents: true,
+            mtime: unix_now(),
+        };
+        match commit(Command::Fs(mkdir)).await {
+            Ok(CommandResult::Done | CommandResult::AlreadyExists) => {
+                made.insert(path.to_owned());
+                Ok(Ok(()))
+            }
+            Ok(CommandResult::NotADirectory) => {
+                Ok(Err("a file is in the way of its directory".into()))
+            }
+            Ok(CommandResult::Invalid(why)) => Ok(Err(why)),
+            Ok(other) => Ok(Err(format!("its directory was refused: {other:?}"))),
+            Err(why) => Err(ScanError::Commit {
+                path: path.to_owned(),
+                why,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_longest_home_holding_a_path_owns_it() {
+        let homes = Homes::new([
+            ("alice".to_owned(), "home/alice".to_owned()),
+            ("team".to_owned(), "/home/alice/shared/".to_owned()),
+            ("bob".to_owned(), "./home/bob".to_owned()),
+        ]);
+        assert_eq!(homes.owner_of("/home/alice/a.csv"), "alice");
+        assert_eq!(homes.owner_of("/home/alice/shared/x/y"), "team");
+        assert_eq!(homes.owner_of("/home/bob/in/b"), "bob");
+        // A name that only starts like a home is not in it.
+        assert_eq!(homes.owner_of("/home/bobby/b"), "");
+        assert_eq!(homes.owner_of("/elsewhere"), "");
+        let everything = Homes::new([("root".to_owned(), "/".to_owned())]);
+        assert_eq!(everything.owner_of("/any/thing"), "root");
+    }
+}
