@@ -3,9 +3,10 @@
 //! files of the namespace, so every node lists and serves them.
 //!
 //! The command line lists the bucket with its own credentials and commits
-//! through any node: a missing parent directory as `Mkdir`, a file as a done
-//! `Write` of its object with `create_new`, so a name the namespace already
-//! has is left alone (an object replaced under a known file is taken up by
+//! through any node, one log entry (`FsBatch`) per page of 500 objects: a
+//! missing parent directory as `Mkdir`, a file as a done `Write` of its
+//! object with `create_new`, so a name the namespace already has is left
+//! alone (an object replaced under a known file is taken up by
 //! the file's next read instead, see `cluster_fs::take_replaced`). The owner
 //! is the user whose home holds the path (longest home first), charged with
 //! no quota refusal: the bytes are already stored. Nothing is announced:
@@ -23,8 +24,9 @@ use wharf_store::{Command, CommandResult, FileWrite, Found, FsCommand};
 use super::Objects;
 use crate::clock::unix_now;
 
-/// Objects committed at once (one Raft entry each, in flight together).
-const PAGE: usize = 64;
+/// Objects committed at once, in one log entry (an S3 listing page is up to
+/// 1,000 keys).
+const PAGE: usize = 500;
 
 /// What a scan did, object by object.
 #[derive(Debug, Default)]
@@ -43,8 +45,8 @@ pub struct Tally {
 pub enum ScanError {
     #[error("listing the bucket failed: {0}")]
     Listing(String),
-    #[error("committing {path} failed: {why}")]
-    Commit { path: String, why: String },
+    #[error("committing {what} failed: {why}")]
+    Commit { what: String, why: String },
 }
 
 /// The owners of paths: users and their homes as namespace paths.
@@ -120,7 +122,9 @@ impl Objects {
         let mut tally = Tally::default();
         let mut made: HashSet<String> = HashSet::from(["/".to_owned()]);
         while let Some(page) = listing.next().await {
-            let mut files = Vec::new();
+            // One log entry per page: new directories first, then the files.
+            let mut changes = Vec::new();
+            let mut meaning = Vec::new();
             for listed in page {
                 let meta = listed.map_err(|e| ScanError::Listing(e.to_string()))?;
                 tally.listed += 1;
@@ -140,19 +144,20 @@ impl Objects {
                         Err(object_store::Error::NotFound { .. })
                     );
                 if folder {
-                    match self.make_dir(&path, &mut made, &commit).await? {
-                        Ok(()) => tally.directories += 1,
-                        Err(why) => tally.skipped.push((path, why)),
-                    }
+                    changes.push(mkdir(&path));
+                    meaning.push(Change::Folder(path.clone()));
+                    made.insert(path);
                     continue;
                 }
-                let parent = path.rsplit_once('/').map_or("/", |(dir, _)| dir);
-                let parent = if parent.is_empty() { "/" } else { parent };
-                if let Err(why) = self.make_dir(parent, &mut made, &commit).await? {
-                    tally.skipped.push((path, why));
-                    continue;
+                let parent = match path.rsplit_once('/') {
+                    Some((dir, _)) if !dir.is_empty() => dir,
+                    _ => "/",
+                };
+                if made.insert(parent.to_owned()) {
+                    changes.push(mkdir(parent));
+                    meaning.push(Change::Parent);
                 }
-                let write = FileWrite {
+                changes.push(FsCommand::Write(FileWrite {
                     upload: crate::cluster_fs::writer::new_upload_id(),
                     path: path.clone(),
                     chunks: Vec::new(),
@@ -171,62 +176,78 @@ impl Objects {
                         size: meta.size,
                     }),
                     multipart: None,
-                };
-                files.push((path, commit(Command::Fs(FsCommand::Write(write)))));
+                }));
+                meaning.push(Change::File(path));
             }
-            let (paths, writes): (Vec<_>, Vec<_>) = files.into_iter().unzip();
-            let results = futures_util::future::join_all(writes).await;
-            for (path, result) in paths.into_iter().zip(results) {
-                match result {
-                    Ok(CommandResult::Done) => tally.imported += 1,
-                    Ok(CommandResult::AlreadyExists) => tally.known += 1,
-                    Ok(CommandResult::IsADirectory) => tally
-                        .skipped
-                        .push((path, "a directory has this name".into())),
-                    Ok(CommandResult::Invalid(why)) => tally.skipped.push((path, why)),
-                    Ok(other) => tally.skipped.push((path, format!("refused: {other:?}"))),
-                    Err(why) => return Err(ScanError::Commit { path, why }),
+            if changes.is_empty() {
+                continue;
+            }
+            let results = match commit(Command::FsBatch(changes)).await {
+                Ok(CommandResult::Batch(results)) if results.len() == meaning.len() => results,
+                Ok(other) => {
+                    return Err(ScanError::Commit {
+                        what: "a page of objects".into(),
+                        why: format!("answered {other:?}"),
+                    })
                 }
+                Err(why) => {
+                    return Err(ScanError::Commit {
+                        what: "a page of objects".into(),
+                        why,
+                    })
+                }
+            };
+            for (change, result) in meaning.into_iter().zip(results) {
+                tally.count(change, result);
             }
         }
         Ok(tally)
     }
+}
 
-    /// Makes directory `path` and its parents unless made already;
-    /// `Ok(Err(why))` when the namespace refuses it (a file in the way).
-    async fn make_dir<F, Fut>(
-        &self,
-        path: &str,
-        made: &mut HashSet<String>,
-        commit: &F,
-    ) -> Result<Result<(), String>, ScanError>
-    where
-        F: Fn(Command) -> Fut,
-        Fut: Future<Output = Result<CommandResult, String>>,
-    {
-        if made.contains(path) {
-            return Ok(Ok(()));
-        }
-        let mkdir = FsCommand::Mkdir {
-            path: path.to_owned(),
-            parents: true,
-            mtime: unix_now(),
+/// What one change of a page's batch stands for.
+enum Change {
+    /// A file's missing parent (its refusal shows in the file's result).
+    Parent,
+    Folder(String),
+    File(String),
+}
+
+fn mkdir(path: &str) -> FsCommand {
+    FsCommand::Mkdir {
+        path: path.to_owned(),
+        parents: true,
+        mtime: unix_now(),
+    }
+}
+
+impl Tally {
+    fn count(&mut self, change: Change, result: CommandResult) {
+        let why = match (change, result) {
+            (Change::Parent, _) => return,
+            (Change::Folder(_), CommandResult::Done | CommandResult::AlreadyExists) => {
+                self.directories += 1;
+                return;
+            }
+            (Change::File(_), CommandResult::Done) => {
+                self.imported += 1;
+                return;
+            }
+            (Change::File(_), CommandResult::AlreadyExists) => {
+                self.known += 1;
+                return;
+            }
+            (Change::Folder(path) | Change::File(path), result) => (path, result),
         };
-        match commit(Command::Fs(mkdir)).await {
-            Ok(CommandResult::Done | CommandResult::AlreadyExists) => {
-                made.insert(path.to_owned());
-                Ok(Ok(()))
+        let reason = match why.1 {
+            CommandResult::IsADirectory => "a directory has this name".to_owned(),
+            CommandResult::NotADirectory | CommandResult::NotFound => {
+                "a file is in the way of its directory".to_owned()
             }
-            Ok(CommandResult::NotADirectory) => {
-                Ok(Err("a file is in the way of its directory".into()))
-            }
-            Ok(CommandResult::Invalid(why)) => Ok(Err(why)),
-            Ok(other) => Ok(Err(format!("its directory was refused: {other:?}"))),
-            Err(why) => Err(ScanError::Commit {
-                path: path.to_owned(),
-                why,
-            }),
-        }
+            CommandResult::Invalid(why) => why,
+            other => format!("refused: {other:?}"),
+        };
+        self.skipped.push((why.0, reason));
     }
 }
 
