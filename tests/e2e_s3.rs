@@ -511,39 +511,66 @@ fn storage_scan_records_objects_written_beside_wharf() {
     assert!(!under("drop").status.success());
 }
 
-/// A cut first upload is finished for its vanished client with one PUT
-/// that cannot be fenced through Raft, so it stores only while the key is
-/// free (`If-None-Match: *`): an object put there meanwhile (by the
-/// client's resumption on another node, here by an S3 tool) stays.
+/// A cut small upload is finished for its vanished client with one PUT that
+/// cannot be fenced through Raft, so it replaces only what the upload found:
+/// nothing (`If-None-Match: *`), or the file's object (`If-Match` its ETag).
+/// An object put at the key meanwhile (by the client's resumption on another
+/// node; here by an S3 tool) stays.
 #[test]
 fn a_cut_upload_finished_late_does_not_replace_what_was_stored_meanwhile() {
     let s3 = CephGateway::start();
     let bucket = s3.bucket();
     let node = Wharf::start(WharfOptions::default().s3_storage(&bucket));
     let dir = node.client_dir();
-    let (sent, there) = (dir.join("sent.bin"), dir.join("there.bin"));
+    let (sent, there, first) = (
+        dir.join("sent.bin"),
+        dir.join("there.bin"),
+        dir.join("first.bin"),
+    );
     write_random_file(&sent, 6 * MIB);
     write_random_file(&there, 100 * 1024);
-    let key = format!("home/{}/late.bin", node.user);
-    bucket.put(&key, &there);
-    let cut = run_for(
-        node.curl()
-            .args(["--limit-rate", "1M", "-T"])
-            .arg(&sent)
-            .arg(node.explicit_url("late.bin")),
-        Duration::from_secs(2),
+    write_random_file(&first, 50 * 1024);
+    assert_success(
+        &run(node
+            .curl()
+            .arg("-T")
+            .arg(&first)
+            .arg(node.explicit_url("over.bin"))),
+        "the file to overwrite",
     );
-    assert!(cut.killed, "not cut\n{}", describe(&cut.output));
-    crate::support::cluster::poll_until(Duration::from_secs(30), "the cut upload given up", || {
-        node.stderr()
-            .contains("upload cut off; a newer upload has the file")
-            .then_some(())
-    });
-    assert!(
-        bucket.object(&key).as_deref() == Some(&std::fs::read(&there).unwrap()[..]),
-        "the object stored meanwhile was replaced"
-    );
+    for (round, name) in ["late.bin", "over.bin"].into_iter().enumerate() {
+        let key = format!("home/{}/{name}", node.user);
+        bucket.put(&key, &there);
+        let cut = run_for(
+            node.curl()
+                .args(["--limit-rate", "1M", "-T"])
+                .arg(&sent)
+                .arg(node.explicit_url(name)),
+            Duration::from_secs(2),
+        );
+        assert!(cut.killed, "{name}: not cut\n{}", describe(&cut.output));
+        crate::support::cluster::poll_until(
+            Duration::from_secs(30),
+            &format!("{name}: the cut upload given up"),
+            || {
+                let given_up = node
+                    .stderr()
+                    .matches("upload cut off; a newer upload has the file")
+                    .count();
+                (given_up > round).then_some(())
+            },
+        );
+        assert!(
+            bucket.object(&key).as_deref() == Some(&std::fs::read(&there).unwrap()[..]),
+            "{name}: the object stored meanwhile was replaced"
+        );
+    }
     assert_eq!(node.stored().size("late.bin"), None);
+    // The overwritten file takes up the object stored meanwhile when read.
+    let back = dir.join("back.bin");
+    let steps = [format!("get over.bin {}", back.display())];
+    assert_success(&run(&mut node.batch("reuse", &steps)), "ftplib get");
+    assert_same_file(&there, &back);
 }
 
 /// A cut upload is finished on its client's behalf with every byte

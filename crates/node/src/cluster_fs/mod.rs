@@ -306,10 +306,16 @@ impl ClusterFs {
         modified: u64,
     ) -> Result<(), FsError> {
         let recorded = inode.object.as_ref().map(|o| o.etag.as_str());
-        if inode.upload.is_some() || current.etag.is_empty() || recorded == Some(&current.etag) {
+        if inode.upload.is_some() {
             return Err(FsError::ObjectStorage(format!(
                 "reading {}: the object was changed outside Wharf while an upload of it is in flight",
                 current.key
+            )));
+        }
+        if current.etag.is_empty() || recorded == Some(&current.etag) {
+            return Err(FsError::ObjectStorage(format!(
+                "reading {}: the store refused the recorded version ({}) yet holds it",
+                current.key, current.etag
             )));
         }
         let change = FsCommand::Write(FileWrite {

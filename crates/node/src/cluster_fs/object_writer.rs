@@ -81,6 +81,9 @@ struct Upload {
     /// The file as this upload found it: a cut upload finishes only if it is
     /// still that file.
     found: Found,
+    /// The ETag of the object the file had when this upload began, if any: a
+    /// cut small overwrite replaces only that object.
+    found_etag: Option<String>,
     /// The multipart upload of another upload this one replaces (discarded
     /// once this upload has taken the file).
     replaced: Option<(String, String)>,
@@ -131,6 +134,11 @@ impl Upload {
             room,
             digest: ContentDigest::new(target.digest),
             found,
+            found_etag: existing
+                .as_ref()
+                .and_then(|i| i.object.as_ref())
+                .map(|o| o.etag.clone())
+                .filter(|e| !e.is_empty()),
             replaced: None,
             // Until it is open, a drop leaves the file alone.
             settled: true,
@@ -466,10 +474,16 @@ impl Upload {
                 // Kept until stored: a commit dropped half-way is finished
                 // from the same bytes.
                 let whole = self.buffer.clone();
-                // Finished for a vanished client, a first upload stores only
-                // while the key is free: a resumption that stored first wins.
-                let object = match (self.settled, self.found) {
-                    (true, Found::Absent { .. }) => self.objects.put_new(&self.key, whole).await?,
+                // Finished for a vanished client, the PUT replaces only what
+                // the upload found (nothing, or the file's object): a
+                // resumption that stored first wins.
+                let object = match (self.settled, self.found, &self.found_etag) {
+                    (true, Found::Absent { .. }, _) => {
+                        self.objects.put_new(&self.key, whole).await?
+                    }
+                    (true, Found::File { .. }, Some(etag)) => {
+                        self.objects.put_over(&self.key, whole, etag).await?
+                    }
                     _ => self.objects.put(&self.key, whole).await?,
                 };
                 self.digest.update(&self.buffer);

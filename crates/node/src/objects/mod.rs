@@ -20,7 +20,7 @@ use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as Key;
 use object_store::{
     Attribute, Attributes, ClientOptions, GetOptions, GetRange, ObjectStore, ObjectStoreExt,
-    PutMode, PutMultipartOptions, PutOptions, PutPayload, RetryConfig,
+    PutMode, PutMultipartOptions, PutOptions, PutPayload, RetryConfig, UpdateVersion,
 };
 use wharf_server::fs::{FileReader, FsError};
 use wharf_store::records::ObjectRef;
@@ -304,8 +304,25 @@ impl Objects {
         self.put_as(key, bytes, PutMode::Create).await
     }
 
+    /// As [`Objects::put`], only while the object at `key` is still the one
+    /// with ETag `etag` (`If-Match`); else `Superseded`. The ETag goes
+    /// without its quotes: Ceph 16 compares a PUT's `If-Match` only so.
+    pub async fn put_over(
+        &self,
+        key: &Key,
+        bytes: Vec<u8>,
+        etag: &str,
+    ) -> Result<ObjectRef, FsError> {
+        let version = UpdateVersion {
+            e_tag: Some(etag.trim_matches('"').to_owned()),
+            version: None,
+        };
+        self.put_as(key, bytes, PutMode::Update(version)).await
+    }
+
     async fn put_as(&self, key: &Key, bytes: Vec<u8>, mode: PutMode) -> Result<ObjectRef, FsError> {
         let size = bytes.len() as u64;
+        let conditional = !matches!(mode, PutMode::Overwrite);
         let put = self
             .store
             .put_opts(
@@ -320,6 +337,7 @@ impl Objects {
             .await
             .map_err(|e| match e {
                 object_store::Error::AlreadyExists { .. } => FsError::Superseded,
+                object_store::Error::Precondition { .. } if conditional => FsError::Superseded,
                 e => self.failed("storing", key.as_ref(), e),
             })?;
         Ok(ObjectRef {

@@ -16,7 +16,6 @@ use std::collections::HashSet;
 use std::future::Future;
 
 use futures_util::StreamExt;
-use object_store::path::Path as Key;
 use object_store::{ObjectStore, ObjectStoreExt};
 use wharf_store::records::{ObjectRef, Quota};
 use wharf_store::{Command, CommandResult, FileWrite, Found, FsCommand};
@@ -35,7 +34,8 @@ pub struct Tally {
     pub imported: u64,
     /// Names the namespace already had (files or directories).
     pub known: u64,
-    /// Folder markers (zero-byte `dir/` keys) recorded as directories.
+    /// Folder markers (zero-byte `dir/` keys) recorded as directories (made,
+    /// or there already).
     pub directories: u64,
     /// Objects left out, and why.
     pub skipped: Vec<(String, String)>,
@@ -112,7 +112,7 @@ impl Objects {
     {
         let prefix = match under.trim_matches('/') {
             "" if self.placement.prefix.is_empty() => None,
-            "" => Some(Key::from(self.placement.prefix.as_str())),
+            "" => Some(super::recorded(&self.placement.prefix)),
             _ => Some(
                 self.key(under)
                     .map_err(|e| ScanError::Listing(format!("{under}: {e}")))?,
@@ -138,11 +138,14 @@ impl Objects {
                 if path.starts_with("/.wharf-probe") {
                     continue;
                 }
+                // Listed without its slash, a `dir/` folder marker is not
+                // there under the name it was listed as.
                 let folder = meta.size == 0
-                    && matches!(
-                        self.store.head(&meta.location).await,
-                        Err(object_store::Error::NotFound { .. })
-                    );
+                    && match self.store.head(&meta.location).await {
+                        Ok(_) => false,
+                        Err(object_store::Error::NotFound { .. }) => true,
+                        Err(e) => return Err(ScanError::Listing(format!("checking {key}: {e}"))),
+                    };
                 if folder {
                     changes.push(mkdir(&path));
                     meaning.push(Change::Folder(path.clone()));
@@ -225,7 +228,7 @@ impl Tally {
     fn count(&mut self, change: Change, result: CommandResult) {
         let why = match (change, result) {
             (Change::Parent, _) => return,
-            (Change::Folder(_), CommandResult::Done | CommandResult::AlreadyExists) => {
+            (Change::Folder(_), CommandResult::Done) => {
                 self.directories += 1;
                 return;
             }
@@ -241,6 +244,7 @@ impl Tally {
         };
         let reason = match why.1 {
             CommandResult::IsADirectory => "a directory has this name".to_owned(),
+            CommandResult::AlreadyExists => "a file has this name".to_owned(),
             CommandResult::NotADirectory | CommandResult::NotFound => {
                 "a file is in the way of its directory".to_owned()
             }
