@@ -511,6 +511,29 @@ fn storage_scan_records_objects_written_beside_wharf() {
     assert!(!under("drop").status.success());
 }
 
+/// Sends `file` as `name` with curl at `rate`, cut off by its client after
+/// `after`; then waits until the node's log has said `outcome` `times` times.
+fn cut_upload(
+    node: &Wharf,
+    (file, name, rate, after): (&Path, &str, &str, Duration),
+    outcome: &str,
+    times: usize,
+) {
+    let cut = run_for(
+        node.curl()
+            .args(["--limit-rate", rate, "-T"])
+            .arg(file)
+            .arg(node.explicit_url(name)),
+        after,
+    );
+    assert!(cut.killed, "{name}: not cut\n{}", describe(&cut.output));
+    crate::support::cluster::poll_until(
+        Duration::from_secs(30),
+        &format!("{name}: {outcome}"),
+        || (node.stderr().matches(outcome).count() >= times).then_some(()),
+    );
+}
+
 /// A cut small upload is finished for its vanished client with one PUT that
 /// cannot be fenced through Raft, so it replaces only what the upload found:
 /// nothing (`If-None-Match: *`), or the file's object (`If-Match` its ETag).
@@ -541,24 +564,12 @@ fn a_cut_upload_finished_late_does_not_replace_what_was_stored_meanwhile() {
     for (round, name) in ["late.bin", "over.bin"].into_iter().enumerate() {
         let key = format!("home/{}/{name}", node.user);
         bucket.put(&key, &there);
-        let cut = run_for(
-            node.curl()
-                .args(["--limit-rate", "1M", "-T"])
-                .arg(&sent)
-                .arg(node.explicit_url(name)),
-            Duration::from_secs(2),
-        );
-        assert!(cut.killed, "{name}: not cut\n{}", describe(&cut.output));
-        crate::support::cluster::poll_until(
-            Duration::from_secs(30),
-            &format!("{name}: the cut upload given up"),
-            || {
-                let given_up = node
-                    .stderr()
-                    .matches("upload cut off; a newer upload has the file")
-                    .count();
-                (given_up > round).then_some(())
-            },
+        let cut_off = (sent.as_path(), name, "1M", Duration::from_secs(2));
+        cut_upload(
+            &node,
+            cut_off,
+            "upload cut off; a newer upload has the file",
+            round + 1,
         );
         assert!(
             bucket.object(&key).as_deref() == Some(&std::fs::read(&there).unwrap()[..]),
@@ -600,22 +611,8 @@ fn a_cut_upload_keeps_what_was_received_and_curl_sends_the_rest() {
         .into_iter()
         .enumerate()
     {
-        let cut = run_for(
-            node.curl()
-                .args(["--limit-rate", rate, "-T"])
-                .arg(&new)
-                .arg(node.explicit_url(name)),
-            Duration::from_secs(3),
-        );
-        assert!(cut.killed, "{name}: not cut\n{}", describe(&cut.output));
-        crate::support::cluster::poll_until(
-            Duration::from_secs(30),
-            &format!("{name} finished for its vanished client"),
-            || {
-                let kept = node.stderr().matches("what was received is kept").count();
-                (kept > round).then_some(())
-            },
-        );
+        let cut_off = (new.as_path(), name, rate, Duration::from_secs(3));
+        cut_upload(&node, cut_off, "what was received is kept", round + 1);
         let stored = node.stored();
         let kept = stored.size(name).expect("SIZE after the cut");
         assert!(kept > MIB && kept < 40 * MIB, "{name}: {kept} bytes kept");
