@@ -64,6 +64,18 @@ impl Project {
 
 impl Drop for Project {
     fn drop(&mut self) {
+        // A failure is explained by what the nodes logged, not by the
+        // assertion alone.
+        if std::thread::panicking() {
+            let logs = run_with_timeout(
+                &mut self.compose(&["logs", "--no-color", "--timestamps"]),
+                Duration::from_secs(60),
+            );
+            eprintln!(
+                "the project's logs:\n{}",
+                tail_lines(&String::from_utf8_lossy(&logs.output.stdout), 400)
+            );
+        }
         let _ = run_with_timeout(
             &mut self.compose(&["down", "--volumes", "--timeout", "5"]),
             Duration::from_secs(120),
@@ -142,7 +154,10 @@ fn poll(what: &str, limit: Duration, mut ok: impl FnMut() -> Result<(), String>)
             Err(why) if Instant::now() >= deadline => {
                 panic!("{what}: still failing after {limit:?}: {why}")
             }
-            Err(_) => std::thread::sleep(Duration::from_secs(1)),
+            Err(why) => {
+                eprintln!("{what}: {why}; again in a second");
+                std::thread::sleep(Duration::from_secs(1))
+            }
         }
     }
 }

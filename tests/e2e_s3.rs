@@ -797,3 +797,20 @@ fn an_abandoned_upload_is_finished_by_the_leader_with_its_durable_parts() {
         node.logs()
     );
 }
+
+#[test]
+fn an_upload_ended_without_close_notify_does_not_replace_a_newer_object() {
+    let s3 = CephGateway::start();
+    let bucket = s3.bucket();
+    let node = Wharf::start(
+        WharfOptions::default()
+            .s3_storage(&bucket)
+            .args(["--s3-prefix", PREFIX]),
+    );
+    crate::e2e_storage::an_upload_ended_without_close_notify_does_not_replace_a_newer_file(&node);
+    assert_object(
+        &bucket,
+        &key(&node, "late.bin"),
+        &node.client_dir().join("whole.bin"),
+    );
+}

@@ -805,3 +805,82 @@ fn a_data_directory_of_the_release_before_compact_records_is_read_and_migrated()
         sha256_bytes(&expected)
     );
 }
+
+/// An upload whose data connection ends without TLS close_notify after another
+/// upload of the same name has finished: its client may have been cut off and
+/// have uploaded the file anew, so its end (however late it is recorded) must
+/// not replace the newer file; it gets 451 and the newer file stays. The same
+/// kind of upload with nothing in its way is accepted with 226, as vsftpd does
+/// (`strict_ssl_read_eof=NO`). (Stop 33's compose run: an upload cut off while
+/// a node was stopped was recorded after curl's retry had stored the file, and
+/// the download after that got the cut-off head.)
+pub(crate) fn an_upload_ended_without_close_notify_does_not_replace_a_newer_file(node: &Wharf) {
+    use std::io::{BufRead, BufReader, Write};
+    let cut = node.client_dir().join("cut.bin");
+    let whole = node.client_dir().join("whole.bin");
+    write_random_file(&cut, 600_000);
+    write_random_file(&whole, 1_000_000);
+    for (name, existing) in [("late.bin", None), ("over.bin", Some(&cut))] {
+        if let Some(first) = existing {
+            upload(node, first, name);
+        }
+        let mut client = node
+            .python("unconfirmed_upload.py")
+            .args(["--bytes", "300000"])
+            .arg(&cut)
+            .arg(name)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start unconfirmed_upload.py");
+        let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+        let sent = lines.next().and_then(Result::ok).unwrap_or_default();
+        assert!(sent.starts_with("sent "), "{name}: {sent:?}");
+        upload(node, &whole, name);
+        let mut stdin = client.stdin.take().unwrap();
+        stdin.write_all(b"go\n").unwrap();
+        drop(stdin);
+        let reply = lines.next().and_then(Result::ok).unwrap_or_default();
+        let (status, killed) = wait_or_kill(&mut client, Duration::from_secs(60));
+        assert!(status.success() && !killed, "{name}: the client failed");
+        assert!(
+            reply.starts_with("reply: 451"),
+            "{name}: the unconfirmed end must be refused, got {reply:?}"
+        );
+        assert_eq!(
+            download_sha(node, name),
+            sha256_file(&whole),
+            "{name}: the newer upload must stay the file"
+        );
+    }
+
+    // Alone, such an upload is the file.
+    let mut client = node
+        .python("unconfirmed_upload.py")
+        .args(["--bytes", "600000"])
+        .arg(&cut)
+        .arg("alone.bin")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("start unconfirmed_upload.py");
+    let out: Vec<String> = BufReader::new(client.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .collect();
+    let (status, killed) = wait_or_kill(&mut client, Duration::from_secs(60));
+    assert!(status.success() && !killed, "alone.bin: the client failed");
+    assert!(
+        out.iter().any(|l| l.starts_with("reply: 226")),
+        "alone.bin: {out:?}"
+    );
+    assert_eq!(download_sha(node, "alone.bin"), sha256_file(&cut));
+}
+
+#[test]
+fn an_upload_ended_without_close_notify_does_not_replace_a_newer_file_on_cluster_storage() {
+    let cluster = cluster(1, &[]);
+    an_upload_ended_without_close_notify_does_not_replace_a_newer_file(cluster.node(1));
+}

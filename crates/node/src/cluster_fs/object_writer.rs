@@ -90,6 +90,10 @@ struct Upload {
     /// Refused by the object store or the quota, or committing: a drop then
     /// leaves the file at its last checkpoint.
     settled: bool,
+    /// The client ended the upload without TLS close_notify: finished and
+    /// announced, but fenced as a cut upload is (it may have been cut off
+    /// and have uploaded the file anew meanwhile).
+    unconfirmed: bool,
     last_checkpoint: Instant,
 }
 
@@ -142,6 +146,7 @@ impl Upload {
             replaced: None,
             // Until it is open, a drop leaves the file alone.
             settled: true,
+            unconfirmed: false,
             last_checkpoint: Instant::now(),
             objects,
             target,
@@ -388,7 +393,7 @@ impl Upload {
             quota: self.target.quota,
             // A live upload is the last writer; one finished for a vanished
             // client changes the file only if it is still the one it found.
-            found: if self.settled {
+            found: if self.fenced() {
                 self.found
             } else {
                 Found::Unchecked
@@ -477,7 +482,7 @@ impl Upload {
                 // Finished for a vanished client, the PUT replaces only what
                 // the upload found (nothing, or the file's object): a
                 // resumption that stored first wins.
-                let object = match (self.settled, self.found, &self.found_etag) {
+                let object = match (self.fenced(), self.found, &self.found_etag) {
                     (true, Found::Absent { .. }, _) => {
                         self.objects.put_new(&self.key, whole).await?
                     }
@@ -494,7 +499,7 @@ impl Upload {
                     self.send_buffer().await?;
                 }
                 self.settle_all().await?;
-                if self.settled {
+                if self.fenced() {
                     // For a vanished client: only while the upload is still
                     // this one's (the checkpoint is fenced).
                     self.checkpoint().await?;
@@ -587,6 +592,12 @@ impl Drop for ObjectWriter {
 }
 
 impl Upload {
+    /// Whether the end may replace only what the upload found: it is being
+    /// finished for a vanished client, or one that did not confirm its end.
+    fn fenced(&self) -> bool {
+        self.settled || self.unconfirmed
+    }
+
     /// Whether the file is still the one this upload found: a single PUT
     /// cannot be fenced, so a cut small upload looks before it stores.
     fn still_found(&self) -> bool {
@@ -609,6 +620,13 @@ impl FileWriter for ObjectWriter {
         let written = upload.write_bytes(buf).await;
         upload.settled |= written.is_err();
         written
+    }
+
+    async fn commit_unconfirmed(mut self: Box<Self>) -> Result<u64, FsError> {
+        if let Some(upload) = self.upload.as_mut() {
+            upload.unconfirmed = true;
+        }
+        self.commit().await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64, FsError> {

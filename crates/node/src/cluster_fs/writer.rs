@@ -65,6 +65,10 @@ struct Upload {
     /// file changed since it began (a newer upload, perhaps its resumption
     /// on another node, must not be overwritten by this older one).
     abandoned: bool,
+    /// The client ended the upload without TLS close_notify: finished as
+    /// usual (and announced), but fenced like an abandoned one, since the
+    /// client may have been cut off and have uploaded the file anew.
+    unconfirmed: bool,
     /// The file's chunks as of the last checkpoint plus those placed since.
     chunks: Vec<ChunkRef>,
     /// How many of `chunks` this upload's last committed checkpoint left the
@@ -147,6 +151,7 @@ impl Upload {
             create_new: mode == WriteMode::CreateNew,
             found,
             abandoned: false,
+            unconfirmed: false,
             chunks: Vec::new(),
             committed: None,
             placed: Vec::new(),
@@ -286,7 +291,7 @@ impl Upload {
             owner: self.owner.clone(),
             quota: self.quota,
             // A live upload is the last writer, as with any FTP server.
-            found: if self.abandoned {
+            found: if self.abandoned || self.unconfirmed {
                 self.found
             } else {
                 Found::Unchecked
@@ -403,6 +408,13 @@ impl FileWriter for UploadWriter {
                 "upload already finished",
             ))),
         }
+    }
+
+    async fn commit_unconfirmed(mut self: Box<Self>) -> Result<u64, FsError> {
+        if let Some(upload) = self.upload.as_mut() {
+            upload.unconfirmed = true;
+        }
+        self.commit().await
     }
 
     async fn commit(mut self: Box<Self>) -> Result<u64, FsError> {

@@ -344,16 +344,22 @@ async fn receive_all(
     let mut buf = vec![0u8; FIRST_RECEIVE];
     let mut conv = ascii.then(FromNetwork::new);
     let mut converted = Vec::new();
+    let mut close_notify = true;
     loop {
         stream.acknowledge_promptly();
         let n = match tokio::time::timeout(limits.idle_timeout, stream.read(&mut buf)).await {
             Err(_) => return Err(PumpError::Idle),
             Ok(Ok(n)) => n,
-            // A client that closes TCP without TLS close_notify still sent the
-            // whole file as far as it knows; vsftpd accepts this by default
-            // (strict_ssl_read_eof=NO) and so do we.
+            // A client that closes TCP without TLS close_notify may have sent
+            // the whole file; vsftpd accepts this by default
+            // (strict_ssl_read_eof=NO) and so do we. But it may as well have
+            // been cut off and have retried meanwhile: the end is fenced.
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                tracing::debug!("data connection closed without TLS close_notify");
+                tracing::info!(
+                    "upload ended without TLS close_notify; kept unless the file \
+                     changed since it began"
+                );
+                close_notify = false;
                 0
             }
             Ok(Err(e)) => return Err(PumpError::Network(e)),
@@ -388,7 +394,11 @@ async fn receive_all(
     // Answer the client's close_notify with ours (Python's `unwrap()` waits
     // for it); a client that already went away is no error at this point.
     let _ = with_idle_limit(limits.idle_timeout, stream.shutdown()).await;
-    writer.commit().await.map_err(PumpError::Storage)?;
+    let committed = match close_notify {
+        true => writer.commit().await,
+        false => writer.commit_unconfirmed().await,
+    };
+    committed.map_err(PumpError::Storage)?;
     Ok(())
 }
 

@@ -101,6 +101,15 @@ pub trait FileWriter: Send {
     async fn write(&mut self, buf: &[u8]) -> Result<(), FsError>;
     /// Makes everything written durable; returns the file's final size.
     async fn commit(self: Box<Self>) -> Result<u64, FsError>;
+    /// `commit` for an upload whose data connection ended without TLS
+    /// close_notify: its client may have been cut off, and its end may be
+    /// recorded only after a newer upload of the same file. It must not
+    /// replace a file that changed since it began (`Superseded`). Storage
+    /// that writes in place, where the end is the last byte written, has
+    /// nothing to fence.
+    async fn commit_unconfirmed(self: Box<Self>) -> Result<u64, FsError> {
+        self.commit().await
+    }
 }
 
 /// A file's bytes from some offset on. Buffered reading: the transfer sends
