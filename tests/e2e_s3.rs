@@ -388,7 +388,33 @@ fn an_object_replaced_in_the_bucket_is_served_and_recorded() {
             &format!("upload {name}"),
         );
     }
+    let empty = dir.join("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    assert_success(
+        &run(node
+            .curl()
+            .arg("-T")
+            .arg(&empty)
+            .arg(node.explicit_url("empty.bin"))),
+        "upload empty.bin",
+    );
+    // Unchanged, it reads as it is and nothing is recorded.
+    let filled = dir.join("filled.bin");
+    let steps = [format!("get empty.bin {}", filled.display())];
+    assert_success(
+        &run(&mut node.batch("reuse", &steps)),
+        "ftplib get empty.bin",
+    );
+    assert_eq!(std::fs::metadata(&filled).unwrap().len(), 0);
+    assert!(!node.stderr().contains("the file is now that object"));
     bucket.put(&format!("home/{}/a.bin", node.user), &other);
+    bucket.put(&format!("home/{}/empty.bin", node.user), &other);
+    // A zero-byte file sends no GET: its read still notices the new object.
+    assert_success(
+        &run(&mut node.batch("reuse", &steps)),
+        "ftplib get empty.bin",
+    );
+    assert_same_file(&other, &filled);
     // ftplib's RETR (no SIZE first: a client that asked SIZE before has
     // the old size, and its first download ends short).
     let back = dir.join("back.bin");

@@ -448,10 +448,18 @@ impl Objects {
         end: Option<u64>,
     ) -> Result<Opened, FsError> {
         let end = end.unwrap_or(object.size).min(object.size);
+        let key = recorded(&object.key);
         if offset >= end {
+            // No GET to carry If-Match (a zero-byte file, a read at its end):
+            // a HEAD tells whether the object is still the one recorded.
+            if end == object.size && !object.etag.is_empty() {
+                let (current, modified) = self.current(object, &key).await?;
+                if current.etag != object.etag {
+                    return Ok(Opened::Replaced(current, modified));
+                }
+            }
             return Ok(Opened::Bytes(Box::new(tokio::io::empty())));
         }
-        let key = recorded(&object.key);
         let options = GetOptions {
             range: Some(if end == object.size {
                 GetRange::Offset(offset)
@@ -464,17 +472,7 @@ impl Objects {
         let got = match self.store.get_opts(&key, options).await {
             Ok(got) => got,
             Err(object_store::Error::Precondition { .. }) => {
-                let meta = self
-                    .store
-                    .head(&key)
-                    .await
-                    .map_err(|e| self.failed("checking", &object.key, e))?;
-                let current = ObjectRef {
-                    key: object.key.clone(),
-                    etag: meta.e_tag.unwrap_or_default(),
-                    size: meta.size,
-                };
-                let modified = u64::try_from(meta.last_modified.timestamp()).unwrap_or(0);
+                let (current, modified) = self.current(object, &key).await?;
                 return Ok(Opened::Replaced(current, modified));
             }
             Err(e) => return Err(self.failed("reading", &object.key, e)),
@@ -483,6 +481,23 @@ impl Objects {
         Ok(Opened::Bytes(Box::new(tokio_util::io::StreamReader::new(
             stream,
         ))))
+    }
+
+    /// The object at `object`'s key now, and its modification time (Unix
+    /// seconds).
+    async fn current(&self, object: &ObjectRef, key: &Key) -> Result<(ObjectRef, u64), FsError> {
+        let meta = self
+            .store
+            .head(key)
+            .await
+            .map_err(|e| self.failed("checking", &object.key, e))?;
+        let current = ObjectRef {
+            key: object.key.clone(),
+            etag: meta.e_tag.unwrap_or_default(),
+            size: meta.size,
+        };
+        let modified = u64::try_from(meta.last_modified.timestamp()).unwrap_or(0);
+        Ok((current, modified))
     }
 
     /// Copies `object` to `to`, returning the copy as recorded.
