@@ -12,6 +12,8 @@ use crate::pb::cluster_client::ClusterClient;
 
 /// How long a read may wait to catch up with the leader's commit index.
 const READ_INDEX_TIMEOUT: Duration = Duration::from_secs(2);
+/// The pause before asking again for a read index no leader gave.
+const READ_INDEX_RETRY: Duration = Duration::from_millis(100);
 
 impl ClusterHandle {
     /// The leader's commit index, confirmed by a quorum (only on the leader).
@@ -34,12 +36,22 @@ impl ClusterHandle {
     /// committed reads). True when this node did catch up.
     pub async fn catch_up(&self) -> bool {
         let deadline = Instant::now() + READ_INDEX_TIMEOUT;
-        let shared = self.read_indexes.ask(|| self.fetch_read_index());
-        match tokio::time::timeout(READ_INDEX_TIMEOUT, shared)
-            .await
-            .ok()
-            .flatten()
-        {
+        // No answer (a leader being elected, one this node has not heard
+        // from yet, a lost request) is asked again until the deadline: right
+        // after a failover, the local state may be older than what the
+        // client just wrote through another node.
+        let index = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let shared = self.read_indexes.ask(|| self.fetch_read_index());
+            match tokio::time::timeout(left, shared).await {
+                Ok(Some(index)) => break Some(index),
+                Ok(None) if Instant::now() + READ_INDEX_RETRY < deadline => {
+                    tokio::time::sleep(READ_INDEX_RETRY).await
+                }
+                _ => break None,
+            }
+        };
+        match index {
             Some(index) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 let applied = tokio::time::timeout(left, self.reader.wait_applied(index)).await;
