@@ -815,7 +815,6 @@ fn a_data_directory_of_the_release_before_compact_records_is_read_and_migrated()
 /// a node was stopped was recorded after curl's retry had stored the file, and
 /// the download after that got the cut-off head.)
 pub(crate) fn an_upload_ended_without_close_notify_does_not_replace_a_newer_file(node: &Wharf) {
-    use std::io::{BufRead, BufReader, Write};
     let cut = node.client_dir().join("cut.bin");
     let whole = node.client_dir().join("whole.bin");
     write_random_file(&cut, 600_000);
@@ -824,26 +823,7 @@ pub(crate) fn an_upload_ended_without_close_notify_does_not_replace_a_newer_file
         if let Some(first) = existing {
             upload(node, first, name);
         }
-        let mut client = node
-            .python("unconfirmed_upload.py")
-            .args(["--bytes", "300000"])
-            .arg(&cut)
-            .arg(name)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start unconfirmed_upload.py");
-        let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
-        let sent = lines.next().and_then(Result::ok).unwrap_or_default();
-        assert!(sent.starts_with("sent "), "{name}: {sent:?}");
-        upload(node, &whole, name);
-        let mut stdin = client.stdin.take().unwrap();
-        stdin.write_all(b"go\n").unwrap();
-        drop(stdin);
-        let reply = lines.next().and_then(Result::ok).unwrap_or_default();
-        let (status, killed) = wait_or_kill(&mut client, Duration::from_secs(60));
-        assert!(status.success() && !killed, "{name}: the client failed");
+        let reply = unconfirmed_upload(node, &cut, name, 300_000, || upload(node, &whole, name));
         assert!(
             reply.starts_with("reply: 451"),
             "{name}: the unconfirmed end must be refused, got {reply:?}"
@@ -856,27 +836,43 @@ pub(crate) fn an_upload_ended_without_close_notify_does_not_replace_a_newer_file
     }
 
     // Alone, such an upload is the file.
+    let reply = unconfirmed_upload(node, &cut, "alone.bin", 600_000, || {});
+    assert!(reply.starts_with("reply: 226"), "alone.bin: {reply:?}");
+    assert_eq!(download_sha(node, "alone.bin"), sha256_file(&cut));
+}
+
+/// `unconfirmed_upload.py`: the first `bytes` of `local` as `STOR name`, then
+/// `meanwhile`, then the data connection closed without close_notify; the
+/// server's reply to the STOR, as the script prints it.
+fn unconfirmed_upload(
+    node: &Wharf,
+    local: &std::path::Path,
+    name: &str,
+    bytes: u64,
+    meanwhile: impl FnOnce(),
+) -> String {
+    use std::io::{BufRead, BufReader, Write};
     let mut client = node
         .python("unconfirmed_upload.py")
-        .args(["--bytes", "600000"])
-        .arg(&cut)
-        .arg("alone.bin")
-        .stdin(Stdio::null())
+        .args(["--bytes", &bytes.to_string()])
+        .arg(local)
+        .arg(name)
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
         .expect("start unconfirmed_upload.py");
-    let out: Vec<String> = BufReader::new(client.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .collect();
+    let mut lines = BufReader::new(client.stdout.take().unwrap()).lines();
+    let sent = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(sent.starts_with("sent "), "{name}: {sent:?}");
+    meanwhile();
+    let mut stdin = client.stdin.take().unwrap();
+    stdin.write_all(b"go\n").unwrap();
+    drop(stdin);
+    let reply = lines.next().and_then(Result::ok).unwrap_or_default();
     let (status, killed) = wait_or_kill(&mut client, Duration::from_secs(60));
-    assert!(status.success() && !killed, "alone.bin: the client failed");
-    assert!(
-        out.iter().any(|l| l.starts_with("reply: 226")),
-        "alone.bin: {out:?}"
-    );
-    assert_eq!(download_sha(node, "alone.bin"), sha256_file(&cut));
+    assert!(status.success() && !killed, "{name}: the client failed");
+    reply
 }
 
 #[test]
