@@ -8,6 +8,7 @@ pub mod transfer;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -130,6 +131,10 @@ const INTENT_UNKNOWN: u8 = 0;
 const INTENT_UPLOAD: u8 = 1;
 /// A download or listing: the client reads to the end.
 const INTENT_READ: u8 = 2;
+/// An upload whose `150` went out before the client said anything on the
+/// data connection: a client that starts TLS only after `150` and then
+/// only writes (ftplib, FileZilla) gets no tickets it would never read.
+const INTENT_UPLOAD_ANSWERED: u8 = 3;
 
 /// A data connection as the transfer finds it.
 pub enum Opened {
@@ -139,6 +144,12 @@ pub enum Opened {
         result: oneshot::Receiver<Result<Secured, DataError>>,
         /// Set once the client sent its first bytes (its ClientHello).
         spoke: Arc<AtomicBool>,
+        /// The same socket, to look at what has arrived before the
+        /// background task has: a client that sends its ClientHello and then
+        /// its command (curl) has both queued by the time the command is
+        /// read, whichever task runs first.
+        probe: Option<std::net::TcpStream>,
+        intent: Arc<AtomicU8>,
         _task: AbortOnDrop,
     },
 }
@@ -190,14 +201,20 @@ impl PendingPassive {
                 let (result_tx, result) = oneshot::channel();
                 let spoke = Arc::new(AtomicBool::new(false));
                 let heard = spoke.clone();
+                let probe = tcp
+                    .as_fd()
+                    .try_clone_to_owned()
+                    .map(std::net::TcpStream::from)
+                    .ok();
+                let intent = known.clone();
                 let handshake = tokio::spawn(
                     async move {
                         if matches!(tcp.peek(&mut [0u8; 1]).await, Ok(n) if n > 0) {
                             heard.store(true, Ordering::Release);
                         }
-                        // A client that speaks before its command is known
+                        // A client that speaks before it has its `150`
                         // (curl) reads what is waiting when it closes.
-                        let tickets = known.load(Ordering::Acquire) != INTENT_UPLOAD;
+                        let tickets = known.load(Ordering::Acquire) != INTENT_UPLOAD_ANSWERED;
                         let _ = result_tx.send(handshake(tcp, &tls, tickets).await);
                     }
                     .in_current_span(),
@@ -205,6 +222,8 @@ impl PendingPassive {
                 let _ = opened_tx.send(Ok(Opened::Securing {
                     result,
                     spoke,
+                    probe,
+                    intent,
                     _task: AbortOnDrop(handshake),
                 }));
             }
@@ -289,7 +308,20 @@ impl Opened {
     pub fn client_spoke_first(&self) -> bool {
         match self {
             Opened::Plain(_) => false,
-            Opened::Securing { spoke, .. } => spoke.load(Ordering::Acquire),
+            Opened::Securing { spoke, probe, .. } => {
+                spoke.load(Ordering::Acquire)
+                    || probe
+                        .as_ref()
+                        .is_some_and(|p| matches!(p.peek(&mut [0u8; 1]), Ok(n) if n > 0))
+            }
+        }
+    }
+
+    /// Records, before `150` goes out for an upload, that the client has not
+    /// spoken yet: its handshake, when it comes, hands out no tickets.
+    pub fn answering_upload_first(&self) {
+        if let Opened::Securing { intent, .. } = self {
+            intent.store(INTENT_UPLOAD_ANSWERED, Ordering::Release);
         }
     }
 

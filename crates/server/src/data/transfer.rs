@@ -147,6 +147,9 @@ async fn open(
             // can finish an upload and close (curl keeps only that ticket
             // for its next data connection, and reads it on close).
             let early = opened.client_spoke_first();
+            if !early && upload {
+                opened.answering_upload_first();
+            }
             if !early {
                 let _ = events
                     .send(TransferEvent::Opened(job.opening.clone()))
