@@ -301,7 +301,7 @@ for server in $SERVERS; do
         continue
       fi
       ;;
-    wharf | wharf-local | wharf-3 | wharf-s3 | wharf-s3-3) ;;
+    wharf | wharf-local | wharf-3 | wharf-s3 | wharf-s3-3 | wharf-no-inline | wharf-3-no-inline) ;;
     *) echo "unknown server $server" >&2; exit 2 ;;
   esac
   for phase in $PHASES; do
@@ -309,6 +309,9 @@ for server in $SERVERS; do
       wharf) wharf_deployment "$phase" wharf 1 ;;
       wharf-local) wharf_deployment "$phase" wharf-local 1 --storage local ;;
       wharf-3) wharf_deployment "$phase" wharf-3 3 ;;
+      # Every chunk placed on its replicas before the commit, small files too.
+      wharf-no-inline) wharf_deployment "$phase" wharf-no-inline 1 --inline-max 0 ;;
+      wharf-3-no-inline) wharf_deployment "$phase" wharf-3-no-inline 3 --inline-max 0 ;;
       wharf-s3) wharf_s3_deployment "$phase" wharf-s3 1 ;;
       wharf-s3-3) wharf_s3_deployment "$phase" wharf-s3-3 3 ;;
       *) peer_deployment "$phase" "$server" ;;

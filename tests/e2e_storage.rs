@@ -540,6 +540,136 @@ fn chunk_files(node: &Wharf) -> usize {
     chunk_paths(node).len()
 }
 
+/// Waits until `node` holds `count` chunk files: a small last chunk comes
+/// inside its log entry and becomes a file moments after the upload.
+fn chunk_files_become(node: &Wharf, count: usize) {
+    poll_until(
+        Duration::from_secs(30),
+        &format!("{count} chunk files on node {}", node.node_id()),
+        || (chunk_files(node) == count).then_some(()),
+    );
+}
+
+/// Random files of `sizes` bytes in `node`'s client directory, named
+/// `small-<i>.bin`: each name with its SHA-256.
+fn small_files(node: &Wharf, sizes: &[u64]) -> Vec<(String, String)> {
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, size)| {
+            let name = format!("small-{i}.bin");
+            let local = node.client_dir().join(&name);
+            write_random_file(&local, *size);
+            let sent = sha256_file(&local);
+            (name, sent)
+        })
+        .collect()
+}
+
+/// Small files ride in their upload's log entry (`--inline-max`, 64 KiB by
+/// default): each reads back on every node at once, and its bytes then
+/// become a chunk file on exactly as many nodes as the replication factor.
+/// A file one byte over the limit is placed on replicas as before.
+#[test]
+fn small_files_travel_in_their_log_entry_and_land_on_as_many_nodes_as_the_replication_factor() {
+    let cluster = cluster(3, &["--replication", "2"]);
+    let via = cluster.node(2);
+    let sizes = [1, 1000, 4096, 65_536, 65_537];
+    let files = small_files(via, &sizes);
+    for (name, _) in &files {
+        upload(via, &via.client_dir().join(name), name);
+    }
+    for n in 1..=3 {
+        for (name, sent) in &files {
+            assert_eq!(
+                &download_sha(cluster.node(n), name),
+                sent,
+                "{name} on node {n}"
+            );
+        }
+    }
+    let wanted = 2 * sizes.len();
+    poll_until(
+        Duration::from_secs(30),
+        "every chunk a file on two nodes",
+        || {
+            let total: usize = (1..=3).map(|n| chunk_files(cluster.node(n))).sum();
+            (total == wanted).then_some(())
+        },
+    );
+    // Rows of the member not listed are dropped, not stored late.
+    std::thread::sleep(Duration::from_secs(1));
+    let mut copies = std::collections::HashMap::new();
+    for n in 1..=3 {
+        for path in chunk_paths(cluster.node(n)) {
+            *copies
+                .entry(path.file_name().unwrap().to_owned())
+                .or_insert(0) += 1;
+        }
+    }
+    assert_eq!(copies.len(), sizes.len(), "{copies:?}");
+    assert!(copies.values().all(|&c| c == 2), "{copies:?}");
+    assert_eq!(cluster.node(1).cluster_status().storage.under_replicated, 0);
+}
+
+/// A small upload waits for no replica: with a follower stopped (SIGSTOP),
+/// uploads through the leader are committed by the other two at once, and
+/// nothing is sent to the stopped member; running again, it takes the
+/// files' bytes from the log.
+#[test]
+fn a_small_upload_waits_for_no_replica_and_a_stopped_member_gets_its_bytes_from_the_log() {
+    let cluster = cluster(3, &[]);
+    let leader = cluster.node(1).cluster_status().leader.expect("a leader");
+    let via = cluster.position_of(leader);
+    let stopped = (1..=3).find(|&n| n != via).expect("a follower");
+    let other = 6 - via - stopped;
+    let files = small_files(cluster.node(via), &[10, 5000, 60_000]);
+    signal(cluster.node(stopped), "STOP");
+    for (name, _) in &files {
+        let local = cluster.node(via).client_dir().join(name);
+        upload(cluster.node(via), &local, name);
+    }
+    let logs = cluster.node(via).logs();
+    assert!(
+        !logs.contains("replica not stored") && !logs.contains("under-replicated"),
+        "no chunk transfer was tried"
+    );
+    for (name, sent) in &files {
+        assert_eq!(&download_sha(cluster.node(other), name), sent);
+    }
+    signal(cluster.node(stopped), "CONT");
+    chunk_files_become(cluster.node(stopped), files.len());
+    for (name, sent) in &files {
+        assert_eq!(&download_sha(cluster.node(stopped), name), sent);
+    }
+}
+
+/// `226` for a small file means its bytes are durable before they are a
+/// chunk file: a node killed (SIGKILL) right after a batch of uploads serves
+/// every file after its restart, and stores each as a chunk file.
+#[test]
+fn small_files_survive_a_kill_right_after_their_226() {
+    let mut cluster = cluster(1, &[]);
+    let node = cluster.node(1);
+    let sizes: Vec<u64> = (0..12).map(|i| 100 + i * 4000).collect();
+    let files = small_files(node, &sizes);
+    let names: Vec<&str> = files.iter().map(|(name, _)| name.as_str()).collect();
+    let out = run(node
+        .curl()
+        .current_dir(node.client_dir())
+        .arg("-T")
+        .arg(format!("{{{}}}", names.join(",")))
+        .arg(node.explicit_url("")));
+    assert_success(&out, "one curl uploading twelve small files");
+    cluster.node_mut(1).kill9();
+    cluster.node_mut(1).restart();
+    let node = cluster.node(1);
+    for (name, sent) in &files {
+        assert_eq!(&download_sha(node, name), sent, "{name}");
+    }
+    chunk_files_become(node, files.len());
+}
+
 /// Flips one bit in the middle of every chunk file on `node`, in place: the
 /// file keeps its inode, length and extended attributes, as with damage on
 /// disk. Returns how many files it damaged.
@@ -581,6 +711,8 @@ fn a_chunk_damaged_on_disk_is_served_from_a_replica_and_stored_again() {
     let sent = sha256_file(&local);
     upload(cluster.node(1), &local, "d.bin");
     let node = cluster.node(3);
+    // The 1,000-byte tail travelled in its log entry: a file once stored.
+    chunk_files_become(node, 3);
     assert_eq!(damage_every_chunk(node), 3, "three chunks on node 3");
     assert!(chunk_paths(node).iter().all(|p| !chunk_is_intact(p)));
     assert_eq!(download_sha(node, "d.bin"), sent);
@@ -600,6 +732,7 @@ fn a_chunk_damaged_on_the_only_node_fails_the_download() {
     let local = node.client_dir().join("only.bin");
     write_random_file(&local, CHUNK + 1000);
     upload(node, &local, "only.bin");
+    chunk_files_become(node, 2);
     assert_eq!(damage_every_chunk(node), 2);
     let back = node.client_dir().join("only.back");
     let out = run(node

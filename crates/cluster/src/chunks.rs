@@ -29,6 +29,13 @@ fn transfer_timeout(bytes: usize) -> Duration {
 const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 /// Setting that overrides the replication factor (`--replication`).
 pub const REPLICATION_SETTING: &str = "fs.replication";
+/// Setting that overrides how large a file's last chunk may be to travel
+/// inside its Raft entry (`--inline-max`; 0: never).
+pub const INLINE_SETTING: &str = "fs.inline_max";
+/// The default of `--inline-max`: a 64 KiB last chunk rides in the entry.
+pub const DEFAULT_INLINE_MAX: usize = 64 * 1024;
+/// The largest `--inline-max` (every voter's log carries these bytes).
+pub const MAX_INLINE: usize = 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ChunkError {
@@ -79,8 +86,7 @@ impl pb::chunks_server::Chunks for ChunkService {
     ) -> Result<Response<pb::ChunkData>, Status> {
         self.node.check_node(&request)?;
         let hash = hash_of(&request.get_ref().hash)?;
-        let store = self.node.chunk_store.clone();
-        match blocking(move || store.get(&hash)).await {
+        match self.node.local_chunk(hash).await {
             Ok(Some(data)) => Ok(Response::new(pb::ChunkData { data: data.into() })),
             Ok(None) => Err(Status::not_found(format!("no chunk {hash} here"))),
             Err(e) => Err(internal(e)),
@@ -122,6 +128,46 @@ impl ClusterHandle {
             Ok(Some(v)) => v.parse().unwrap_or(3).max(1),
             _ => voters.min(3),
         }
+    }
+
+    /// How large a file's last chunk may be to travel inside its Raft entry.
+    pub fn inline_max(&self) -> usize {
+        match self.reader.setting(INLINE_SETTING) {
+            Ok(Some(v)) => v
+                .parse()
+                .map_or(DEFAULT_INLINE_MAX, |n: usize| n.min(MAX_INLINE)),
+            _ => DEFAULT_INLINE_MAX,
+        }
+    }
+
+    /// The voters listed as holding a chunk that travels inside its entry:
+    /// this node first when it votes, then others spread by `hash`, as many
+    /// as the replication factor. Each applies the entry and keeps the bytes;
+    /// the other members drop them (`spill`).
+    pub fn inline_replicas(&self, hash: &ChunkHash) -> Vec<NodeId> {
+        let voters = self.voter_ids();
+        let wanted = self.replication_factor();
+        let own = voters.contains(&self.node_id).then_some(self.node_id);
+        own.into_iter()
+            .chain(
+                self.peers_for(hash)
+                    .into_iter()
+                    .filter(|id| voters.contains(id)),
+            )
+            .take(wanted)
+            .collect()
+    }
+
+    /// A chunk this node holds: a chunk file, else bytes that came inside a
+    /// log entry and are not a file yet.
+    pub async fn local_chunk(&self, hash: ChunkHash) -> std::io::Result<Option<Vec<u8>>> {
+        let store = self.chunk_store.clone();
+        if let Some(data) = blocking(move || store.get(&hash)).await? {
+            return Ok(Some(data));
+        }
+        self.reader
+            .inline_chunk(&hash)
+            .map_err(std::io::Error::other)
     }
 
     /// Sends a chunk to `copies` peers; returns those that stored it (fewer
@@ -242,8 +288,7 @@ impl ClusterHandle {
         hash: ChunkHash,
         replicas: &[NodeId],
     ) -> Result<Vec<u8>, ChunkError> {
-        let store = self.chunk_store.clone();
-        if let Some(data) = blocking(move || store.get(&hash)).await? {
+        if let Some(data) = self.local_chunk(hash).await? {
             return Ok(data);
         }
         let others = self.peers_for(&hash);

@@ -15,6 +15,10 @@ use wharf_store::{Command, CommandResult, FsCommand, Raft};
 /// At most this many changes share an entry (an upload's checkpoint lists
 /// its chunks, so entries stay well under a megabyte or two).
 const MAX_GROUP: usize = 128;
+/// At most this much file content (small files' last chunks, carried in
+/// their writes) shares an entry: a follower receives entries whole, and
+/// replication sends several at once.
+const MAX_GROUP_INLINE: usize = 4 << 20;
 
 type Committed = Result<(CommandResult, u64), Status>;
 
@@ -60,13 +64,28 @@ fn no_quorum() -> Status {
 }
 
 async fn run(raft: Raft, mut pending: mpsc::UnboundedReceiver<Pending>, timeout: Duration) {
-    while let Some(first) = pending.recv().await {
+    // A change that would have made the last group too heavy leads the next.
+    let mut next: Option<Pending> = None;
+    loop {
+        let first = match next.take() {
+            Some(first) => first,
+            None => match pending.recv().await {
+                Some(first) => first,
+                None => return,
+            },
+        };
+        let mut inline = first.command.inline_len();
         let mut group = vec![first];
         while group.len() < MAX_GROUP {
-            match pending.try_recv() {
-                Ok(more) => group.push(more),
-                Err(_) => break,
+            let Ok(more) = pending.try_recv() else {
+                break;
+            };
+            inline += more.command.inline_len();
+            if inline > MAX_GROUP_INLINE {
+                next = Some(more);
+                break;
             }
+            group.push(more);
         }
         commit_group(&raft, group, timeout).await;
     }

@@ -35,6 +35,8 @@ pub struct NodeConfig {
     /// cluster's recorded bucket and endpoint fill in the rest.
     pub s3: S3Config,
     pub replication: Option<usize>,
+    /// `--inline-max`, recorded cluster-wide when given.
+    pub inline_max: Option<usize>,
     /// How long a member may stay silent before its chunk replicas are
     /// re-created elsewhere.
     pub repair_after: Duration,

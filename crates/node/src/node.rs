@@ -127,6 +127,7 @@ impl Node {
             &node,
             config.storage,
             config.replication,
+            config.inline_max,
             config.join.is_none(),
         )
         .await?;
@@ -161,6 +162,9 @@ impl Node {
             tasks.push(tokio::spawn(cluster_fs::upkeep::collect_local_chunks(
                 node.clone(),
                 config.chunk_grace,
+            )));
+            tasks.push(tokio::spawn(cluster_fs::spill::spill_inline_chunks(
+                node.clone(),
             )));
         }
         let boundaries = wharf_server::Boundaries {

@@ -30,6 +30,7 @@ pub async fn settle(
     node: &ClusterHandle,
     wanted: Option<StorageMode>,
     replication: Option<usize>,
+    inline_max: Option<usize>,
     bootstrapped: bool,
 ) -> Result<StorageMode, NodeError> {
     // A name this release does not know must stop the node: serving chunks
@@ -58,14 +59,18 @@ pub async fn settle(
             mode
         }
     };
-    if let Some(r) = replication {
-        let current = node
-            .reader()
-            .setting(wharf_cluster::chunks::REPLICATION_SETTING)?;
-        if current.as_deref() != Some(r.to_string().as_str()) {
+    let given = [
+        (wharf_cluster::chunks::REPLICATION_SETTING, replication),
+        (wharf_cluster::chunks::INLINE_SETTING, inline_max),
+    ];
+    for (key, value) in given {
+        let Some(value) = value.map(|v| v.to_string()) else {
+            continue;
+        };
+        if node.reader().setting(key)?.as_deref() != Some(value.as_str()) {
             node.write(Command::PutSetting {
-                key: wharf_cluster::chunks::REPLICATION_SETTING.into(),
-                value: r.to_string(),
+                key: key.into(),
+                value,
             })
             .await?;
         }

@@ -77,6 +77,7 @@ fn config(dir: &Path, join: Option<Join>) -> NodeConfig {
         storage: Some(StorageMode::Cluster),
         s3: Default::default(),
         replication: None,
+        inline_max: None,
         repair_after: Duration::from_secs(600),
         chunk_grace: Duration::from_secs(3600),
         upload_grace: Duration::from_secs(24 * 3600),

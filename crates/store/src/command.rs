@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::events::{EventKind, Origin, SinkRecord, UploadFacts};
+use crate::inline::InlineBytes;
 use crate::records::{
     AcmeAccountRecord, AcmeCertRecord, AcmeOrder, BanRecord, CaRecord, CertRecord, ChunkHash,
     ChunkRef, ObjectRef, PartRecord, Quota, TicketKeyRecord, TrustAnchorRecord, UserRecord,
@@ -102,6 +103,18 @@ pub enum Command {
         through: u64,
         dropped: u64,
     },
+}
+
+impl FsCommand {
+    /// How many bytes of file content the change carries (a small file's
+    /// last chunk, `FileWrite::inline`): group commit bounds an entry by it.
+    pub fn inline_len(&self) -> usize {
+        match self {
+            FsCommand::Write(w) => w.inline.as_ref().map_or(0, |b| b.0.len()),
+            FsCommand::Announced(a) => a.change.inline_len(),
+            _ => 0,
+        }
+    }
 }
 
 impl Command {
@@ -297,6 +310,10 @@ pub struct FileWrite {
     /// the multipart upload, or it is refused with `Superseded`.
     #[serde(default)]
     pub multipart: Option<Box<PartsWrite>>,
+    /// A small last chunk's bytes (the last of `chunks`), carried in the
+    /// entry instead of placed on replicas before it (see `inline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inline: Option<Box<InlineBytes>>,
 }
 
 /// The parts of a multipart upload a checkpoint adds.

@@ -81,6 +81,7 @@ pub(crate) fn column_families() -> impl Iterator<Item = &'static str> {
         .into_iter()
         .chain(TABLES)
         .chain(crate::chunk_health::LOCAL_TABLES)
+        .chain([crate::inline::INLINE_CHUNKS])
 }
 
 /// Opens (creating when missing) the store under `path` with the default

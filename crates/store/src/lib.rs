@@ -10,6 +10,7 @@ mod columns;
 mod compact;
 mod db;
 mod error;
+mod inline;
 mod log_store;
 mod namespace;
 mod parts;
@@ -36,6 +37,7 @@ pub use command::{
 };
 pub use db::{open, open_with, OpenedStore, StoreLimits};
 pub use error::StoreError;
+pub use inline::InlineBytes;
 pub use log_store::LogStore;
 pub use namespace::components as path_components;
 pub use reader::StateReader;

@@ -15,6 +15,7 @@ use crate::error::StoreError;
 use crate::events::{
     home_path, user_path, EventKind, EventRecord, UploadFacts, ANNOUNCED, EVENTS, NEXT_EVENT,
 };
+use crate::inline;
 use crate::parts::{self, part_key, Claim};
 use crate::records::{
     ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, MultipartState, PartRecord,
@@ -741,6 +742,13 @@ fn rename(
 }
 
 fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreError> {
+    if let Some(why) = w
+        .inline
+        .as_ref()
+        .and_then(|b| inline::mismatch(&w.chunks, b))
+    {
+        return Ok(CommandResult::Invalid(why));
+    }
     let r = found!(resolve(txn, &w.path)?, CommandResult::IsADirectory);
     let previous = match r.target {
         Some(t) if t.is_dir() => return Ok(CommandResult::IsADirectory),
@@ -870,6 +878,9 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
             }
             txn.put_chunk(Some(&before), &record)?;
         }
+    }
+    if let (Some(bytes), Some(last)) = (&w.inline, w.chunks.last()) {
+        inline::keep(txn.db, txn.batch, &last.hash, bytes)?;
     }
     let mut inode = InodeRecord {
         id,

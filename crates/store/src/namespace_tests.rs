@@ -93,6 +93,7 @@ impl Fs {
             found: Found::Unchecked,
             object: None,
             multipart: None,
+            inline: None,
         }))
         .await
     }
@@ -152,6 +153,7 @@ pub(crate) fn upload(upload: &str, path: &str, bytes: &[u8]) -> FsCommand {
         found: Found::Unchecked,
         object: None,
         multipart: None,
+        inline: None,
     })
 }
 
@@ -373,6 +375,7 @@ async fn writes_into_missing_directories_or_over_directories_are_refused() {
             found: Found::Unchecked,
             object: None,
             multipart: None,
+            inline: None,
         })
     };
     assert_eq!(fs.run(unique("first")).await, CommandResult::Done);
@@ -428,6 +431,7 @@ async fn quotas_count_bytes_and_files_per_owner_and_refuse_without_changing_anyt
             found: Found::Unchecked,
             object: None,
             multipart: None,
+            inline: None,
         })
     };
     let limit = Quota {
@@ -499,6 +503,7 @@ async fn an_upload_overtaken_by_a_newer_one_cannot_overwrite_it() {
             found,
             object: None,
             multipart: None,
+            inline: None,
         })
     };
     let current = |fs: &Fs| {
@@ -1054,6 +1059,7 @@ fn object_upload(upload: &str, path: &str, key: &str, size: u64, quota: Quota) -
         found: Found::Unchecked,
         object: Some(object(key, size)),
         multipart: None,
+        inline: None,
     })
 }
 
@@ -1189,6 +1195,7 @@ fn parts_write(
         quota: Quota::default(),
         found: Found::Unchecked,
         object,
+        inline: None,
         multipart: Some(Box::new(crate::PartsWrite {
             key: "p/in/big".into(),
             id: id.into(),
@@ -1358,4 +1365,78 @@ async fn an_abandoned_multipart_upload_leaves_the_file_its_object_and_no_part_ro
     assert!(fs.store.reader.upload_parts(&m3).unwrap().is_empty());
     assert!(fs.store.reader.uploads().unwrap().is_empty());
     assert_eq!(fs.store.reader.usage("alice").unwrap().bytes, 0);
+}
+
+/// A small upload whose bytes ride in the write itself.
+pub(crate) fn inline_upload(upload_id: &str, path: &str, bytes: &[u8], quota: Quota) -> FsCommand {
+    let FsCommand::Write(mut write) = upload(upload_id, path, bytes) else {
+        unreachable!()
+    };
+    write.quota = quota;
+    write.inline = Some(Box::new(crate::InlineBytes(bytes.to_vec())));
+    FsCommand::Write(write)
+}
+
+#[tokio::test]
+async fn an_inline_write_keeps_its_bytes_with_the_file_until_they_are_stored() {
+    let mut fs = Fs::new().await;
+    fs.mkdir("/in").await;
+    let bytes = b"a small file, carried in its log entry";
+    let hash = ChunkHash::of(bytes);
+    let write = inline_upload("u1", "/in/a", bytes, Quota::default());
+    assert_eq!(fs.run(write).await, CommandResult::Done);
+    assert_eq!(fs.content("/in/a"), vec![chunk(bytes)]);
+    assert_eq!(fs.refs(bytes), Some(1));
+    let reader = &fs.store.reader;
+    assert_eq!(
+        reader.inline_chunk(&hash).unwrap().as_deref(),
+        Some(&bytes[..])
+    );
+    assert_eq!(
+        reader.inline_waiting(10).unwrap(),
+        vec![(hash, bytes.to_vec())]
+    );
+    // Once stored as a chunk file, the node forgets the row; the file stays.
+    reader.forget_inline(&[hash]).unwrap();
+    assert_eq!(reader.inline_chunk(&hash).unwrap(), None);
+    assert!(reader.inline_waiting(10).unwrap().is_empty());
+    assert_eq!(fs.content("/in/a"), vec![chunk(bytes)]);
+}
+
+#[tokio::test]
+async fn an_inline_write_that_is_refused_or_does_not_match_its_chunk_keeps_nothing() {
+    let mut fs = Fs::new().await;
+    fs.mkdir("/in").await;
+    // Bytes that are not the write's last chunk.
+    let FsCommand::Write(mut forged) = inline_upload("u1", "/in/a", b"real", Quota::default())
+    else {
+        unreachable!()
+    };
+    forged.inline = Some(Box::new(crate::InlineBytes(b"fake".to_vec())));
+    let refused = fs.run(FsCommand::Write(forged)).await;
+    assert!(matches!(refused, CommandResult::Invalid(_)), "{refused:?}");
+    assert!(fs.store.reader.lookup("/in/a").unwrap().is_none());
+    // Past the quota: refused, and no row either.
+    let quota = Quota { bytes: 3, files: 0 };
+    let over = inline_upload("u2", "/in/b", b"four", quota);
+    assert_eq!(fs.run(over).await, CommandResult::QuotaExceeded);
+    assert!(fs.store.reader.lookup("/in/b").unwrap().is_none());
+    assert!(fs.store.reader.inline_waiting(10).unwrap().is_empty());
+}
+
+#[test]
+fn inline_bytes_travel_as_base64_and_come_back_whole() {
+    let FsCommand::Write(write) = inline_upload("u1", "/a", &[0, 255, 7, 128], Quota::default())
+    else {
+        unreachable!()
+    };
+    let json = serde_json::to_string(&write).unwrap();
+    assert!(json.contains(r#""inline":"AP8HgA==""#), "{json}");
+    let back: FileWrite = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, write);
+    // Writes without inline bytes are encoded as before.
+    let FsCommand::Write(plain) = upload("u1", "/a", b"x") else {
+        unreachable!()
+    };
+    assert!(!serde_json::to_string(&plain).unwrap().contains("inline"));
 }

@@ -259,6 +259,23 @@ impl StateReader {
         crate::compact::get(&self.db, "chunks", hash.as_bytes())
     }
 
+    /// A small chunk's bytes that came inside a log entry and are not yet a
+    /// chunk file on this node (see `inline`).
+    pub fn inline_chunk(&self, hash: &ChunkHash) -> Result<Option<Vec<u8>>, StoreError> {
+        crate::inline::get(&self.db, hash)
+    }
+
+    /// Up to `limit` inline chunks waiting to become chunk files here.
+    pub fn inline_waiting(&self, limit: usize) -> Result<Vec<(ChunkHash, Vec<u8>)>, StoreError> {
+        crate::inline::waiting(&self.db, limit)
+    }
+
+    /// Forgets inline chunks this node has stored as chunk files: a write
+    /// to this node's own table, not a change through Raft.
+    pub fn forget_inline(&self, hashes: &[ChunkHash]) -> Result<(), StoreError> {
+        crate::inline::forget(&self.db, hashes)
+    }
+
     /// How many chunks are in each state (a few rows, whatever the number
     /// of chunks).
     pub fn chunk_census(&self) -> Result<Vec<(ChunkState, u64)>, StoreError> {

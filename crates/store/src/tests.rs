@@ -6,7 +6,7 @@ use openraft::testing::{StoreBuilder, Suite};
 use openraft::{CommittedLeaderId, Entry, EntryPayload, LogId, RaftSnapshotBuilder, StorageError};
 use tempfile::TempDir;
 
-use crate::namespace_tests::upload;
+use crate::namespace_tests::{inline_upload, upload};
 use crate::records::{TicketKeyRecord, UserRecord};
 use crate::{open, Command, CommandResult, LogStore, NodeId, StateMachineStore, TypeConfig};
 
@@ -210,6 +210,36 @@ async fn snapshot_installs_the_same_tables_on_another_node_and_drops_stale_rows(
         .unwrap()
         .unwrap();
     assert_eq!(current.meta.last_log_id.map(|l| l.index), Some(3));
+}
+
+/// Inline chunk rows are each node's own: a snapshot neither carries the
+/// leader's nor drops the installing node's (their bytes are still chunks
+/// the cluster lists on it, waiting to be stored as files).
+#[tokio::test]
+async fn inline_chunk_rows_stay_out_of_snapshots_and_survive_an_install() {
+    let quota = crate::records::Quota::default();
+    let leader_dir = tempfile::tempdir().unwrap();
+    let mut leader = open(leader_dir.path()).await.unwrap();
+    let written = entry(
+        1,
+        Command::Fs(inline_upload("u1", "/a", b"leader's", quota)),
+    );
+    leader.state_machine.apply(vec![written]).await.unwrap();
+    let snapshot = build_snapshot(&mut leader).await;
+
+    let follower_dir = tempfile::tempdir().unwrap();
+    let mut follower = open(follower_dir.path()).await.unwrap();
+    let own = entry(1, Command::Fs(inline_upload("u2", "/b", b"its own", quota)));
+    follower.state_machine.apply(vec![own]).await.unwrap();
+    follower
+        .state_machine
+        .install_snapshot(&snapshot.meta, snapshot.snapshot)
+        .await
+        .unwrap();
+    assert!(follower.reader.lookup("/a").unwrap().is_some());
+    let rows = follower.reader.inline_waiting(10).unwrap();
+    let own = crate::records::ChunkHash::of(b"its own");
+    assert_eq!(rows, vec![(own, b"its own".to_vec())]);
 }
 
 fn acme_order(url: &str, token: &str) -> crate::records::AcmeOrder {

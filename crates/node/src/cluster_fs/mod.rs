@@ -5,6 +5,7 @@
 pub mod object_upkeep;
 mod object_writer;
 mod reader;
+pub mod spill;
 pub mod upkeep;
 pub(crate) mod writer;
 
@@ -337,6 +338,7 @@ impl ClusterFs {
             },
             object: Some(current.clone()),
             multipart: None,
+            inline: None,
         });
         match write(&self.node, change).await? {
             CommandResult::Done => tracing::warn!(%path, key = %current.key, etag = %current.etag,

@@ -68,6 +68,7 @@ impl ObjectUpkeep {
                     quota: Default::default(),
                     found: Found::Unchecked,
                     object: Some(object),
+                    inline: None,
                     multipart: Some(Box::new(PartsWrite {
                         key: state.key.clone(),
                         id: state.id.clone(),

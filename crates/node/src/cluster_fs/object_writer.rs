@@ -400,6 +400,7 @@ impl Upload {
             },
             object: done,
             multipart,
+            inline: None,
         }
     }
 

@@ -13,7 +13,7 @@ use wharf_cluster::ClusterHandle;
 use wharf_server::fs::{FileWriter, FsError, WriteMode};
 use wharf_store::events::{EventDigest, Origin, UploadFacts};
 use wharf_store::records::{ChunkRef, InodeRecord, Quota};
-use wharf_store::{Announced, CommandResult, FileWrite, Found, FsCommand, NodeId};
+use wharf_store::{Announced, CommandResult, FileWrite, Found, FsCommand, InlineBytes, NodeId};
 
 use super::{outcome, write};
 use crate::clock::{unix_now, unix_now_ms};
@@ -77,6 +77,9 @@ struct Upload {
     committed: Option<usize>,
     /// Replicas of the chunks placed since the last checkpoint.
     placed: Vec<(ChunkHash, Vec<NodeId>)>,
+    /// The last chunk's bytes when it is small enough to travel inside the
+    /// upload's last write instead of being placed before it.
+    inline: Option<InlineBytes>,
     buffer: Vec<u8>,
     /// In upload order: chunks become durable, and enter `chunks`, in order.
     in_flight: std::collections::VecDeque<Placing>,
@@ -155,6 +158,7 @@ impl Upload {
             chunks: Vec::new(),
             committed: None,
             placed: Vec::new(),
+            inline: None,
             buffer: Vec::new(),
             in_flight: std::collections::VecDeque::new(),
             last_checkpoint: std::time::Instant::now(),
@@ -298,6 +302,7 @@ impl Upload {
             },
             object: None,
             multipart: None,
+            inline: self.inline.clone().map(Box::new),
         })
     }
 
@@ -370,6 +375,21 @@ impl Upload {
         }
     }
 
+    /// Makes the buffer the file's last chunk, sent inside the last write:
+    /// every voter applies that write and keeps the bytes (DESIGN.md §6), so
+    /// they are listed as its replicas, and nothing is placed beforehand.
+    fn inline_buffer(&mut self) {
+        let data = std::mem::take(&mut self.buffer);
+        let chunk = ChunkRef {
+            hash: ChunkHash::of(&data),
+            len: data.len() as u64,
+        };
+        self.placed
+            .push((chunk.hash, self.node.inline_replicas(&chunk.hash)));
+        self.chunks.push(chunk);
+        self.inline = Some(InlineBytes(data));
+    }
+
     async fn write(&mut self, mut buf: &[u8]) -> Result<(), FsError> {
         while !buf.is_empty() {
             if self.buffer.len() == self.chunk_size {
@@ -389,7 +409,14 @@ impl Upload {
     /// Run again after being dropped half-way, it completes the same file.
     async fn finish(&mut self) -> Result<u64, FsError> {
         if !self.buffer.is_empty() {
-            self.place_buffer().await?;
+            if self.buffer.len() <= self.node.inline_max() {
+                while !self.in_flight.is_empty() {
+                    self.settle().await?;
+                }
+                self.inline_buffer();
+            } else {
+                self.place_buffer().await?;
+            }
         }
         while !self.in_flight.is_empty() {
             self.settle().await?;

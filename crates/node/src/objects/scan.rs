@@ -179,6 +179,7 @@ impl Objects {
                         size: meta.size,
                     }),
                     multipart: None,
+                    inline: None,
                 }));
                 meaning.push(Change::File(path));
             }

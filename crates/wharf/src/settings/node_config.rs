@@ -52,6 +52,15 @@ pub fn node_config(s: &ServeSettings, http_given: bool) -> Result<NodeConfig> {
         }
         r => r.map(|r| r as usize),
     };
+    let inline_max = match s.inline_max {
+        Some(n) if n > wharf_cluster::chunks::MAX_INLINE as u64 => {
+            bail!(
+                "inline_max {n} is above {} bytes",
+                wharf_cluster::chunks::MAX_INLINE
+            )
+        }
+        n => n.map(|n| n as usize),
+    };
     if s.chunk_grace == Some(0) {
         bail!("chunk_grace must be at least 1 second");
     }
@@ -96,6 +105,7 @@ pub fn node_config(s: &ServeSettings, http_given: bool) -> Result<NodeConfig> {
             part_size_mib: s.s3.part_size_mib,
         },
         replication,
+        inline_max,
         repair_after: secs(s.repair_after),
         chunk_grace: secs(s.chunk_grace),
         upload_grace: secs(s.upload_grace),

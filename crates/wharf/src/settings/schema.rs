@@ -130,6 +130,15 @@ pub struct ServeSettings {
     /// of voters when fewer; at most 16). Applies cluster-wide.
     #[arg(long, env = "WHARF_REPLICATION")]
     pub replication: Option<u64>,
+    /// With cluster storage, the largest last chunk of a file (in bytes) that
+    /// travels inside the upload's Raft entry instead of being placed on
+    /// replicas before it: one fsync per small upload instead of three, but
+    /// `226` then means the bytes are durable on a quorum of voters, as every
+    /// namespace change is, and on the rest of the replicas moments later
+    /// (default 65536; 0: never, so `226` waits for every replica; at most
+    /// 1048576). Applies cluster-wide.
+    #[arg(long, env = "WHARF_INLINE_MAX")]
+    pub inline_max: Option<u64>,
     /// Seconds a member may stay silent before the leader re-creates its chunk
     /// replicas on other members (default 600).
     #[arg(long, env = "WHARF_REPAIR_AFTER")]
