@@ -225,6 +225,30 @@ impl ChunkStore {
         }
     }
 
+    /// Removes the chunk unless it was written (or refreshed) at or after
+    /// `cutoff`, looking at its time again just before: a chunk an upload
+    /// stored again since the caller looked stays. Whether it went.
+    pub fn remove_if_written_before(
+        &self,
+        hash: &ChunkHash,
+        cutoff: SystemTime,
+    ) -> io::Result<bool> {
+        let path = self.path(hash);
+        let written = match fs::metadata(&path) {
+            Ok(meta) => meta.modified()?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        if written >= cutoff {
+            return Ok(false);
+        }
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Every complete chunk on disk.
     pub fn list(&self) -> io::Result<Vec<StoredChunk>> {
         let mut out = Vec::new();

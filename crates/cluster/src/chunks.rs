@@ -159,15 +159,23 @@ impl ClusterHandle {
     }
 
     /// A chunk this node holds: a chunk file, else bytes that came inside a
-    /// log entry and are not a file yet.
+    /// log entry and are not a file yet. The spiller makes the file before it
+    /// forgets the row, so a row gone between the two looks finds the file
+    /// on a second look.
     pub async fn local_chunk(&self, hash: ChunkHash) -> std::io::Result<Option<Vec<u8>>> {
         let store = self.chunk_store.clone();
-        if let Some(data) = blocking(move || store.get(&hash)).await? {
+        let file = move || {
+            let store = store.clone();
+            blocking(move || store.get(&hash))
+        };
+        if let Some(data) = file().await? {
             return Ok(Some(data));
         }
-        self.reader
-            .inline_chunk(&hash)
-            .map_err(std::io::Error::other)
+        match self.reader.inline_chunk(&hash) {
+            Ok(Some(data)) => Ok(Some(data)),
+            Ok(None) => file().await,
+            Err(e) => Err(std::io::Error::other(e)),
+        }
     }
 
     /// Sends a chunk to `copies` peers; returns those that stored it (fewer

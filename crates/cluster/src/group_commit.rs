@@ -16,9 +16,9 @@ use wharf_store::{Command, CommandResult, FsCommand, Raft};
 /// its chunks, so entries stay well under a megabyte or two).
 const MAX_GROUP: usize = 128;
 /// At most this much file content (small files' last chunks, carried in
-/// their writes) shares an entry: a follower receives entries whole, and
-/// replication sends several at once.
-const MAX_GROUP_INLINE: usize = 4 << 20;
+/// their writes) shares an entry: a follower receives an entry whole, within
+/// one heartbeat interval (the log store's append budget is 1 MiB).
+const MAX_GROUP_INLINE: usize = 512 << 10;
 
 type Committed = Result<(CommandResult, u64), Status>;
 

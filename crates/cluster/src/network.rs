@@ -7,25 +7,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
-    Unreachable,
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use prost::Message as _;
 use tonic::transport::Channel;
 use wharf_store::{ClusterNode, NodeId, TypeConfig};
 
 use crate::convert;
 use crate::pb::raft_client::RaftClient;
 use crate::transport::Transport;
-
-/// The largest append request sent when it holds more than one entry: the
-/// peer decodes up to 64 MiB (entries carry small files' bytes).
-const MAX_APPEND_BYTES: usize = 32 << 20;
 
 /// Creates connections to peers as openraft asks for them, each
 /// authenticated both ways with cluster-CA certificates.
@@ -118,13 +112,6 @@ impl RaftNetwork<TypeConfig> for PeerConnection {
     ) -> Result<AppendEntriesResponse<NodeId>, RpcError> {
         let request =
             convert::append_to_pb(&rpc).map_err(|s| RPCError::Network(NetworkError::new(&s)))?;
-        let bytes = request.encoded_len();
-        let entries = request.entries.len();
-        if bytes > MAX_APPEND_BYTES && entries > 1 {
-            // openraft sends fewer entries at a time to this peer for a while.
-            let fit = (entries * MAX_APPEND_BYTES / bytes).max(1);
-            return Err(PayloadTooLarge::new_entries_hint(fit as u64).into());
-        }
         let mut client = self.client().await?;
         let mut req = tonic::Request::new(request);
         req.set_timeout(option.hard_ttl());

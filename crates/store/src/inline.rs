@@ -11,6 +11,8 @@
 //! installed (the rows are still bytes of chunks the cluster lists).
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use rocksdb::{WriteBatch, DB};
@@ -20,7 +22,8 @@ use crate::error::StoreError;
 use crate::records::{ChunkHash, ChunkRef};
 use crate::table::cf;
 
-/// `chunk hash → the chunk's bytes`, until they are a chunk file here.
+/// `chunk hash ‖ row number → the chunk's bytes`, until they are a chunk
+/// file here.
 pub(crate) const INLINE_CHUNKS: &str = "inline_bytes";
 
 /// The bytes of a small chunk, in a log entry (base64 in its JSON).
@@ -61,6 +64,29 @@ pub(crate) fn mismatch(chunks: &[ChunkRef], bytes: &InlineBytes) -> Option<Strin
     None
 }
 
+/// One row: its key (the chunk's hash and this node's sequence number, so a
+/// row the spiller read is never confused with one a later entry wrote for
+/// the same bytes), the hash and the bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InlineRow {
+    pub key: Vec<u8>,
+    pub hash: ChunkHash,
+    pub bytes: Vec<u8>,
+}
+
+/// This node's next row number: rows are this node's own, so their keys
+/// need not be the same on every node, only never reused.
+fn next_sequence() -> u64 {
+    static NEXT: OnceLock<AtomicU64> = OnceLock::new();
+    NEXT.get_or_init(|| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        AtomicU64::new(now)
+    })
+    .fetch_add(1, Ordering::Relaxed)
+}
+
 /// Adds the row to an entry's batch.
 pub(crate) fn keep(
     db: &DB,
@@ -68,36 +94,58 @@ pub(crate) fn keep(
     hash: &ChunkHash,
     bytes: &InlineBytes,
 ) -> Result<(), StoreError> {
-    batch.put_cf(cf(db, INLINE_CHUNKS)?, hash.as_bytes(), &bytes.0);
+    let mut key = hash.as_bytes().to_vec();
+    key.extend_from_slice(&next_sequence().to_be_bytes());
+    batch.put_cf(cf(db, INLINE_CHUNKS)?, key, &bytes.0);
     Ok(())
 }
 
 pub(crate) fn get(db: &DB, hash: &ChunkHash) -> Result<Option<Vec<u8>>, StoreError> {
-    Ok(db.get_cf(cf(db, INLINE_CHUNKS)?, hash.as_bytes())?)
+    let prefix = hash.as_bytes();
+    let mode = rocksdb::IteratorMode::From(prefix, rocksdb::Direction::Forward);
+    match db.iterator_cf(cf(db, INLINE_CHUNKS)?, mode).next() {
+        Some(item) => {
+            let (key, value) = item?;
+            Ok(key.starts_with(prefix).then(|| value.into_vec()))
+        }
+        None => Ok(None),
+    }
 }
 
-/// Up to `limit` rows not yet stored as chunk files, in hash order.
-pub(crate) fn waiting(db: &DB, limit: usize) -> Result<Vec<(ChunkHash, Vec<u8>)>, StoreError> {
+/// Rows not yet stored as chunk files, in key order: up to `limit` of them
+/// and about `max_bytes` of content (always at least one).
+pub(crate) fn waiting(
+    db: &DB,
+    limit: usize,
+    max_bytes: usize,
+) -> Result<Vec<InlineRow>, StoreError> {
     let mut out = Vec::new();
+    let mut bytes = 0;
     for item in db.iterator_cf(cf(db, INLINE_CHUNKS)?, rocksdb::IteratorMode::Start) {
         let (key, value) = item?;
-        match ChunkHash::from_bytes(&key) {
-            Ok(hash) => out.push((hash, value.into_vec())),
-            Err(_) => tracing::error!("skipping an inline chunk row with a malformed key"),
-        }
-        if out.len() >= limit {
+        let Some(hash) = key.get(..32).and_then(|h| ChunkHash::from_bytes(h).ok()) else {
+            tracing::error!("skipping an inline chunk row with a malformed key");
+            continue;
+        };
+        bytes += value.len();
+        out.push(InlineRow {
+            key: key.into_vec(),
+            hash,
+            bytes: value.into_vec(),
+        });
+        if out.len() >= limit || bytes >= max_bytes {
             break;
         }
     }
     Ok(out)
 }
 
-/// Drops the rows of chunks now stored as files (or no longer wanted).
-pub(crate) fn forget(db: &DB, hashes: &[ChunkHash]) -> Result<(), StoreError> {
+/// Drops rows by key: those stored as chunk files, or not wanted here.
+pub(crate) fn forget(db: &DB, keys: &[Vec<u8>]) -> Result<(), StoreError> {
     let handle = cf(db, INLINE_CHUNKS)?;
     let mut batch = WriteBatch::default();
-    for hash in hashes {
-        batch.delete_cf(handle, hash.as_bytes());
+    for key in keys {
+        batch.delete_cf(handle, key);
     }
     db.write(batch)?;
     Ok(())

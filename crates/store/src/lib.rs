@@ -37,7 +37,7 @@ pub use command::{
 };
 pub use db::{open, open_with, OpenedStore, StoreLimits};
 pub use error::StoreError;
-pub use inline::InlineBytes;
+pub use inline::{InlineBytes, InlineRow};
 pub use log_store::LogStore;
 pub use namespace::components as path_components;
 pub use reader::StateReader;

@@ -1392,15 +1392,28 @@ async fn an_inline_write_keeps_its_bytes_with_the_file_until_they_are_stored() {
         reader.inline_chunk(&hash).unwrap().as_deref(),
         Some(&bytes[..])
     );
+    let rows = reader.inline_waiting(10, 1 << 20).unwrap();
+    let found: Vec<_> = rows.iter().map(|r| (r.hash, r.bytes.clone())).collect();
+    assert_eq!(found, vec![(hash, bytes.to_vec())]);
+    // The same bytes written again by a later entry get a row of their own:
+    // forgetting the row read first leaves the later one.
+    let again = inline_upload("u2", "/in/b", bytes, Quota::default());
+    assert_eq!(fs.run(again).await, CommandResult::Done);
+    let reader = &fs.store.reader;
+    reader.forget_inline(&[rows[0].key.clone()]).unwrap();
+    let left = reader.inline_waiting(10, 1 << 20).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_ne!(left[0].key, rows[0].key);
     assert_eq!(
-        reader.inline_waiting(10).unwrap(),
-        vec![(hash, bytes.to_vec())]
+        reader.inline_chunk(&hash).unwrap().as_deref(),
+        Some(&bytes[..])
     );
-    // Once stored as a chunk file, the node forgets the row; the file stays.
-    reader.forget_inline(&[hash]).unwrap();
+    // Once stored as a chunk file, the node forgets the row; the files stay.
+    reader.forget_inline(&[left[0].key.clone()]).unwrap();
     assert_eq!(reader.inline_chunk(&hash).unwrap(), None);
-    assert!(reader.inline_waiting(10).unwrap().is_empty());
+    assert!(reader.inline_waiting(10, 1 << 20).unwrap().is_empty());
     assert_eq!(fs.content("/in/a"), vec![chunk(bytes)]);
+    assert_eq!(fs.content("/in/b"), vec![chunk(bytes)]);
 }
 
 #[tokio::test]
@@ -1421,7 +1434,12 @@ async fn an_inline_write_that_is_refused_or_does_not_match_its_chunk_keeps_nothi
     let over = inline_upload("u2", "/in/b", b"four", quota);
     assert_eq!(fs.run(over).await, CommandResult::QuotaExceeded);
     assert!(fs.store.reader.lookup("/in/b").unwrap().is_none());
-    assert!(fs.store.reader.inline_waiting(10).unwrap().is_empty());
+    assert!(fs
+        .store
+        .reader
+        .inline_waiting(10, 1 << 20)
+        .unwrap()
+        .is_empty());
 }
 
 #[test]

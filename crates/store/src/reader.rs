@@ -265,15 +265,21 @@ impl StateReader {
         crate::inline::get(&self.db, hash)
     }
 
-    /// Up to `limit` inline chunks waiting to become chunk files here.
-    pub fn inline_waiting(&self, limit: usize) -> Result<Vec<(ChunkHash, Vec<u8>)>, StoreError> {
-        crate::inline::waiting(&self.db, limit)
+    /// Inline chunks waiting to become chunk files here: up to `limit` rows
+    /// and about `max_bytes` of content.
+    pub fn inline_waiting(
+        &self,
+        limit: usize,
+        max_bytes: usize,
+    ) -> Result<Vec<crate::InlineRow>, StoreError> {
+        crate::inline::waiting(&self.db, limit, max_bytes)
     }
 
-    /// Forgets inline chunks this node has stored as chunk files: a write
-    /// to this node's own table, not a change through Raft.
-    pub fn forget_inline(&self, hashes: &[ChunkHash]) -> Result<(), StoreError> {
-        crate::inline::forget(&self.db, hashes)
+    /// Forgets inline chunk rows (by key) this node has stored as chunk
+    /// files or does not keep: a write to this node's own table, not a
+    /// change through Raft.
+    pub fn forget_inline(&self, keys: &[Vec<u8>]) -> Result<(), StoreError> {
+        crate::inline::forget(&self.db, keys)
     }
 
     /// How many chunks are in each state (a few rows, whatever the number

@@ -237,9 +237,10 @@ async fn inline_chunk_rows_stay_out_of_snapshots_and_survive_an_install() {
         .await
         .unwrap();
     assert!(follower.reader.lookup("/a").unwrap().is_some());
-    let rows = follower.reader.inline_waiting(10).unwrap();
+    let rows = follower.reader.inline_waiting(10, 1 << 20).unwrap();
     let own = crate::records::ChunkHash::of(b"its own");
-    assert_eq!(rows, vec![(own, b"its own".to_vec())]);
+    let found: Vec<_> = rows.iter().map(|r| (r.hash, r.bytes.clone())).collect();
+    assert_eq!(found, vec![(own, b"its own".to_vec())]);
 }
 
 fn acme_order(url: &str, token: &str) -> crate::records::AcmeOrder {

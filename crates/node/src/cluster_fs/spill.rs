@@ -9,12 +9,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use wharf_cluster::ClusterHandle;
-use wharf_store::records::ChunkHash;
+use wharf_store::InlineRow;
 
 /// How often the table is looked at when the last pass emptied it.
 const EVERY: Duration = Duration::from_millis(200);
-/// Rows stored per pass (at most 64 KiB each by default).
+/// Rows stored per pass (at most 64 KiB each by default), and about how
+/// much content.
 const BATCH: usize = 256;
+const BATCH_BYTES: usize = 8 << 20;
 
 #[derive(Debug, thiserror::Error)]
 enum SpillError {
@@ -35,7 +37,7 @@ pub async fn spill_inline_chunks(node: Arc<ClusterHandle>) {
                     tracing::info!("small chunks are stored as chunk files again");
                     failing = false;
                 }
-                if n == BATCH {
+                if n > 0 {
                     continue;
                 }
             }
@@ -55,20 +57,29 @@ pub async fn spill_inline_chunks(node: Arc<ClusterHandle>) {
 /// Stores one batch; how many rows it took.
 fn spill_once(node: &ClusterHandle) -> Result<usize, SpillError> {
     let reader = node.reader();
-    let waiting = reader.inline_waiting(BATCH)?;
+    let waiting = reader.inline_waiting(BATCH, BATCH_BYTES)?;
     if waiting.is_empty() {
         return Ok(0);
     }
     let me = node.node_id();
-    let mut kept: Vec<&(ChunkHash, Vec<u8>)> = Vec::new();
+    let mut kept: Vec<&InlineRow> = Vec::new();
+    let mut dropped: Vec<Vec<u8>> = Vec::new();
     for row in &waiting {
-        if matches!(reader.chunk(&row.0)?, Some(r) if r.refs > 0 && r.replicas.contains(&me)) {
+        if matches!(reader.chunk(&row.hash)?, Some(r) if r.refs > 0 && r.replicas.contains(&me)) {
             kept.push(row);
+        } else {
+            dropped.push(row.key.clone());
         }
     }
-    node.chunk_store()
-        .put_many(kept.iter().map(|(hash, bytes)| (hash, bytes.as_slice())))?;
-    let done: Vec<ChunkHash> = waiting.iter().map(|(hash, _)| *hash).collect();
+    let store = node.chunk_store();
+    store.put_many(kept.iter().map(|row| (&row.hash, row.bytes.as_slice())))?;
+    // A file that existed was only given a fresh time; should the local
+    // collection have taken it meanwhile, its row stays for the next pass.
+    let stored = kept
+        .iter()
+        .filter(|row| store.contains(&row.hash))
+        .map(|row| row.key.clone());
+    let done: Vec<Vec<u8>> = dropped.into_iter().chain(stored).collect();
     reader.forget_inline(&done)?;
-    Ok(done.len())
+    Ok(waiting.len())
 }

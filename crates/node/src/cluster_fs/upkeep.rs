@@ -240,7 +240,14 @@ fn collect_once(node: &ClusterHandle, grace: Duration) -> std::io::Result<u64> {
             return;
         }
         let used = matches!(node.reader().chunk(&chunk.hash), Ok(Some(r)) if r.refs > 0);
-        if !used && node.chunk_store().remove(&chunk.hash).is_ok() {
+        let cutoff = now.checked_sub(grace).unwrap_or(std::time::UNIX_EPOCH);
+        if !used
+            && matches!(
+                node.chunk_store()
+                    .remove_if_written_before(&chunk.hash, cutoff),
+                Ok(true)
+            )
+        {
             removed += 1;
         }
     })?;
