@@ -95,6 +95,7 @@ mod tests {
                 join_token: Some("wharf1.very-secret-join.ABCD".into()),
                 storage: Some(wharf_node::StorageMode::Cluster),
                 replication: Some(2),
+                inline_max: Some(32768),
                 proxy_from: vec!["10.0.0.5/32".parse().unwrap()],
                 secrets_key_file: Some("/etc/wharf/secrets.key".into()),
                 s3: crate::settings::schema::S3Settings {
