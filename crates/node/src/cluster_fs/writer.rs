@@ -375,9 +375,9 @@ impl Upload {
         }
     }
 
-    /// Makes the buffer the file's last chunk, sent inside the last write:
-    /// every voter applies that write and keeps the bytes (DESIGN.md §6), so
-    /// they are listed as its replicas, and nothing is placed beforehand.
+    /// Makes the buffer the file's last chunk, sent inside the last write
+    /// (docs/design/small-files.md): the voters listed as its replicas keep
+    /// the bytes when they apply that write, and nothing is placed beforehand.
     fn inline_buffer(&mut self) {
         let data = std::mem::take(&mut self.buffer);
         let chunk = ChunkRef {
