@@ -170,6 +170,78 @@ fn three_nodes_keep_files_as_objects_under_their_paths() {
     );
 }
 
+/// `MFMT` reaches the object as `x-amz-meta-mtime` (a copy onto itself,
+/// in parts above the copy limit), and an object above `--s3-copy-max-mib`
+/// is renamed a range per part (UploadPartCopy); both read back whole, so
+/// the namespace recorded the copies' ETags.
+#[test]
+fn mfmt_sets_the_objects_mtime_and_large_objects_are_copied_in_parts() {
+    let s3 = CephGateway::start();
+    let bucket = s3.bucket();
+    let node = Wharf::start(WharfOptions::default().s3_storage(&bucket).args([
+        "--s3-prefix",
+        PREFIX,
+        "--s3-copy-max-mib",
+        "5",
+    ]));
+    let dir = node.client_dir();
+    let small = dir.join("small.bin");
+    let large = dir.join("large.bin");
+    write_random_file(&small, 100_000);
+    // Two 8 MiB upload parts; three 5 MiB copy parts.
+    write_random_file(&large, 13 * MIB);
+    for (file, name) in [(&small, "small.bin"), (&large, "large.bin")] {
+        let out = run(node.curl().arg("-T").arg(file).arg(node.explicit_url(name)));
+        assert_success(&out, &format!("upload {name}"));
+    }
+    let etag = |name: &str| {
+        let etag = bucket.header(&key(&node, name), "etag").unwrap_or_default();
+        etag.trim_matches('"').to_owned()
+    };
+    let mtime = |name: &str| bucket.header(&key(&node, name), "x-amz-meta-mtime");
+    assert!(etag("large.bin").ends_with("-2"), "uploaded in two parts");
+    let out = run(&mut node.batch("reuse", &["rename large.bin moved.bin".to_owned()]));
+    assert_success(&out, "RNFR/RNTO above the copy limit");
+    // Copied a range per part (one CopyObject would keep the ETag), with
+    // the file's time.
+    assert!(
+        etag("moved.bin").ends_with("-3"),
+        "the moved object is not three copied parts: ETag {}",
+        etag("moved.bin")
+    );
+    assert!(
+        mtime("moved.bin").is_some(),
+        "the copy has no x-amz-meta-mtime"
+    );
+
+    let steps = [
+        "raw MFMT 20200102030405 small.bin",
+        "raw MFMT 20210304050607 moved.bin",
+        "raw MDTM small.bin",
+        "raw MDTM moved.bin",
+    ]
+    .map(String::from);
+    let out = run(&mut node.batch("reuse", &steps));
+    assert_success(&out, "MFMT and MDTM");
+    let replies = String::from_utf8_lossy(&out.stdout);
+    for reply in ["213 20200102030405", "213 20210304050607"] {
+        assert!(replies.contains(reply), "no {reply:?} in:\n{replies}");
+    }
+    // A copy onto itself (small) and one in parts (large).
+    assert_eq!(mtime("small.bin").as_deref(), Some("1577934245"));
+    assert_eq!(mtime("moved.bin").as_deref(), Some("1614834367"));
+    assert_eq!(
+        bucket.keys(),
+        [key(&node, "moved.bin"), key(&node, "small.bin")]
+    );
+    assert_object(&bucket, &key(&node, "moved.bin"), &large);
+    for (name, local) in [("small.bin", &small), ("moved.bin", &large)] {
+        let back = dir.join(format!("back-{name}"));
+        download(&node, name, &back);
+        assert_same_file(local, &back);
+    }
+}
+
 #[test]
 fn a_quota_refuses_the_upload_that_would_pass_it_and_stores_nothing() {
     let s3 = CephGateway::start();
@@ -274,6 +346,58 @@ fn start_up_stops_on_a_missing_bucket_or_refused_credentials() {
         "{stderr}"
     );
     assert!(!stderr.contains("not-the-secret"), "{stderr}");
+}
+
+/// A `DELE` whose object the bucket refuses to delete for now (a bucket
+/// policy denying `s3:DeleteObject`) is still committed and answered, and
+/// the object goes once the bucket allows it again: the delete put it in
+/// the trash, and the leader's upkeep retries it.
+#[test]
+fn an_object_the_bucket_would_not_delete_goes_once_it_may() {
+    let s3 = CephGateway::start();
+    let bucket = s3.bucket();
+    // The upkeep turns every 5 s with a 5 s grace.
+    let node = Wharf::start(WharfOptions::default().s3_storage(&bucket).args([
+        "--s3-prefix",
+        PREFIX,
+        "--upload-grace",
+        "5",
+    ]));
+    let local = node.client_dir().join("gone.bin");
+    write_random_file(&local, 100_000);
+    let out = run(node
+        .curl()
+        .arg("-T")
+        .arg(&local)
+        .arg(node.explicit_url("gone.bin")));
+    assert_success(&out, "upload");
+    let gone = key(&node, "gone.bin");
+    assert!(bucket.object(&gone).is_some());
+
+    bucket.deny_deletes(true);
+    let out = run(&mut node.batch("reuse", &["delete gone.bin".to_owned(), "nlst".to_owned()]));
+    assert_success(&out, "DELE while the bucket refuses deletes");
+    assert!(
+        !String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .any(|line| line == "NLST\tgone.bin"),
+        "the file is still listed: {}",
+        describe(&out)
+    );
+    std::thread::sleep(Duration::from_secs(12));
+    assert!(
+        bucket.object(&gone).is_some(),
+        "the bucket deleted the object against its policy"
+    );
+    bucket.deny_deletes(false);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while bucket.object(&gone).is_some() {
+        assert!(
+            Instant::now() < deadline,
+            "the object is still in the bucket a minute after deletes were allowed again"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
 }
 
 /// An endpoint that stops answering fails uploads and downloads with `451`

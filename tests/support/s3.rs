@@ -256,6 +256,40 @@ impl S3Bucket {
         assert!(out.status.success(), "PUT {key}: {out:?}");
     }
 
+    /// The headers of a HEAD of `key` (names as the gateway sends them).
+    pub fn head(&self, key: &str) -> String {
+        let path = format!("/{}", encode_key(key));
+        let out = super::run(self.curl("HEAD", &path).args(["--fail", "--head"]));
+        assert!(out.status.success(), "HEAD {key}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The header `name` (any case) of a HEAD of `key`.
+    pub fn header(&self, key: &str, name: &str) -> Option<String> {
+        self.head(key).lines().find_map(|line| {
+            let (n, v) = line.split_once(':')?;
+            n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+        })
+    }
+
+    /// With `deny`, a bucket policy refusing every object delete; without,
+    /// no policy.
+    pub fn deny_deletes(&self, deny: bool) {
+        let out = if deny {
+            let policy = format!(
+                r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Deny","Principal":"*","Action":"s3:DeleteObject","Resource":"arn:aws:s3:::{}/*"}}]}}"#,
+                self.name
+            );
+            super::run(
+                self.curl("PUT", "?policy=")
+                    .args(["--fail", "--data-binary", &policy]),
+            )
+        } else {
+            super::run(self.curl("DELETE", "?policy=").arg("--fail"))
+        };
+        assert!(out.status.success(), "bucket policy (deny {deny}): {out:?}");
+    }
+
     /// Deletes the object at `key`.
     pub fn delete(&self, key: &str) {
         let path = format!("/{}", encode_key(key));

@@ -92,6 +92,9 @@ pub struct S3Config {
     pub ca_file: Option<PathBuf>,
     /// MiB per part of a multipart upload (at least 5, S3's minimum).
     pub part_size_mib: Option<u64>,
+    /// Objects above this many MiB are copied a range per part (renames,
+    /// `MFMT`); at most 5,120, AWS's CopyObject limit.
+    pub copy_max_mib: Option<u64>,
 }
 
 impl StorageMode {

@@ -160,7 +160,8 @@ pub async fn connect_objects(
         &credentials,
         given.ca_file.clone(),
         given.part_size_mib,
-    )?;
+    )?
+    .with_copy_max_mib(given.copy_max_mib)?;
     let p = objects.placement();
     match objects.probe(node.node_id()).await {
         Ok(()) => tracing::info!(endpoint = %p.endpoint, bucket = %p.bucket, prefix = %p.prefix,

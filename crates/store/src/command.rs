@@ -7,7 +7,8 @@ use crate::events::{EventKind, Origin, SinkRecord, UploadFacts};
 use crate::inline::InlineBytes;
 use crate::records::{
     AcmeAccountRecord, AcmeCertRecord, AcmeOrder, BanRecord, CaRecord, CertRecord, ChunkHash,
-    ChunkRef, ObjectRef, PartRecord, Quota, TicketKeyRecord, TrustAnchorRecord, UserRecord,
+    ChunkRef, ObjectRef, PartRecord, Quota, TicketKeyRecord, TrashEntry, TrustAnchorRecord,
+    UserRecord,
 };
 use crate::NodeId;
 
@@ -244,6 +245,12 @@ pub enum FsCommand {
     /// Drops the record of a chunk no file uses any more.
     ForgetChunk {
         hash: ChunkHash,
+    },
+    /// Object storage: these objects are gone from the bucket (or were
+    /// found in use again); each entry of `object_trash` still equal to one
+    /// of them goes.
+    ForgetTrash {
+        entries: Vec<TrashEntry>,
     },
 }
 

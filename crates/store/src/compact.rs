@@ -15,7 +15,7 @@ use crate::columns::SM_META;
 use crate::error::StoreError;
 use crate::records::{
     ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, MultipartState, ObjectRef,
-    PartRecord, UploadRecord, UsageRecord,
+    PartRecord, TrashEntry, UploadRecord, UsageRecord,
 };
 use crate::table::{self, cf, CodecError, FORMAT_V1};
 
@@ -338,6 +338,43 @@ impl TryFrom<PartMessage> for PartRecord {
 }
 
 record!(PartRecord, PartMessage);
+
+#[derive(Clone, PartialEq, Message)]
+struct TrashMessage {
+    #[prost(string, tag = "1")]
+    key: String,
+    #[prost(string, tag = "2")]
+    abort: String,
+    #[prost(uint64, tag = "3")]
+    inode: u64,
+    #[prost(uint64, tag = "4")]
+    generation: u64,
+}
+
+impl From<&TrashEntry> for TrashMessage {
+    fn from(t: &TrashEntry) -> Self {
+        Self {
+            key: t.key.clone(),
+            abort: t.abort.clone(),
+            inode: t.inode,
+            generation: t.generation,
+        }
+    }
+}
+
+impl TryFrom<TrashMessage> for TrashEntry {
+    type Error = CodecError;
+    fn try_from(m: TrashMessage) -> Result<Self, CodecError> {
+        Ok(TrashEntry {
+            key: m.key,
+            abort: m.abort,
+            inode: m.inode,
+            generation: m.generation,
+        })
+    }
+}
+
+record!(TrashEntry, TrashMessage);
 
 #[derive(Clone, PartialEq, Message)]
 struct UsageMessage {

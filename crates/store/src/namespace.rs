@@ -19,7 +19,7 @@ use crate::inline;
 use crate::parts::{self, part_key, Claim};
 use crate::records::{
     ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, MultipartState, PartRecord,
-    UploadRecord, UsageRecord, ROOT_INODE,
+    TrashEntry, UploadRecord, UsageRecord, ROOT_INODE,
 };
 use crate::table::cf;
 
@@ -30,6 +30,7 @@ const CHUNKS: &str = "chunks";
 const EXTENTS: &str = "extents";
 const USAGE: &str = "usage";
 const PARTS: &str = "parts";
+const OBJECT_TRASH: &str = "object_trash";
 const SETTINGS: &str = "settings";
 const NEXT_INODE: &[u8] = b"fs.next_inode";
 
@@ -181,8 +182,36 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// Stores `inode`. A key it records is live: out of the trash.
     fn put_inode(&mut self, inode: &InodeRecord) -> Result<(), StoreError> {
+        if let Some(object) = &inode.object {
+            let live = TrashEntry {
+                key: object.key.clone(),
+                ..TrashEntry::default()
+            };
+            let row = live.row_key();
+            if self.get::<TrashEntry>(OBJECT_TRASH, &row)?.is_some() {
+                self.delete(OBJECT_TRASH, &row)?;
+            }
+        }
         self.put(INODES, &inode.id.to_be_bytes(), inode)
+    }
+
+    /// Queues what `file` kept in the bucket for removal: its object, or
+    /// the multipart upload `multipart` it was receiving.
+    fn trash(
+        &mut self,
+        file: &InodeRecord,
+        key: &str,
+        multipart: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let entry = TrashEntry {
+            key: key.to_owned(),
+            abort: multipart.unwrap_or_default().to_owned(),
+            inode: file.id,
+            generation: file.generation,
+        };
+        self.put(OBJECT_TRASH, &entry.row_key(), &entry)
     }
 
     /// A name left directory `dir` (see `Found::Absent`).
@@ -244,11 +273,21 @@ impl<'a> Txn<'a> {
     }
 
     /// Drops upload `id`'s record and, on object storage, its parts' rows.
-    fn drop_upload(&mut self, id: &str) -> Result<(), StoreError> {
+    /// Forgets upload `id` and its parts; with `abandoned_by`, the file it
+    /// was writing, its multipart upload goes to the trash (it will never
+    /// complete).
+    fn drop_upload(
+        &mut self,
+        id: &str,
+        abandoned_by: Option<&InodeRecord>,
+    ) -> Result<(), StoreError> {
         if let Some(record) = self.get::<UploadRecord>(UPLOADS, id.as_bytes())? {
             if let Some(multipart) = &record.multipart {
                 for index in 0..multipart.parts {
                     self.delete(PARTS, &part_key(&multipart.id, index))?;
+                }
+                if let Some(file) = abandoned_by {
+                    self.trash(file, &multipart.key, Some(&multipart.id))?;
                 }
             }
         }
@@ -260,7 +299,10 @@ impl<'a> Txn<'a> {
     fn release_file(&mut self, file: &InodeRecord) -> Result<(), StoreError> {
         self.delete(INODES, &file.id.to_be_bytes())?;
         if let Some(upload) = &file.upload {
-            self.drop_upload(upload)?;
+            self.drop_upload(upload, Some(file))?;
+        }
+        if let Some(object) = &file.object {
+            self.trash(file, &object.key, None)?;
         }
         let chunks = self.chunks_from(file, 0)?;
         for position in 0..file.extents {
@@ -474,7 +516,7 @@ pub(crate) fn apply(txn: &mut Txn<'_>, command: FsCommand) -> Result<CommandResu
             let Some(upload) = txn.get::<UploadRecord>(UPLOADS, id.as_bytes())? else {
                 return Ok(CommandResult::NotFound);
             };
-            txn.drop_upload(&id)?;
+            txn.drop_upload(&id, None)?;
             let mut owner = String::new();
             if let Some(mut inode) = txn.inode(upload.inode)? {
                 if inode.upload.as_deref() == Some(id.as_str()) {
@@ -526,6 +568,15 @@ pub(crate) fn apply(txn: &mut Txn<'_>, command: FsCommand) -> Result<CommandResu
                 Some(_) => Ok(CommandResult::Invalid("the chunk is in use".into())),
                 None => Ok(CommandResult::NotFound),
             }
+        }
+        FsCommand::ForgetTrash { entries } => {
+            for entry in entries {
+                let row = entry.row_key();
+                if txn.get::<TrashEntry>(OBJECT_TRASH, &row)?.as_ref() == Some(&entry) {
+                    txn.delete(OBJECT_TRASH, &row)?;
+                }
+            }
+            Ok(CommandResult::Done)
         }
     }
 }
@@ -714,19 +765,30 @@ fn rename(
     let mut moved = Vec::with_capacity(objects.len());
     for m in objects {
         match txn.inode(m.inode)? {
-            Some(inode) if !inode.is_dir() && inode.generation == m.generation => {
-                moved.push(InodeRecord {
+            Some(inode) if !inode.is_dir() && inode.generation == m.generation => moved.push((
+                inode.object.clone(),
+                InodeRecord {
                     object: Some(m.object.clone()),
                     ..inode
-                })
-            }
+                },
+            )),
             _ => return Ok(CommandResult::Superseded),
         }
     }
     if let Some(existing) = &dst.target {
         txn.release_file(existing)?;
     }
-    for inode in &moved {
+    // The old objects first: a key both left and taken (files swapping
+    // names within the move) ends live.
+    for (old, inode) in &moved {
+        if let Some(old) = old
+            .as_ref()
+            .filter(|o| Some(&o.key) != inode.object.as_ref().map(|n| &n.key))
+        {
+            txn.trash(inode, &old.key, None)?;
+        }
+    }
+    for (_, inode) in &moved {
         txn.put_inode(inode)?;
     }
     txn.delete(DIRENTS, &dirent_key(src.parent, src.name))?;
@@ -856,7 +918,7 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
                     txn.delete(UPLOADS, other.as_bytes())?;
                 } else {
                     // Another upload to the same name: the later writer owns it now.
-                    txn.drop_upload(other)?;
+                    txn.drop_upload(other, Some(p))?;
                 }
             }
             p.id
@@ -902,7 +964,7 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
     txn.set_chunks(&mut inode, w.from, &kept, replaced.len(), &w.chunks)?;
     txn.put_inode(&inode)?;
     if w.done {
-        txn.drop_upload(&w.upload)?;
+        txn.drop_upload(&w.upload, None)?;
     } else {
         let multipart = match w.multipart {
             Some(m) => Some(record_parts(txn, *m)?),
@@ -1002,6 +1064,30 @@ pub(crate) mod read {
 
     /// Up to `limit` entries of directory `dir` whose names come after
     /// `after` (from the first without), by name.
+    /// Up to `limit` entries of `object_trash` after `after`, in key order.
+    pub fn trash_page(
+        db: &DB,
+        after: Option<&TrashEntry>,
+        limit: usize,
+    ) -> Result<Vec<TrashEntry>, StoreError> {
+        let start = match after {
+            Some(entry) => {
+                let mut key = entry.row_key();
+                key.push(0);
+                key
+            }
+            None => Vec::new(),
+        };
+        let handle = cf(db, OBJECT_TRASH)?;
+        let mode = rocksdb::IteratorMode::From(&start, rocksdb::Direction::Forward);
+        let mut out = Vec::new();
+        for item in db.iterator_cf(handle, mode).take(limit) {
+            let (_, value) = item?;
+            out.push(TrashEntry::from_bytes(&value)?);
+        }
+        Ok(out)
+    }
+
     pub fn children_page(
         db: &DB,
         dir: u64,

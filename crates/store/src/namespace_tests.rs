@@ -1171,6 +1171,115 @@ async fn a_rename_on_object_storage_switches_files_to_their_copies_or_changes_no
     }
 }
 
+impl Fs {
+    /// Every `object_trash` entry, as (key, multipart id).
+    fn trash(&self) -> Vec<(String, String)> {
+        let entries = self.store.reader.trash_page(None, usize::MAX).unwrap();
+        entries.into_iter().map(|e| (e.key, e.abort)).collect()
+    }
+}
+
+fn trashed(key: &str) -> (String, String) {
+    (key.to_owned(), String::new())
+}
+
+#[tokio::test]
+async fn objects_no_file_keeps_go_to_the_trash_until_forgotten_or_taken_again() {
+    let mut fs = Fs::new().await;
+    fs.mkdir("/d").await;
+    let quota = Quota::default();
+    for (u, name) in [("u1", "a"), ("u2", "b"), ("u3", "c")] {
+        let put = object_upload(u, &format!("/d/{name}"), &format!("p/d/{name}"), 5, quota);
+        assert_eq!(fs.run(put).await, CommandResult::Done);
+    }
+    assert!(fs.trash().is_empty(), "live objects are not trash");
+
+    // A delete trashes the file's object, as the file was.
+    let a = fs.store.reader.lookup("/d/a").unwrap().unwrap();
+    let remove = FsCommand::Remove {
+        path: "/d/a".into(),
+    };
+    assert_eq!(fs.run(remove).await, CommandResult::Done);
+    assert_eq!(fs.trash(), [trashed("p/d/a")]);
+    let as_deleted = fs.store.reader.trash_page(None, 10).unwrap().remove(0);
+    assert_eq!(
+        (as_deleted.inode, as_deleted.generation),
+        (a.id, a.generation)
+    );
+
+    // A new file at the same path records the key again: out of the trash,
+    // and a late ForgetTrash of the old entry changes nothing.
+    let again = object_upload("u4", "/d/a", "p/d/a", 7, quota);
+    assert_eq!(fs.run(again).await, CommandResult::Done);
+    assert!(fs.trash().is_empty());
+    let remove = FsCommand::Remove {
+        path: "/d/a".into(),
+    };
+    assert_eq!(fs.run(remove).await, CommandResult::Done);
+    let stale = FsCommand::ForgetTrash {
+        entries: vec![as_deleted.clone()],
+    };
+    assert_eq!(fs.run(stale).await, CommandResult::Done);
+    assert_eq!(
+        fs.trash(),
+        [trashed("p/d/a")],
+        "a stale forget took the new entry"
+    );
+    let current = fs.store.reader.trash_page(None, 10).unwrap();
+    let forget = FsCommand::ForgetTrash { entries: current };
+    assert_eq!(fs.run(forget).await, CommandResult::Done);
+    assert!(fs.trash().is_empty());
+
+    // A rename trashes the old keys, not the new ones, and a file it
+    // replaces keeps nothing in the trash: its key is the copy's.
+    let b = fs.store.reader.lookup("/d/b").unwrap().unwrap();
+    let rename = FsCommand::Rename {
+        from: "/d/b".into(),
+        to: "/d/c".into(),
+        objects: vec![ObjectMove {
+            inode: b.id,
+            generation: b.generation,
+            object: object("p/d/c", 5),
+        }],
+    };
+    assert_eq!(fs.run(rename).await, CommandResult::Done);
+    assert_eq!(fs.trash(), [trashed("p/d/b")]);
+    let c = fs.store.reader.lookup("/d/c").unwrap().unwrap();
+    assert_eq!((c.id, c.object), (b.id, Some(object("p/d/c", 5))));
+}
+
+#[tokio::test]
+async fn an_upload_replaced_or_deleted_in_flight_leaves_its_multipart_upload_to_abort() {
+    let mut fs = Fs::new().await;
+    fs.mkdir("/in").await;
+    assert_eq!(
+        fs.run(parts_write("u1", "m1", 0, &[5 << 20], None, None))
+            .await,
+        CommandResult::Done
+    );
+    assert!(fs.trash().is_empty());
+    // Another upload to the same name takes the file over: m1 will never
+    // complete.
+    assert_eq!(
+        fs.run(parts_write("u2", "m2", 0, &[5 << 20], None, None))
+            .await,
+        CommandResult::Done
+    );
+    assert_eq!(fs.trash(), [("p/in/big".to_owned(), "m1".to_owned())]);
+    // Deleting the file leaves m2 to abort too.
+    let remove = FsCommand::Remove {
+        path: "/in/big".into(),
+    };
+    assert_eq!(fs.run(remove).await, CommandResult::Done);
+    assert_eq!(
+        fs.trash(),
+        [
+            ("p/in/big".to_owned(), "m1".to_owned()),
+            ("p/in/big".to_owned(), "m2".to_owned())
+        ]
+    );
+}
+
 /// A multipart upload's checkpoint or last write: `parts` part lengths after
 /// the first `from`, or (`object`) the completed file.
 fn parts_write(

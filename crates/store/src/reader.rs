@@ -255,6 +255,16 @@ impl StateReader {
         crate::namespace::read::upload_parts(&self.db, state)
     }
 
+    /// Objects and multipart uploads still to be removed from the bucket:
+    /// up to `limit` after `after`, in key order.
+    pub fn trash_page(
+        &self,
+        after: Option<&crate::records::TrashEntry>,
+        limit: usize,
+    ) -> Result<Vec<crate::records::TrashEntry>, StoreError> {
+        crate::namespace::read::trash_page(&self.db, after, limit)
+    }
+
     pub fn chunk(&self, hash: &ChunkHash) -> Result<Option<ChunkRecord>, StoreError> {
         crate::compact::get(&self.db, "chunks", hash.as_bytes())
     }

@@ -324,6 +324,34 @@ pub struct PartRecord {
     pub len: u64,
 }
 
+/// `object_trash`, key `object key ‖ 0 ‖ multipart id` (empty for the
+/// object itself): an object, or a multipart upload's parts, that no file
+/// keeps any more and that is still to be removed from the bucket. Put in
+/// the same entry as the change that let it go (a delete, a rename, an
+/// upload replaced); taken out again when a later file records the same key
+/// (see `crates/node/src/cluster_fs/trash.rs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrashEntry {
+    pub key: String,
+    /// A multipart upload to abort; empty: delete the object at `key`.
+    pub abort: String,
+    /// The file that let it go, as it was then: a `ForgetTrash` removes an
+    /// entry only if it still is this one (the same key trashed again by a
+    /// later change stays).
+    pub inode: u64,
+    pub generation: u64,
+}
+
+impl TrashEntry {
+    /// Its key in `object_trash`.
+    pub fn row_key(&self) -> Vec<u8> {
+        let mut key = self.key.as_bytes().to_vec();
+        key.push(0);
+        key.extend_from_slice(self.abort.as_bytes());
+        key
+    }
+}
+
 /// `chunks`: where a chunk's replicas are and how many file positions use it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkRecord {

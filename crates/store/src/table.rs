@@ -26,7 +26,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 }
 
 /// The state-machine tables, in the order snapshots list them.
-pub const TABLES: [&str; 18] = [
+pub const TABLES: [&str; 19] = [
     "users",
     "certs",
     "ca",
@@ -45,6 +45,7 @@ pub const TABLES: [&str; 18] = [
     "sinks",
     "announced",
     "parts",
+    "object_trash",
 ];
 
 pub fn cf<'a>(db: &'a DB, name: &str) -> Result<&'a ColumnFamily, StoreError> {

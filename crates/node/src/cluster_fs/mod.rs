@@ -6,6 +6,7 @@ pub mod object_upkeep;
 mod object_writer;
 mod reader;
 pub mod spill;
+mod trash;
 pub mod upkeep;
 pub(crate) mod writer;
 
@@ -23,7 +24,7 @@ use wharf_server::fs::{
 };
 use wharf_server::User;
 use wharf_store::events::Origin;
-use wharf_store::records::{InodeRecord, ObjectRef, Quota};
+use wharf_store::records::{InodeRecord, ObjectRef, Quota, TrashEntry};
 use wharf_store::{Announced, Command, CommandResult, FileWrite, Found, FsCommand, ObjectMove};
 
 use crate::clock::{unix_now, unix_now_ms};
@@ -254,7 +255,7 @@ impl ClusterFs {
             let new_path = format!("{to}{}", path.get(from.len()..).unwrap_or_default());
             let copied = match objects.key(&new_path) {
                 Ok(key) if key.as_ref() == object.key => continue,
-                Ok(key) => objects.copy(object, &key).await,
+                Ok(key) => objects.copy(object, &key, file.mtime).await,
                 Err(e) => Err(e),
             };
             match copied {
@@ -284,10 +285,21 @@ impl ClusterFs {
                 .await
             }
         };
-        for (copy, old_key, new_path) in &moves {
-            match &renamed {
-                Ok(()) => objects.delete(old_key).await,
-                Err(_) => forget_unless_used(&self.node, objects, &copy.object.key, new_path).await,
+        match &renamed {
+            // The entry put the old keys in the trash.
+            Ok(()) => {
+                let old = moves.iter().map(|(m, old_key, _)| TrashEntry {
+                    key: old_key.clone(),
+                    abort: String::new(),
+                    inode: m.inode,
+                    generation: m.generation,
+                });
+                trash::empty(&self.node, objects, old.collect()).await;
+            }
+            Err(_) => {
+                for (copy, _, new_path) in &moves {
+                    forget_unless_used(&self.node, objects, &copy.object.key, new_path).await;
+                }
             }
         }
         renamed
@@ -319,27 +331,8 @@ impl ClusterFs {
                 current.key, current.etag
             )));
         }
-        let change = FsCommand::Write(FileWrite {
-            upload: writer::new_upload_id(),
-            path: path.clone(),
-            chunks: Vec::new(),
-            from: 0,
-            mtime: if modified > 0 { modified } else { unix_now() },
-            node: self.node.node_id(),
-            placed: Vec::new(),
-            done: true,
-            create_new: false,
-            owner: inode.owner.clone(),
-            // What the bucket holds is not refused: it is already there.
-            quota: Quota::default(),
-            found: Found::File {
-                inode: inode.id,
-                generation: inode.generation,
-            },
-            object: Some(current.clone()),
-            multipart: None,
-            inline: None,
-        });
+        let mtime = if modified > 0 { modified } else { unix_now() };
+        let change = self.record_object(path.clone(), inode, current.clone(), mtime);
         match write(&self.node, change).await? {
             CommandResult::Done => tracing::warn!(%path, key = %current.key, etag = %current.etag,
                 size = current.size, "the bucket holds another object than the one recorded; the file is now that object"),
@@ -348,6 +341,60 @@ impl ClusterFs {
             other => outcome(other)?,
         }
         Ok(())
+    }
+
+    /// A change making `object` the content of the file `inode` at `path`,
+    /// modified at `mtime`, unless the file changed since `inode` was read
+    /// (`Superseded`). No quota check (the bytes are already in the bucket)
+    /// and no event (nothing was uploaded).
+    fn record_object(
+        &self,
+        path: String,
+        inode: &InodeRecord,
+        object: ObjectRef,
+        mtime: u64,
+    ) -> FsCommand {
+        FsCommand::Write(FileWrite {
+            upload: writer::new_upload_id(),
+            path,
+            chunks: Vec::new(),
+            from: 0,
+            mtime,
+            node: self.node.node_id(),
+            placed: Vec::new(),
+            done: true,
+            create_new: false,
+            owner: inode.owner.clone(),
+            quota: Quota::default(),
+            found: Found::File {
+                inode: inode.id,
+                generation: inode.generation,
+            },
+            object: Some(object),
+            multipart: None,
+            inline: None,
+        })
+    }
+
+    /// `MFMT` of a file kept as an object: the object gets the time as its
+    /// `x-amz-meta-mtime` (a copy onto itself), then one entry records the
+    /// copy's ETag and the time. A file changed meanwhile keeps its own.
+    async fn set_object_mtime(
+        &self,
+        objects: &Objects,
+        path: String,
+        inode: &InodeRecord,
+        object: &ObjectRef,
+        mtime: u64,
+    ) -> Result<(), FsError> {
+        let updated = objects.set_mtime(object, mtime).await?;
+        match write(&self.node, self.record_object(path, inode, updated, mtime)).await? {
+            CommandResult::Superseded => Err(FsError::ObjectStorage(format!(
+                "setting the time of {}: the file was replaced meanwhile",
+                object.key
+            ))),
+            other => outcome(other),
+        }
     }
 
     /// The files at or under `inode` (at `path`), at most `RENAME_MAX_OBJECTS`.
@@ -518,35 +565,40 @@ impl FileSystem for ClusterFs {
 
     async fn delete(&self, path: &VirtualPath) -> Result<(), FsError> {
         let path = self.path(path);
-        // The file's object; for an empty file left by a cut upload, whatever
-        // an earlier file left at its key.
-        let (key, multipart) = match &self.objects {
-            Some(objects) => {
-                let file = self.lookup_path(&path)?;
-                let key = match file.object {
-                    Some(object) => Some(object.key),
-                    None => objects.key(&path).ok().map(|k| k.to_string()),
-                };
-                // An upload in flight: its parts go too.
-                let multipart = match file.upload {
-                    Some(id) => self.node.reader().upload(&id).map_err(store_error)?,
-                    None => None,
-                }
-                .and_then(|u| u.multipart);
-                (key, multipart)
-            }
-            None => (None, None),
+        let Some(objects) = &self.objects else {
+            return self.change(FsCommand::Remove { path }).await;
         };
-        self.change(FsCommand::Remove { path: path.clone() })
-            .await?;
-        if let Some(objects) = &self.objects {
-            if let Some(key) = key {
-                forget_unless_used(&self.node, objects, &key, &path).await;
-            }
-            if let Some(m) = multipart {
-                objects.abort(&m.key, &m.id).await;
+        // What the entry puts in the trash, as the file is now: its object
+        // and the multipart upload of an upload in flight.
+        let file = self.lookup_path(&path)?;
+        let entry = |key: &str, abort: &str| TrashEntry {
+            key: key.to_owned(),
+            abort: abort.to_owned(),
+            inode: file.id,
+            generation: file.generation,
+        };
+        let mut trashed: Vec<TrashEntry> = file.object.iter().map(|o| entry(&o.key, "")).collect();
+        if let Some(id) = &file.upload {
+            if let Some(m) = self
+                .node
+                .reader()
+                .upload(id)
+                .map_err(store_error)?
+                .and_then(|u| u.multipart)
+            {
+                trashed.push(entry(&m.key, &m.id));
             }
         }
+        self.change(FsCommand::Remove { path: path.clone() })
+            .await?;
+        if file.object.is_none() {
+            // An empty file left by a cut upload: whatever an earlier file
+            // left at its key.
+            if let Ok(key) = objects.key(&path) {
+                forget_unless_used(&self.node, objects, key.as_ref(), &path).await;
+            }
+        }
+        trash::empty(&self.node, objects, trashed).await;
         Ok(())
     }
 
@@ -573,10 +625,18 @@ impl FileSystem for ClusterFs {
         let mtime = time
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let command = FsCommand::SetMtime {
-            path: self.path(path),
-            mtime,
-        };
+        let path = self.path(path);
+        if let Some(objects) = &self.objects {
+            let file = self.lookup_path(&path)?;
+            // An upload in flight gets its time when it completes; an empty
+            // file has no object.
+            if let (Some(object), None) = (&file.object, &file.upload) {
+                return self
+                    .set_object_mtime(objects, path, &file, object, mtime)
+                    .await;
+            }
+        }
+        let command = FsCommand::SetMtime { path, mtime };
         outcome(write(&self.node, command).await?)
     }
 }

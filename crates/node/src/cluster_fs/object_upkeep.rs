@@ -12,6 +12,7 @@ use wharf_cluster::ClusterHandle;
 use wharf_store::records::UploadRecord;
 use wharf_store::{Command, CommandResult, FileWrite, Found, FsCommand, PartsWrite};
 
+use super::trash::Sweep;
 use crate::clock::{unix_now, unix_now_ms};
 use crate::leader::LeaderJob;
 use crate::objects::{recorded, Objects};
@@ -22,11 +23,16 @@ pub struct ObjectUpkeep {
     objects: Arc<Objects>,
     /// An upload without a checkpoint for this long is abandoned.
     grace: Duration,
+    trash: Sweep,
 }
 
 impl ObjectUpkeep {
     pub fn new(objects: Arc<Objects>, grace: Duration) -> Self {
-        Self { objects, grace }
+        Self {
+            objects,
+            grace,
+            trash: Sweep::default(),
+        }
     }
 
     /// Completes (or discards) `upload`'s multipart upload and records the
@@ -139,5 +145,6 @@ impl LeaderJob for ObjectUpkeep {
             }
             self.finish(node, upload).await;
         }
+        self.trash.turn(node, &self.objects).await;
     }
 }

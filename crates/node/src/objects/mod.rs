@@ -9,12 +9,13 @@
 
 pub mod credentials;
 pub mod scan;
+mod signed;
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::aws::{AmazonS3, AmazonS3Builder};
 use object_store::multipart::{MultipartStore, PartId};
 use object_store::path::Path as Key;
@@ -32,6 +33,14 @@ pub const PARTS_IN_FLIGHT: usize = 3;
 /// S3's smallest part (all but the last).
 const MIN_PART_MIB: u64 = 5;
 pub const DEFAULT_PART_MIB: u64 = 8;
+/// The largest object one CopyObject may copy, AWS's limit (some
+/// S3-compatible stores set a lower one: `--s3-copy-max-mib`). Larger
+/// objects are copied a range per part (UploadPartCopy).
+pub const DEFAULT_COPY_MAX_MIB: u64 = 5 << 10;
+/// S3's most parts per multipart upload.
+const MAX_PARTS: u64 = 10_000;
+/// What every object Wharf writes is served as.
+const CONTENT_TYPE: &str = "application/octet-stream";
 
 /// Why object storage cannot be used; each stops the node at start-up.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +55,10 @@ pub enum ObjectsError {
     Ca { path: PathBuf, why: String },
     #[error("--s3-part-size-mib {0}: S3 parts are at least {MIN_PART_MIB} MiB")]
     PartSize(u64),
+    #[error(
+        "--s3-copy-max-mib {0}: from {MIN_PART_MIB} to {DEFAULT_COPY_MAX_MIB} (S3's part sizes)"
+    )]
+    CopyMax(u64),
     #[error("S3 client for {endpoint}: {why}")]
     Client { endpoint: String, why: String },
     #[error("bucket {bucket} does not exist at {endpoint}")]
@@ -113,6 +126,8 @@ pub struct Objects {
     placement: Placement,
     hint: String,
     part_size: usize,
+    copy_max: u64,
+    signed: signed::Signed,
 }
 
 impl Objects {
@@ -166,7 +181,7 @@ impl Objects {
             .with_virtual_hosted_style_request(!placement.path_style)
             .with_access_key_id(&credentials.access_key)
             .with_secret_access_key(&credentials.secret_key)
-            .with_client_options(options)
+            .with_client_options(options.clone())
             .with_retry(retry)
             // Over TLS the payload is already protected in transit: signing
             // it would hash every byte a second time (SHA-256, beside the
@@ -175,16 +190,32 @@ impl Objects {
         if let Some(token) = &credentials.session_token {
             builder = builder.with_token(token);
         }
-        let store = builder.build().map_err(|e| ObjectsError::Client {
+        let client_error = |e: object_store::Error| ObjectsError::Client {
             endpoint: placement.endpoint.clone(),
             why: e.to_string(),
-        })?;
+        };
+        let store = Arc::new(builder.build().map_err(client_error)?);
+        let signed = signed::Signed::new(store.clone(), &options, &placement, !https)
+            .map_err(client_error)?;
         Ok(Self {
-            store: Arc::new(store),
-            placement,
+            store,
             hint: credentials.hint(),
             part_size: (part_mib << 20) as usize,
+            copy_max: DEFAULT_COPY_MAX_MIB << 20,
+            signed,
+            placement,
         })
+    }
+
+    /// Copies objects above `mib` MiB a range per part instead of in one
+    /// CopyObject (`None`: AWS's 5 GiB).
+    pub fn with_copy_max_mib(mut self, mib: Option<u64>) -> Result<Self, ObjectsError> {
+        let mib = mib.unwrap_or(DEFAULT_COPY_MAX_MIB);
+        if !(MIN_PART_MIB..=DEFAULT_COPY_MAX_MIB).contains(&mib) {
+            return Err(ObjectsError::CopyMax(mib));
+        }
+        self.copy_max = mib << 20;
+        Ok(self)
     }
 
     pub fn placement(&self) -> &Placement {
@@ -285,10 +316,7 @@ impl Objects {
 
     fn attributes() -> Attributes {
         let mut attributes = Attributes::new();
-        attributes.insert(
-            Attribute::ContentType,
-            "application/octet-stream".to_owned().into(),
-        );
+        attributes.insert(Attribute::ContentType, CONTENT_TYPE.into());
         attributes
     }
 
@@ -412,12 +440,19 @@ impl Objects {
         })
     }
 
-    /// Discards multipart upload `id` and its parts; a failure is logged (a
-    /// bucket lifecycle rule removes what is left).
-    pub async fn abort(&self, key: &str, id: &str) {
+    /// Discards multipart upload `id` and its parts; whether they are gone
+    /// (a failure is logged).
+    pub async fn abort(&self, key: &str, id: &str) -> bool {
         let path = recorded(key);
-        if let Err(e) = self.store.abort_multipart(&path, &id.to_owned()).await {
-            tracing::warn!(key, "discarding the parts of an upload failed (a bucket lifecycle rule will remove them): {e}");
+        match self.store.abort_multipart(&path, &id.to_owned()).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => true,
+            Err(e) => {
+                tracing::warn!(
+                    key,
+                    "discarding the parts of an upload failed (tried again later): {e}"
+                );
+                false
+            }
         }
     }
 
@@ -500,31 +535,132 @@ impl Objects {
         Ok((current, modified))
     }
 
-    /// Copies `object` to `to`, returning the copy as recorded.
-    pub async fn copy(&self, object: &ObjectRef, to: &Key) -> Result<ObjectRef, FsError> {
+    /// Copies `object` to `to`, returning the copy as recorded. An object
+    /// above the copy limit is copied a range per part, with `mtime` (the
+    /// file's, Unix seconds) as its `x-amz-meta-mtime`; one CopyObject
+    /// keeps whatever metadata the object has.
+    pub async fn copy(
+        &self,
+        object: &ObjectRef,
+        to: &Key,
+        mtime: u64,
+    ) -> Result<ObjectRef, FsError> {
         let from = recorded(&object.key);
+        if object.size > self.copy_max {
+            return self.copy_in_parts(object, &from, to, mtime).await;
+        }
         self.store
             .copy(&from, to)
             .await
             .map_err(|e| self.failed("copying", &object.key, e))?;
+        self.head(to).await
+    }
+
+    /// Gives `object` the modification time `mtime` (Unix seconds) as its
+    /// `x-amz-meta-mtime`: a copy onto itself with its metadata replaced,
+    /// only while it is the version recorded. The object as it is now
+    /// (a copy has a new ETag).
+    pub async fn set_mtime(&self, object: &ObjectRef, mtime: u64) -> Result<ObjectRef, FsError> {
+        let key = recorded(&object.key);
+        if object.size > self.copy_max {
+            return self.copy_in_parts(object, &key, &key, mtime).await;
+        }
+        self.signed
+            .copy_with_mtime(&key, &object.etag, &key, mtime)
+            .await
+            .map_err(|e| self.copy_failed("setting the time of", &object.key, e))?;
+        self.head(&key).await
+    }
+
+    /// A multipart upload at `to` made of `object`'s bytes, a range of at
+    /// least the copy limit per part, three parts in flight.
+    async fn copy_in_parts(
+        &self,
+        object: &ObjectRef,
+        from: &Key,
+        to: &Key,
+        mtime: u64,
+    ) -> Result<ObjectRef, FsError> {
+        let mut attributes = Self::attributes();
+        attributes.insert(
+            Attribute::Metadata("mtime".into()),
+            mtime.to_string().into(),
+        );
+        let id = self
+            .store
+            .create_multipart_opts(
+                to,
+                PutMultipartOptions {
+                    attributes,
+                    ..PutMultipartOptions::default()
+                },
+            )
+            .await
+            .map_err(|e| self.failed("starting a copy of", &object.key, e))?;
+        let part = self.copy_max.max(object.size.div_ceil(MAX_PARTS));
+        let copies = (0..object.size.div_ceil(part)).map(|index| {
+            let range = index * part..((index + 1) * part).min(object.size);
+            let id = &id;
+            async move {
+                self.signed
+                    .copy_part(from, &object.etag, range, to, id, index as usize)
+                    .await
+            }
+        });
+        let etags = futures_util::stream::iter(copies)
+            .buffered(PARTS_IN_FLIGHT)
+            .try_collect::<Vec<_>>()
+            .await;
+        match etags {
+            Ok(etags) => self.complete(to, &id, etags, object.size).await,
+            Err(e) => {
+                self.abort(to.as_ref(), &id).await;
+                Err(self.copy_failed("copying", &object.key, e))
+            }
+        }
+    }
+
+    fn copy_failed(&self, what: &str, key: &str, e: signed::SignedError) -> FsError {
+        FsError::ObjectStorage(match e {
+            signed::SignedError::Changed => {
+                format!("{what} {key}: the object was changed outside Wharf since it was stored")
+            }
+            signed::SignedError::Missing => {
+                format!("{what} {key}: the object is missing from the bucket")
+            }
+            signed::SignedError::Failed(why) => {
+                format!("{what} {key} at {}: {why}", self.placement.endpoint)
+            }
+        })
+    }
+
+    /// The object at `key` as recorded.
+    async fn head(&self, key: &Key) -> Result<ObjectRef, FsError> {
         let meta = self
             .store
-            .head(to)
+            .head(key)
             .await
-            .map_err(|e| self.failed("checking the copy", to.as_ref(), e))?;
+            .map_err(|e| self.failed("checking", key.as_ref(), e))?;
         Ok(ObjectRef {
-            key: to.to_string(),
+            key: key.to_string(),
             etag: meta.e_tag.unwrap_or_default(),
             size: meta.size,
         })
     }
 
-    /// Deletes `key`; a failure is logged (the object is left behind, the
-    /// namespace is already right).
-    pub async fn delete(&self, key: &str) {
+    /// Deletes `key`; whether it is gone (a failure is logged: the object
+    /// stays in the bucket until a later try, the namespace is already right).
+    pub async fn delete(&self, key: &str) -> bool {
         let path = recorded(key);
-        if let Err(e) = self.store.delete(&path).await {
-            tracing::warn!(key, "object left in the bucket: deleting it failed: {e}");
+        match self.store.delete(&path).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => true,
+            Err(e) => {
+                tracing::warn!(
+                    key,
+                    "object left in the bucket for now: deleting it failed: {e}"
+                );
+                false
+            }
         }
     }
 }

@@ -107,6 +107,7 @@ mod tests {
                     credentials_file: Some("/etc/wharf/s3-credentials".into()),
                     ca_file: Some("/etc/wharf/s3-ca.pem".into()),
                     part_size_mib: Some(16),
+                    copy_max_mib: Some(1024),
                 },
                 ..ServeSettings::default()
             },

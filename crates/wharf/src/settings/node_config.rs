@@ -103,6 +103,7 @@ pub fn node_config(s: &ServeSettings, http_given: bool) -> Result<NodeConfig> {
             credentials_file: s.s3.credentials_file.clone(),
             ca_file: s.s3.ca_file.clone(),
             part_size_mib: s.s3.part_size_mib,
+            copy_max_mib: s.s3.copy_max_mib,
         },
         replication,
         inline_max,

@@ -255,6 +255,14 @@ pub struct S3Settings {
         env = "WHARF_S3_PART_SIZE_MIB"
     )]
     pub part_size_mib: Option<u64>,
+    /// Objects above this many MiB are copied a range per part, not in one
+    /// CopyObject (default and most 5120, AWS's limit; least 5).
+    #[arg(
+        id = "s3_copy_max_mib",
+        long = "s3-copy-max-mib",
+        env = "WHARF_S3_COPY_MAX_MIB"
+    )]
+    pub copy_max_mib: Option<u64>,
 }
 
 /// `[limits]`.

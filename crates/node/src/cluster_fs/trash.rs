@@ -1,0 +1,108 @@
+//! Objects no file keeps any more (`--storage s3`). The change that lets an
+//! object go — `DELE`, a rename's old keys, an upload replaced while in
+//! flight — puts it in `object_trash` in the same log entry, so a failure
+//! between the commit and the bucket's DELETE (the endpoint down, the node
+//! killed) leaves a record, not an orphan object. The node that made the
+//! change removes the objects at once and then forgets them; the leader's
+//! upkeep retries what is still there a turn later.
+//!
+//! A key a later file records again leaves the trash in that file's entry,
+//! and each removal looks again just before the DELETE: the trash never
+//! takes a live object. What remains is the race the design accepts: a
+//! `STOR` whose PUT lands between that look and the DELETE.
+
+use std::collections::HashSet;
+
+use wharf_cluster::ClusterHandle;
+use wharf_store::records::TrashEntry;
+use wharf_store::{Command, CommandResult, FsCommand};
+
+use crate::objects::Objects;
+
+/// Entries forgotten per log entry.
+const FORGET_BATCH: usize = 1000;
+/// Entries the leader looks at per turn (their keys stay in memory until
+/// the next turn).
+const SWEEP_MAX: usize = 10_000;
+
+/// Removes what `entries` name from the bucket, then forgets those that
+/// are gone. A removal that fails stays in the trash for the leader.
+pub(crate) async fn empty(node: &ClusterHandle, objects: &Objects, entries: Vec<TrashEntry>) {
+    let mut gone = Vec::with_capacity(entries.len());
+    for entry in entries {
+        if discard(node, objects, &entry).await {
+            gone.push(entry);
+        }
+    }
+    for batch in gone.chunks(FORGET_BATCH) {
+        let forget = FsCommand::ForgetTrash {
+            entries: batch.to_vec(),
+        };
+        match node.write(Command::Fs(forget)).await {
+            Ok(CommandResult::Done) => {}
+            Ok(other) => tracing::debug!("forgetting removed objects: {other:?}"),
+            // They stay listed; the leader's next turn finds them gone.
+            Err(e) => tracing::debug!("forgetting removed objects deferred: {e}"),
+        }
+    }
+}
+
+/// Whether the object or multipart upload `entry` names is gone now.
+async fn discard(node: &ClusterHandle, objects: &Objects, entry: &TrashEntry) -> bool {
+    if !entry.abort.is_empty() {
+        return objects.abort(&entry.key, &entry.abort).await;
+    }
+    if live(node, objects, &entry.key) {
+        // A later file keeps its content there: forget, do not delete.
+        return true;
+    }
+    objects.delete(&entry.key).await
+}
+
+/// Whether the file at `key`'s path records its content at `key`.
+fn live(node: &ClusterHandle, objects: &Objects, key: &str) -> bool {
+    objects
+        .path_of(key)
+        .and_then(|path| node.reader().lookup(&path).ok().flatten())
+        .and_then(|inode| inode.object)
+        .is_some_and(|object| object.key == key)
+}
+
+/// The leader's share: entries that were already in the trash at its last
+/// turn (their node failed to remove them, or died first) are removed now.
+#[derive(Default)]
+pub(crate) struct Sweep {
+    seen: HashSet<Vec<u8>>,
+}
+
+impl Sweep {
+    pub(crate) async fn turn(&mut self, node: &ClusterHandle, objects: &Objects) {
+        let mut seen = HashSet::new();
+        let mut due = Vec::new();
+        let mut after: Option<TrashEntry> = None;
+        while seen.len() < SWEEP_MAX {
+            let Ok(page) = node.reader().trash_page(after.as_ref(), FORGET_BATCH) else {
+                break;
+            };
+            let Some(last) = page.last().cloned() else {
+                break;
+            };
+            for entry in page {
+                let row = entry.row_key();
+                if self.seen.contains(&row) {
+                    due.push(entry);
+                }
+                seen.insert(row);
+            }
+            after = Some(last);
+        }
+        self.seen = seen;
+        if !due.is_empty() {
+            tracing::info!(
+                objects = due.len(),
+                "removing objects left in the bucket after their files went"
+            );
+            empty(node, objects, due).await;
+        }
+    }
+}
