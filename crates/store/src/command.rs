@@ -269,6 +269,11 @@ pub struct Happened {
     pub kind: EventKind,
 }
 
+/// `FileWrite::node` of an object recorded by `wharf storage scan`: no node
+/// received it. Such a write is refused for a key still in `object_trash`
+/// (its file was deleted, the bucket has not let the object go yet).
+pub const IMPORTED: NodeId = 0;
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileWrite {
     pub upload: String,
@@ -283,7 +288,8 @@ pub struct FileWrite {
     pub from: u64,
     /// Unix seconds.
     pub mtime: u64,
-    /// The node receiving the upload.
+    /// The node receiving the upload; `IMPORTED` for an object written
+    /// beside Wharf that `wharf storage scan` records.
     pub node: NodeId,
     /// Nodes that hold each chunk written since the last checkpoint.
     pub placed: Vec<(ChunkHash, Vec<NodeId>)>,

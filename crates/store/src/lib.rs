@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 pub use chunk_health::ChunkState;
 pub use command::{
     Announced, Command, CommandResult, FileWrite, Found, FsCommand, Happened, ObjectMove,
-    PartsWrite,
+    PartsWrite, IMPORTED,
 };
 pub use db::{open, open_with, OpenedStore, StoreLimits};
 pub use error::StoreError;

@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 use rocksdb::{WriteBatch, DB};
 
 use crate::chunk_health::{entry_key, ChunkState, CHUNK_CENSUS, CHUNK_STATES};
-use crate::command::{Announced, CommandResult, FileWrite, Found, FsCommand, Happened, ObjectMove};
+use crate::command::{
+    Announced, CommandResult, FileWrite, Found, FsCommand, Happened, ObjectMove, IMPORTED,
+};
 use crate::compact::{self, Record};
 use crate::error::StoreError;
 use crate::events::{
@@ -819,6 +821,20 @@ fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreErr
         }
         other => other,
     };
+    if let Some(object) = w.object.as_ref().filter(|_| w.node == IMPORTED) {
+        let deleted = TrashEntry {
+            key: object.key.clone(),
+            ..TrashEntry::default()
+        };
+        if txn
+            .get::<TrashEntry>(OBJECT_TRASH, &deleted.row_key())?
+            .is_some()
+        {
+            return Ok(CommandResult::Invalid(
+                "deleted in Wharf; the bucket still holds its object, which will go".into(),
+            ));
+        }
+    }
     // The upload in flight, if any.
     let pending = match previous.as_ref().and_then(|p| p.upload.as_deref()) {
         Some(upload) => txn.get::<UploadRecord>(UPLOADS, upload.as_bytes())?,

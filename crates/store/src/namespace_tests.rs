@@ -1249,6 +1249,43 @@ async fn objects_no_file_keeps_go_to_the_trash_until_forgotten_or_taken_again() 
 }
 
 #[tokio::test]
+async fn a_scan_does_not_bring_back_a_file_whose_object_waits_in_the_trash() {
+    let mut fs = Fs::new().await;
+    fs.mkdir("/d").await;
+    let put = object_upload("u1", "/d/a", "p/d/a", 5, Quota::default());
+    assert_eq!(fs.run(put).await, CommandResult::Done);
+    let remove = FsCommand::Remove {
+        path: "/d/a".into(),
+    };
+    assert_eq!(fs.run(remove).await, CommandResult::Done);
+    let import = || {
+        let FsCommand::Write(mut w) = object_upload("scan", "/d/a", "p/d/a", 5, Quota::default())
+        else {
+            unreachable!()
+        };
+        w.node = crate::IMPORTED;
+        w.create_new = true;
+        FsCommand::Write(w)
+    };
+    assert!(matches!(fs.run(import()).await, CommandResult::Invalid(_)));
+    assert!(fs.store.reader.lookup("/d/a").unwrap().is_none());
+    // An upload to the name is not an import: it takes the key again.
+    let upload = object_upload("u2", "/d/a", "p/d/a", 6, Quota::default());
+    assert_eq!(fs.run(upload).await, CommandResult::Done);
+    // Once the object is gone from the trash, a scan may record it.
+    let remove = FsCommand::Remove {
+        path: "/d/a".into(),
+    };
+    assert_eq!(fs.run(remove).await, CommandResult::Done);
+    let entries = fs.store.reader.trash_page(None, 10).unwrap();
+    assert_eq!(
+        fs.run(FsCommand::ForgetTrash { entries }).await,
+        CommandResult::Done
+    );
+    assert_eq!(fs.run(import()).await, CommandResult::Done);
+}
+
+#[tokio::test]
 async fn an_upload_replaced_or_deleted_in_flight_leaves_its_multipart_upload_to_abort() {
     let mut fs = Fs::new().await;
     fs.mkdir("/in").await;

@@ -18,7 +18,7 @@ use std::future::Future;
 use futures_util::StreamExt;
 use object_store::{ObjectStore, ObjectStoreExt};
 use wharf_store::records::{ObjectRef, Quota};
-use wharf_store::{Command, CommandResult, FileWrite, Found, FsCommand};
+use wharf_store::{Command, CommandResult, FileWrite, Found, FsCommand, IMPORTED};
 
 use super::Objects;
 use crate::clock::unix_now;
@@ -166,7 +166,7 @@ impl Objects {
                     chunks: Vec::new(),
                     from: 0,
                     mtime: u64::try_from(meta.last_modified.timestamp()).unwrap_or(0),
-                    node: 0,
+                    node: IMPORTED,
                     placed: Vec::new(),
                     done: true,
                     create_new: true,
