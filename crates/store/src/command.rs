@@ -359,6 +359,10 @@ pub struct ObjectMove {
     pub generation: u64,
     /// The copy.
     pub object: ObjectRef,
+    /// The key copied from: the file must still record it (a rename of
+    /// the same file committed meanwhile refuses this one).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub from_key: String,
 }
 
 /// What an upload found at its path when it began.

@@ -349,6 +349,8 @@ struct TrashMessage {
     inode: u64,
     #[prost(uint64, tag = "4")]
     generation: u64,
+    #[prost(string, tag = "5")]
+    etag: String,
 }
 
 impl From<&TrashEntry> for TrashMessage {
@@ -358,6 +360,7 @@ impl From<&TrashEntry> for TrashMessage {
             abort: t.abort.clone(),
             inode: t.inode,
             generation: t.generation,
+            etag: t.etag.clone(),
         }
     }
 }
@@ -367,6 +370,7 @@ impl TryFrom<TrashMessage> for TrashEntry {
     fn try_from(m: TrashMessage) -> Result<Self, CodecError> {
         Ok(TrashEntry {
             key: m.key,
+            etag: m.etag,
             abort: m.abort,
             inode: m.inode,
             generation: m.generation,

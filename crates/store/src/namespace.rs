@@ -20,8 +20,8 @@ use crate::events::{
 use crate::inline;
 use crate::parts::{self, part_key, Claim};
 use crate::records::{
-    ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, MultipartState, PartRecord,
-    TrashEntry, UploadRecord, UsageRecord, ROOT_INODE,
+    ChunkHash, ChunkRecord, ChunkRef, InodeKind, InodeRecord, MultipartState, ObjectRef,
+    PartRecord, TrashEntry, UploadRecord, UsageRecord, ROOT_INODE,
 };
 use crate::table::cf;
 
@@ -199,16 +199,18 @@ impl<'a> Txn<'a> {
         self.put(INODES, &inode.id.to_be_bytes(), inode)
     }
 
-    /// Queues what `file` kept in the bucket for removal: its object, or
-    /// the multipart upload `multipart` it was receiving.
+    /// Queues what `file` kept in the bucket for removal: `object`, or the
+    /// multipart upload `multipart` at `key` it was receiving.
     fn trash(
         &mut self,
         file: &InodeRecord,
         key: &str,
+        object: Option<&ObjectRef>,
         multipart: Option<&str>,
     ) -> Result<(), StoreError> {
         let entry = TrashEntry {
             key: key.to_owned(),
+            etag: object.map(|o| o.etag.clone()).unwrap_or_default(),
             abort: multipart.unwrap_or_default().to_owned(),
             inode: file.id,
             generation: file.generation,
@@ -289,7 +291,7 @@ impl<'a> Txn<'a> {
                     self.delete(PARTS, &part_key(&multipart.id, index))?;
                 }
                 if let Some(file) = abandoned_by {
-                    self.trash(file, &multipart.key, Some(&multipart.id))?;
+                    self.trash(file, &multipart.key, None, Some(&multipart.id))?;
                 }
             }
         }
@@ -304,7 +306,7 @@ impl<'a> Txn<'a> {
             self.drop_upload(upload, Some(file))?;
         }
         if let Some(object) = &file.object {
-            self.trash(file, &object.key, None)?;
+            self.trash(file, &object.key, Some(object), None)?;
         }
         let chunks = self.chunks_from(file, 0)?;
         for position in 0..file.extents {
@@ -767,7 +769,7 @@ fn rename(
     let mut moved = Vec::with_capacity(objects.len());
     for m in objects {
         match txn.inode(m.inode)? {
-            Some(inode) if !inode.is_dir() && inode.generation == m.generation => moved.push((
+            Some(inode) if copied_from(&inode, m) => moved.push((
                 inode.object.clone(),
                 InodeRecord {
                     object: Some(m.object.clone()),
@@ -787,7 +789,7 @@ fn rename(
             .as_ref()
             .filter(|o| Some(&o.key) != inode.object.as_ref().map(|n| &n.key))
         {
-            txn.trash(inode, &old.key, None)?;
+            txn.trash(inode, &old.key, Some(old), None)?;
         }
     }
     for (_, inode) in &moved {
@@ -803,6 +805,16 @@ fn rename(
         }
     }
     Ok(CommandResult::Done)
+}
+
+/// Whether `m` is a copy of `inode` as it is: the same generation, and
+/// the key it was copied from still the file's (a rename does not change
+/// the generation).
+fn copied_from(inode: &InodeRecord, m: &ObjectMove) -> bool {
+    let key = inode.object.as_ref().map(|o| o.key.as_str());
+    !inode.is_dir()
+        && inode.generation == m.generation
+        && (m.from_key.is_empty() || key == Some(m.from_key.as_str()))
 }
 
 fn write_file(txn: &mut Txn<'_>, w: FileWrite) -> Result<CommandResult, StoreError> {

@@ -1133,11 +1133,13 @@ async fn a_rename_on_object_storage_switches_files_to_their_copies_or_changes_no
                 inode: a.id,
                 generation: a.generation,
                 object: object("p/e/a", 5),
+                from_key: "p/d/a".into(),
             },
             ObjectMove {
                 inode: b.id,
                 generation: generation_of_b,
                 object: object("p/e/b", 5),
+                from_key: "p/d/b".into(),
             },
         ]
     };
@@ -1169,6 +1171,20 @@ async fn a_rename_on_object_storage_switches_files_to_their_copies_or_changes_no
             .unwrap();
         assert_eq!(file.object, Some(object(&format!("p/e/{name}"), 5)));
     }
+    // A copy made before that rename (from p/d/a) no longer matches the
+    // file, though its generation does: refused.
+    let stale = FsCommand::Rename {
+        from: "/e/a".into(),
+        to: "/e/z".into(),
+        objects: vec![ObjectMove {
+            inode: a.id,
+            generation: a.generation,
+            object: object("p/e/z", 5),
+            from_key: "p/d/a".into(),
+        }],
+    };
+    assert_eq!(fs.run(stale).await, CommandResult::Superseded);
+    assert_eq!(fs.names("/e"), ["a", "b"]);
 }
 
 impl Fs {
@@ -1240,6 +1256,7 @@ async fn objects_no_file_keeps_go_to_the_trash_until_forgotten_or_taken_again() 
             inode: b.id,
             generation: b.generation,
             object: object("p/d/c", 5),
+            from_key: String::new(),
         }],
     };
     assert_eq!(fs.run(rename).await, CommandResult::Done);

@@ -333,6 +333,9 @@ pub struct PartRecord {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TrashEntry {
     pub key: String,
+    /// The object's ETag: a key found holding another object (stored
+    /// there since, not yet recorded) is not deleted.
+    pub etag: String,
     /// A multipart upload to abort; empty: delete the object at `key`.
     pub abort: String,
     /// The file that let it go, as it was then: a `ForgetTrash` removes an

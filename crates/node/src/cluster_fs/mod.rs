@@ -264,8 +264,9 @@ impl ClusterFs {
                         inode: file.id,
                         generation: file.generation,
                         object: copy,
+                        from_key: object.key.clone(),
                     },
-                    object.key.clone(),
+                    object.clone(),
                     new_path,
                 )),
                 Err(e) => {
@@ -274,35 +275,45 @@ impl ClusterFs {
                 }
             }
         }
-        let renamed = match failed {
-            Some(e) => Err(e),
+        let answered = match failed {
+            // Nothing was sent.
+            Some(e) => Ok(Err(e)),
             None => {
-                self.change(FsCommand::Rename {
+                let rename = FsCommand::Rename {
                     from,
                     to,
                     objects: moves.iter().map(|(m, _, _)| m.clone()).collect(),
-                })
-                .await
+                };
+                write(&self.node, self.announced(rename)).await.map(outcome)
             }
         };
-        match &renamed {
+        match answered {
             // The entry put the old keys in the trash.
-            Ok(()) => {
-                let old = moves.iter().map(|(m, old_key, _)| TrashEntry {
-                    key: old_key.clone(),
+            Ok(Ok(())) => {
+                let old = moves.iter().map(|(m, old, _)| TrashEntry {
+                    key: old.key.clone(),
+                    etag: old.etag.clone(),
                     abort: String::new(),
                     inode: m.inode,
                     generation: m.generation,
                 });
                 trash::empty(&self.node, objects, old.collect()).await;
+                Ok(())
             }
-            Err(_) => {
+            // Refused: the copies are no file's.
+            Ok(Err(e)) => {
                 for (copy, _, new_path) in &moves {
                     forget_unless_used(&self.node, objects, &copy.object.key, new_path).await;
                 }
+                Err(e)
+            }
+            // No answer: the rename may have been committed, and its copies
+            // be the files now. They stay (at worst unused objects).
+            Err(e) => {
+                tracing::warn!("a rename's outcome is unknown; its copies stay in the bucket: {e}");
+                Err(e)
             }
         }
-        renamed
     }
 
     /// The bucket holds another object at a file's key than the one
@@ -388,13 +399,21 @@ impl ClusterFs {
         mtime: u64,
     ) -> Result<(), FsError> {
         let updated = objects.set_mtime(object, mtime).await?;
-        match write(&self.node, self.record_object(path, inode, updated, mtime)).await? {
-            CommandResult::Superseded => Err(FsError::ObjectStorage(format!(
+        let change = self.record_object(path.clone(), inode, updated.clone(), mtime);
+        if write(&self.node, change).await? != CommandResult::Superseded {
+            return Ok(());
+        }
+        // A read in between found the copy and recorded it (with the
+        // copy's own time): the file is still this copy, so record it
+        // again with the time asked for. Anything else replaced the file.
+        let now = self.lookup_path(&path)?;
+        if now.object.as_ref().map(|o| &o.etag) != Some(&updated.etag) {
+            return Err(FsError::ObjectStorage(format!(
                 "setting the time of {}: the file was replaced meanwhile",
                 object.key
-            ))),
-            other => outcome(other),
+            )));
         }
+        outcome(write(&self.node, self.record_object(path, &now, updated, mtime)).await?)
     }
 
     /// The files at or under `inode` (at `path`), at most `RENAME_MAX_OBJECTS`.
@@ -434,12 +453,16 @@ impl ClusterFs {
 
     /// Makes `change` and records its event in the same log entry.
     async fn change(&self, change: FsCommand) -> Result<(), FsError> {
-        let announced = FsCommand::Announced(Box::new(Announced {
+        outcome(write(&self.node, self.announced(change)).await?)
+    }
+
+    /// `change` with the event it announces.
+    fn announced(&self, change: FsCommand) -> FsCommand {
+        FsCommand::Announced(Box::new(Announced {
             change,
             origin: self.origin(),
             upload: None,
-        }));
-        outcome(write(&self.node, announced).await?)
+        }))
     }
 }
 
@@ -571,13 +594,16 @@ impl FileSystem for ClusterFs {
         // What the entry puts in the trash, as the file is now: its object
         // and the multipart upload of an upload in flight.
         let file = self.lookup_path(&path)?;
-        let entry = |key: &str, abort: &str| TrashEntry {
+        let entry = |key: &str, etag: &str, abort: &str| TrashEntry {
             key: key.to_owned(),
+            etag: etag.to_owned(),
             abort: abort.to_owned(),
             inode: file.id,
             generation: file.generation,
         };
-        let mut trashed: Vec<TrashEntry> = file.object.iter().map(|o| entry(&o.key, "")).collect();
+        let mut trashed: Vec<TrashEntry> = (file.object.iter())
+            .map(|o| entry(&o.key, &o.etag, ""))
+            .collect();
         if let Some(id) = &file.upload {
             if let Some(m) = self
                 .node
@@ -586,7 +612,7 @@ impl FileSystem for ClusterFs {
                 .map_err(store_error)?
                 .and_then(|u| u.multipart)
             {
-                trashed.push(entry(&m.key, &m.id));
+                trashed.push(entry(&m.key, "", &m.id));
             }
         }
         self.change(FsCommand::Remove { path: path.clone() })

@@ -48,7 +48,9 @@ impl ObjectUpkeep {
         };
         let key = recorded(&state.key);
         let command = if parts.is_empty() {
-            self.objects.abort(&state.key, &state.id).await;
+            if !self.objects.abort(&state.key, &state.id).await {
+                return;
+            }
             FsCommand::ForgetUpload {
                 id: upload.id.clone(),
                 time_ms: unix_now_ms(),
@@ -90,7 +92,9 @@ impl ObjectUpkeep {
                 Err(e) if e.to_string().contains("InvalidPart") => {
                     tracing::warn!(upload = %upload.id, key = %state.key,
                         "an abandoned upload cannot be completed with its durable parts (more parts reached the store than were checkpointed); discarding it: {e}");
-                    self.objects.abort(&state.key, &state.id).await;
+                    if !self.objects.abort(&state.key, &state.id).await {
+                        return;
+                    }
                     FsCommand::ForgetUpload {
                         id: upload.id.clone(),
                         time_ms: unix_now_ms(),

@@ -24,10 +24,18 @@ const FORGET_BATCH: usize = 1000;
 /// Entries the leader looks at per turn (their keys stay in memory until
 /// the next turn).
 const SWEEP_MAX: usize = 10_000;
+/// Entries removed between two checks that this node still leads; a turn
+/// ends after a round in which none could be removed (the endpoint down).
+const SWEEP_ROUND: usize = 100;
 
 /// Removes what `entries` name from the bucket, then forgets those that
-/// are gone. A removal that fails stays in the trash for the leader.
-pub(crate) async fn empty(node: &ClusterHandle, objects: &Objects, entries: Vec<TrashEntry>) {
+/// are gone; how many. A removal that fails stays in the trash for the
+/// leader.
+pub(crate) async fn empty(
+    node: &ClusterHandle,
+    objects: &Objects,
+    entries: Vec<TrashEntry>,
+) -> usize {
     let mut gone = Vec::with_capacity(entries.len());
     for entry in entries {
         if discard(node, objects, &entry).await {
@@ -45,6 +53,7 @@ pub(crate) async fn empty(node: &ClusterHandle, objects: &Objects, entries: Vec<
             Err(e) => tracing::debug!("forgetting removed objects deferred: {e}"),
         }
     }
+    gone.len()
 }
 
 /// Whether the object or multipart upload `entry` names is gone now.
@@ -55,6 +64,17 @@ async fn discard(node: &ClusterHandle, objects: &Objects, entry: &TrashEntry) ->
     if live(node, objects, &entry.key) {
         // A later file keeps its content there: forget, do not delete.
         return true;
+    }
+    // Another object at the key was stored after this one went (an upload
+    // or a rename's copy not yet recorded): not this entry's to delete.
+    match objects.etag_at(&entry.key).await {
+        Ok(None) => return true,
+        Ok(Some(etag)) if !entry.etag.is_empty() && etag != entry.etag => return true,
+        Ok(Some(_)) => {}
+        Err(e) => {
+            tracing::warn!(key = %entry.key, "object left in the bucket for now: {e}");
+            return false;
+        }
     }
     objects.delete(&entry.key).await
 }
@@ -102,7 +122,11 @@ impl Sweep {
                 objects = due.len(),
                 "removing objects left in the bucket after their files went"
             );
-            empty(node, objects, due).await;
+        }
+        for round in due.chunks(SWEEP_ROUND) {
+            if !node.is_leader().await || empty(node, objects, round.to_vec()).await == 0 {
+                return;
+            }
         }
     }
 }

@@ -39,6 +39,9 @@ pub const DEFAULT_PART_MIB: u64 = 8;
 pub const DEFAULT_COPY_MAX_MIB: u64 = 5 << 10;
 /// S3's most parts per multipart upload.
 const MAX_PARTS: u64 = 10_000;
+/// Bytes per UploadPartCopy when the copy limit is larger (the store copies
+/// a part before it answers, and the client waits 15 s for a first byte).
+const COPY_PART: u64 = 128 << 20;
 /// What every object Wharf writes is served as.
 const CONTENT_TYPE: &str = "application/octet-stream";
 
@@ -565,11 +568,18 @@ impl Objects {
         if object.size > self.copy_max {
             return self.copy_in_parts(object, &key, &key, mtime).await;
         }
-        self.signed
+        let etag = self
+            .signed
             .copy_with_mtime(&key, &object.etag, &key, mtime)
             .await
             .map_err(|e| self.copy_failed("setting the time of", &object.key, e))?;
-        self.head(&key).await
+        match etag {
+            Some(etag) => Ok(ObjectRef {
+                etag,
+                ..object.clone()
+            }),
+            None => self.head(&key).await,
+        }
     }
 
     /// A multipart upload at `to` made of `object`'s bytes, a range of at
@@ -597,7 +607,12 @@ impl Objects {
             )
             .await
             .map_err(|e| self.failed("starting a copy of", &object.key, e))?;
-        let part = self.copy_max.max(object.size.div_ceil(MAX_PARTS));
+        // Parts small enough for a slow store to copy each within the
+        // request's timeouts; as many as S3 allows at most.
+        let part = self
+            .copy_max
+            .min(COPY_PART)
+            .max(object.size.div_ceil(MAX_PARTS));
         let copies = (0..object.size.div_ceil(part)).map(|index| {
             let range = index * part..((index + 1) * part).min(object.size);
             let id = &id;
@@ -611,13 +626,15 @@ impl Objects {
             .buffered(PARTS_IN_FLIGHT)
             .try_collect::<Vec<_>>()
             .await;
-        match etags {
+        let copied = match etags {
             Ok(etags) => self.complete(to, &id, etags, object.size).await,
-            Err(e) => {
-                self.abort(to.as_ref(), &id).await;
-                Err(self.copy_failed("copying", &object.key, e))
-            }
+            Err(e) => Err(self.copy_failed("copying", &object.key, e)),
+        };
+        if copied.is_err() {
+            // A failed abort leaves the parts to the bucket's lifecycle rule.
+            self.abort(to.as_ref(), &id).await;
         }
+        copied
     }
 
     fn copy_failed(&self, what: &str, key: &str, e: signed::SignedError) -> FsError {
@@ -632,6 +649,15 @@ impl Objects {
                 format!("{what} {key} at {}: {why}", self.placement.endpoint)
             }
         })
+    }
+
+    /// The ETag of the object at `key` now (`None`: there is none).
+    pub async fn etag_at(&self, key: &str) -> Result<Option<String>, FsError> {
+        match self.store.head(&recorded(key)).await {
+            Ok(meta) => Ok(Some(meta.e_tag.unwrap_or_default())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.failed("checking", key, e)),
+        }
     }
 
     /// The object at `key` as recorded.

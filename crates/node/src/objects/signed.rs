@@ -11,6 +11,7 @@
 
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::header::{HeaderName, HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use hyper::{Method, StatusCode};
@@ -95,14 +96,15 @@ impl Signed {
 
     /// Copies `from` onto `to` (the same key for `MFMT`) with new metadata:
     /// the content type and `x-amz-meta-mtime` (Unix seconds, what rclone
-    /// reads too), while `from` is still `etag`.
+    /// reads too), while `from` is still `etag`; the copy's ETag, when the
+    /// reply gives it.
     pub(super) async fn copy_with_mtime(
         &self,
         from: &Key,
         etag: &str,
         to: &Key,
         mtime: u64,
-    ) -> Result<(), SignedError> {
+    ) -> Result<Option<String>, SignedError> {
         let headers = [
             ("x-amz-copy-source", self.source(from)),
             ("x-amz-copy-source-if-match", unquoted(etag)),
@@ -110,7 +112,8 @@ impl Signed {
             ("x-amz-meta-mtime", mtime.to_string()),
             (CONTENT_TYPE.as_str(), super::CONTENT_TYPE.to_owned()),
         ];
-        self.send(self.url(to), &headers).await.map(drop)
+        let body = self.send(self.url(to), &headers).await?;
+        Ok(etag_of(&body))
     }
 
     /// Copies bytes `range` of `from` (while it is `etag`) as part `index`
@@ -144,9 +147,29 @@ impl Signed {
         })
     }
 
-    /// A signed PUT with no body; the reply's text.
+    /// A signed PUT with no body; the reply's text. A failure of the
+    /// connection or the server (5xx, or an error document after a 200) is
+    /// tried again, twice; the requests are idempotent.
     async fn send(&self, url: String, headers: &[(&str, String)]) -> Result<String, SignedError> {
-        let failed = |why: String| SignedError::Failed(why);
+        let mut tries = 0;
+        loop {
+            match self.send_once(&url, headers).await {
+                Ok(text) => return Ok(text),
+                Err(Attempt::Final(e)) => return Err(e),
+                Err(Attempt::Transient(why)) if tries == RETRIES => {
+                    return Err(SignedError::Failed(why))
+                }
+                Err(Attempt::Transient(why)) => {
+                    tries += 1;
+                    tracing::debug!(tries, "S3 request failed, trying again: {why}");
+                    tokio::time::sleep(Duration::from_millis(250 << tries)).await;
+                }
+            }
+        }
+    }
+
+    async fn send_once(&self, url: &str, headers: &[(&str, String)]) -> Result<String, Attempt> {
+        let fail = |why: String| Attempt::Final(SignedError::Failed(why));
         let mut request = HttpRequest::new(HttpRequestBody::empty());
         *request.method_mut() = Method::PUT;
         // S3 wants a length even for no body.
@@ -155,12 +178,12 @@ impl Signed {
             .insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
         *request.uri_mut() = url
             .parse()
-            .map_err(|e| failed(format!("request URL {url}: {e}")))?;
+            .map_err(|e| fail(format!("request URL {url}: {e}")))?;
         for (name, value) in headers {
             let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|e| failed(format!("header {name}: {e}")))?;
+                .map_err(|e| fail(format!("header {name}: {e}")))?;
             let value =
-                HeaderValue::from_str(value).map_err(|e| failed(format!("header {name}: {e}")))?;
+                HeaderValue::from_str(value).map_err(|e| fail(format!("header {name}: {e}")))?;
             request.headers_mut().insert(name, value);
         }
         let credential = self
@@ -168,33 +191,46 @@ impl Signed {
             .credentials()
             .get_credential()
             .await
-            .map_err(|e| failed(e.to_string()))?;
+            .map_err(|e| fail(e.to_string()))?;
         AwsAuthorizer::new(&credential, "s3", &self.region)
             .with_sign_payload(self.sign_payload)
             .try_authorize(&mut request, None)
-            .map_err(|e| failed(format!("signing: {e}")))?;
+            .map_err(|e| fail(format!("signing: {e}")))?;
+        let transient = |why: String| Attempt::Transient(why);
         let response = self
             .http
             .execute(request)
             .await
-            .map_err(|e| failed(super::chain(&e)))?;
+            .map_err(|e| transient(super::chain(&e)))?;
         let status = response.status();
         let body = response
             .into_body()
             .bytes()
             .await
-            .map_err(|e| failed(super::chain(&e)))?;
+            .map_err(|e| transient(super::chain(&e)))?;
         let text = String::from_utf8_lossy(&body).into_owned();
         match status {
-            StatusCode::PRECONDITION_FAILED => Err(SignedError::Changed),
-            StatusCode::NOT_FOUND => Err(SignedError::Missing),
+            StatusCode::PRECONDITION_FAILED => Err(Attempt::Final(SignedError::Changed)),
+            StatusCode::NOT_FOUND => Err(Attempt::Final(SignedError::Missing)),
             // A copy can fail after its 200 has gone out: S3 then sends an
             // error document as the body.
             s if s.is_success() && !text.contains("<Error>") => Ok(text),
-            s => Err(failed(format!("HTTP {s}: {}", text.trim()))),
+            s if s.is_success() || s.is_server_error() => {
+                Err(transient(format!("HTTP {s}: {}", text.trim())))
+            }
+            s => Err(fail(format!("HTTP {s}: {}", text.trim()))),
         }
     }
 }
+
+/// How one try of a request ended, when it failed.
+enum Attempt {
+    Final(SignedError),
+    Transient(String),
+}
+
+/// Tries after the first, for a connection or server failure.
+const RETRIES: u32 = 2;
 
 /// Ceph 16 compares conditional headers with the ETag as it stores it,
 /// without quotes; AWS takes either.
