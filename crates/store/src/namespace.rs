@@ -116,6 +116,32 @@ impl<'a> Txn<'a> {
         Ok(false)
     }
 
+    /// The inodes named in directory `dir`, as this entry sees them.
+    fn child_ids(&self, dir: u64) -> Result<Vec<u64>, StoreError> {
+        let prefix = dir.to_be_bytes();
+        let mut keys = std::collections::BTreeSet::new();
+        let handle = cf(self.db, DIRENTS)?;
+        for item in self.db.prefix_iterator_cf(handle, prefix) {
+            let (key, _) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            keys.insert(key.to_vec());
+        }
+        for (t, key) in self.overlay.keys() {
+            if *t == DIRENTS && key.starts_with(&prefix) {
+                keys.insert(key.clone());
+            }
+        }
+        let mut ids = Vec::with_capacity(keys.len());
+        for key in keys {
+            if let Some(id) = self.get::<u64>(DIRENTS, &key)? {
+                ids.push(id);
+            }
+        }
+        Ok(ids)
+    }
+
     /// The chunks of `file` from position `from` on, as this entry sees them.
     fn chunks_from(&self, file: &InodeRecord, from: u64) -> Result<Vec<ChunkRef>, StoreError> {
         if file.extents == 0 {
@@ -779,6 +805,9 @@ fn rename(
             _ => return Ok(CommandResult::Superseded),
         }
     }
+    if moving.is_dir() && !objects.is_empty() && !moves_whole_subtree(txn, &moving, objects)? {
+        return Ok(CommandResult::Superseded);
+    }
     if let Some(existing) = &dst.target {
         txn.release_file(existing)?;
     }
@@ -805,6 +834,42 @@ fn rename(
         }
     }
     Ok(CommandResult::Done)
+}
+
+/// Entries a directory rename on object storage looks at, at most (the
+/// renaming node copies at most 1,000 files).
+const RENAME_WALK_MAX: usize = 10_000;
+
+/// Whether `objects` moves every file under directory `dir` that has an
+/// object, and none has an upload in flight: a file stored there while
+/// the others were being copied would keep the key of its old path.
+fn moves_whole_subtree(
+    txn: &Txn<'_>,
+    dir: &InodeRecord,
+    objects: &[ObjectMove],
+) -> Result<bool, StoreError> {
+    let moved: std::collections::HashSet<u64> = objects.iter().map(|m| m.inode).collect();
+    let mut dirs = vec![dir.id];
+    let mut seen = 0;
+    while let Some(d) = dirs.pop() {
+        for id in txn.child_ids(d)? {
+            seen += 1;
+            if seen > RENAME_WALK_MAX {
+                return Ok(false);
+            }
+            let Some(child) = txn.inode(id)? else {
+                continue;
+            };
+            if child.is_dir() {
+                dirs.push(child.id);
+            } else if child.upload.is_some()
+                || (child.object.is_some() && !moved.contains(&child.id))
+            {
+                return Ok(false);
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// Whether `m` is a copy of `inode` as it is: the same generation, and

@@ -1171,6 +1171,27 @@ async fn a_rename_on_object_storage_switches_files_to_their_copies_or_changes_no
             .unwrap();
         assert_eq!(file.object, Some(object(&format!("p/e/{name}"), 5)));
     }
+    // A file stored in the directory while the others were copied is not
+    // among the moves: the whole rename is refused.
+    fs.mkdir("/e/sub").await;
+    let late = object_upload("u3", "/e/sub/late", "p/e/sub/late", 5, quota);
+    assert_eq!(fs.run(late).await, CommandResult::Done);
+    let a = fs.store.reader.lookup("/e/a").unwrap().unwrap();
+    let b = fs.store.reader.lookup("/e/b").unwrap().unwrap();
+    let partial = FsCommand::Rename {
+        from: "/e".into(),
+        to: "/f".into(),
+        objects: [(&a, "a"), (&b, "b")]
+            .map(|(file, name)| ObjectMove {
+                inode: file.id,
+                generation: file.generation,
+                object: object(&format!("p/f/{name}"), 5),
+                from_key: format!("p/e/{name}"),
+            })
+            .to_vec(),
+    };
+    assert_eq!(fs.run(partial).await, CommandResult::Superseded);
+    assert_eq!(fs.names("/"), ["e"]);
     // A copy made before that rename (from p/d/a) no longer matches the
     // file, though its generation does: refused.
     let stale = FsCommand::Rename {
@@ -1184,7 +1205,7 @@ async fn a_rename_on_object_storage_switches_files_to_their_copies_or_changes_no
         }],
     };
     assert_eq!(fs.run(stale).await, CommandResult::Superseded);
-    assert_eq!(fs.names("/e"), ["a", "b"]);
+    assert_eq!(fs.names("/e"), ["a", "b", "sub"]);
 }
 
 impl Fs {
