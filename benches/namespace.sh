@@ -12,8 +12,8 @@
 #   FILES=100000 STEP=20000 bash benches/namespace.sh
 #   PEERS="vsftpd pureftpd" FILES=300000 bash benches/namespace.sh
 #
-# PEERS: the same ingestion (files, steps, clients) into each of these peer
-# servers afterwards (benches/peers.sh installs and starts them; needs root),
+# PEERS: the same ingestion (steps, clients, deletes; PEER_FILES files, by
+# default FILES) into each of these peer servers afterwards (benches/peers.sh installs and starts them; needs root),
 # for files/s and p99 in the same run; they keep no store to measure.
 #
 # EVENTS=webhook: the cluster records upload events (issue 24) and a webhook
@@ -21,6 +21,17 @@
 # distinct event ids. Every SAMPLE seconds node 1's events metrics (recorded,
 # held in the store, backlog) and the receiver's count go into
 # $BENCH_DIR/events.tsv; at the end a line "events: …" sums them up.
+#
+# STORAGE=s3: the nodes keep file contents in a bucket of a Ceph RADOS
+# Gateway started on the same machine (tests/support/ceph-rgw.sh, one
+# memstore OSD of MEMSTORE_GIB, default 12: it holds every object in RAM);
+# the gateway's and OSD's CPU per file is reported beside the nodes', and
+# their RSS and the bucket's object count at the end.
+#
+# DELETES=N: after every step the clients DELE N of the files stored so far,
+# spread over all of them; rate, p99 and CPU per DELE are reported per step.
+#
+# Every step reports the nodes' CPU per file (all three nodes' together).
 #
 # Prints Markdown rows on stderr and the tab-separated figures into
 # $BENCH_DIR/namespace.tsv. Uses target/release unless WHARF_BIN_DIR says.
@@ -37,6 +48,9 @@ EVENTS=${EVENTS:-}
 SAMPLE=${SAMPLE:-30}
 # No new step starts after this many seconds of ingestion (0: none).
 MAX_SECONDS=${MAX_SECONDS:-0}
+STORAGE=${STORAGE:-cluster}
+DELETES=${DELETES:-0}
+MEMSTORE_GIB=${MEMSTORE_GIB:-12}
 BENCH_DIR=${BENCH_DIR:-/tmp/wharf-namespace}
 bin=${WHARF_BIN_DIR:-$repo/target/release}
 wharf=$bin/wharf
@@ -57,11 +71,32 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
 
 
 pids=()
+ceph=$BENCH_DIR/ceph
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  [ "$STORAGE" != s3 ] || bash "$repo/tests/support/ceph-rgw.sh" stop "$ceph" 2>/dev/null || true
 }
 trap cleanup EXIT
+
+storage_args=(--storage "$STORAGE")
+gateway_pids=
+case "$STORAGE" in
+  cluster) ;;
+  s3)
+    line=$(MEMSTORE_BYTES=$((MEMSTORE_GIB << 30)) bash "$repo/tests/support/ceph-rgw.sh" start "$ceph")
+    s3_field() { tr ' ' '\n' <<<"$line" | sed -n "s/^$1=//p"; }
+    endpoint=$(s3_field endpoint)
+    curl -sS --fail --aws-sigv4 aws:amz:us-east-1:s3 --user "$(s3_field access_key):$(s3_field secret_key)" \
+      -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" -X PUT "$endpoint/bench"
+    printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' \
+      "$(s3_field access_key)" "$(s3_field secret_key)" >"$ceph/credentials"
+    storage_args+=(--s3-endpoint "$endpoint" --s3-bucket bench --s3-path-style
+      --s3-credentials-file "$ceph/credentials")
+    gateway_pids=$(cat "$ceph"/pids/*.pid | paste -sd,)
+    ;;
+  *) echo "STORAGE=$STORAGE: cluster or s3" >&2; exit 2 ;;
+esac
 
 # Node N in the background; its pid goes to $BENCH_DIR/nodeN/pid.
 start_node() {
@@ -70,7 +105,7 @@ start_node() {
   local dir=$BENCH_DIR/node$n
   mkdir -p "$dir"
   "$wharf" serve --data-dir "$dir/" --listen "127.0.0.1:$ftp" --implicit-listen off \
-    --cluster-listen "127.0.0.1:$cluster" --http-listen "${http_listen[n]:-off}" --storage cluster \
+    --cluster-listen "127.0.0.1:$cluster" --http-listen "${http_listen[n]:-off}" "${storage_args[@]}" \
     --pasv-ports "$((40000 + 1000 * n))-$((40999 + 1000 * n))" \
     --cert "$tls/cert.pem" --key "$tls/key.pem" \
     --max-connections 20000 --max-per-ip 20000 "$@" \
@@ -157,7 +192,19 @@ node_pids=$(cat "$BENCH_DIR"/node{1,2,3}/pid | paste -sd,)
 "$bench" namespace --port "${ports[0]},${ports[1]},${ports[2]}" --label wharf-3 \
   --files "$FILES" --step "$STEP" --clients "$CLIENTS" --per-dir "$PER_DIR" --max-seconds "$MAX_SECONDS" \
   --data-dir "$BENCH_DIR/node1,$BENCH_DIR/node2,$BENCH_DIR/node3" --node-pid "$node_pids" \
+  --cpu-of "$node_pids" --deletes "$DELETES" ${gateway_pids:+--gateway-pid "$gateway_pids"} \
   >"$BENCH_DIR/namespace.tsv"
+
+if [ "$STORAGE" = s3 ]; then
+  for f in "$ceph"/pids/*.pid; do
+    pid=$(cat "$f")
+    echo "ceph $(basename "$f" .pid): RSS $(($(awk '/VmRSS/ {print $2}' "/proc/$pid/status") / 1024)) MiB" >&2
+  done
+  objects=$(radosgw-admin -c "$ceph/ceph.conf" -n client.rgw.wharf bucket stats --bucket bench 2>/dev/null |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["usage"]["rgw.main"]["num_objects"])' || echo "?")
+  echo "bucket bench holds $objects objects" >&2
+  printf 'wharf-3\tnamespace\tbucket objects\t%s\n' "$objects" >>"$BENCH_DIR/namespace.tsv"
+fi
 
 if [ -n "$EVENTS" ]; then
   kill "$sampler" 2>/dev/null || true
@@ -205,8 +252,9 @@ if [ -n "$PEERS" ]; then
     port=$(free_port)
     peer_start "$peer" "$prefix" "$BENCH_DIR/$peer" "$port" 20000 44999 "$tls/cert.pem" "$tls/key.pem" ||
       { echo "$peer: did not start" >&2; continue; }
-    "$bench" namespace --port "$port" --label "$peer" --files "$FILES" --step "$STEP" \
-      --clients "$CLIENTS" --per-dir "$PER_DIR" --max-seconds "$MAX_SECONDS" >>"$BENCH_DIR/namespace.tsv" ||
+    "$bench" namespace --port "$port" --label "$peer" --files "${PEER_FILES:-$FILES}" --step "$STEP" \
+      --clients "$CLIENTS" --per-dir "$PER_DIR" --max-seconds "$MAX_SECONDS" \
+      --cpu-of "$(cat "$BENCH_DIR/$peer/$peer.pid")" --deletes "$DELETES" >>"$BENCH_DIR/namespace.tsv" ||
       echo "$peer: the namespace scenario failed" >&2
     peer_stop "$peer" "$BENCH_DIR/$peer"
     rm -rf "$BENCH_DIR/$peer/home"

@@ -6,6 +6,7 @@
 //! `label scenario metric value` on stdout (what `report` turns into a
 //! table) and a readable summary on stderr.
 
+use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -122,6 +123,18 @@ enum Command {
         /// No new step starts after this many seconds (0: no limit).
         #[arg(long, default_value_t = 0)]
         max_seconds: u64,
+        /// The first file's number: a run that adds to a namespace an
+        /// earlier run left (its directories must exist).
+        #[arg(long, default_value_t = 0)]
+        first: usize,
+        /// After each step, DELE this many of the files stored so far,
+        /// spread over all of them (never the same file twice).
+        #[arg(long, default_value_t = 0)]
+        deletes: usize,
+        /// Processes beside the server whose CPU is reported per file too
+        /// (an object store's gateway and OSD).
+        #[arg(long, value_delimiter = ',')]
+        gateway_pid: Vec<u32>,
     },
     /// Times one listing of a directory (on the first node), sampling the
     /// server's RSS while it runs.
@@ -335,12 +348,17 @@ impl Tally {
         }
     }
 
-    /// Stores one file and counts it; false when client `c` must stop (a
-    /// refusal leaves the session usable; a timeout or a broken connection
-    /// does not).
-    async fn store(&mut self, session: &mut Session, path: &str, data: &[u8], c: usize) -> bool {
+    /// Awaits one operation on `path` and counts it; false when client `c`
+    /// must stop (a refusal leaves the session usable; a timeout or a
+    /// broken connection does not).
+    async fn count(
+        &mut self,
+        path: &str,
+        c: usize,
+        op: impl std::future::Future<Output = Result<()>>,
+    ) -> bool {
         let t = Instant::now();
-        match session.store(path, data).await {
+        match op.await {
             Ok(()) => self.latencies.push(t.elapsed()),
             Err(e) if refusal(&e).is_some() => self.failed(e),
             Err(e) => {
@@ -447,7 +465,7 @@ async fn ingest_small(
             };
             for f in 0..files {
                 let path = format!("wharf-bench-{c}-{f}.bin");
-                if !tally.store(&mut session, &path, &data, c).await {
+                if !tally.count(&path, c, session.store(&path, &data)).await {
                     return tally;
                 }
             }
@@ -583,6 +601,11 @@ struct NamespaceSettings {
     per_dir: usize,
     data_dirs: Vec<PathBuf>,
     pids: Vec<u32>,
+    /// The first file's number.
+    first: usize,
+    /// Files deleted after each step.
+    deletes: usize,
+    gateway_pids: Vec<u32>,
 }
 
 const MIB: f64 = 1024.0 * 1024.0;
@@ -596,26 +619,176 @@ fn namespace_path(i: usize, per_dir: usize) -> (String, String) {
     (dir, path)
 }
 
-async fn namespace(target: &Target, s: NamespaceSettings) -> Result<()> {
+/// What the namespace scenario's clients do to each file they take.
+#[derive(Clone, Copy)]
+enum FileOp {
+    Store { size: usize },
+    Delete,
+}
+
+/// `clients` sessions spread over the nodes take the files `items` names
+/// in turn and do `op` to each.
+async fn file_phase(
+    target: &Target,
+    clients: usize,
+    per_dir: usize,
+    items: Vec<usize>,
+    op: FileOp,
+) -> Result<Tally> {
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use wharf_benches::footprint::{node_disk, rss_kib};
-    let mut setup = target.session(target.node(0)).await?;
-    setup.make_dir("ns").await?;
-    for d in 0..s.files.div_ceil(s.per_dir) {
-        setup
-            .make_dir(&namespace_path(d * s.per_dir, s.per_dir).0)
-            .await?;
+    let (items, next) = (Arc::new(items), Arc::new(AtomicUsize::new(0)));
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let (target, node) = (target.clone(), target.node(c));
+        let (items, next) = (items.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut tally = Tally::default();
+            let Some(mut session) = tally.session(&target, node).await else {
+                return tally;
+            };
+            while let Some(&i) = items.get(next.fetch_add(1, Ordering::Relaxed)) {
+                let (_, path) = namespace_path(i, per_dir);
+                let go_on = match op {
+                    FileOp::Store { size } => {
+                        // `payload` ors its seed with 1: odd seeds are all distinct.
+                        let data = payload(size, 2 * i as u64 + 1);
+                        tally.count(&path, c, session.store(&path, &data)).await
+                    }
+                    FileOp::Delete => tally.count(&path, c, session.delete(&path)).await,
+                };
+                if !go_on {
+                    return tally;
+                }
+            }
+            session.quit().await;
+            tally
+        }));
     }
-    setup.quit().await;
+    Tally::gather(tasks, "no file was done").await
+}
+
+/// `count` files spread evenly over the first `end`, none of them in
+/// `deleted` (which they join).
+fn spread_deletes(end: usize, count: usize, deleted: &mut HashSet<usize>) -> Vec<usize> {
+    let count = count.min(end.saturating_sub(deleted.len()));
+    let stride = (end / count.max(1)).max(1);
+    // Each round starts one file further on.
+    let offset = (deleted.len() / count.max(1)) % stride;
+    let mut picked = Vec::with_capacity(count);
+    for j in 0..count {
+        let mut i = (j * stride + offset) % end;
+        while !deleted.insert(i) {
+            i = (i + 1) % end;
+        }
+        picked.push(i);
+    }
+    picked
+}
+
+/// CPU seconds so far of the server (`--cpu-of`) and of `others`.
+fn cpu_now(target: &Target, others: &[u32]) -> Result<(Option<f64>, Option<f64>)> {
+    let others = if others.is_empty() {
+        None
+    } else {
+        Some(cpu::of_trees(others)?)
+    };
+    Ok((target.server_cpu()?, others))
+}
+
+/// What one phase of the namespace scenario measured.
+struct PhaseFigures {
+    rate: f64,
+    p99_ms: f64,
+    errors: usize,
+    /// The server's and the gateway's CPU ms per file done.
+    cpu_ms: Option<f64>,
+    gateway_cpu_ms: Option<f64>,
+}
+
+impl PhaseFigures {
+    /// Its cells in the Markdown row: rate, p99, CPU, errors.
+    fn row(&self) -> String {
+        let show = |ms: Option<f64>| ms.map_or_else(|| "-".to_string(), |ms| format!("{ms:.2}"));
+        format!(
+            "{:.0} | {:.1} | {}, {} | {}",
+            self.rate,
+            self.p99_ms,
+            show(self.cpu_ms),
+            show(self.gateway_cpu_ms),
+            self.errors
+        )
+    }
+}
+
+/// Runs one phase of the namespace scenario on `items` and emits its
+/// figures, their names led by `name` and followed by `at`'s step.
+async fn measured_phase(
+    target: &Target,
+    s: &NamespaceSettings,
+    items: Vec<usize>,
+    op: FileOp,
+    name: &str,
+    at: &dyn Fn(&str) -> String,
+) -> Result<PhaseFigures> {
+    let start = Instant::now();
+    let before = cpu_now(target, &s.gateway_pids)?;
+    let mut tally = file_phase(target, s.clients, s.per_dir, items, op).await?;
+    let after = cpu_now(target, &s.gateway_pids)?;
+    let done = tally.latencies.len();
+    tally.latencies.sort();
+    let per_file = |before: Option<f64>, after: Option<f64>| {
+        Some((after? - before?) * 1000.0 / done.max(1) as f64)
+    };
+    let figures = PhaseFigures {
+        rate: done as f64 / start.elapsed().as_secs_f64(),
+        p99_ms: percentile(&tally.latencies, 99).as_secs_f64() * 1000.0,
+        errors: tally.errors,
+        cpu_ms: per_file(before.0, after.0),
+        gateway_cpu_ms: per_file(before.1, after.1),
+    };
+    let emit =
+        |metric: &str, value: f64| target.emit("namespace", &at(&format!("{name}{metric}")), value);
+    emit("files/s", figures.rate);
+    emit("p99 ms", figures.p99_ms);
+    emit("errors", figures.errors as f64);
+    if let Some(cpu) = figures.cpu_ms {
+        emit("CPU ms/file", cpu);
+    }
+    if let Some(cpu) = figures.gateway_cpu_ms {
+        emit("gateway CPU ms/file", cpu);
+    }
+    if let Some(e) = &tally.first_error {
+        eprintln!("{}: namespace: {name}first error: {e}", target.label);
+    }
+    Ok(figures)
+}
+
+async fn namespace(target: &Target, s: NamespaceSettings) -> Result<()> {
+    use wharf_benches::footprint::{node_disk, rss_kib};
+    if s.first == 0 {
+        let mut setup = target.session(target.node(0)).await?;
+        setup.make_dir("ns").await?;
+        for d in 0..s.files.div_ceil(s.per_dir) {
+            setup
+                .make_dir(&namespace_path(d * s.per_dir, s.per_dir).0)
+                .await?;
+        }
+        setup.quit().await;
+    }
+    let deletes_header = if s.deletes > 0 {
+        " DELE/s | DELE p99 ms | DELE CPU ms, gateway's | DELE errors |"
+    } else {
+        ""
+    };
     eprintln!(
-        "| files | files/s | p99 ms | errors | {} |",
+        "| files | files/s | p99 ms | CPU ms/file, gateway's | errors |{deletes_header} {} |",
         (1..=s.data_dirs.len().max(s.pids.len()))
             .map(|n| format!("node {n}: store MiB, snapshot MiB, chunks MiB, RSS MiB"))
             .collect::<Vec<_>>()
             .join(" | ")
     );
-    let next = Arc::new(AtomicUsize::new(0));
-    let mut done = 0;
+    let mut deleted = HashSet::new();
+    let mut done = s.first;
     while done < s.files {
         if s.deadline.is_some_and(|d| Instant::now() >= d) {
             eprintln!(
@@ -625,42 +798,19 @@ async fn namespace(target: &Target, s: NamespaceSettings) -> Result<()> {
             break;
         }
         let end = (done + s.step).min(s.files);
-        let start = Instant::now();
-        let mut tasks = Vec::new();
-        for c in 0..s.clients {
-            let (target, node, next) = (target.clone(), target.node(c), next.clone());
-            let (size, per_dir) = (s.size, s.per_dir);
-            tasks.push(tokio::spawn(async move {
-                let mut tally = Tally::default();
-                let Some(mut session) = tally.session(&target, node).await else {
-                    return tally;
-                };
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= end {
-                        // Not this step's: the next step starts from it.
-                        next.fetch_min(end, Ordering::Relaxed);
-                        break;
-                    }
-                    let (_, path) = namespace_path(i, per_dir);
-                    // `payload` ors its seed with 1: odd seeds are all distinct.
-                    let data = payload(size, 2 * i as u64 + 1);
-                    if !tally.store(&mut session, &path, &data, c).await {
-                        return tally;
-                    }
-                }
-                session.quit().await;
-                tally
-            }));
-        }
-        let mut tally = Tally::gather(tasks, "no file was stored").await?;
-        let rate = tally.latencies.len() as f64 / start.elapsed().as_secs_f64();
-        tally.latencies.sort();
-        let p99 = percentile(&tally.latencies, 99).as_secs_f64() * 1000.0;
         let at = |metric: &str| format!("{metric} @{end}");
-        target.emit("namespace", &at("files/s"), rate);
-        target.emit("namespace", &at("p99 ms"), p99);
-        target.emit("namespace", &at("errors"), tally.errors as f64);
+        let op = FileOp::Store { size: s.size };
+        let stored = measured_phase(target, &s, (done..end).collect(), op, "", &at).await?;
+        let mut deletes_row = String::new();
+        if s.deletes > 0 {
+            // Among this run's files (an earlier run's deletes are not known).
+            let picked = spread_deletes(end - s.first, s.deletes, &mut deleted)
+                .into_iter()
+                .map(|i| i + s.first)
+                .collect();
+            let gone = measured_phase(target, &s, picked, FileOp::Delete, "DELE ", &at).await?;
+            deletes_row = format!(" {} |", gone.row());
+        }
         let mut nodes = Vec::new();
         for n in 0..s.data_dirs.len().max(s.pids.len()) {
             let disk = s.data_dirs.get(n).map(|d| node_disk(d)).unwrap_or_default();
@@ -688,13 +838,10 @@ async fn namespace(target: &Target, s: NamespaceSettings) -> Result<()> {
             ));
         }
         eprintln!(
-            "| {end} | {rate:.0} | {p99:.1} | {} | {} |",
-            tally.errors,
+            "| {end} | {} |{deletes_row} {} |",
+            stored.row(),
             nodes.join(" | ")
         );
-        if let Some(e) = &tally.first_error {
-            eprintln!("{}: namespace: first error: {e}", target.label);
-        }
         done = end;
     }
     Ok(())
@@ -797,6 +944,9 @@ fn main() -> Result<()> {
             data_dir,
             node_pid,
             max_seconds,
+            first,
+            deletes,
+            gateway_pid,
         } => {
             let settings = NamespaceSettings {
                 deadline: (max_seconds > 0)
@@ -808,6 +958,9 @@ fn main() -> Result<()> {
                 per_dir: per_dir.max(1),
                 data_dirs: data_dir,
                 pids: node_pid,
+                first,
+                deletes,
+                gateway_pids: gateway_pid,
             };
             run(async move { namespace(&target, settings).await })
         }
@@ -834,5 +987,30 @@ fn main() -> Result<()> {
             };
             run(async move { idle(&target, settings).await })
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deletes_are_spread_and_never_repeat() {
+        let mut deleted = HashSet::new();
+        let mut end = 0;
+        for _ in 0..10 {
+            end += 1000;
+            let picked = spread_deletes(end, 50, &mut deleted);
+            assert_eq!(picked.len(), 50);
+            assert!(picked.iter().all(|&i| i < end));
+            // Spread: the last pick lies in the step's last twentieth.
+            assert!(*picked.iter().max().unwrap() >= end - end / 20);
+        }
+        assert_eq!(deleted.len(), 500);
+        // More than is left: what is left.
+        let rest = spread_deletes(end, 20_000, &mut deleted);
+        assert_eq!(rest.len(), end - 500);
+        assert_eq!(deleted.len(), end);
+        assert!(spread_deletes(end, 5, &mut deleted).is_empty());
     }
 }
