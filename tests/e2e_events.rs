@@ -440,18 +440,8 @@ fn tailed(node: &Wharf) -> Vec<serde_json::Value> {
 
 fn wait_dropped(node: &Wharf, total: u64) {
     poll_until(Duration::from_secs(30), "events dropped", || {
-        (metric(node, "wharf_events_dropped_total ")? == total).then_some(())
+        (node.metric("wharf_events_dropped_total ")? == total).then_some(())
     });
-}
-
-fn metric(node: &Wharf, line_start: &str) -> Option<u64> {
-    let out = run(std::process::Command::new("curl").args([
-        "--silent",
-        &format!("http://127.0.0.1:{}/metrics", node.http_port),
-    ]));
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
 }
 
 #[test]
@@ -573,7 +563,7 @@ fn events_past_the_retention_limits_are_dropped_counted_and_audited() {
     let kept = tailed(&wharf);
     let kept_paths: Vec<&str> = kept.iter().map(|e| e["path"].as_str().unwrap()).collect();
     assert_eq!(kept_paths, ["/f5.bin", "/f6.bin", "/f7.bin"]);
-    assert_eq!(metric(&wharf, "wharf_events_retained "), Some(3));
+    assert_eq!(wharf.metric("wharf_events_retained "), Some(3));
     let audited: u64 = wharf
         .audit_lines()
         .iter()
@@ -611,7 +601,7 @@ fn events_past_the_retention_limits_are_dropped_counted_and_audited() {
     put_numbered(&wharf, &file, "f", 8..10);
     wait_dropped(&wharf, 7);
     assert_eq!(tailed(&wharf), Vec::<serde_json::Value>::new());
-    assert_eq!(metric(&wharf, "wharf_events_retained "), Some(0));
+    assert_eq!(wharf.metric("wharf_events_retained "), Some(0));
 }
 
 #[test]
@@ -653,7 +643,9 @@ fn a_nats_server_that_hangs_or_restarts_builds_a_backlog_that_drains_when_it_ret
         "{behind}"
     );
     assert!(
-        metric(&wharf, "wharf_events_backlog{sink=\"bus\"} ").is_some_and(|n| n > 0),
+        wharf
+            .metric("wharf_events_backlog{sink=\"bus\"} ")
+            .is_some_and(|n| n > 0),
         "the backlog metric"
     );
     nats.resume();

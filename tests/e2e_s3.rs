@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::cluster::Cluster;
+use crate::support::cluster::{poll_until, Cluster};
 use crate::support::s3::{CephGateway, S3Bucket};
 use crate::support::{
     assert_same_file, assert_success, describe, free_port, run, run_for, write_random_file, Wharf,
@@ -18,6 +18,8 @@ use crate::support::{
 
 const MIB: u64 = 1 << 20;
 const PREFIX: &str = "ftp";
+/// The metric of objects waiting in the trash.
+const TRASH: &str = "wharf_object_trash_entries ";
 
 /// The object key of the first account's `path`.
 fn key(wharf: &Wharf, path: &str) -> String {
@@ -157,6 +159,13 @@ fn three_nodes_keep_files_as_objects_under_their_paths() {
         bucket.keys(),
         [key(one, "out/renamed.bin"), key(one, "out/small.bin")]
     );
+    // Their trash entries are forgotten right after (the leader's sweep,
+    // a minute or more away here, is not needed), on every node.
+    for node in [one, two, three] {
+        poll_until(Duration::from_secs(10), "the trash emptied", || {
+            (node.metric(TRASH)? == 0).then_some(())
+        });
+    }
     assert_object(&bucket, &key(one, "out/renamed.bin"), &third);
     assert!(!cluster.node(2).stored().exists("out/large.bin"));
     // What AWS's SDK sees in the bucket: the same keys, the files' sizes.
@@ -389,6 +398,7 @@ fn an_object_the_bucket_would_not_delete_goes_once_it_may() {
         bucket.object(&gone).is_some(),
         "the bucket deleted the object against its policy"
     );
+    assert_eq!(node.metric(TRASH), Some(1), "the object waits in the trash");
     bucket.deny_deletes(false);
     let deadline = Instant::now() + Duration::from_secs(60);
     while bucket.object(&gone).is_some() {
@@ -398,6 +408,9 @@ fn an_object_the_bucket_would_not_delete_goes_once_it_may() {
         );
         std::thread::sleep(Duration::from_millis(500));
     }
+    poll_until(Duration::from_secs(10), "the trash emptied", || {
+        (node.metric(TRASH)? == 0).then_some(())
+    });
 }
 
 /// An endpoint that stops answering fails uploads and downloads with `451`

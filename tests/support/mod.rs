@@ -566,6 +566,18 @@ impl Wharf {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The value of the `/metrics` sample whose line starts with
+    /// `line_start` (name, labels and the space), if there is one.
+    pub fn metric(&self, line_start: &str) -> Option<u64> {
+        let out = run(Command::new("curl").args([
+            "--silent",
+            &format!("http://127.0.0.1:{}/metrics", self.http_port),
+        ]));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(line_start)?.trim().parse().ok())
+    }
+
     /// The server's stderr so far (where its tracing output goes).
     pub fn stderr(&self) -> String {
         fs::read_to_string(&self.stderr_log).unwrap_or_default()

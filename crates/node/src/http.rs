@@ -26,6 +26,8 @@ pub struct Observed {
     pub repair_backlog: Arc<AtomicU64>,
     /// Events this node handed to sinks while it led.
     pub deliveries: Arc<crate::events::DeliveryCounts>,
+    /// `--storage s3`: the object trash is reported.
+    pub object_storage: bool,
 }
 
 pub async fn serve(listener: TcpListener, observed: Arc<Observed>) {
@@ -185,6 +187,7 @@ fn exposition(o: &Observed) -> String {
     raft(&mut out, o);
     certificates(&mut out, o);
     events(&mut out, o);
+    object_trash(&mut out, o);
     out
 }
 
@@ -264,6 +267,38 @@ fn raft(out: &mut String, o: &Observed) {
             o.repair_backlog.load(Ordering::Relaxed),
         );
     }
+}
+
+/// The most trash entries a scrape counts.
+const TRASH_COUNT_MAX: usize = 10_000;
+
+/// Objects whose files went and which are not yet known to be gone from
+/// the bucket (`--storage s3`; the same on every node). Near 0 but for the
+/// moment between a `DELE` and its removal; growing while the bucket
+/// refuses deletes or does not answer.
+fn object_trash(out: &mut String, o: &Observed) {
+    const PAGE: usize = 1000;
+    if !o.object_storage {
+        return;
+    }
+    let reader = o.node.reader();
+    let (mut count, mut after) = (0, None);
+    while count < TRASH_COUNT_MAX {
+        let Ok(page) = reader.trash_page(after.as_ref(), PAGE) else {
+            return;
+        };
+        count += page.len();
+        if page.len() < PAGE {
+            break;
+        }
+        after = page.into_iter().last();
+    }
+    gauge(
+        out,
+        "wharf_object_trash_entries",
+        "Objects of deleted or replaced files waiting to be removed from the bucket (counted up to 10000).",
+        count as u64,
+    );
 }
 
 fn certificates(out: &mut String, o: &Observed) {

@@ -188,6 +188,7 @@ impl Node {
                 engine: control,
                 repair_backlog,
                 deliveries,
+                object_storage: mode == StorageMode::S3,
             });
             match tokio::net::TcpListener::bind(addr).await {
                 Ok(listener) => {

@@ -191,11 +191,11 @@ pub fn boundary(
             data_dir.to_owned(),
         ),
         StorageMode::Cluster | StorageMode::S3 => (
-            Arc::new(ClusterStorage {
-                node: node.clone(),
-                chunk_size: wharf_blob::DEFAULT_CHUNK_SIZE,
+            Arc::new(ClusterStorage::new(
+                node.clone(),
+                wharf_blob::DEFAULT_CHUNK_SIZE,
                 objects,
-            }),
+            )),
             "/".into(),
         ),
     }

@@ -35,6 +35,19 @@ pub struct ClusterStorage {
     pub chunk_size: usize,
     /// `--storage s3`: files' contents are objects of this bucket, not chunks.
     pub objects: Option<Arc<Objects>>,
+    forgetting: trash::Forgetting,
+}
+
+impl ClusterStorage {
+    /// Starts the task that forgets removed objects (needs a runtime).
+    pub fn new(node: Arc<ClusterHandle>, chunk_size: usize, objects: Option<Arc<Objects>>) -> Self {
+        ClusterStorage {
+            forgetting: trash::Forgetting::start(node.clone()),
+            node,
+            chunk_size,
+            objects,
+        }
+    }
 }
 
 /// The most files a directory rename copies on object storage (each is a
@@ -77,6 +90,7 @@ impl Storage for ClusterStorage {
             home,
             chunk_size: self.chunk_size,
             objects: self.objects.clone(),
+            forgetting: self.forgetting.clone(),
             owner: user.name.clone(),
             quota: Quota {
                 bytes: user.quota.bytes,
@@ -105,6 +119,7 @@ pub struct ClusterFs {
     home: String,
     chunk_size: usize,
     objects: Option<Arc<Objects>>,
+    forgetting: trash::Forgetting,
     /// The logged-in user, charged for what they write.
     owner: String,
     quota: Quota,
@@ -153,14 +168,7 @@ pub(crate) fn outcome(result: CommandResult) -> Result<(), FsError> {
 /// Deletes the object at `key` unless the file at `path` now keeps its
 /// content there (a later upload to the same name took the key).
 async fn forget_unless_used(node: &ClusterHandle, objects: &Objects, key: &str, path: &str) {
-    let used = node
-        .reader()
-        .lookup(path)
-        .ok()
-        .flatten()
-        .and_then(|i| i.object)
-        .is_some_and(|o| o.key == key);
-    if !used {
+    if !trash::records_key(node, path, key) {
         objects.delete(key).await;
     }
 }
@@ -297,7 +305,7 @@ impl ClusterFs {
                     inode: m.inode,
                     generation: m.generation,
                 });
-                trash::empty(&self.node, objects, old.collect()).await;
+                trash::empty(&self.node, objects, old.collect(), &self.forgetting).await;
                 Ok(())
             }
             // Refused: the copies are no file's.
@@ -624,7 +632,7 @@ impl FileSystem for ClusterFs {
                 forget_unless_used(&self.node, objects, key.as_ref(), &path).await;
             }
         }
-        trash::empty(&self.node, objects, trashed).await;
+        trash::empty(&self.node, objects, trashed, &self.forgetting).await;
         Ok(())
     }
 

@@ -3,8 +3,9 @@
 //! flight — puts it in `object_trash` in the same log entry, so a failure
 //! between the commit and the bucket's DELETE (the endpoint down, the node
 //! killed) leaves a record, not an orphan object. The node that made the
-//! change removes the objects at once and then forgets them; the leader's
-//! upkeep retries what is still there a turn later.
+//! change removes the objects at once and then forgets them, in batches
+//! off the command's path (`Forgetting`); the leader's upkeep retries what
+//! is still there a turn later.
 //!
 //! A key a later file records again leaves the trash in that file's entry,
 //! and each removal looks again just before the DELETE: the trash never
@@ -12,7 +13,9 @@
 //! `STOR` whose PUT lands between that look and the DELETE.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
+use tokio::sync::mpsc;
 use wharf_cluster::ClusterHandle;
 use wharf_store::records::TrashEntry;
 use wharf_store::{Command, CommandResult, FsCommand};
@@ -28,14 +31,51 @@ const SWEEP_MAX: usize = 10_000;
 /// ends after a round in which none could be removed (the endpoint down).
 const SWEEP_ROUND: usize = 100;
 
-/// Removes what `entries` name from the bucket, then forgets those that
-/// are gone; how many. A removal that fails stays in the trash for the
+/// Hands what a command removed from the bucket to one task per node,
+/// which forgets it after the command's reply: one log entry per batch,
+/// made of whatever queued while the previous one committed. A DELE thus
+/// waits for one commit, not two, and a stream of them shares the second.
+#[derive(Clone)]
+pub(crate) struct Forgetting {
+    queue: mpsc::UnboundedSender<TrashEntry>,
+}
+
+impl Forgetting {
+    /// Starts the node's task; it ends when the last handle is dropped.
+    pub(crate) fn start(node: Arc<ClusterHandle>) -> Self {
+        let (queue, mut removed) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while removed.recv_many(&mut batch, FORGET_BATCH).await > 0 {
+                forget(&node, &batch).await;
+                batch.clear();
+            }
+        });
+        Forgetting { queue }
+    }
+}
+
+/// Removes what `entries` name from the bucket; `forgetting` forgets
+/// those that are gone. A removal that fails stays in the trash for the
 /// leader.
 pub(crate) async fn empty(
     node: &ClusterHandle,
     objects: &Objects,
     entries: Vec<TrashEntry>,
-) -> usize {
+    forgetting: &Forgetting,
+) {
+    for entry in entries {
+        if discard(node, objects, &entry).await {
+            // Refused only once the node is shutting down: the leader's
+            // sweep finds the object gone.
+            let _ = forgetting.queue.send(entry);
+        }
+    }
+}
+
+/// Removes what `entries` name from the bucket and forgets those that are
+/// gone before it returns; how many.
+async fn empty_now(node: &ClusterHandle, objects: &Objects, entries: Vec<TrashEntry>) -> usize {
     let mut gone = Vec::with_capacity(entries.len());
     for entry in entries {
         if discard(node, objects, &entry).await {
@@ -43,17 +83,22 @@ pub(crate) async fn empty(
         }
     }
     for batch in gone.chunks(FORGET_BATCH) {
-        let forget = FsCommand::ForgetTrash {
-            entries: batch.to_vec(),
-        };
-        match node.write(Command::Fs(forget)).await {
-            Ok(CommandResult::Done) => {}
-            Ok(other) => tracing::debug!("forgetting removed objects: {other:?}"),
-            // They stay listed; the leader's next turn finds them gone.
-            Err(e) => tracing::debug!("forgetting removed objects deferred: {e}"),
-        }
+        forget(node, batch).await;
     }
     gone.len()
+}
+
+/// One log entry that forgets `entries` (those still as given).
+async fn forget(node: &ClusterHandle, entries: &[TrashEntry]) {
+    let forget = FsCommand::ForgetTrash {
+        entries: entries.to_vec(),
+    };
+    match node.write(Command::Fs(forget)).await {
+        Ok(CommandResult::Done) => {}
+        Ok(other) => tracing::debug!("forgetting removed objects: {other:?}"),
+        // They stay listed; the leader's next turn finds them gone.
+        Err(e) => tracing::debug!("forgetting removed objects deferred: {e}"),
+    }
 }
 
 /// Whether the object or multipart upload `entry` names is gone now.
@@ -83,7 +128,15 @@ async fn discard(node: &ClusterHandle, objects: &Objects, entry: &TrashEntry) ->
 fn live(node: &ClusterHandle, objects: &Objects, key: &str) -> bool {
     objects
         .path_of(key)
-        .and_then(|path| node.reader().lookup(&path).ok().flatten())
+        .is_some_and(|path| records_key(node, &path, key))
+}
+
+/// Whether the file at `path` records its content at `key`.
+pub(crate) fn records_key(node: &ClusterHandle, path: &str, key: &str) -> bool {
+    node.reader()
+        .lookup(path)
+        .ok()
+        .flatten()
         .and_then(|inode| inode.object)
         .is_some_and(|object| object.key == key)
 }
@@ -124,7 +177,7 @@ impl Sweep {
             );
         }
         for round in due.chunks(SWEEP_ROUND) {
-            if !node.is_leader().await || empty(node, objects, round.to_vec()).await == 0 {
+            if !node.is_leader().await || empty_now(node, objects, round.to_vec()).await == 0 {
                 return;
             }
         }
